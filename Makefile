@@ -1,0 +1,79 @@
+# pyudf build. Everything derives from one interpreter: PYTHON (default: python3 on PATH).
+# Its sysconfig gives the pkg-config directory for cgo (python3-embed) and the directory
+# of libpython, which goes into the binaries' rpath; its pip installs requirements.txt.
+
+PYTHON ?= python3
+PY_EXE := $(shell $(PYTHON) -c 'import sys; print(sys.executable)' 2>/dev/null)
+ifeq ($(PY_EXE),)
+$(error PYTHON=$(PYTHON) is not a working Python interpreter)
+endif
+PY_VERSION := $(shell $(PY_EXE) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+PY_LIBPC := $(shell $(PY_EXE) -c 'import sysconfig; print(sysconfig.get_config_var("LIBPC"))')
+PY_LIBDIR := $(shell $(PY_EXE) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
+
+export PKG_CONFIG_PATH := $(PY_LIBPC)
+export CGO_ENABLED := 1
+export CGO_LDFLAGS := -Wl,-rpath,$(PY_LIBDIR)
+export LD_LIBRARY_PATH := $(PY_LIBDIR)$(if $(LD_LIBRARY_PATH),:$(LD_LIBRARY_PATH))
+# The engine embeds the interpreter PYUDF_PYTHON names (its venv, its site-packages).
+export PYUDF_PYTHON := $(PY_EXE)
+
+DEPS_STAMP := .deps/$(subst /,_,$(PY_EXE)).stamp
+GO_TEST_FLAGS ?= -race -count=1
+PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
+MATRIX ?= 3.10 3.11 3.12 3.13
+
+.PHONY: all deps build vet test test-go test-py demo bench bench-quick test-matrix env clean
+
+all: build
+
+env:
+	@echo "PYTHON=$(PY_EXE) ($(PY_VERSION))"
+	@echo "PKG_CONFIG_PATH=$(PKG_CONFIG_PATH)"
+	@echo "CGO_LDFLAGS=$(CGO_LDFLAGS)"
+
+# pip dependencies go into the chosen interpreter once per requirements.txt change.
+deps: $(DEPS_STAMP)
+$(DEPS_STAMP): requirements.txt
+	@mkdir -p .deps
+	$(PY_EXE) -m pip install --disable-pip-version-check -q -r requirements.txt
+	@touch $@
+
+build: deps
+	go build ./...
+
+vet: deps
+	go vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || \
+		{ echo "gofmt needed:"; gofmt -l .; exit 1; }
+
+test: vet test-py test-go
+
+test-go: deps
+	go test $(GO_TEST_FLAGS) ./...
+
+test-py: deps
+	cd python && $(PY_EXE) -m pytest -q tests
+
+demo: deps
+	go run ./examples/quickstart
+
+bench-quick: deps
+	go run ./bench -quick -json
+
+bench: deps
+	go run ./bench
+
+# The whole suite once per CPython version that pyenv has; prints one line per version.
+test-matrix:
+	@mkdir -p .deps; status=0; for v in $(MATRIX); do \
+		py=$$(ls -d $(PYENV_ROOT)/versions/$$v.*/bin/python3 2>/dev/null | sort -V | tail -n 1); \
+		if [ -z "$$py" ]; then echo "python $$v: MISSING (no $(PYENV_ROOT)/versions/$$v.*)"; status=1; continue; fi; \
+		if $(MAKE) --no-print-directory test PYTHON=$$py > .deps/matrix-$$v.log 2>&1; \
+		then echo "python $$v ($$py): PASS"; \
+		else echo "python $$v ($$py): FAIL (see .deps/matrix-$$v.log)"; status=1; fi; \
+	done; exit $$status
+
+clean:
+	rm -rf .deps
+	go clean -testcache

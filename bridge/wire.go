@@ -1,0 +1,763 @@
+package bridge
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/big"
+	"reflect"
+	"strings"
+	"time"
+)
+
+// Wire tags: the Go half of the format cgo/convert.h describes. Each value is
+// a tag byte and a payload in native byte order.
+const (
+	TagNull         = 0
+	TagFalse        = 1
+	TagTrue         = 2
+	TagInt          = 3
+	TagFloat        = 4
+	TagStr          = 5
+	TagBytes        = 6
+	TagDecimal      = 7
+	TagDate         = 8
+	TagTime         = 9
+	TagTimestamp    = 10
+	TagTimestampUTC = 11
+	TagList         = 12
+	TagMap          = 13
+	TagRow          = 14
+	TagBigInt       = 15
+)
+
+var ne = binary.NativeEndian
+
+// pythonNames names the Python type behind each tag, for error messages.
+var pythonNames = [...]string{
+	TagNull: "None", TagFalse: "bool", TagTrue: "bool", TagInt: "int", TagFloat: "float",
+	TagStr: "str", TagBytes: "bytes", TagDecimal: "Decimal", TagDate: "date", TagTime: "time",
+	TagTimestamp: "datetime", TagTimestampUTC: "datetime", TagList: "list", TagMap: "dict",
+	TagRow: "Row", TagBigInt: "int",
+}
+
+// --- encoding arguments ------------------------------------------------------
+
+// AppendArg appends v, converted to type t, to b. A nil t converts by v's Go
+// type. Numbers, bools and strings append without allocating.
+func AppendArg(b []byte, t *DataType, v Value) ([]byte, error) {
+	if v.kind == KindAny {
+		v = plainValue(v)
+	}
+	if v.kind == KindNull {
+		if t != nil && t.NotNull {
+			return b, convErr("nil for %s", t)
+		}
+		return append(b, TagNull), nil
+	}
+	if t == nil {
+		return appendDynamic(b, v)
+	}
+	switch t.Kind {
+	case BooleanType:
+		if v.kind == KindBool {
+			return appendBool(b, v.AsBool()), nil
+		}
+	case TinyIntType, SmallIntType, IntType, BigIntType:
+		if isInt(v.kind) {
+			if !intFits(v.AsInt64(), t.Kind) {
+				return b, convErr("%d overflows %s", v.AsInt64(), t)
+			}
+			return appendInt(b, v.AsInt64()), nil
+		}
+	case FloatType, DoubleType:
+		if isInt(v.kind) {
+			return appendFloat(b, float64(v.AsInt64())), nil
+		}
+		if v.kind == KindFloat32 || v.kind == KindFloat64 {
+			return appendFloat(b, v.AsFloat64()), nil
+		}
+	case CharType, VarCharType:
+		if v.kind == KindString {
+			return appendText(b, TagStr, v.AsString()), nil
+		}
+	case BinaryType, VarBinaryType:
+		if v.kind == KindBytes {
+			return appendText(b, TagBytes, string(v.AsBytes())), nil
+		}
+	default:
+		return appendComplex(b, t, v.Any())
+	}
+	return b, mismatch(v.Any(), t)
+}
+
+func isInt(k ValueKind) bool { return k >= KindInt8 && k <= KindInt64 }
+
+func intFits(v int64, k Kind) bool {
+	switch k {
+	case TinyIntType:
+		return v >= math.MinInt8 && v <= math.MaxInt8
+	case SmallIntType:
+		return v >= math.MinInt16 && v <= math.MaxInt16
+	case IntType:
+		return v >= math.MinInt32 && v <= math.MaxInt32
+	}
+	return true
+}
+
+// plainValue turns named basic types (type Celsius float64) into their kinds.
+func plainValue(v Value) Value {
+	rv := reflect.ValueOf(v.ptr)
+	switch rv.Kind() {
+	case reflect.Bool:
+		return Bool(rv.Bool())
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		if _, isDuration := v.ptr.(time.Duration); !isDuration {
+			return Int64(rv.Int())
+		}
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		if rv.Uint() <= math.MaxInt64 {
+			return Int64(int64(rv.Uint()))
+		}
+	case reflect.Float32, reflect.Float64:
+		return Float64(rv.Float())
+	case reflect.String:
+		return ValueOf(rv.String())
+	case reflect.Pointer, reflect.Interface:
+		if rv.IsNil() {
+			return Null()
+		}
+		if _, isRat := v.ptr.(*big.Rat); !isRat {
+			return plainValue(ValueOf(rv.Elem().Interface()))
+		}
+	case reflect.Slice:
+		if rv.Type().Elem().Kind() == reflect.Uint8 {
+			return Bytes(rv.Bytes())
+		}
+		if rv.IsNil() {
+			return Null()
+		}
+	case reflect.Map:
+		if rv.IsNil() {
+			return Null()
+		}
+	}
+	return v
+}
+
+func appendBool(b []byte, v bool) []byte {
+	if v {
+		return append(b, TagTrue)
+	}
+	return append(b, TagFalse)
+}
+
+func appendInt(b []byte, v int64) []byte {
+	return ne.AppendUint64(append(b, TagInt), uint64(v))
+}
+
+func appendFloat(b []byte, v float64) []byte {
+	return ne.AppendUint64(append(b, TagFloat), math.Float64bits(v))
+}
+
+// appendText appends a length-prefixed string; tag 0 means no tag (ROW field names).
+func appendText(b []byte, tag byte, s string) []byte {
+	if tag != 0 {
+		b = append(b, tag)
+	}
+	return append(ne.AppendUint32(b, uint32(len(s))), s...)
+}
+
+func appendDate(b []byte, tag byte, y int, m time.Month, d int) []byte {
+	b = ne.AppendUint32(append(b, tag), uint32(int32(y)))
+	return append(b, byte(m), byte(d))
+}
+
+func appendClock(b []byte, h, m, s, us int) []byte {
+	return ne.AppendUint32(append(b, byte(h), byte(m), byte(s)), uint32(us))
+}
+
+func appendTimestamp(b []byte, tag byte, t time.Time) []byte {
+	y, mo, d := t.Date()
+	h, mi, s := t.Clock()
+	return appendClock(appendDate(b, tag, y, mo, d), h, mi, s, t.Nanosecond()/1000)
+}
+
+func appendComplex(b []byte, t *DataType, x any) ([]byte, error) {
+	switch t.Kind {
+	case DecimalType:
+		r, ok := ratOf(x)
+		if !ok {
+			break
+		}
+		d, fits := fitDec(r, t)
+		if !fits {
+			return b, convErr("%s does not fit %s", r.FloatString(t.Scale), t)
+		}
+		return appendText(b, TagDecimal, d.String()), nil
+	case DateType:
+		if tm, ok := x.(time.Time); ok {
+			y, m, d := tm.Date()
+			return appendDate(b, TagDate, y, m, d), nil
+		}
+	case TimeType:
+		d, ok := x.(time.Duration)
+		if tm, isTime := x.(time.Time); isTime {
+			d, ok = TimeOfDay(tm), true
+		}
+		if !ok {
+			break
+		}
+		if d < 0 || d >= 24*time.Hour {
+			return b, convErr("%v is not a time of day for %s", d, t)
+		}
+		us := int(d / time.Microsecond)
+		return appendClock(append(b, TagTime), us/3600e6, us/60e6%60, us/1e6%60, us%1e6), nil
+	case TimestampType:
+		if tm, ok := x.(time.Time); ok {
+			return appendTimestamp(b, TagTimestamp, tm), nil
+		}
+	case TimestampLTZType:
+		if tm, ok := x.(time.Time); ok {
+			return appendTimestamp(b, TagTimestampUTC, tm.UTC()), nil
+		}
+	case ArrayType:
+		rv := reflect.ValueOf(x)
+		if rv.Kind() != reflect.Slice && rv.Kind() != reflect.Array {
+			break
+		}
+		b = ne.AppendUint32(append(b, TagList), uint32(rv.Len()))
+		var err error
+		for i := range rv.Len() {
+			if b, err = AppendArg(b, t.Elem, ValueOf(rv.Index(i).Interface())); err != nil {
+				return b, errAt(err, fmt.Sprintf("[%d]", i))
+			}
+		}
+		return b, nil
+	case MapType:
+		rv := reflect.ValueOf(x)
+		if rv.Kind() != reflect.Map {
+			break
+		}
+		b = ne.AppendUint32(append(b, TagMap), uint32(rv.Len()))
+		var err error
+		for it := rv.MapRange(); it.Next(); {
+			key := it.Key().Interface()
+			if b, err = AppendArg(b, t.Key, ValueOf(key)); err != nil {
+				return b, errAt(err, fmt.Sprintf("[key %v]", key))
+			}
+			if b, err = AppendArg(b, t.Value, ValueOf(it.Value().Interface())); err != nil {
+				return b, errAt(err, fmt.Sprintf("[%v]", key))
+			}
+		}
+		return b, nil
+	case RowType:
+		fields, ok := rowFields(x, t)
+		if !ok {
+			break
+		}
+		if len(fields) != len(t.Fields) {
+			return b, convErr("%d values for %s, which has %d fields", len(fields), t, len(t.Fields))
+		}
+		b = ne.AppendUint32(append(b, TagRow), uint32(len(fields)))
+		var err error
+		for i, f := range t.Fields {
+			b = appendText(b, 0, f.Name)
+			if b, err = AppendArg(b, f.Type, ValueOf(fields[i])); err != nil {
+				return b, errAt(err, "."+f.Name)
+			}
+		}
+		return b, nil
+	}
+	return b, mismatch(x, t)
+}
+
+func ratOf(x any) (*big.Rat, bool) {
+	switch d := x.(type) {
+	case Dec:
+		return d.Rat(), true
+	case *big.Rat:
+		return d, true
+	case string:
+		dec, err := ParseDec(d)
+		return dec.Rat(), err == nil
+	}
+	v := plainValue(ValueOf(x))
+	if isInt(v.kind) {
+		return new(big.Rat).SetInt64(v.AsInt64()), true
+	}
+	if v.kind == KindFloat64 && !math.IsInf(v.AsFloat64(), 0) && !math.IsNaN(v.AsFloat64()) {
+		return new(big.Rat).SetFloat64(v.AsFloat64()), true
+	}
+	return nil, false
+}
+
+// rowFields returns a ROW value's fields in t's order: from a Row or slice
+// (by position), a map[string]any (by name) or a struct (by field name or
+// `pyudf:"name"` tag).
+func rowFields(x any, t *DataType) ([]any, bool) {
+	switch r := x.(type) {
+	case Row:
+		return r, true
+	case []any:
+		return r, true
+	case map[string]any:
+		out := make([]any, len(t.Fields))
+		for i, f := range t.Fields {
+			out[i] = r[f.Name]
+		}
+		return out, true
+	}
+	rv := reflect.ValueOf(x)
+	if rv.Kind() != reflect.Struct {
+		return nil, false
+	}
+	out := make([]any, len(t.Fields))
+	for i, f := range t.Fields {
+		if fv, ok := structField(rv, f.Name); ok {
+			out[i] = fv.Interface()
+		}
+	}
+	return out, true
+}
+
+func structField(rv reflect.Value, name string) (reflect.Value, bool) {
+	rt := rv.Type()
+	for i := range rt.NumField() {
+		sf := rt.Field(i)
+		if !sf.IsExported() {
+			continue
+		}
+		tag, _, _ := strings.Cut(sf.Tag.Get("pyudf"), ",")
+		if tag == name || (tag == "" && strings.EqualFold(sf.Name, name)) {
+			return rv.Field(i), true
+		}
+	}
+	return reflect.Value{}, false
+}
+
+// appendDynamic converts by Go type, for functions without declared types.
+func appendDynamic(b []byte, v Value) ([]byte, error) {
+	switch {
+	case v.kind == KindBool:
+		return appendBool(b, v.AsBool()), nil
+	case isInt(v.kind):
+		return appendInt(b, v.AsInt64()), nil
+	case v.kind == KindFloat32 || v.kind == KindFloat64:
+		return appendFloat(b, v.AsFloat64()), nil
+	case v.kind == KindString:
+		return appendText(b, TagStr, v.AsString()), nil
+	case v.kind == KindBytes:
+		return appendText(b, TagBytes, string(v.AsBytes())), nil
+	}
+	switch x := v.ptr.(type) {
+	case time.Time:
+		return appendTimestamp(b, TagTimestampUTC, x.UTC()), nil
+	case time.Duration:
+		return appendComplex(b, &DataType{Kind: TimeType}, x)
+	case Dec:
+		return appendText(b, TagDecimal, x.String()), nil
+	case *big.Rat:
+		return appendText(b, TagDecimal, x.FloatString(18)), nil
+	}
+	rv := reflect.ValueOf(v.ptr)
+	var err error
+	switch rv.Kind() {
+	case reflect.Slice, reflect.Array:
+		b = ne.AppendUint32(append(b, TagList), uint32(rv.Len()))
+		for i := range rv.Len() {
+			if b, err = AppendArg(b, nil, ValueOf(rv.Index(i).Interface())); err != nil {
+				return b, errAt(err, fmt.Sprintf("[%d]", i))
+			}
+		}
+		return b, nil
+	case reflect.Map:
+		b = ne.AppendUint32(append(b, TagMap), uint32(rv.Len()))
+		for it := rv.MapRange(); it.Next(); {
+			if b, err = AppendArg(b, nil, ValueOf(it.Key().Interface())); err == nil {
+				b, err = AppendArg(b, nil, ValueOf(it.Value().Interface()))
+			}
+			if err != nil {
+				return b, errAt(err, fmt.Sprintf("[%v]", it.Key().Interface()))
+			}
+		}
+		return b, nil
+	case reflect.Struct:
+		rt := rv.Type()
+		var names []string
+		var values []any
+		for i := range rt.NumField() {
+			if sf := rt.Field(i); sf.IsExported() {
+				name, _, _ := strings.Cut(sf.Tag.Get("pyudf"), ",")
+				if name == "" {
+					name = sf.Name
+				}
+				names, values = append(names, name), append(values, rv.Field(i).Interface())
+			}
+		}
+		b = ne.AppendUint32(append(b, TagRow), uint32(len(names)))
+		for i, name := range names {
+			b = appendText(b, 0, name)
+			if b, err = AppendArg(b, nil, ValueOf(values[i])); err != nil {
+				return b, errAt(err, "."+name)
+			}
+		}
+		return b, nil
+	}
+	return b, convErr("cannot convert Go %T to a Python value", v.ptr)
+}
+
+// --- decoding results --------------------------------------------------------
+
+// DecodeResult reads one value from b as type t (nil: as Python gave it) and
+// returns it with the rest of b. Numbers and bools decode without allocating.
+func DecodeResult(b []byte, t *DataType) (Value, []byte, error) {
+	if len(b) == 0 {
+		return Value{}, b, errMalformed
+	}
+	tag, b := b[0], b[1:]
+	if tag == TagNull {
+		if t != nil && t.NotNull {
+			return Value{}, b, convErr("None for %s", t)
+		}
+		return Null(), b, nil
+	}
+	if t == nil {
+		return decodeDynamic(tag, b)
+	}
+	switch t.Kind {
+	case BooleanType:
+		if tag == TagTrue || tag == TagFalse {
+			return Bool(tag == TagTrue), b, nil
+		}
+	case TinyIntType, SmallIntType, IntType, BigIntType:
+		switch tag {
+		case TagInt:
+			v, rest, err := readInt(b)
+			if err == nil && !intFits(v, t.Kind) {
+				err = convErr("%d overflows %s", v, t)
+			}
+			return intValue(intKinds[t.Kind], v), rest, err
+		case TagBigInt:
+			text, rest, err := readText(b)
+			if err == nil {
+				err = convErr("%s overflows %s", text, t)
+			}
+			return Value{}, rest, err
+		}
+	case FloatType, DoubleType:
+		var f float64
+		var rest []byte
+		var err error
+		switch tag {
+		case TagFloat:
+			f, rest, err = readFloat(b)
+		case TagInt:
+			var i int64
+			i, rest, err = readInt(b)
+			f = float64(i)
+		default:
+			return Value{}, b, typeMismatch(tag, t)
+		}
+		if t.Kind == FloatType {
+			return Value{kind: KindFloat32, num: math.Float64bits(float64(float32(f)))}, rest, err
+		}
+		return Float64(f), rest, err
+	case CharType, VarCharType:
+		if tag == TagStr {
+			s, rest, err := readText(b)
+			return String(s), rest, err
+		}
+	case BinaryType, VarBinaryType:
+		if tag == TagBytes {
+			s, rest, err := readText(b)
+			return Bytes([]byte(s)), rest, err
+		}
+	default:
+		x, rest, err := decodeComplex(tag, b, t)
+		return Value{kind: KindAny, ptr: x}, rest, err
+	}
+	return Value{}, b, typeMismatch(tag, t)
+}
+
+var intKinds = [...]ValueKind{TinyIntType: KindInt8, SmallIntType: KindInt16, IntType: KindInt32, BigIntType: KindInt64}
+
+func decodeComplex(tag byte, b []byte, t *DataType) (any, []byte, error) {
+	switch t.Kind {
+	case DecimalType:
+		var r *big.Rat
+		var text string
+		var rest []byte
+		var err error
+		switch tag {
+		case TagDecimal, TagBigInt:
+			text, rest, err = readText(b)
+			r, _ = new(big.Rat).SetString(text)
+			if err == nil && r == nil {
+				err = convErr("Decimal %s is not a number for %s", text, t)
+			}
+		case TagInt:
+			var i int64
+			i, rest, err = readInt(b)
+			r = new(big.Rat).SetInt64(i)
+		case TagFloat:
+			var f float64
+			f, rest, err = readFloat(b)
+			if r = new(big.Rat); err == nil && r.SetFloat64(f) == nil {
+				err = convErr("float %v is not a number for %s", f, t)
+			}
+		default:
+			return nil, b, typeMismatch(tag, t)
+		}
+		if err != nil {
+			return nil, rest, err
+		}
+		d, fits := fitDec(r, t)
+		if !fits {
+			return nil, rest, convErr("%s does not fit %s", r.FloatString(t.Scale), t)
+		}
+		return d, rest, nil
+	case DateType:
+		if tag == TagDate || tag == TagTimestamp || tag == TagTimestampUTC {
+			tm, rest, err := readTimestamp(b, tag != TagDate)
+			y, m, d := tm.Date()
+			return time.Date(y, m, d, 0, 0, 0, 0, time.UTC), rest, err
+		}
+	case TimeType:
+		if tag == TagTime {
+			return readClock(b)
+		}
+	case TimestampType, TimestampLTZType:
+		if tag == TagTimestamp || tag == TagTimestampUTC {
+			return readTimestamp(b, true)
+		}
+	case ArrayType:
+		if tag == TagList {
+			return decodeList(b, t.Elem)
+		}
+	case MapType:
+		if tag == TagMap {
+			return decodeMap(b, t.Key, t.Value)
+		}
+	case RowType:
+		return decodeRow(tag, b, t)
+	}
+	return nil, b, typeMismatch(tag, t)
+}
+
+func decodeList(b []byte, elem *DataType) ([]any, []byte, error) {
+	n, b, err := readLen(b)
+	if err != nil {
+		return nil, b, err
+	}
+	out := make([]any, n)
+	for i := range out {
+		var v Value
+		if v, b, err = DecodeResult(b, elem); err != nil {
+			return nil, b, errAt(err, fmt.Sprintf("[%d]", i))
+		}
+		out[i] = v.Any()
+	}
+	return out, b, nil
+}
+
+func decodeMap(b []byte, kt, vt *DataType) (map[any]any, []byte, error) {
+	n, b, err := readLen(b)
+	if err != nil {
+		return nil, b, err
+	}
+	out := make(map[any]any, n)
+	for range n {
+		var k, v Value
+		if k, b, err = DecodeResult(b, kt); err != nil {
+			return nil, b, errAt(err, "[key]")
+		}
+		key := k.Any()
+		if key != nil && !reflect.TypeOf(key).Comparable() {
+			return nil, b, convErr("dict key %v (%T) cannot be a Go map key", key, key)
+		}
+		if _, ok := key.([]byte); ok {
+			key = string(key.([]byte))
+		}
+		if v, b, err = DecodeResult(b, vt); err != nil {
+			return nil, b, errAt(err, fmt.Sprintf("[%v]", key))
+		}
+		out[key] = v.Any()
+	}
+	return out, b, nil
+}
+
+// decodeRow accepts a Row with names (matched by name), a list or tuple (by
+// position) and a dict (by name).
+func decodeRow(tag byte, b []byte, t *DataType) (Row, []byte, error) {
+	if tag != TagRow && tag != TagList && tag != TagMap {
+		return nil, b, typeMismatch(tag, t)
+	}
+	n, b, err := readLen(b)
+	if err != nil {
+		return nil, b, err
+	}
+	if tag == TagList {
+		if n != len(t.Fields) {
+			return nil, b, convErr("%d values for %s, which has %d fields", n, t, len(t.Fields))
+		}
+		out := make(Row, n)
+		for i, f := range t.Fields {
+			var v Value
+			if v, b, err = DecodeResult(b, f.Type); err != nil {
+				return nil, b, errAt(err, "."+f.Name)
+			}
+			out[i] = v.Any()
+		}
+		return out, b, nil
+	}
+	// By name: read the (name, value) pairs, then place them.
+	byName := make(map[string]int, len(t.Fields))
+	for i, f := range t.Fields {
+		byName[f.Name] = i
+	}
+	out, seen := make(Row, len(t.Fields)), make([]bool, len(t.Fields))
+	for range n {
+		var name string
+		if tag == TagRow {
+			name, b, err = readText(b)
+		} else if len(b) > 0 && b[0] == TagStr {
+			name, b, err = readText(b[1:])
+		} else {
+			err = convErr("dict keys for %s must be str field names", t)
+		}
+		if err != nil {
+			return nil, b, err
+		}
+		i, ok := byName[name]
+		if !ok {
+			return nil, b, convErr("field %q is not in %s", name, t)
+		}
+		var v Value
+		if v, b, err = DecodeResult(b, t.Fields[i].Type); err != nil {
+			return nil, b, errAt(err, "."+name)
+		}
+		out[i], seen[i] = v.Any(), true
+	}
+	for i, f := range t.Fields {
+		if !seen[i] {
+			if f.Type.NotNull {
+				return nil, b, convErr("field %q of %s is missing", f.Name, t)
+			}
+		}
+	}
+	return out, b, nil
+}
+
+func decodeDynamic(tag byte, b []byte) (Value, []byte, error) {
+	switch tag {
+	case TagFalse, TagTrue:
+		return Bool(tag == TagTrue), b, nil
+	case TagInt:
+		v, rest, err := readInt(b)
+		return Int64(v), rest, err
+	case TagFloat:
+		f, rest, err := readFloat(b)
+		return Float64(f), rest, err
+	case TagStr:
+		s, rest, err := readText(b)
+		return String(s), rest, err
+	case TagBytes:
+		s, rest, err := readText(b)
+		return Bytes([]byte(s)), rest, err
+	case TagBigInt:
+		s, rest, err := readText(b)
+		i, _ := new(big.Int).SetString(s, 10)
+		return ValueOf(i), rest, err
+	case TagDecimal:
+		s, rest, err := readText(b)
+		if err != nil {
+			return Value{}, rest, err
+		}
+		d, err := ParseDec(s)
+		if err != nil {
+			return Value{}, rest, convErr("Decimal %s is not a number", s)
+		}
+		return ValueOf(d), rest, nil
+	case TagDate:
+		tm, rest, err := readTimestamp(b, false)
+		return ValueOf(tm), rest, err
+	case TagTime:
+		d, rest, err := readClock(b)
+		return ValueOf(d), rest, err
+	case TagTimestamp, TagTimestampUTC:
+		tm, rest, err := readTimestamp(b, true)
+		return ValueOf(tm), rest, err
+	case TagList:
+		l, rest, err := decodeList(b, nil)
+		return ValueOf(l), rest, err
+	case TagMap:
+		m, rest, err := decodeMap(b, nil, nil)
+		return ValueOf(m), rest, err
+	case TagRow:
+		n, rest, err := readLen(b)
+		row := make(Row, 0, n)
+		for i := 0; err == nil && i < n; i++ {
+			var v Value
+			if _, rest, err = readText(rest); err == nil {
+				v, rest, err = DecodeResult(rest, nil)
+			}
+			row = append(row, v.Any())
+		}
+		return ValueOf(row), rest, err
+	}
+	return Value{}, b, errMalformed
+}
+
+var errMalformed = convErr("malformed result data")
+
+func readInt(b []byte) (int64, []byte, error) {
+	if len(b) < 8 {
+		return 0, b, errMalformed
+	}
+	return int64(ne.Uint64(b)), b[8:], nil
+}
+
+func readFloat(b []byte) (float64, []byte, error) {
+	i, rest, err := readInt(b)
+	return math.Float64frombits(uint64(i)), rest, err
+}
+
+func readLen(b []byte) (int, []byte, error) {
+	if len(b) < 4 {
+		return 0, b, errMalformed
+	}
+	return int(ne.Uint32(b)), b[4:], nil
+}
+
+func readText(b []byte) (string, []byte, error) {
+	n, b, err := readLen(b)
+	if err != nil || len(b) < n {
+		return "", b, errMalformed
+	}
+	return string(b[:n]), b[n:], nil
+}
+
+func readClock(b []byte) (time.Duration, []byte, error) {
+	if len(b) < 7 {
+		return 0, b, errMalformed
+	}
+	d := time.Duration(b[0])*time.Hour + time.Duration(b[1])*time.Minute +
+		time.Duration(b[2])*time.Second + time.Duration(ne.Uint32(b[3:]))*time.Microsecond
+	return d, b[7:], nil
+}
+
+// readTimestamp reads DATE fields, and the clock fields too when withClock.
+func readTimestamp(b []byte, withClock bool) (time.Time, []byte, error) {
+	if len(b) < 6 {
+		return time.Time{}, b, errMalformed
+	}
+	y, m, d := int(int32(ne.Uint32(b))), time.Month(b[4]), int(b[5])
+	b = b[6:]
+	var clock time.Duration
+	var err error
+	if withClock {
+		clock, b, err = readClock(b)
+	}
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Add(clock), b, err
+}

@@ -1,0 +1,136 @@
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdlib.h>
+
+#include "call.h"
+#include "interp.h"
+
+pyudf_frame *pyudf_frame_new(void) { return calloc(1, sizeof(pyudf_frame)); }
+
+void pyudf_frame_free(pyudf_frame *f)
+{
+	if (f == NULL)
+		return;
+	pyudf_buf_free(&f->in);
+	pyudf_buf_free(&f->out);
+	pyudf_buf_free(&f->err);
+	free(f);
+}
+
+/* Enter Python for call call_id of f: GIL held, the call visible to pyudf_interrupt. */
+static void begin(pyudf_frame *f, uint64_t call_id)
+{
+	pyudf_gil_enter();
+	f->thread_id = PyThread_get_thread_ident();
+	f->call_id = call_id;
+	f->running = 1;
+	f->out.len = 0;
+	f->err.len = 0;
+}
+
+/* Leave Python. An interruption that arrived too late to be raised is withdrawn,
+ * so it cannot fire in whatever this thread runs next. */
+static int end(pyudf_frame *f, int status)
+{
+	if (status != PYUDF_OK)
+		status = pyudf_error_capture(&f->err);
+	if (f->interrupted) {
+		PyThreadState_SetAsyncExc(f->thread_id, NULL);
+		f->interrupted = 0;
+	}
+	f->running = 0;
+	pyudf_gil_leave();
+	return status;
+}
+
+#define STACK_ARGS 16
+
+int pyudf_call(PyObject *fn, int nargs, uint64_t call_id, pyudf_frame *f)
+{
+	begin(f, call_id);
+	PyObject *small[STACK_ARGS];
+	PyObject **argv = nargs <= STACK_ARGS ? small : PyMem_Malloc(sizeof(PyObject *) * nargs);
+	int status = PYUDF_ERROR, decoded = 0;
+	if (argv == NULL) {
+		PyErr_NoMemory();
+		return end(f, status);
+	}
+	const char *p = f->in.data, *stop = f->in.data + f->in.len;
+	while (decoded < nargs && (argv[decoded] = pyudf_decode(&p, stop)) != NULL)
+		decoded++;
+	if (decoded == nargs) {
+		PyObject *result = PyObject_Vectorcall(fn, argv, nargs, NULL);
+		if (result != NULL) {
+			status = pyudf_encode(result, &f->out) == 0 ? PYUDF_OK : PYUDF_ERROR;
+			Py_DECREF(result);
+		}
+	}
+	for (int i = 0; i < decoded; i++)
+		Py_DECREF(argv[i]);
+	if (argv != small)
+		PyMem_Free(argv);
+	return end(f, status);
+}
+
+int pyudf_control(uint64_t call_id, pyudf_frame *f)
+{
+	begin(f, call_id);
+	int status = PYUDF_ERROR;
+	PyObject *reply = PyObject_CallMethod(pyudf_host(), "control", "s#", f->in.data, (Py_ssize_t)f->in.len);
+	if (reply != NULL) {
+		Py_ssize_t n;
+		const char *s = PyUnicode_AsUTF8AndSize(reply, &n);
+		if (s != NULL && pyudf_buf_reserve(&f->out, (size_t)n) == 0) {
+			memcpy(f->out.data, s, (size_t)n);
+			f->out.len = (size_t)n;
+			status = PYUDF_OK;
+		} else if (s != NULL) {
+			PyErr_NoMemory();
+		}
+		Py_DECREF(reply);
+	}
+	return end(f, status);
+}
+
+PyObject *pyudf_take(long long key, pyudf_frame *f)
+{
+	begin(f, 0);
+	PyObject *obj = PyObject_CallMethod(pyudf_host(), "take", "L", key);
+	end(f, obj != NULL ? PYUDF_OK : PYUDF_ERROR);
+	return obj;
+}
+
+void pyudf_release(PyObject *obj)
+{
+	if (obj == NULL)
+		return;
+	pyudf_gil_enter();
+	Py_DECREF(obj);
+	pyudf_gil_leave();
+}
+
+void pyudf_interrupt(pyudf_frame *f, uint64_t call_id)
+{
+	pyudf_gil_enter();
+	if (f->running && f->call_id == call_id && !f->interrupted &&
+	    PyThreadState_SetAsyncExc(f->thread_id, pyudf_errors_cancelled()) == 1)
+		f->interrupted = 1;
+	pyudf_gil_leave();
+}
+
+int64_t pyudf_bare_add(PyObject *fn, int64_t a, int64_t b)
+{
+	pyudf_gil_enter();
+	int64_t out = INT64_MIN;
+	PyObject *argv[2] = {PyLong_FromLongLong(a), PyLong_FromLongLong(b)};
+	PyObject *result = argv[0] && argv[1] ? PyObject_Vectorcall(fn, argv, 2, NULL) : NULL;
+	if (result != NULL) {
+		out = PyLong_AsLongLong(result);
+		Py_DECREF(result);
+	}
+	Py_XDECREF(argv[0]);
+	Py_XDECREF(argv[1]);
+	PyErr_Clear();
+	pyudf_gil_leave();
+	return out;
+}

@@ -1,0 +1,48 @@
+/* Calls into Python: the per-row hot path, the JSON control path, interruption.
+ *
+ * A frame is C memory that one call at a time uses: the result or reply is
+ * written to out, an error to err. Go keeps a pool of frames; nothing in a
+ * frame points to Go memory. Each function takes and releases the GIL itself,
+ * so it may be called from any thread without holding it.
+ */
+#ifndef PYUDF_CALL_H
+#define PYUDF_CALL_H
+
+#include "convert.h"
+#include "errors.h"
+
+typedef struct {
+	pyudf_buf in;             /* arguments, written by Go before a call */
+	pyudf_buf out;            /* encoded result (pyudf_call) or JSON reply (pyudf_control) */
+	pyudf_buf err;            /* error description, as errors.h describes */
+	unsigned long thread_id;  /* Python thread id of the call in progress */
+	uint64_t call_id;         /* which call is in progress; set and read with the GIL */
+	int running;              /* a call is in progress */
+	int interrupted;          /* pyudf_interrupt raised in it */
+} pyudf_frame;
+
+pyudf_frame *pyudf_frame_new(void);
+void pyudf_frame_free(pyudf_frame *f);
+
+/* fn(*args) with nargs arguments decoded from f->in, result encoded into f->out.
+ * call_id names this call for pyudf_interrupt. Returns an enum pyudf_status. */
+int pyudf_call(PyObject *fn, int nargs, uint64_t call_id, pyudf_frame *f);
+
+/* pyudf._host.control(request), the JSON request in f->in, the reply in f->out.
+ * Returns an enum pyudf_status. */
+int pyudf_control(uint64_t call_id, pyudf_frame *f);
+
+/* The object the host registered under key (new reference), or NULL with f->err set. */
+PyObject *pyudf_take(long long key, pyudf_frame *f);
+
+/* Drop a reference the Go side holds. */
+void pyudf_release(PyObject *obj);
+
+/* Raise the host's Cancelled exception in call call_id of f, if it is still running. */
+void pyudf_interrupt(pyudf_frame *f, uint64_t call_id);
+
+/* The benchmark floor: take the GIL, fn(a, b) on two ints, release it. No frame, no
+ * conversion beyond int64. Returns the result, or INT64_MIN on any error. */
+int64_t pyudf_bare_add(PyObject *fn, int64_t a, int64_t b);
+
+#endif

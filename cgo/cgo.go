@@ -1,0 +1,228 @@
+// Package cgo is pyudf's C shim over the CPython C API, with thin Go wrappers.
+//
+// The C side is a few coarse functions, one file per concern: interp.c starts
+// the interpreter and manages thread states and the GIL, call.c runs calls,
+// convert.c converts the argument/result wire format to and from Python
+// objects, errors.c describes exceptions. One Go→C crossing does one whole
+// unit of work (one row call, one control request); the GIL is taken and
+// released inside it.
+//
+// Thread model: Init runs once per process on a goroutine locked to its OS
+// thread. After that any goroutine may call any function here concurrently; a
+// Frame is used by one call at a time. C keeps no Go pointer after a call
+// returns: arguments are decoded into Python objects during the call, results
+// are written to C memory owned by the Frame.
+package cgo
+
+/*
+#cgo pkg-config: python3-embed
+#include <stdlib.h>
+#include "interp.h"
+#include "call.h"
+#include <patchlevel.h>
+#define PYUDF_STR2(x) #x
+#define PYUDF_STR(x) PYUDF_STR2(x)
+#define PYUDF_LINKED_VERSION PYUDF_STR(PY_MAJOR_VERSION) "." PYUDF_STR(PY_MINOR_VERSION)
+
+// The hot path passes handles as integers: cgo's pointer check would otherwise
+// inspect the frame (a struct with pointers) on every call.
+static int call_h(uintptr_t fn, int nargs, uint64_t id, uintptr_t f)
+{
+	return pyudf_call((PyObject *)fn, nargs, id, (pyudf_frame *)f);
+}
+static int64_t bare_add_h(uintptr_t fn, int64_t a, int64_t b) { return pyudf_bare_add((PyObject *)fn, a, b); }
+*/
+import "C"
+
+import (
+	"encoding/binary"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+)
+
+// Status is how a call into Python ended.
+type Status int
+
+// The statuses of a call, as C's enum pyudf_status.
+const (
+	OK        Status = C.PYUDF_OK
+	Error     Status = C.PYUDF_ERROR     // a Python exception; see Frame.Err
+	Cancelled Status = C.PYUDF_CANCELLED // interrupted by Frame.Interrupt
+)
+
+var (
+	initOnce sync.Once
+	initErr  *Exception
+)
+
+// Init starts the interpreter, once per process; later calls return the first
+// call's result. program is the interpreter executable whose prefix and venv
+// to use ("" for libpython's own); bootstrap and sourcesJSON make the embedded
+// runtime importable (see interp.h).
+func Init(program, bootstrap, sourcesJSON string) *Exception {
+	initOnce.Do(func() {
+		done := make(chan struct{})
+		go func() {
+			runtime.LockOSThread() // CPython starts on one OS thread, start to end
+			defer runtime.UnlockOSThread()
+			defer close(done)
+			cp, cb, cs := C.CString(program), C.CString(bootstrap), C.CString(sourcesJSON)
+			defer C.free(unsafe.Pointer(cp))
+			defer C.free(unsafe.Pointer(cb))
+			defer C.free(unsafe.Pointer(cs))
+			var err C.pyudf_buf
+			defer C.pyudf_buf_free(&err)
+			if C.pyudf_init(cp, cb, cs, &err) != 0 {
+				initErr = parseException(cBytes(err.data, err.len))
+			}
+		}()
+		<-done
+	})
+	return initErr
+}
+
+// Exception describes a Python exception (or an interpreter failure).
+type Exception struct {
+	Type, Message, Traceback string
+}
+
+func parseException(b []byte) *Exception {
+	var parts [3]string
+	for i := range parts {
+		if len(b) < 4 {
+			break
+		}
+		n := int(binary.NativeEndian.Uint32(b))
+		b = b[4:]
+		n = min(n, len(b))
+		parts[i] = string(b[:n])
+		b = b[n:]
+	}
+	return &Exception{Type: parts[0], Message: parts[1], Traceback: parts[2]}
+}
+
+func cBytes(p *C.char, n C.size_t) []byte {
+	if p == nil || n == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(p)), int(n))
+}
+
+// Object is a strong reference to a Python object, held by Go. Release it once.
+type Object struct{ p *C.PyObject }
+
+// Valid reports whether o refers to an object.
+func (o Object) Valid() bool { return o.p != nil }
+
+// Release drops the reference.
+func (o Object) Release() { C.pyudf_release(o.p) }
+
+// Frame is the C-side state of one call at a time: result and error buffers,
+// and what Interrupt needs to find the call.
+type Frame struct {
+	c     *C.pyudf_frame
+	calls uint64 // id of the latest call; only the goroutine using the frame writes it
+}
+
+// NewFrame allocates a frame in C memory, freed by Free or, failing that, when
+// the frame becomes unreachable.
+func NewFrame() *Frame {
+	f := &Frame{c: C.pyudf_frame_new()}
+	if f.c == nil || C.pyudf_buf_reserve(&f.c.in, 256) != 0 {
+		panic("pyudf: out of C memory for a call frame")
+	}
+	runtime.AddCleanup(f, func(c *C.pyudf_frame) { C.pyudf_frame_free(c) }, f.c)
+	return f
+}
+
+// NextCall returns the id the next Call or Control on f will have.
+func (f *Frame) NextCall() uint64 { return f.calls + 1 }
+
+// Args returns an empty slice over the frame's C argument buffer. Append the
+// encoded arguments to it and pass the result to Call: arguments that fit
+// are never copied.
+func (f *Frame) Args() []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(f.c.in.data)), int(f.c.in.cap))[:0]
+}
+
+// setIn makes b the frame's input, copying it unless it is already there.
+func (f *Frame) setIn(b []byte) {
+	if len(b) > 0 && unsafe.SliceData(b) != (*byte)(unsafe.Pointer(f.c.in.data)) {
+		f.c.in.len = 0
+		if C.pyudf_buf_reserve(&f.c.in, C.size_t(len(b))) != 0 {
+			panic("pyudf: out of C memory for call arguments")
+		}
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(f.c.in.data)), len(b)), b)
+	}
+	f.c.in.len = C.size_t(len(b))
+}
+
+// Call runs fn(*args), nargs values encoded in args (see convert.h). On OK the
+// encoded result is in Out.
+func (f *Frame) Call(fn Object, args []byte, nargs int) Status {
+	f.setIn(args)
+	f.calls++
+	return Status(C.call_h(C.uintptr_t(uintptr(unsafe.Pointer(fn.p))), C.int(nargs),
+		C.uint64_t(f.calls), C.uintptr_t(uintptr(unsafe.Pointer(f.c)))))
+}
+
+// Control runs one JSON request through pyudf._host.control; the reply is in Out.
+func (f *Frame) Control(request []byte) Status {
+	f.setIn(request)
+	f.calls++
+	return Status(C.pyudf_control(C.uint64_t(f.calls), f.c))
+}
+
+// Take fetches the object the host registered under key.
+func (f *Frame) Take(key int64) (Object, Status) {
+	p := C.pyudf_take(C.longlong(key), f.c)
+	if p == nil {
+		return Object{}, Error
+	}
+	return Object{p}, OK
+}
+
+// Out is the result of the last call: a view of C memory, valid until the
+// frame's next call.
+func (f *Frame) Out() []byte { return cBytes(f.c.out.data, f.c.out.len) }
+
+// Err describes the exception that ended the last call.
+func (f *Frame) Err() *Exception { return parseException(cBytes(f.c.err.data, f.c.err.len)) }
+
+// Interrupt raises Cancelled in call id of f if that call is still running.
+// Safe from any goroutine, at any time.
+func (f *Frame) Interrupt(id uint64) { C.pyudf_interrupt(f.c, C.uint64_t(id)) }
+
+// BareAdd is the benchmark floor: fn(a, b) with the GIL taken and released
+// around it and nothing else (no frame, no wire format).
+func BareAdd(fn Object, a, b int64) int64 {
+	return int64(C.bare_add_h(C.uintptr_t(uintptr(unsafe.Pointer(fn.p))), C.int64_t(a), C.int64_t(b)))
+}
+
+// LogFunc receives Python's log records and print output: the Python level
+// number (logging.INFO is 20), the logger name ("stdout" and "stderr" for
+// print) and the message.
+type LogFunc func(level int, logger, message string)
+
+var logFunc atomic.Pointer[LogFunc]
+
+// SetLogFunc sets where Python's log records go (nil drops them).
+func SetLogFunc(fn LogFunc) {
+	if fn == nil {
+		logFunc.Store(nil)
+		return
+	}
+	logFunc.Store(&fn)
+}
+
+//export pyudfLog
+func pyudfLog(level C.int, name *C.char, nameLen C.int, msg *C.char, msgLen C.int) {
+	if fn := logFunc.Load(); fn != nil {
+		(*fn)(int(level), C.GoStringN(name, nameLen), C.GoStringN(msg, msgLen))
+	}
+}
+
+// LinkedVersion is the "major.minor" of the CPython this package was built against.
+const LinkedVersion = C.PYUDF_LINKED_VERSION

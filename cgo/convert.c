@@ -1,0 +1,440 @@
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <datetime.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "convert.h"
+
+static PyObject *decimal_type; /* decimal.Decimal */
+static PyObject *row_type;     /* pyudf.row.Row */
+static PyObject *row_from_fields;
+static PyObject *normalize;    /* pyudf._host.normalize */
+static PyObject *utc;          /* datetime.timezone.utc */
+
+int pyudf_buf_reserve(pyudf_buf *b, size_t n)
+{
+	if (b->len + n <= b->cap)
+		return 0;
+	size_t cap = b->cap ? b->cap : 256;
+	while (cap < b->len + n)
+		cap *= 2;
+	char *data = realloc(b->data, cap);
+	if (data == NULL)
+		return -1;
+	b->data = data;
+	b->cap = cap;
+	return 0;
+}
+
+void pyudf_buf_free(pyudf_buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+int pyudf_convert_init(PyObject *host)
+{
+	PyDateTime_IMPORT;
+	if (PyDateTimeAPI == NULL)
+		return -1;
+	utc = PyDateTime_TimeZone_UTC;
+	Py_INCREF(utc);
+	PyObject *decimal = PyImport_ImportModule("decimal");
+	if (decimal == NULL)
+		return -1;
+	decimal_type = PyObject_GetAttrString(decimal, "Decimal");
+	Py_DECREF(decimal);
+	row_type = PyObject_GetAttrString(host, "Row");
+	row_from_fields = row_type ? PyObject_GetAttrString(row_type, "from_fields") : NULL;
+	normalize = PyObject_GetAttrString(host, "normalize");
+	return decimal_type && row_type && row_from_fields && normalize ? 0 : -1;
+}
+
+/* --- decoding: wire -> Python ------------------------------------------- */
+
+static int need(const char *p, const char *end, size_t n)
+{
+	if ((size_t)(end - p) < n) {
+		PyErr_SetString(PyExc_ValueError, "pyudf: truncated argument data");
+		return -1;
+	}
+	return 0;
+}
+
+#define READ(dst, p) (memcpy(&(dst), (p), sizeof(dst)), (p) += sizeof(dst))
+
+static int read_len(const char **p, const char *end, uint32_t *n)
+{
+	if (need(*p, end, 4) < 0)
+		return -1;
+	READ(*n, *p);
+	return need(*p, end, 0);
+}
+
+static PyObject *decode_text(const char **p, const char *end, int tag)
+{
+	uint32_t n;
+	if (read_len(p, end, &n) < 0 || need(*p, end, n) < 0)
+		return NULL;
+	const char *s = *p;
+	*p += n;
+	switch (tag) {
+	case PYUDF_STR:
+		return PyUnicode_DecodeUTF8(s, n, "strict");
+	case PYUDF_BYTES:
+		return PyBytes_FromStringAndSize(s, n);
+	default: { /* DECIMAL */
+		PyObject *text = PyUnicode_DecodeUTF8(s, n, "strict");
+		if (text == NULL)
+			return NULL;
+		PyObject *d = PyObject_CallOneArg(decimal_type, text);
+		Py_DECREF(text);
+		return d;
+	}
+	}
+}
+
+typedef struct {
+	int32_t year;
+	uint8_t month, day, hour, minute, second;
+	uint32_t usec;
+} fields;
+
+static int read_date(const char **p, const char *end, fields *f)
+{
+	if (need(*p, end, 6) < 0)
+		return -1;
+	READ(f->year, *p);
+	READ(f->month, *p);
+	READ(f->day, *p);
+	return 0;
+}
+
+static int read_time(const char **p, const char *end, fields *f)
+{
+	if (need(*p, end, 7) < 0)
+		return -1;
+	READ(f->hour, *p);
+	READ(f->minute, *p);
+	READ(f->second, *p);
+	READ(f->usec, *p);
+	return 0;
+}
+
+static PyObject *decode_list(const char **p, const char *end)
+{
+	uint32_t n;
+	if (read_len(p, end, &n) < 0)
+		return NULL;
+	PyObject *list = PyList_New(n);
+	for (uint32_t i = 0; list && i < n; i++) {
+		PyObject *item = pyudf_decode(p, end);
+		if (item == NULL)
+			Py_CLEAR(list);
+		else
+			PyList_SET_ITEM(list, i, item);
+	}
+	return list;
+}
+
+static PyObject *decode_map(const char **p, const char *end)
+{
+	uint32_t n;
+	if (read_len(p, end, &n) < 0)
+		return NULL;
+	PyObject *dict = PyDict_New();
+	for (uint32_t i = 0; dict && i < n; i++) {
+		PyObject *key = pyudf_decode(p, end);
+		PyObject *value = key ? pyudf_decode(p, end) : NULL;
+		if (value == NULL || PyDict_SetItem(dict, key, value) < 0)
+			Py_CLEAR(dict);
+		Py_XDECREF(key);
+		Py_XDECREF(value);
+	}
+	return dict;
+}
+
+static PyObject *decode_row(const char **p, const char *end)
+{
+	uint32_t n;
+	if (read_len(p, end, &n) < 0)
+		return NULL;
+	PyObject *names = PyTuple_New(n), *values = PyTuple_New(n), *row = NULL;
+	if (names == NULL || values == NULL)
+		goto done;
+	for (uint32_t i = 0; i < n; i++) {
+		PyObject *name = decode_text(p, end, PYUDF_STR);
+		if (name == NULL)
+			goto done;
+		PyTuple_SET_ITEM(names, i, name);
+		PyObject *value = pyudf_decode(p, end);
+		if (value == NULL)
+			goto done;
+		PyTuple_SET_ITEM(values, i, value);
+	}
+	row = PyObject_CallFunctionObjArgs(row_from_fields, names, values, NULL);
+done:
+	Py_XDECREF(names);
+	Py_XDECREF(values);
+	return row;
+}
+
+PyObject *pyudf_decode(const char **p, const char *end)
+{
+	if (need(*p, end, 1) < 0)
+		return NULL;
+	uint8_t tag = (uint8_t) * (*p)++;
+	fields f = {0};
+	switch (tag) {
+	case PYUDF_NULL:
+		Py_RETURN_NONE;
+	case PYUDF_FALSE:
+		Py_RETURN_FALSE;
+	case PYUDF_TRUE:
+		Py_RETURN_TRUE;
+	case PYUDF_INT: {
+		int64_t v;
+		if (need(*p, end, 8) < 0)
+			return NULL;
+		READ(v, *p);
+		return PyLong_FromLongLong(v);
+	}
+	case PYUDF_FLOAT: {
+		double v;
+		if (need(*p, end, 8) < 0)
+			return NULL;
+		READ(v, *p);
+		return PyFloat_FromDouble(v);
+	}
+	case PYUDF_STR:
+	case PYUDF_BYTES:
+	case PYUDF_DECIMAL:
+		return decode_text(p, end, tag);
+	case PYUDF_DATE:
+		if (read_date(p, end, &f) < 0)
+			return NULL;
+		return PyDate_FromDate(f.year, f.month, f.day);
+	case PYUDF_TIME:
+		if (read_time(p, end, &f) < 0)
+			return NULL;
+		return PyTime_FromTime(f.hour, f.minute, f.second, f.usec);
+	case PYUDF_TIMESTAMP:
+	case PYUDF_TIMESTAMP_UTC:
+		if (read_date(p, end, &f) < 0 || read_time(p, end, &f) < 0)
+			return NULL;
+		return PyDateTimeAPI->DateTime_FromDateAndTime(
+		    f.year, f.month, f.day, f.hour, f.minute, f.second, f.usec,
+		    tag == PYUDF_TIMESTAMP_UTC ? utc : Py_None, PyDateTimeAPI->DateTimeType);
+	case PYUDF_LIST:
+		return decode_list(p, end);
+	case PYUDF_MAP:
+		return decode_map(p, end);
+	case PYUDF_ROW:
+		return decode_row(p, end);
+	default:
+		PyErr_Format(PyExc_ValueError, "pyudf: unknown argument tag %d", tag);
+		return NULL;
+	}
+}
+
+/* --- encoding: Python -> wire ------------------------------------------- */
+
+static int put(pyudf_buf *out, const void *data, size_t n)
+{
+	if (pyudf_buf_reserve(out, n) < 0) {
+		PyErr_NoMemory();
+		return -1;
+	}
+	memcpy(out->data + out->len, data, n);
+	out->len += n;
+	return 0;
+}
+
+static int put_tag(pyudf_buf *out, uint8_t tag) { return put(out, &tag, 1); }
+
+static int put_text(pyudf_buf *out, uint8_t tag, const char *s, Py_ssize_t n)
+{
+	if ((size_t)n > UINT32_MAX) {
+		PyErr_SetString(PyExc_OverflowError, "value larger than 4 GiB");
+		return -1;
+	}
+	uint32_t len = (uint32_t)n;
+	if (tag != 0 && put_tag(out, tag) < 0)
+		return -1;
+	return put(out, &len, 4) < 0 ? -1 : put(out, s, len);
+}
+
+/* str(obj) as text with the given tag (Decimal, int beyond int64). */
+static int put_str_of(pyudf_buf *out, uint8_t tag, PyObject *obj)
+{
+	PyObject *text = PyObject_Str(obj);
+	if (text == NULL)
+		return -1;
+	Py_ssize_t n;
+	const char *s = PyUnicode_AsUTF8AndSize(text, &n);
+	int rc = s ? put_text(out, tag, s, n) : -1;
+	Py_DECREF(text);
+	return rc;
+}
+
+static int put_date(pyudf_buf *out, int32_t y, uint8_t m, uint8_t d)
+{
+	return put(out, &y, 4) < 0 || put(out, &m, 1) < 0 ? -1 : put(out, &d, 1);
+}
+
+static int put_time(pyudf_buf *out, uint8_t h, uint8_t mi, uint8_t s, uint32_t us)
+{
+	if (put(out, &h, 1) < 0 || put(out, &mi, 1) < 0 || put(out, &s, 1) < 0)
+		return -1;
+	return put(out, &us, 4);
+}
+
+static int encode_datetime(PyObject *obj, pyudf_buf *out)
+{
+	PyObject *tz = PyObject_GetAttrString(obj, "tzinfo");
+	if (tz == NULL)
+		return -1;
+	int aware = tz != Py_None;
+	Py_DECREF(tz);
+	PyObject *dt = aware ? PyObject_CallMethod(obj, "astimezone", "O", utc) : Py_NewRef(obj);
+	if (dt == NULL)
+		return -1;
+	int rc = put_tag(out, aware ? PYUDF_TIMESTAMP_UTC : PYUDF_TIMESTAMP);
+	if (rc == 0)
+		rc = put_date(out, PyDateTime_GET_YEAR(dt), PyDateTime_GET_MONTH(dt),
+			      PyDateTime_GET_DAY(dt));
+	if (rc == 0)
+		rc = put_time(out, PyDateTime_DATE_GET_HOUR(dt), PyDateTime_DATE_GET_MINUTE(dt),
+			      PyDateTime_DATE_GET_SECOND(dt), PyDateTime_DATE_GET_MICROSECOND(dt));
+	Py_DECREF(dt);
+	return rc;
+}
+
+static int encode_sequence(PyObject *obj, pyudf_buf *out, PyObject *names)
+{
+	if (Py_EnterRecursiveCall(" while converting a UDF result"))
+		return -1;
+	PyObject *seq = PySequence_Fast(obj, "not a sequence");
+	if (seq == NULL) {
+		Py_LeaveRecursiveCall();
+		return -1;
+	}
+	Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+	uint32_t len = (uint32_t)n;
+	int rc = put_tag(out, names ? PYUDF_ROW : PYUDF_LIST) < 0 || put(out, &len, 4) < 0 ? -1 : 0;
+	for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
+		if (names) {
+			PyObject *name = PyTuple_GetItem(names, i);
+			Py_ssize_t nlen;
+			const char *s = name && PyUnicode_Check(name) ? PyUnicode_AsUTF8AndSize(name, &nlen) : NULL;
+			if (s == NULL) {
+				if (!PyErr_Occurred())
+					PyErr_SetString(PyExc_TypeError, "Row field names must be str");
+				rc = -1;
+				break;
+			}
+			rc = put_text(out, 0, s, nlen);
+		}
+		if (rc == 0)
+			rc = pyudf_encode(PySequence_Fast_GET_ITEM(seq, i), out);
+	}
+	Py_DECREF(seq);
+	Py_LeaveRecursiveCall();
+	return rc;
+}
+
+static int encode_dict(PyObject *obj, pyudf_buf *out)
+{
+	uint32_t len = (uint32_t)PyDict_Size(obj);
+	if (put_tag(out, PYUDF_MAP) < 0 || put(out, &len, 4) < 0)
+		return -1;
+	if (Py_EnterRecursiveCall(" while converting a UDF result"))
+		return -1;
+	Py_ssize_t pos = 0;
+	PyObject *key, *value;
+	int rc = 0;
+	while (rc == 0 && PyDict_Next(obj, &pos, &key, &value))
+		if (pyudf_encode(key, out) < 0 || pyudf_encode(value, out) < 0)
+			rc = -1;
+	Py_LeaveRecursiveCall();
+	return rc;
+}
+
+static int encode_row(PyObject *obj, pyudf_buf *out)
+{
+	PyObject *names = PyObject_GetAttrString(obj, "_fields");
+	if (names == NULL)
+		return -1;
+	int named = PyTuple_Check(names) && PyTuple_GET_SIZE(names) == PyTuple_GET_SIZE(obj);
+	int rc = encode_sequence(obj, out, named ? names : NULL);
+	Py_DECREF(names);
+	return rc;
+}
+
+static int encode_value(PyObject *obj, pyudf_buf *out, int normalized)
+{
+	if (obj == Py_None)
+		return put_tag(out, PYUDF_NULL);
+	if (PyBool_Check(obj))
+		return put_tag(out, obj == Py_True ? PYUDF_TRUE : PYUDF_FALSE);
+	if (PyLong_Check(obj)) {
+		int overflow;
+		long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
+		if (overflow)
+			return put_str_of(out, PYUDF_BIGINT, obj);
+		if (v == -1 && PyErr_Occurred())
+			return -1;
+		int64_t v64 = v;
+		return put_tag(out, PYUDF_INT) < 0 ? -1 : put(out, &v64, 8);
+	}
+	if (PyFloat_Check(obj)) {
+		double v = PyFloat_AS_DOUBLE(obj);
+		return put_tag(out, PYUDF_FLOAT) < 0 ? -1 : put(out, &v, 8);
+	}
+	if (PyUnicode_Check(obj)) {
+		Py_ssize_t n;
+		const char *s = PyUnicode_AsUTF8AndSize(obj, &n);
+		return s ? put_text(out, PYUDF_STR, s, n) : -1;
+	}
+	if (PyBytes_Check(obj))
+		return put_text(out, PYUDF_BYTES, PyBytes_AS_STRING(obj), PyBytes_GET_SIZE(obj));
+	if (PyByteArray_Check(obj))
+		return put_text(out, PYUDF_BYTES, PyByteArray_AS_STRING(obj), PyByteArray_GET_SIZE(obj));
+	if (PyDateTime_Check(obj))
+		return encode_datetime(obj, out);
+	if (PyDate_Check(obj)) {
+		if (put_tag(out, PYUDF_DATE) < 0)
+			return -1;
+		return put_date(out, PyDateTime_GET_YEAR(obj), PyDateTime_GET_MONTH(obj),
+				PyDateTime_GET_DAY(obj));
+	}
+	if (PyTime_Check(obj)) {
+		if (put_tag(out, PYUDF_TIME) < 0)
+			return -1;
+		return put_time(out, PyDateTime_TIME_GET_HOUR(obj), PyDateTime_TIME_GET_MINUTE(obj),
+				PyDateTime_TIME_GET_SECOND(obj), PyDateTime_TIME_GET_MICROSECOND(obj));
+	}
+	if (PyObject_TypeCheck(obj, (PyTypeObject *)decimal_type))
+		return put_str_of(out, PYUDF_DECIMAL, obj);
+	if (PyObject_TypeCheck(obj, (PyTypeObject *)row_type))
+		return encode_row(obj, out);
+	if (PyList_Check(obj) || PyTuple_Check(obj))
+		return encode_sequence(obj, out, NULL);
+	if (PyDict_Check(obj))
+		return encode_dict(obj, out);
+	if (normalized) {
+		PyErr_Format(PyExc_TypeError, "cannot convert a Python %.200s to a SQL value",
+			     Py_TYPE(obj)->tp_name);
+		return -1;
+	}
+	PyObject *plain = PyObject_CallOneArg(normalize, obj);
+	if (plain == NULL)
+		return -1;
+	int rc = encode_value(plain, out, 1);
+	Py_DECREF(plain);
+	return rc;
+}
+
+int pyudf_encode(PyObject *obj, pyudf_buf *out) { return encode_value(obj, out, 0); }

@@ -1,0 +1,84 @@
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+#include "errors.h"
+
+static PyObject *describe; /* pyudf._host.describe_exception */
+static PyObject *cancelled; /* pyudf._host.Cancelled */
+
+int pyudf_errors_init(PyObject *host)
+{
+	describe = PyObject_GetAttrString(host, "describe_exception");
+	cancelled = PyObject_GetAttrString(host, "Cancelled");
+	return describe && cancelled ? 0 : -1;
+}
+
+int pyudf_errors_ready(void) { return describe != NULL && cancelled != NULL; }
+
+PyObject *pyudf_errors_cancelled(void) { return cancelled; }
+
+static void put_string(pyudf_buf *err, const char *s, size_t n)
+{
+	uint32_t len = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+	if (pyudf_buf_reserve(err, 4 + (size_t)len) < 0)
+		return; /* out of memory: Go reports an empty description */
+	memcpy(err->data + err->len, &len, 4);
+	memcpy(err->data + err->len + 4, s, len);
+	err->len += 4 + len;
+}
+
+void pyudf_error_set(pyudf_buf *err, const char *type, const char *message)
+{
+	err->len = 0;
+	put_string(err, type, strlen(type));
+	put_string(err, message, strlen(message));
+	put_string(err, "", 0);
+}
+
+/* The exception currently raised, normalized, as a new reference; clears it. */
+static PyObject *fetch(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+	return PyErr_GetRaisedException();
+#else
+	PyObject *type, *value, *tb;
+	PyErr_Fetch(&type, &value, &tb);
+	PyErr_NormalizeException(&type, &value, &tb);
+	if (value != NULL && tb != NULL)
+		PyException_SetTraceback(value, tb);
+	Py_XDECREF(type);
+	Py_XDECREF(tb);
+	return value;
+#endif
+}
+
+int pyudf_error_capture(pyudf_buf *err)
+{
+	PyObject *exc = fetch();
+	if (exc == NULL) {
+		pyudf_error_set(err, "SystemError", "error reported without an exception");
+		return PYUDF_ERROR;
+	}
+	int status = PyObject_TypeCheck(exc, (PyTypeObject *)cancelled) ? PYUDF_CANCELLED : PYUDF_ERROR;
+	PyObject *parts = PyObject_CallOneArg(describe, exc);
+	if (parts == NULL || !PyTuple_Check(parts) || PyTuple_GET_SIZE(parts) != 3) {
+		PyErr_Clear();
+		pyudf_error_set(err, Py_TYPE(exc)->tp_name, "<exception could not be described>");
+	} else {
+		err->len = 0;
+		for (int i = 0; i < 3; i++) {
+			Py_ssize_t n = 0;
+			const char *s = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(parts, i), &n);
+			if (s == NULL) {
+				PyErr_Clear();
+				s = "";
+				n = 0;
+			}
+			put_string(err, s, (size_t)n);
+		}
+	}
+	Py_XDECREF(parts);
+	Py_DECREF(exc);
+	return status;
+}

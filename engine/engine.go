@@ -1,0 +1,313 @@
+// Package engine runs Python user-defined functions inside the Go process.
+//
+// CPython is embedded through cgo. A program creates an Engine, loads Python
+// code (a source string, a .py file or an importable module), looks functions
+// up by name and calls them synchronously, one row per call:
+//
+//	eng, err := engine.New(ctx, engine.Config{})
+//	mod, err := eng.LoadFile(ctx, "udfs.py")
+//	add, err := mod.Function(ctx, "add")
+//	sum, err := add.Call(ctx, int64(1), int64(2)) // int64(3)
+//
+// The Python code is PyFlink's: ScalarFunction subclasses, @udf functions,
+// lambdas, callable objects and partials, with types given as DataTypes, DDL
+// strings or type hints. open(function_context) runs when a function is looked
+// up, close() when it or its engine is closed.
+//
+// # Thread model
+//
+// There is one interpreter per process, started by the first New on a
+// goroutine locked to its OS thread, and never finalized. Engines share it;
+// each has its own modules, job parameters and metrics.
+//
+// Any goroutine may call any Function concurrently. Each call is one cgo
+// crossing: the C side takes the GIL, converts the arguments, calls the
+// Python function, converts the result and releases the GIL. Every OS thread
+// gets its own Python thread state on its first call, reused by all later
+// calls on that thread. Python code runs under the GIL, so calls execute one
+// at a time; Python code that releases the GIL (I/O, numpy, time.sleep)
+// lets other calls run meanwhile.
+//
+// A call whose context is cancelled, or passes its deadline, is interrupted:
+// Cancelled (a BaseException) is raised inside the Python code, and the call
+// returns an error wrapping ctx.Err(). Code blocked in C without returning to
+// the interpreter (a long time.sleep) is interrupted when it returns.
+//
+// Python's logging records and print output go to Config.Logger (log/slog),
+// with the logger name; the interpreter is shared, so they go to the Logger of
+// the most recently created Engine.
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pyudf/pyudf/bridge"
+	"github.com/pyudf/pyudf/cgo"
+	pyruntime "github.com/pyudf/pyudf/python"
+)
+
+// Config configures an Engine. The zero value is ready to use.
+type Config struct {
+	// Python is the interpreter executable whose installation (and
+	// virtualenv, if it lives in one) the embedded interpreter uses. Empty:
+	// $PYUDF_PYTHON, else libpython's own installation. It must be the same
+	// major.minor version pyudf was built against. Only the first Engine of a
+	// process chooses; later ones must agree.
+	Python string
+	// Path lists directories added to sys.path.
+	Path []string
+	// JobParameters are what function_context.get_job_parameter returns.
+	JobParameters map[string]string
+	// Logger receives Python's logging records and print output; nil means
+	// slog.Default().
+	Logger *slog.Logger
+	// Concurrency is how many row calls of this engine may be inside the
+	// interpreter at once; the others queue in Go. 0 or 1 suits Python code
+	// that holds the GIL (most UDFs): it keeps the GIL uncontended. Raise it
+	// for UDFs that release the GIL (I/O, numpy, calls to a model server).
+	Concurrency int
+}
+
+// Errors that callers can test for with errors.Is.
+var (
+	// ErrClosed: the Engine or Function was closed.
+	ErrClosed = errors.New("pyudf: closed")
+	// ErrUnknownFunction: the module has no attribute of that name.
+	ErrUnknownFunction = errors.New("pyudf: unknown function")
+	// ErrArgumentCount: a call with a different number of arguments than declared.
+	ErrArgumentCount = errors.New("pyudf: wrong number of arguments")
+	// ErrUnsupported: the function is of a kind this engine does not run.
+	ErrUnsupported = errors.New("pyudf: unsupported function")
+)
+
+// Engine loads Python code and hands out its functions. It is safe for
+// concurrent use. Close it to close every function it handed out.
+type Engine struct {
+	id     int64
+	cfg    Config
+	logger *slog.Logger
+	gate   *gate
+
+	closed atomic.Bool
+	mu     sync.Mutex
+	funcs  map[*Function]struct{}
+}
+
+var (
+	engineIDs    atomic.Int64
+	interpMu     sync.Mutex
+	interpPython string // the resolved Config.Python of the first engine
+)
+
+// New starts the interpreter if this process has none yet, and returns an
+// engine on it.
+func New(ctx context.Context, cfg Config) (*Engine, error) {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if err := startInterpreter(ctx, cfg.Python); err != nil {
+		return nil, err
+	}
+	e := &Engine{id: engineIDs.Add(1), cfg: cfg, logger: logger, gate: newGate(cfg.Concurrency),
+		funcs: map[*Function]struct{}{}}
+	cgo.SetLogFunc(e.logPython)
+	params, path := cfg.JobParameters, cfg.Path
+	if params == nil {
+		params = map[string]string{}
+	}
+	if path == nil {
+		path = []string{}
+	}
+	req := map[string]any{
+		"op": "engine_open", "engine": e.id, "job_parameters": params,
+		"path": path, "log_level": pythonLevel(logger),
+	}
+	if err := e.control(ctx, "open engine", req, nil); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+
+func startInterpreter(ctx context.Context, python string) error {
+	interpMu.Lock()
+	defer interpMu.Unlock()
+	if python == "" {
+		python = os.Getenv("PYUDF_PYTHON")
+	}
+	if interpPython == "" {
+		exe, err := resolvePython(ctx, python)
+		if err != nil {
+			return err
+		}
+		sources, err := json.Marshal(pyruntime.Sources())
+		if err != nil {
+			return err
+		}
+		if exc := cgo.Init(exe, pyruntime.Bootstrap(), string(sources)); exc != nil {
+			return &bridge.PythonError{Op: "start interpreter", Row: -1, Type: exc.Type,
+				Message: exc.Message, Traceback: exc.Traceback}
+		}
+		interpPython = exe
+		if interpPython == "" {
+			interpPython = "(libpython)"
+		}
+		return nil
+	}
+	if python != "" {
+		if exe, err := resolvePython(ctx, python); err != nil || exe != interpPython {
+			return fmt.Errorf("pyudf: this process already runs Python %s; an engine cannot use %s", interpPython, python)
+		}
+	}
+	return nil
+}
+
+// resolvePython asks the interpreter for its real path and checks its version
+// against the libpython this package was linked with.
+func resolvePython(ctx context.Context, python string) (string, error) {
+	if python == "" {
+		return "", nil
+	}
+	out, err := exec.CommandContext(ctx, python, "-c",
+		`import sys; print(sys.executable); print("%d.%d" % sys.version_info[:2])`).Output()
+	if err != nil {
+		return "", fmt.Errorf("pyudf: cannot run Python interpreter %q: %w", python, err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 2 {
+		return "", fmt.Errorf("pyudf: %q does not behave like a Python interpreter", python)
+	}
+	if lines[1] != cgo.LinkedVersion {
+		return "", fmt.Errorf("pyudf: %s is Python %s, but pyudf was built against libpython %s (set PYTHON= when building)",
+			lines[0], lines[1], cgo.LinkedVersion)
+	}
+	return lines[0], nil
+}
+
+// pythonLevel is the lowest Python logging level the logger would print.
+func pythonLevel(l *slog.Logger) int {
+	ctx := context.Background()
+	for _, lv := range []struct {
+		slog slog.Level
+		py   int
+	}{{slog.LevelDebug, 10}, {slog.LevelInfo, 20}, {slog.LevelWarn, 30}} {
+		if l.Enabled(ctx, lv.slog) {
+			return lv.py
+		}
+	}
+	return 40
+}
+
+func (e *Engine) logPython(level int, logger, msg string) {
+	var lv slog.Level
+	switch {
+	case level >= 40:
+		lv = slog.LevelError + slog.Level((level-40)/10*4)
+	case level >= 30:
+		lv = slog.LevelWarn
+	case level >= 20:
+		lv = slog.LevelInfo
+	default:
+		lv = slog.LevelDebug
+	}
+	e.logger.Log(context.Background(), lv, msg, "logger", logger, "source", "python")
+}
+
+// control runs one request on the host's control plane and decodes its reply.
+func (e *Engine) control(ctx context.Context, op string, req map[string]any, reply any) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	fr := getFrame()
+	defer putFrame(fr)
+	st := fr.run(ctx, func() cgo.Status { return fr.Control(body) })
+	if st != cgo.OK {
+		return fr.failure(ctx, st, "", op)
+	}
+	if reply == nil {
+		return nil
+	}
+	return json.Unmarshal(fr.Out(), reply)
+}
+
+// Module is Python code loaded into an engine.
+type Module struct {
+	engine *Engine
+	id     int64
+	name   string
+
+	mu    sync.Mutex
+	funcs map[string]*Function
+}
+
+// Name is the module's name in sys.modules.
+func (m *Module) Name() string { return m.name }
+
+// LoadSource runs Python source code as a new module. name is used for
+// tracebacks ("udfs.py").
+func (e *Engine) LoadSource(ctx context.Context, name, source string) (*Module, error) {
+	return e.load(ctx, "load source "+name, map[string]any{"op": "load_source", "name": name, "source": source})
+}
+
+// LoadFile runs a .py file as a module named after the file.
+func (e *Engine) LoadFile(ctx context.Context, path string) (*Module, error) {
+	return e.load(ctx, "load file "+path, map[string]any{"op": "load_file", "path": path})
+}
+
+// Import imports a module from sys.path (Config.Path, site-packages ...).
+func (e *Engine) Import(ctx context.Context, module string) (*Module, error) {
+	return e.load(ctx, "import "+module, map[string]any{"op": "import", "module": module})
+}
+
+func (e *Engine) load(ctx context.Context, op string, req map[string]any) (*Module, error) {
+	if e.closed.Load() {
+		return nil, ErrClosed
+	}
+	req["engine"] = e.id
+	var reply struct {
+		Module int64  `json:"module"`
+		Name   string `json:"name"`
+	}
+	if err := e.control(ctx, op, req, &reply); err != nil {
+		return nil, err
+	}
+	return &Module{engine: e, id: reply.Module, name: reply.Name, funcs: map[string]*Function{}}, nil
+}
+
+// Close closes every function of the engine (their close() runs) and
+// forgets its modules. Calls after Close fail with ErrClosed.
+func (e *Engine) Close() error {
+	if e.closed.Swap(true) {
+		return nil
+	}
+	e.mu.Lock()
+	funcs := make([]*Function, 0, len(e.funcs))
+	for f := range e.funcs {
+		funcs = append(funcs, f)
+	}
+	e.mu.Unlock()
+	var errs []error
+	for _, f := range funcs {
+		errs = append(errs, f.Close())
+	}
+	var reply struct {
+		Errors []string `json:"errors"`
+	}
+	errs = append(errs, e.control(context.Background(), "close engine",
+		map[string]any{"op": "engine_close", "engine": e.id}, &reply))
+	for _, msg := range reply.Errors {
+		errs = append(errs, errors.New("pyudf: close: "+msg))
+	}
+	return errors.Join(errs...)
+}

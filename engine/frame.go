@@ -1,0 +1,52 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/pyudf/pyudf/bridge"
+	"github.com/pyudf/pyudf/cgo"
+)
+
+// frame is what one call needs: its C-side buffers and the id of its calls.
+// Frames are pooled, so a call in steady state allocates nothing.
+type frame struct{ *cgo.Frame }
+
+var frames = sync.Pool{New: func() any { return &frame{cgo.NewFrame()} }}
+
+func getFrame() *frame { return frames.Get().(*frame) }
+
+func putFrame(fr *frame) { frames.Put(fr) }
+
+// run performs one call on fr, interrupting it if ctx ends first.
+func (fr *frame) run(ctx context.Context, call func() cgo.Status) cgo.Status {
+	if ctx.Done() == nil {
+		return call()
+	}
+	if ctx.Err() != nil {
+		return cgo.Cancelled
+	}
+	id := fr.NextCall()
+	stop := context.AfterFunc(ctx, func() { fr.Interrupt(id) })
+	st := call()
+	stop()
+	return st
+}
+
+// failure turns a failed call's status into the error to return.
+func (fr *frame) failure(ctx context.Context, st cgo.Status, function, op string) error {
+	if st == cgo.Cancelled {
+		err := ctx.Err()
+		if err == nil {
+			err = context.Canceled
+		}
+		if function != "" {
+			return fmt.Errorf("pyudf: function %q interrupted: %w", function, err)
+		}
+		return fmt.Errorf("pyudf: %s interrupted: %w", op, err)
+	}
+	exc := fr.Err()
+	return &bridge.PythonError{Function: function, Op: op, Row: -1,
+		Type: exc.Type, Message: exc.Message, Traceback: exc.Traceback}
+}

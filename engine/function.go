@@ -1,0 +1,227 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/pyudf/pyudf/bridge"
+	"github.com/pyudf/pyudf/cgo"
+)
+
+// Function is one opened instance of a Python function. It is safe for
+// concurrent use; Close it (or its Engine) to run its close().
+type Function struct {
+	engine   *Engine
+	name     string
+	id       int64 // the host's id for close
+	obj      cgo.Object
+	kind     string
+	funcType string
+	inputs   []*bridge.DataType // nil: not declared, converted by Go type
+	result   *bridge.DataType   // nil: not declared, converted by Python type
+	module   *Module
+	closed   atomic.Bool // set inside the engine's gate
+}
+
+// Function looks up a function of the module by name and opens it: its
+// open(function_context) runs now. The same name returns the same Function
+// until it is closed.
+func (m *Module) Function(ctx context.Context, name string) (*Function, error) {
+	e := m.engine
+	if e.closed.Load() {
+		return nil, ErrClosed
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if f, ok := m.funcs[name]; ok {
+		return f, nil
+	}
+	var reply struct {
+		Missing    bool     `json:"missing"`
+		Function   int64    `json:"function"`
+		Object     int64    `json:"object"`
+		Kind       string   `json:"kind"`
+		FuncType   string   `json:"func_type"`
+		InputTypes []string `json:"input_types"`
+		ResultType *string  `json:"result_type"`
+	}
+	req := map[string]any{"op": "function", "engine": e.id, "module": m.id, "name": name}
+	if err := e.control(ctx, "open", req, &reply); err != nil {
+		if pe, ok := err.(*bridge.PythonError); ok {
+			pe.Function = name
+		}
+		return nil, err
+	}
+	if reply.Missing {
+		return nil, fmt.Errorf("%w %q in module %s", ErrUnknownFunction, name, m.name)
+	}
+	f := &Function{engine: e, name: name, id: reply.Function, kind: reply.Kind,
+		funcType: reply.FuncType, module: m}
+	fr := getFrame()
+	obj, st := fr.Take(reply.Object)
+	if st != cgo.OK {
+		err := fr.failure(ctx, st, name, "open")
+		putFrame(fr)
+		f.closeHost()
+		return nil, err
+	}
+	putFrame(fr)
+	f.obj = obj
+	if err := f.declare(reply.InputTypes, reply.ResultType); err != nil {
+		f.closed.Store(true)
+		f.release()
+		return nil, err
+	}
+	e.mu.Lock()
+	e.funcs[f] = struct{}{}
+	e.mu.Unlock()
+	m.funcs[name] = f
+	return f, nil
+}
+
+// declare parses the declared types and checks that this engine runs the function's kind.
+func (f *Function) declare(inputs []string, result *string) error {
+	if f.kind != "scalar" || f.funcType != "general" {
+		return fmt.Errorf("%w %q: %s function (func_type %q); row calls run general scalar functions",
+			ErrUnsupported, f.name, f.kind, f.funcType)
+	}
+	for i, ddl := range inputs {
+		t, err := bridge.ParseType(ddl)
+		if err != nil {
+			return fmt.Errorf("pyudf: function %q: input type %d: %w", f.name, i+1, err)
+		}
+		f.inputs = append(f.inputs, t)
+	}
+	if result != nil {
+		t, err := bridge.ParseType(*result)
+		if err != nil {
+			return fmt.Errorf("pyudf: function %q: result type: %w", f.name, err)
+		}
+		f.result = t
+	}
+	return nil
+}
+
+// Name is the name the function was looked up by.
+func (f *Function) Name() string { return f.name }
+
+// InputTypes are the declared argument types, or nil when undeclared (then
+// arguments convert by their Go type).
+func (f *Function) InputTypes() []*bridge.DataType { return f.inputs }
+
+// ResultType is the declared result type, or nil when undeclared (then the
+// result converts by its Python type).
+func (f *Function) ResultType() *bridge.DataType { return f.result }
+
+// Call calls the function on one row and returns its result as a plain Go
+// value (see package bridge for the types). Arguments convert to the declared
+// input types.
+func (f *Function) Call(ctx context.Context, args ...any) (any, error) {
+	var small [8]bridge.Value
+	vals := small[:0]
+	if len(args) > len(small) {
+		vals = make([]bridge.Value, 0, len(args))
+	}
+	for _, a := range args {
+		vals = append(vals, bridge.ValueOf(a))
+	}
+	v, err := f.CallValues(ctx, vals...)
+	if err != nil {
+		return nil, err
+	}
+	return v.Any(), nil
+}
+
+// CallValues is Call without boxing: with numeric and bool arguments and
+// result it allocates nothing.
+func (f *Function) CallValues(ctx context.Context, args ...bridge.Value) (bridge.Value, error) {
+	if f.inputs != nil && len(args) != len(f.inputs) {
+		return bridge.Value{}, fmt.Errorf("%w: function %q takes %d arguments (%s), got %d",
+			ErrArgumentCount, f.name, len(f.inputs), typeList(f.inputs), len(args))
+	}
+	fr := getFrame()
+	defer putFrame(fr)
+	buf := fr.Args()
+	var err error
+	for i, a := range args {
+		var t *bridge.DataType
+		if f.inputs != nil {
+			t = f.inputs[i]
+		}
+		if buf, err = bridge.AppendArg(buf, t, a); err != nil {
+			return bridge.Value{}, bridge.At(err, f.name, argumentName(i))
+		}
+	}
+	g := f.engine.gate
+	g.enter()
+	if f.closed.Load() {
+		g.leave()
+		return bridge.Value{}, ErrClosed
+	}
+	st := fr.run(ctx, func() cgo.Status { return fr.Call(f.obj, buf, len(args)) })
+	g.leave()
+	if st != cgo.OK {
+		return bridge.Value{}, fr.failure(ctx, st, f.name, "call")
+	}
+	v, _, err := bridge.DecodeResult(fr.Out(), f.result)
+	if err != nil {
+		return bridge.Value{}, bridge.At(err, f.name, "result")
+	}
+	return v, nil
+}
+
+var argumentNames = [...]string{"argument 1", "argument 2", "argument 3", "argument 4",
+	"argument 5", "argument 6", "argument 7", "argument 8"}
+
+func argumentName(i int) string {
+	if i < len(argumentNames) {
+		return argumentNames[i]
+	}
+	return fmt.Sprintf("argument %d", i+1)
+}
+
+func typeList(ts []*bridge.DataType) string {
+	s := ""
+	for i, t := range ts {
+		if i > 0 {
+			s += ", "
+		}
+		s += t.String()
+	}
+	return s
+}
+
+// Close waits for calls in progress, runs the function's close() and drops
+// it. Later calls fail with ErrClosed.
+func (f *Function) Close() error {
+	first := false
+	f.engine.gate.closeAll(func() { first = !f.closed.Swap(true) })
+	if !first {
+		return nil
+	}
+	f.module.mu.Lock()
+	if f.module.funcs[f.name] == f {
+		delete(f.module.funcs, f.name)
+	}
+	f.module.mu.Unlock()
+	f.engine.mu.Lock()
+	delete(f.engine.funcs, f)
+	f.engine.mu.Unlock()
+	return f.release()
+}
+
+// release drops the Python object and runs close().
+func (f *Function) release() error {
+	f.obj.Release()
+	return f.closeHost()
+}
+
+func (f *Function) closeHost() error {
+	err := f.engine.control(context.Background(), "close",
+		map[string]any{"op": "function_close", "engine": f.engine.id, "function": f.id}, nil)
+	if pe, ok := err.(*bridge.PythonError); ok {
+		pe.Function = f.name
+	}
+	return err
+}

@@ -1,0 +1,3 @@
+module github.com/pyudf/pyudf
+
+go 1.26

@@ -1,0 +1,17 @@
+"""pyudf: the Python side of the pyudf engine.
+
+User code imports from here (or, unchanged, from ``pyflink.table`` when the
+real PyFlink is not installed): ``udf``, ``ScalarFunction``,
+``FunctionContext``, ``DataTypes``, ``Row`` and the aggregate and table
+function types.  The Go engine embeds this package; no pip step is needed.
+"""
+
+from .row import Row, RowKind
+from .types import DataTypes, DataType
+from .udf import (AggregateFunction, FunctionContext, ScalarFunction, TableFunction,
+                  UserDefinedFunction, udaf, udf, udtf)
+
+__all__ = [
+    "AggregateFunction", "DataType", "DataTypes", "FunctionContext", "Row", "RowKind",
+    "ScalarFunction", "TableFunction", "UserDefinedFunction", "udaf", "udf", "udtf",
+]

@@ -1,0 +1,308 @@
+"""The engine's side of the interpreter: everything Go asks of Python outside the hot path.
+
+Go calls :func:`control` with a JSON request and gets a JSON reply: open an
+engine, load user code, resolve a function (its callable is then fetched by
+the C shim with :func:`take` and called directly, row by row), close things,
+read metrics.  The C shim also uses :func:`describe_exception` to turn an
+exception into (type, message, traceback) and :func:`normalize` for results
+of types it does not convert itself (numpy scalars, foreign Row classes ...).
+
+Logging records and ``print`` output are forwarded to Go's ``log/slog``
+through the built-in module ``_pyudf_host`` when running embedded.
+"""
+
+import importlib
+import importlib.util
+import io
+import itertools
+import json
+import linecache
+import logging
+import os
+import sys
+import threading
+import traceback
+
+from .metrics import MetricGroup, MetricRegistry
+from .row import Row
+from .udf import FunctionContext, signature
+
+try:
+    import _pyudf_host as _native
+except ImportError:  # under plain pytest, not embedded
+    _native = None
+
+
+class Cancelled(BaseException):
+    """Raised inside a UDF when the Go caller's context is cancelled.
+
+    A BaseException, so ``except Exception`` in user code does not swallow it.
+    """
+
+
+# --- objects handed to the C shim by id -------------------------------------
+
+_ids = itertools.count(1)
+_objects = {}
+
+
+def _keep(obj):
+    key = next(_ids)
+    _objects[key] = obj
+    return key
+
+
+def take(key):
+    """Remove and return the object registered under ``key`` (called from C)."""
+    return _objects.pop(key)
+
+
+# --- engines ----------------------------------------------------------------
+
+class _Function:
+    def __init__(self, name, instance):
+        self.name = name
+        self.instance = instance
+
+
+class _Engine:
+    def __init__(self, job_parameters):
+        self.job_parameters = dict(job_parameters or {})
+        self.metrics = MetricRegistry()
+        self.modules = {}    # module id -> module
+        self.functions = {}  # function id -> _Function
+        self.module_names = []
+
+
+_engines = {}
+_lock = threading.Lock()
+_module_ids = itertools.count(1)
+_function_ids = itertools.count(1)
+
+
+def control(request):
+    """Run one JSON request from Go and return the JSON reply."""
+    req = json.loads(request)
+    op = req.pop("op")
+    handler = _OPS.get(op)
+    if handler is None:
+        raise ValueError("unknown control operation %r" % op)
+    return json.dumps(handler(**req))
+
+
+def _engine_open(engine, job_parameters, path, log_level):
+    for entry in path:
+        if entry not in sys.path:
+            sys.path.append(entry)
+    _install_log_bridge(log_level)
+    with _lock:
+        _engines[engine] = _Engine(job_parameters)
+    return {"python": sys.version.split()[0], "executable": sys.executable,
+            "prefix": sys.prefix}
+
+
+def _engine_close(engine):
+    state = _engines.pop(engine, None)
+    errors = []
+    if state is not None:
+        for fid in list(state.functions):
+            try:
+                _function_close(engine, fid, state)
+            except Exception as exc:  # close every function; report the first failures
+                errors.append("%s: %s" % (type(exc).__name__, exc))
+        for name in state.module_names:
+            sys.modules.pop(name, None)
+    return {"errors": errors}
+
+
+def _add_module(engine, module, owned):
+    state = _engines[engine]
+    mid = next(_module_ids)
+    state.modules[mid] = module
+    if owned:
+        state.module_names.append(module.__name__)
+    return {"module": mid, "name": module.__name__}
+
+
+def _load_source(engine, name, source):
+    if engine not in _engines:
+        raise RuntimeError("engine %d is closed" % engine)
+    filename = name if name.endswith(".py") else name + ".py"
+    modname = "pyudf_user_%d_%d" % (engine, next(_module_ids))
+    spec = importlib.util.spec_from_loader(modname, loader=None, origin=filename)
+    module = importlib.util.module_from_spec(spec)
+    module.__file__ = filename
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    code = compile(source, filename, "exec")
+    sys.modules[modname] = module
+    try:
+        exec(code, module.__dict__)
+    except BaseException:
+        sys.modules.pop(modname, None)
+        raise
+    return _add_module(engine, module, owned=True)
+
+
+def _load_file(engine, path):
+    if engine not in _engines:
+        raise RuntimeError("engine %d is closed" % engine)
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError("no such file: %s" % path)
+    modname = os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(modname, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[modname] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(modname, None)
+        raise
+    return _add_module(engine, module, owned=True)
+
+
+def _import(engine, module):
+    if engine not in _engines:
+        raise RuntimeError("engine %d is closed" % engine)
+    return _add_module(engine, importlib.import_module(module), owned=False)
+
+
+def _function(engine, module, name):
+    state = _engines[engine]
+    mod = state.modules[module]
+    try:
+        obj = getattr(mod, name)
+    except AttributeError:
+        return {"missing": True}
+    kind, target, instance, input_types, result_type, func_type = signature(obj)
+    if instance is not None:
+        context = FunctionContext(MetricGroup(state.metrics), state.job_parameters)
+        instance.open(context)
+    fid = next(_function_ids)
+    state.functions[fid] = _Function(name, instance)
+    return {"function": fid, "object": _keep(target), "kind": kind,
+            "func_type": func_type, "input_types": input_types,
+            "result_type": result_type}
+
+
+def _function_close(engine, function, state=None):
+    state = state or _engines.get(engine)
+    entry = state.functions.pop(function, None) if state else None
+    if entry is not None and entry.instance is not None:
+        entry.instance.close()
+    return {}
+
+
+def _metrics(engine):
+    return {"metrics": _engines[engine].metrics.snapshot()}
+
+
+_OPS = {
+    "engine_open": _engine_open,
+    "engine_close": _engine_close,
+    "load_source": _load_source,
+    "load_file": _load_file,
+    "import": _import,
+    "function": _function,
+    "function_close": _function_close,
+    "metrics": _metrics,
+}
+
+
+# --- errors and values ------------------------------------------------------
+
+def describe_exception(exc):
+    """(qualified type name, message, formatted traceback) of an exception."""
+    cls = type(exc)
+    module = cls.__module__
+    type_name = cls.__qualname__ if module in ("builtins", "__main__") else module + "." + cls.__qualname__
+    try:
+        message = str(exc)
+    except Exception:
+        message = "<unprintable %s>" % cls.__qualname__
+    text = "".join(traceback.format_exception(cls, exc, exc.__traceback__))
+    return type_name, message, text
+
+
+def normalize(obj):
+    """Turn a result the C shim does not know into one it does, or raise TypeError."""
+    cls = type(obj)
+    module = cls.__module__
+    if module == "numpy":
+        if hasattr(obj, "tolist"):
+            return obj.tolist()  # numpy scalars and arrays
+    if module.startswith("pandas"):
+        if obj is getattr(sys.modules.get("pandas"), "NA", object()) or cls.__name__ == "NaTType":
+            return None
+        if hasattr(obj, "tolist"):
+            return obj.tolist()
+    if cls.__name__ == "Row" and hasattr(obj, "_values"):  # pyflink.common.Row
+        return Row.from_fields(getattr(obj, "_fields", None), tuple(obj._values))
+    if isinstance(obj, (set, frozenset)):
+        return list(obj)
+    raise TypeError("cannot convert a Python %s to a SQL value" % cls.__qualname__)
+
+
+# --- logging and print ------------------------------------------------------
+
+class _HostHandler(logging.Handler):
+    """Sends each record to Go's slog with its logger name and level."""
+
+    def emit(self, record):
+        try:
+            message = self.format(record)
+            _native.log(record.levelno, record.name, message)
+        except Exception:
+            self.handleError(record)
+
+
+class _HostStream(io.TextIOBase):
+    """A text stream that sends each complete line to Go's slog."""
+
+    def __init__(self, name, level):
+        super().__init__()
+        self._name = name
+        self._level = level
+        self._partial = ""
+        self._lock = threading.Lock()
+
+    @property
+    def encoding(self):
+        return "utf-8"
+
+    def writable(self):
+        return True
+
+    def write(self, text):
+        if not isinstance(text, str):
+            raise TypeError("write() argument must be str, not %s" % type(text).__name__)
+        with self._lock:
+            lines = (self._partial + text).split("\n")
+            self._partial = lines.pop()
+        for line in lines:
+            _native.log(self._level, self._name, line)
+        return len(text)
+
+    def flush(self):
+        with self._lock:
+            line, self._partial = self._partial, ""
+        if line:
+            _native.log(self._level, self._name, line)
+
+
+_bridge_installed = False
+
+
+def _install_log_bridge(level):
+    """Route logging and print to Go (once per interpreter); ``level`` is the lowest Go logs."""
+    global _bridge_installed
+    root = logging.getLogger()
+    root.setLevel(level)
+    if _native is None or _bridge_installed:
+        return
+    _bridge_installed = True
+    handler = _HostHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root.handlers[:] = [handler]
+    sys.stdout = _HostStream("stdout", logging.INFO)
+    sys.stderr = _HostStream("stderr", logging.WARNING)
