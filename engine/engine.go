@@ -138,7 +138,6 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-
 func startInterpreter(ctx context.Context, python string) error {
 	interpMu.Lock()
 	defer interpMu.Unlock()
