@@ -298,8 +298,8 @@ type recordHandler struct {
 }
 
 func (h *recordHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
-func (h *recordHandler) WithAttrs([]slog.Attr) slog.Handler            { return h }
-func (h *recordHandler) WithGroup(string) slog.Handler                 { return h }
+func (h *recordHandler) WithAttrs([]slog.Attr) slog.Handler           { return h }
+func (h *recordHandler) WithGroup(string) slog.Handler                { return h }
 func (h *recordHandler) Handle(_ context.Context, r slog.Record) error {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "%s %s", r.Level, r.Message)
