@@ -53,10 +53,10 @@ test: vet test-py test-go
 # allocation counts (sync.Pool drops items under -race) and the memory soak.
 test-go: deps
 	go test $(GO_TEST_FLAGS) ./...
-	go test -count=1 -run 'NoAllocations|Soak' -v ./engine | grep -E '^(---|ok|FAIL|PASS)'
+	go test -count=1 -run 'NoAllocations|Soak' ./engine
 
 test-py: deps
-	cd python && $(PY_EXE) -m pytest -q tests
+	cd python && PYTHONDONTWRITEBYTECODE=1 $(PY_EXE) -m pytest -q -p no:cacheprovider tests
 
 demo: deps
 	go run ./examples/quickstart

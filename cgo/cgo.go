@@ -226,3 +226,15 @@ func pyudfLog(level C.int, name *C.char, nameLen C.int, msg *C.char, msgLen C.in
 
 // LinkedVersion is the "major.minor" of the CPython this package was built against.
 const LinkedVersion = C.PYUDF_LINKED_VERSION
+
+// WireTags lists the C side's wire tags (enum pyudf_tag), indexed by name,
+// so a test can check that bridge's constants agree.
+func WireTags() map[string]int {
+	return map[string]int{
+		"NULL": C.PYUDF_NULL, "FALSE": C.PYUDF_FALSE, "TRUE": C.PYUDF_TRUE, "INT": C.PYUDF_INT,
+		"FLOAT": C.PYUDF_FLOAT, "STR": C.PYUDF_STR, "BYTES": C.PYUDF_BYTES, "DECIMAL": C.PYUDF_DECIMAL,
+		"DATE": C.PYUDF_DATE, "TIME": C.PYUDF_TIME, "TIMESTAMP": C.PYUDF_TIMESTAMP,
+		"TIMESTAMP_UTC": C.PYUDF_TIMESTAMP_UTC, "LIST": C.PYUDF_LIST, "MAP": C.PYUDF_MAP,
+		"ROW": C.PYUDF_ROW, "BIGINT": C.PYUDF_BIGINT,
+	}
+}

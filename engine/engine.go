@@ -144,29 +144,27 @@ func startInterpreter(ctx context.Context, python string) error {
 	if python == "" {
 		python = os.Getenv("PYUDF_PYTHON")
 	}
-	if interpPython == "" {
-		exe, err := resolvePython(ctx, python)
-		if err != nil {
-			return err
-		}
-		sources, err := json.Marshal(pyruntime.Sources())
-		if err != nil {
-			return err
-		}
-		if exc := cgo.Init(exe, pyruntime.Bootstrap(), string(sources)); exc != nil {
-			return &bridge.PythonError{Op: "start interpreter", Row: -1, Type: exc.Type,
-				Message: exc.Message, Traceback: exc.Traceback}
-		}
-		interpPython = exe
-		if interpPython == "" {
-			interpPython = "(libpython)"
+	exe, err := resolvePython(ctx, python)
+	if err != nil {
+		return err
+	}
+	if interpPython != "" {
+		if exe != "" && exe != interpPython {
+			return fmt.Errorf("pyudf: this process already runs Python %s; an engine cannot use %s", interpPython, exe)
 		}
 		return nil
 	}
-	if python != "" {
-		if exe, err := resolvePython(ctx, python); err != nil || exe != interpPython {
-			return fmt.Errorf("pyudf: this process already runs Python %s; an engine cannot use %s", interpPython, python)
-		}
+	sources, err := json.Marshal(pyruntime.Sources())
+	if err != nil {
+		return err
+	}
+	if exc := cgo.Init(exe, pyruntime.Bootstrap(), string(sources)); exc != nil {
+		return &bridge.PythonError{Op: "start interpreter", Row: -1, Type: exc.Type,
+			Message: exc.Message, Traceback: exc.Traceback}
+	}
+	interpPython = exe
+	if interpPython == "" {
+		interpPython = "(libpython " + cgo.LinkedVersion + ")"
 	}
 	return nil
 }

@@ -215,6 +215,9 @@ def signature(obj):
         input_types = hinted_inputs
     else:
         input_types = [to_ddl(t) for t in input_types]
+    if isinstance(result_type, (list, tuple)):  # udtf(result_types=[...]): columns f0, f1 ...
+        result_type = "ROW<%s>" % ", ".join(
+            "f%d %s" % (i, to_ddl(t)) for i, t in enumerate(result_type))
     result_type = to_ddl(result_type) if result_type is not None else hinted_result
     return kind, target, instance, input_types, result_type, func_type
 

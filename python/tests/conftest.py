@@ -1,0 +1,6 @@
+"""Tests import the package from this directory, as the engine embeds it."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -1,0 +1,78 @@
+import json
+import sys
+
+import pytest
+
+from pyudf import _host
+from pyudf._bootstrap import EmbeddedFinder
+from pyudf.row import Row
+
+
+def control(**request):
+    return json.loads(_host.control(json.dumps(request)))
+
+
+def test_engine_lifecycle_through_control():
+    control(op="engine_open", engine=9001, job_parameters={"p": "v"}, path=[], log_level=20)
+    module = control(op="load_source", engine=9001, name="t.py", source=(
+        "from pyudf import udf, ScalarFunction\n"
+        "class F(ScalarFunction):\n"
+        "    def open(self, ctx):\n"
+        "        self.p = ctx.get_job_parameter('p')\n"
+        "        ctx.get_metric_group().counter('c').inc()\n"
+        "    def eval(self, x):\n"
+        "        return self.p + x\n"
+        "f = udf(F(), result_type='STRING')\n"))
+    described = control(op="function", engine=9001, module=module["module"], name="f")
+    assert described["kind"] == "scalar" and described["result_type"] == "STRING"
+    assert _host.take(described["object"])("!") == "v!"
+    assert control(op="function", engine=9001, module=module["module"], name="nope") == {"missing": True}
+    assert control(op="metrics", engine=9001)["metrics"][0]["value"] == 1
+    name = module["name"]
+    assert name in sys.modules
+    assert control(op="engine_close", engine=9001) == {"errors": []}
+    assert name not in sys.modules
+
+
+def test_unknown_operation():
+    with pytest.raises(ValueError, match="unknown control operation"):
+        control(op="explode")
+
+
+def test_describe_exception():
+    try:
+        {}["missing"]
+    except KeyError as exc:
+        kind, message, text = _host.describe_exception(exc)
+    assert (kind, message) == ("KeyError", "'missing'")
+    assert "Traceback" in text and "test_host.py" in text
+
+
+def test_normalize():
+    np = pytest.importorskip("numpy")
+    assert _host.normalize(np.int32(3)) == 3 and type(_host.normalize(np.int32(3))) is int
+    assert _host.normalize(np.array([1.5])) == [1.5]
+    assert _host.normalize(frozenset([1])) == [1]
+    with pytest.raises(TypeError, match="cannot convert a Python object"):
+        _host.normalize(object())
+
+    class Row:  # shaped like pyflink.common.Row
+        _fields = ("a",)
+        _values = [1]
+    converted = _host.normalize(Row())
+    assert type(converted).__module__ == "pyudf.row" and converted.as_dict() == {"a": 1}
+
+
+def test_embedded_finder_serves_packages_from_memory():
+    files = {"memonly/__init__.py": "VALUE = 1\n", "memonly/sub.py": "from . import VALUE\nX = VALUE + 1\n"}
+    finder = EmbeddedFinder(files, ["memonly"])
+    sys.meta_path.insert(0, finder)
+    try:
+        import memonly.sub
+        assert memonly.sub.X == 2
+        assert finder.get_source("memonly.sub").startswith("from .")
+        assert finder.find_spec("othername") is None
+    finally:
+        sys.meta_path.remove(finder)
+        for name in ("memonly", "memonly.sub"):
+            sys.modules.pop(name, None)
