@@ -46,6 +46,17 @@ var pythonNames = [...]string{
 // AppendArg appends v, converted to type t, to b. A nil t converts by v's Go
 // type. Numbers, bools and strings append without allocating.
 func AppendArg(b []byte, t *DataType, v Value) ([]byte, error) {
+	// The commonest case first, small enough to be inlined into the caller.
+	if n := len(b); t != nil && v.kind == KindInt64 && t.Kind == BigIntType && cap(b)-n >= 9 {
+		b = b[:n+9]
+		b[n] = TagInt
+		ne.PutUint64(b[n+1:], v.num)
+		return b, nil
+	}
+	return appendArg(b, t, v)
+}
+
+func appendArg(b []byte, t *DataType, v Value) ([]byte, error) {
 	if v.kind == KindAny {
 		v = plainValue(v)
 	}
@@ -412,6 +423,14 @@ func appendDynamic(b []byte, v Value) ([]byte, error) {
 // DecodeResult reads one value from b as type t (nil: as Python gave it) and
 // returns it with the rest of b. Numbers and bools decode without allocating.
 func DecodeResult(b []byte, t *DataType) (Value, []byte, error) {
+	// The commonest case first, small enough to be inlined into the caller.
+	if len(b) >= 9 && b[0] == TagInt && t != nil && t.Kind == BigIntType {
+		return Int64(int64(ne.Uint64(b[1:9]))), b[9:], nil
+	}
+	return decodeResult(b, t)
+}
+
+func decodeResult(b []byte, t *DataType) (Value, []byte, error) {
 	if len(b) == 0 {
 		return Value{}, b, errMalformed
 	}

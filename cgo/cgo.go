@@ -130,7 +130,7 @@ type Frame struct {
 // the frame becomes unreachable.
 func NewFrame() *Frame {
 	f := &Frame{c: C.pyudf_frame_new()}
-	if f.c == nil || C.pyudf_buf_reserve(&f.c.in, 256) != 0 {
+	if f.c == nil || C.pyudf_buf_reserve(&f.c.in, 256) != 0 || C.pyudf_buf_reserve(&f.c.out, 256) != 0 {
 		panic("pyudf: out of C memory for a call frame")
 	}
 	runtime.AddCleanup(f, func(c *C.pyudf_frame) { C.pyudf_frame_free(c) }, f.c)

@@ -183,6 +183,12 @@ done:
 
 PyObject *pyudf_decode(const char **p, const char *end)
 {
+	if (end - *p >= 9 && **p == PYUDF_INT) { /* the commonest argument */
+		int64_t v;
+		memcpy(&v, *p + 1, 8);
+		*p += 9;
+		return PyLong_FromLongLong(v);
+	}
 	if (need(*p, end, 1) < 0)
 		return NULL;
 	uint8_t tag = (uint8_t) * (*p)++;
@@ -375,6 +381,17 @@ static int encode_row(PyObject *obj, pyudf_buf *out)
 
 static int encode_value(PyObject *obj, pyudf_buf *out, int normalized)
 {
+	if (PyLong_CheckExact(obj) && out->len + 9 <= out->cap) { /* the commonest result */
+		int overflow;
+		int64_t v = PyLong_AsLongLongAndOverflow(obj, &overflow);
+		if (!overflow && !(v == -1 && PyErr_Occurred())) {
+			out->data[out->len] = PYUDF_INT;
+			memcpy(out->data + out->len + 1, &v, 8);
+			out->len += 9;
+			return 0;
+		}
+		PyErr_Clear();
+	}
 	if (obj == Py_None)
 		return put_tag(out, PYUDF_NULL);
 	if (PyBool_Check(obj))

@@ -13,7 +13,10 @@ import (
 // Frames are pooled, so a call in steady state allocates nothing.
 type frame struct{ *cgo.Frame }
 
-var frames = sync.Pool{New: func() any { return &frame{cgo.NewFrame()} }}
+func newFrame() *frame { return &frame{cgo.NewFrame()} }
+
+// frames serves the control path; row calls use their gate's frames.
+var frames = sync.Pool{New: func() any { return newFrame() }}
 
 func getFrame() *frame { return frames.Get().(*frame) }
 

@@ -140,8 +140,18 @@ func (f *Function) CallValues(ctx context.Context, args ...bridge.Value) (bridge
 		return bridge.Value{}, fmt.Errorf("%w: function %q takes %d arguments (%s), got %d",
 			ErrArgumentCount, f.name, len(f.inputs), typeList(f.inputs), len(args))
 	}
-	fr := getFrame()
-	defer putFrame(fr)
+	g := f.engine.gate
+	fr := g.enter()
+	v, err := f.callIn(ctx, fr, args)
+	g.leave(fr)
+	return v, err
+}
+
+// callIn runs one call on a frame lent by the gate.
+func (f *Function) callIn(ctx context.Context, fr *frame, args []bridge.Value) (bridge.Value, error) {
+	if f.closed.Load() {
+		return bridge.Value{}, ErrClosed
+	}
 	buf := fr.Args()
 	var err error
 	for i, a := range args {
@@ -153,14 +163,12 @@ func (f *Function) CallValues(ctx context.Context, args ...bridge.Value) (bridge
 			return bridge.Value{}, bridge.At(err, f.name, argumentName(i))
 		}
 	}
-	g := f.engine.gate
-	g.enter()
-	if f.closed.Load() {
-		g.leave()
-		return bridge.Value{}, ErrClosed
+	var st cgo.Status
+	if ctx.Done() == nil {
+		st = fr.Call(f.obj, buf, len(args))
+	} else {
+		st = fr.run(ctx, func() cgo.Status { return fr.Call(f.obj, buf, len(args)) })
 	}
-	st := fr.run(ctx, func() cgo.Status { return fr.Call(f.obj, buf, len(args)) })
-	g.leave()
 	if st != cgo.OK {
 		return bridge.Value{}, fr.failure(ctx, st, f.name, "call")
 	}

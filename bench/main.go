@@ -1,0 +1,310 @@
+// Command bench measures pyudf and prints one JSON object (with -json) or one
+// table row per case and mode.
+//
+//	go run ./bench -quick -json   # under a minute
+//	go run ./bench                # longer rounds, plus the 10M-call memory soak
+//
+// Each case is measured in rounds, interleaved with the variants it is
+// compared against (A, B, A, B, ...), and reports the median round, so that a
+// noisy machine slows both sides of a ratio alike. Latency is sampled on every
+// 8th row. The fields are those of design.md §5 plus the ratios the goals are
+// stated in.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pyudf/pyudf/bridge"
+	"github.com/pyudf/pyudf/engine"
+)
+
+// Result is one line of output.
+type Result struct {
+	Name       string  `json:"name"`
+	Mode       string  `json:"mode"`
+	Goroutines int     `json:"goroutines"`
+	BatchRows  int     `json:"batch_rows"`
+	RowsPerS   float64 `json:"rows_per_s"`
+	P50Ns      int64   `json:"p50_ns"`
+	P99Ns      int64   `json:"p99_ns"`
+	P999Ns     int64   `json:"p999_ns"`
+	Rounds     int     `json:"rounds"`
+	// Ratios measured in the same interleaved rounds.
+	VsFloor      float64 `json:"cost_vs_c_floor,omitempty"`           // ns per row / the bare C call's
+	VsGoroutine1 float64 `json:"throughput_vs_1_goroutine,omitempty"` // rows/s / the 1-goroutine rows/s
+	// The memory soak (full run only).
+	Calls          int64  `json:"calls,omitempty"`
+	RSSGrowthBytes int64  `json:"rss_growth_bytes,omitempty"`
+	Note           string `json:"note,omitempty"`
+}
+
+// row does the work of one row; i numbers the rows of one goroutine.
+type row func(i int) error
+
+type variant struct {
+	goroutines int
+	work       row
+	rates      []float64
+	lat        []int64
+}
+
+// measure runs variants in interleaved rounds of d each.
+func measure(rounds int, d time.Duration, variants ...*variant) {
+	for range rounds {
+		for _, v := range variants {
+			rate, lat := runRound(v.goroutines, d, v.work)
+			v.rates = append(v.rates, rate)
+			v.lat = append(v.lat, lat...)
+		}
+	}
+}
+
+func runRound(goroutines int, d time.Duration, work row) (float64, []int64) {
+	var stop atomic.Bool
+	var total atomic.Int64
+	var mu sync.Mutex
+	var lat []int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range goroutines {
+		wg.Go(func() {
+			var mine []int64
+			n := 0
+			for ; !stop.Load(); n++ {
+				if n%8 == 0 {
+					t0 := time.Now()
+					if err := work(n); err != nil {
+						log.Fatal(err)
+					}
+					mine = append(mine, time.Since(t0).Nanoseconds())
+				} else if err := work(n); err != nil {
+					log.Fatal(err)
+				}
+			}
+			total.Add(int64(n))
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		})
+	}
+	time.Sleep(d)
+	stop.Store(true)
+	wg.Wait()
+	return float64(total.Load()) / time.Since(start).Seconds(), lat
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func percentile(lat []int64, p float64) int64 {
+	if len(lat) == 0 {
+		return 0
+	}
+	slices.Sort(lat)
+	return lat[min(len(lat)-1, int(float64(len(lat))*p))]
+}
+
+func (v *variant) result(name, mode string, rounds int) Result {
+	return Result{Name: name, Mode: mode, Goroutines: v.goroutines, BatchRows: 1,
+		RowsPerS: median(v.rates), P50Ns: percentile(v.lat, 0.50), P99Ns: percentile(v.lat, 0.99),
+		P999Ns: percentile(v.lat, 0.999), Rounds: rounds}
+}
+
+const udfSource = `
+import json
+from pyudf import udf
+
+@udf(input_types=['BIGINT', 'BIGINT'], result_type='BIGINT')
+def add(a, b):
+    return a + b
+
+def add_plain(a, b):
+    return a + b
+
+@udf(input_types=['STRING'], result_type='STRING')
+def json_lower(s):
+    record = json.loads(s)
+    return json.dumps({k: v.lower() if isinstance(v, str) else v for k, v in record.items()})
+
+@udf(input_types=['STRING'], result_type='STRING')
+def upper(s):
+    return s.upper()
+`
+
+// jsonRecord builds a JSON object of about size bytes with mixed-case string values.
+func jsonRecord(size int) string {
+	m := map[string]any{"id": 12345, "ts": 1700000000123}
+	for i := 0; ; i++ {
+		b, _ := json.Marshal(m)
+		if len(b) >= size-20 {
+			return string(b)
+		}
+		m["field_"+strconv.Itoa(i)] = "Value-" + strings.Repeat("AbC", 2+i%3)
+	}
+}
+
+//go:noinline
+func goAdd(a, b int64) int64 { return a + b }
+
+func main() {
+	quick := flag.Bool("quick", false, "short rounds: the whole run in under a minute")
+	asJSON := flag.Bool("json", false, "print one JSON object per line")
+	flag.Parse()
+	log.SetFlags(0)
+
+	rounds, d := 5, 400*time.Millisecond
+	if *quick {
+		rounds, d = 5, 150*time.Millisecond
+	}
+	ctx := context.Background()
+	eng, err := engine.New(ctx, engine.Config{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer eng.Close()
+	mod, err := eng.LoadSource(ctx, "bench_udfs.py", udfSource)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fn := func(name string) *engine.Function {
+		f, err := mod.Function(ctx, name)
+		if err != nil {
+			log.Fatal(err)
+		}
+		return f
+	}
+	add, addPlain := fn("add"), fn("add_plain")
+
+	callAdd := func(i int) error {
+		v, err := add.CallValues(ctx, bridge.Int64(int64(i)), bridge.Int64(1))
+		if err == nil && v.AsInt64() != int64(i)+1 {
+			err = fmt.Errorf("add(%d, 1) = %v", i, v)
+		}
+		return err
+	}
+	floor := &variant{goroutines: 1, work: func(i int) error {
+		if engine.BareAdd(addPlain, int64(i), 1) != int64(i)+1 {
+			return fmt.Errorf("bare add failed")
+		}
+		return nil
+	}}
+	thread1 := &variant{goroutines: 1, work: callAdd}
+	thread8 := &variant{goroutines: 8, work: callAdd}
+	goMode := &variant{goroutines: 1, work: func(i int) error {
+		if goAdd(int64(i), 1) != int64(i)+1 {
+			return fmt.Errorf("go add")
+		}
+		return nil
+	}}
+	measure(rounds, d, floor, thread1, thread8)
+	measure(rounds, d, goMode)
+
+	var results []Result
+	r1 := thread1.result("scalar_add_row", "thread", rounds)
+	r1.VsFloor = median(floor.rates) / r1.RowsPerS
+	r1.Note = fmt.Sprintf("c floor (bare C call taking the GIL): %.0f ns/row", 1e9/median(floor.rates))
+	r8 := thread8.result("scalar_add_row", "thread", rounds)
+	r8.VsGoroutine1 = r8.RowsPerS / r1.RowsPerS
+	results = append(results, r1, r8, goMode.result("scalar_add_row", "go", rounds))
+
+	for _, c := range []struct {
+		name, udf, input string
+	}{
+		{"json_lower_100b_row", "json_lower", jsonRecord(100)},
+		{"json_lower_1k_row", "json_lower", jsonRecord(1000)},
+		{"upper_100b_row", "upper", strings.Repeat("pyudf Go ", 12)[:100]},
+	} {
+		f, input := fn(c.udf), c.input
+		want := ""
+		if v, err := f.Call(ctx, input); err != nil {
+			log.Fatal(err)
+		} else {
+			want = v.(string)
+		}
+		v := &variant{goroutines: 1, work: func(int) error {
+			got, err := f.CallValues(ctx, bridge.String(input))
+			if err == nil && got.AsString() != want {
+				err = fmt.Errorf("%s returned %q", c.name, got.AsString())
+			}
+			return err
+		}}
+		measure(rounds, d, v)
+		r := v.result(c.name, "thread", rounds)
+		r.Note = fmt.Sprintf("input %d bytes", len(input))
+		results = append(results, r)
+	}
+
+	if !*quick {
+		results = append(results, soak(ctx, add))
+	}
+	for _, r := range results {
+		if *asJSON {
+			b, _ := json.Marshal(r)
+			fmt.Println(string(b))
+		} else {
+			fmt.Printf("%-22s %-7s g=%-2d %12.0f rows/s  p50 %6d ns  p99 %7d ns  %s\n",
+				r.Name, r.Mode, r.Goroutines, r.RowsPerS, r.P50Ns, r.P99Ns, extra(r))
+		}
+	}
+}
+
+func extra(r Result) string {
+	var parts []string
+	if r.VsFloor != 0 {
+		parts = append(parts, fmt.Sprintf("%.2fx the C floor", r.VsFloor))
+	}
+	if r.VsGoroutine1 != 0 {
+		parts = append(parts, fmt.Sprintf("%.2fx one goroutine", r.VsGoroutine1))
+	}
+	if r.Calls != 0 {
+		parts = append(parts, fmt.Sprintf("RSS +%d KB over %d calls", r.RSSGrowthBytes>>10, r.Calls))
+	}
+	if r.Note != "" {
+		parts = append(parts, r.Note)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// soak makes 10 million row calls and reports how much the resident set grew after warm-up.
+func soak(ctx context.Context, add *engine.Function) Result {
+	const calls = 10_000_000
+	run := func(n int) {
+		for i := range n {
+			if _, err := add.CallValues(ctx, bridge.Int64(int64(i)), bridge.Int64(1)); err != nil {
+				log.Fatal(err)
+			}
+		}
+	}
+	run(1_000_000)
+	runtime.GC()
+	before := rssBytes()
+	start := time.Now()
+	run(calls)
+	runtime.GC()
+	return Result{Name: "scalar_add_row_soak", Mode: "thread", Goroutines: 1, BatchRows: 1,
+		RowsPerS: calls / time.Since(start).Seconds(), Calls: calls, RSSGrowthBytes: rssBytes() - before, Rounds: 1}
+}
+
+func rssBytes() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	pages, _ := strconv.ParseInt(strings.Fields(string(b))[1], 10, 64)
+	return pages * int64(os.Getpagesize())
+}
