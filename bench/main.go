@@ -146,12 +146,14 @@ def upper(s):
     return s.upper()
 `
 
-// jsonRecord builds a JSON object of about size bytes with mixed-case string values.
+// jsonRecord builds a JSON object of exactly size bytes with mixed-case string values.
 func jsonRecord(size int) string {
-	m := map[string]any{"id": 12345, "ts": 1700000000123}
+	m := map[string]any{"id": 12345, "ts": 1700000000123, "pad": ""}
 	for i := 0; ; i++ {
 		b, _ := json.Marshal(m)
-		if len(b) >= size-20 {
+		if len(b) >= size-30 {
+			m["pad"] = strings.Repeat("Xy", size)[:size-len(b)]
+			b, _ = json.Marshal(m)
 			return string(b)
 		}
 		m["field_"+strconv.Itoa(i)] = "Value-" + strings.Repeat("AbC", 2+i%3)

@@ -1,0 +1,123 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+)
+
+const sleepySource = `
+import logging, threading, time
+from pyudf import udf
+_lock = threading.Lock()
+_active = 0
+_peak = 0
+
+@udf(input_types=['DOUBLE'], result_type='BIGINT')
+def sleepy(seconds):
+    """Sleep with the GIL released; return how many calls were inside at once."""
+    global _active, _peak
+    with _lock:
+        _active += 1
+        _peak = max(_peak, _active)
+    logging.getLogger("sleepy").warning("started")
+    time.sleep(seconds)
+    with _lock:
+        _active -= 1
+    return _peak
+
+@udf(result_type='BIGINT')
+def active():
+    return _active
+
+@udf(result_type='BIGINT')
+def reset():
+    global _peak
+    _peak = 0
+    return 0
+`
+
+// peakConcurrency runs n concurrent calls of a UDF that sleeps with the GIL
+// released and returns how many were inside Python at the same time.
+func peakConcurrency(t *testing.T, cfg Config, n int) int64 {
+	e := newEngine(t, cfg)
+	m, err := e.LoadSource(context.Background(), "sleepy.py", sleepySource)
+	if err != nil {
+		t.Fatal(err)
+	}
+	call(t, m, "reset")
+	sleepy := function(t, m, "sleepy")
+	var wg sync.WaitGroup
+	peaks := make([]int64, n)
+	for i := range n {
+		wg.Go(func() {
+			v, err := sleepy.Call(context.Background(), 0.05)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			peaks[i] = v.(int64)
+		})
+	}
+	wg.Wait()
+	return slices.Max(peaks)
+}
+
+func TestConcurrencyOneSerializesCalls(t *testing.T) {
+	if peak := peakConcurrency(t, Config{}, 4); peak != 1 {
+		t.Errorf("with Concurrency 1, %d calls were inside Python at once", peak)
+	}
+}
+
+func TestConcurrencyLetsGILReleasingCallsOverlap(t *testing.T) {
+	if peak := peakConcurrency(t, Config{Concurrency: 4}, 4); peak < 2 {
+		t.Errorf("with Concurrency 4, calls that sleep without the GIL never overlapped (peak %d)", peak)
+	}
+}
+
+// startSignal is a slog handler that closes started when a "started" record arrives.
+type startSignal struct {
+	recordHandler
+	once    sync.Once
+	started chan struct{}
+}
+
+func (h *startSignal) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "started" {
+		h.once.Do(func() { close(h.started) })
+	}
+	return nil
+}
+
+func TestCloseWaitsForCallInProgress(t *testing.T) {
+	for _, width := range []int{1, 3} {
+		h := &startSignal{started: make(chan struct{})}
+		e := newEngine(t, Config{Concurrency: width, Logger: slog.New(h)})
+		m, err := e.LoadSource(context.Background(), "sleepy.py", sleepySource)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sleepy, active := function(t, m, "sleepy"), function(t, m, "active")
+		done := make(chan error, 1)
+		go func() {
+			_, err := sleepy.Call(context.Background(), 0.2)
+			done <- err
+		}()
+		<-h.started // the call is inside Python, sleeping
+		if err := sleepy.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := active.Call(context.Background()); err != nil || v != int64(0) {
+			t.Errorf("width %d: Close returned with %v calls still inside Python (%v)", width, v, err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("width %d: the call in progress failed: %v", width, err)
+		}
+		if _, err := sleepy.Call(context.Background(), 0.0); !errors.Is(err, ErrClosed) {
+			t.Errorf("width %d: call after Close: %v", width, err)
+		}
+	}
+}
