@@ -25,8 +25,10 @@
 // Python function, converts the result and releases the GIL. Every OS thread
 // gets its own Python thread state on its first call, reused by all later
 // calls on that thread. Python code runs under the GIL, so calls execute one
-// at a time; Python code that releases the GIL (I/O, numpy, time.sleep)
-// lets other calls run meanwhile.
+// at a time anyway: they queue in Go, Config.Concurrency at a time (default
+// 1), rather than as OS threads waiting for the GIL, which would wake a thread
+// on every release. Raise Concurrency for UDFs that release the GIL (I/O,
+// numpy, time.sleep) so that their calls overlap.
 //
 // A call whose context is cancelled, or passes its deadline, is interrupted:
 // Cancelled (a BaseException) is raised inside the Python code, and the call

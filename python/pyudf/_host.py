@@ -115,8 +115,15 @@ def _engine_close(engine):
     return {"errors": errors}
 
 
+def _state(engine):
+    state = _engines.get(engine)
+    if state is None:
+        raise RuntimeError("engine %d is closed" % engine)
+    return state
+
+
 def _add_module(engine, module, owned):
-    state = _engines[engine]
+    state = _state(engine)
     mid = next(_module_ids)
     state.modules[mid] = module
     if owned:
@@ -124,9 +131,19 @@ def _add_module(engine, module, owned):
     return {"module": mid, "name": module.__name__}
 
 
+def _run_module(engine, module, execute):
+    """Register ``module`` in sys.modules, run its code, and own it; undo on failure."""
+    _state(engine)
+    sys.modules[module.__name__] = module
+    try:
+        execute(module)
+    except BaseException:
+        sys.modules.pop(module.__name__, None)
+        raise
+    return _add_module(engine, module, owned=True)
+
+
 def _load_source(engine, name, source):
-    if engine not in _engines:
-        raise RuntimeError("engine %d is closed" % engine)
     filename = name if name.endswith(".py") else name + ".py"
     modname = "pyudf_user_%d_%d" % (engine, next(_module_ids))
     spec = importlib.util.spec_from_loader(modname, loader=None, origin=filename)
@@ -134,41 +151,25 @@ def _load_source(engine, name, source):
     module.__file__ = filename
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     code = compile(source, filename, "exec")
-    sys.modules[modname] = module
-    try:
-        exec(code, module.__dict__)
-    except BaseException:
-        sys.modules.pop(modname, None)
-        raise
-    return _add_module(engine, module, owned=True)
+    return _run_module(engine, module, lambda m: exec(code, m.__dict__))
 
 
 def _load_file(engine, path):
-    if engine not in _engines:
-        raise RuntimeError("engine %d is closed" % engine)
     path = os.path.abspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError("no such file: %s" % path)
     modname = os.path.splitext(os.path.basename(path))[0]
     spec = importlib.util.spec_from_file_location(modname, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[modname] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(modname, None)
-        raise
-    return _add_module(engine, module, owned=True)
+    return _run_module(engine, importlib.util.module_from_spec(spec), spec.loader.exec_module)
 
 
 def _import(engine, module):
-    if engine not in _engines:
-        raise RuntimeError("engine %d is closed" % engine)
+    _state(engine)
     return _add_module(engine, importlib.import_module(module), owned=False)
 
 
 def _function(engine, module, name):
-    state = _engines[engine]
+    state = _state(engine)
     mod = state.modules[module]
     try:
         obj = getattr(mod, name)
@@ -194,7 +195,7 @@ def _function_close(engine, function, state=None):
 
 
 def _metrics(engine):
-    return {"metrics": _engines[engine].metrics.snapshot()}
+    return {"metrics": _state(engine).metrics.snapshot()}
 
 
 _OPS = {
