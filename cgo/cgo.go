@@ -113,9 +113,6 @@ func cBytes(p *C.char, n C.size_t) []byte {
 // Object is a strong reference to a Python object, held by Go. Release it once.
 type Object struct{ p *C.PyObject }
 
-// Valid reports whether o refers to an object.
-func (o Object) Valid() bool { return o.p != nil }
-
 // Release drops the reference.
 func (o Object) Release() { C.pyudf_release(o.p) }
 
