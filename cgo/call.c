@@ -1,6 +1,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "call.h"
 #include "interp.h"
@@ -26,6 +27,7 @@ static void begin(pyudf_frame *f, uint64_t call_id)
 	f->running = 1;
 	f->out.len = 0;
 	f->err.len = 0;
+	f->row = -1;
 }
 
 /* Leave Python. An interruption that arrived too late to be raised is withdrawn,
@@ -89,6 +91,116 @@ int pyudf_control(uint64_t call_id, pyudf_frame *f)
 		}
 		Py_DECREF(reply);
 	}
+	return end(f, status);
+}
+
+/* pyudf._batch, imported on first use (it imports pyarrow). */
+static PyObject *batch_module(void)
+{
+	static PyObject *module;
+	if (module == NULL)
+		module = PyImport_ImportModule("pyudf._batch");
+	return module;
+}
+
+/* "Type: message" of the pending exception, which is cleared; NULL on failure. */
+static PyObject *row_error_text(void)
+{
+	pyudf_buf text = {0};
+	pyudf_error_capture(&text);
+	PyObject *out = NULL;
+	uint32_t n1, n2;
+	if (text.len >= 8) {
+		/* type and message are the first two strings: make "type: message" in place */
+		memcpy(&n1, text.data, 4);
+		memcpy(&n2, text.data + 4 + n1, 4);
+		char *type = text.data + 4, *message = text.data + 8 + n1;
+		memmove(type + n1 + 2, message, n2);
+		type[n1] = ':';
+		type[n1 + 1] = ' ';
+		out = PyUnicode_DecodeUTF8(type, n1 + 2 + n2, "replace");
+	}
+	pyudf_buf_free(&text);
+	return out;
+}
+
+int pyudf_eval_rows(PyObject *fn, uintptr_t in, uintptr_t in_schema, uintptr_t type_schema,
+		    uintptr_t out, uintptr_t out_schema, uintptr_t err, uintptr_t err_schema,
+		    uint64_t call_id, pyudf_frame *f)
+{
+	begin(f, call_id);
+	int status = PYUDF_ERROR;
+	PyObject *module = batch_module(), *cols_rows = NULL, *results = NULL, *errors = NULL;
+	PyObject *small[STACK_ARGS], **argv = small;
+	if (module == NULL)
+		return end(f, status);
+	cols_rows = PyObject_CallMethod(module, "columns", "KK", (unsigned long long)in,
+					(unsigned long long)in_schema);
+	if (cols_rows == NULL)
+		goto done;
+	PyObject *cols = PyTuple_GET_ITEM(cols_rows, 0);
+	Py_ssize_t ncols = PyList_GET_SIZE(cols), nrows = PyLong_AsSsize_t(PyTuple_GET_ITEM(cols_rows, 1));
+	if (ncols > STACK_ARGS && (argv = PyMem_Malloc(sizeof(PyObject *) * ncols)) == NULL) {
+		PyErr_NoMemory();
+		goto done;
+	}
+	results = PyList_New(nrows);
+	errors = err ? PyList_New(nrows) : NULL;
+	if (results == NULL || (err && errors == NULL))
+		goto done;
+	for (Py_ssize_t i = 0; i < nrows; i++) {
+		for (Py_ssize_t j = 0; j < ncols; j++)
+			argv[j] = PyList_GET_ITEM(PyList_GET_ITEM(cols, j), i);
+		PyObject *r = PyObject_Vectorcall(fn, argv, ncols, NULL);
+		PyObject *message = Py_NewRef(Py_None);
+		if (r == NULL) {
+			if (errors == NULL || PyErr_ExceptionMatches(pyudf_errors_cancelled())) {
+				f->row = i;
+				Py_DECREF(message);
+				goto done;
+			}
+			Py_DECREF(message);
+			if ((message = row_error_text()) == NULL)
+				goto done;
+			r = Py_NewRef(Py_None);
+		}
+		PyList_SET_ITEM(results, i, r);
+		if (errors != NULL)
+			PyList_SET_ITEM(errors, i, message);
+		else
+			Py_DECREF(message);
+	}
+	PyObject *ok = PyObject_CallMethod(module, "export_result", "OKKK", results,
+					   (unsigned long long)type_schema, (unsigned long long)out,
+					   (unsigned long long)out_schema);
+	if (ok != NULL && errors != NULL) {
+		Py_DECREF(ok);
+		ok = PyObject_CallMethod(module, "export_errors", "OKK", errors,
+					 (unsigned long long)err, (unsigned long long)err_schema);
+	}
+	status = ok != NULL ? PYUDF_OK : PYUDF_ERROR;
+	Py_XDECREF(ok);
+done:
+	if (argv != small)
+		PyMem_Free(argv);
+	Py_XDECREF(errors);
+	Py_XDECREF(results);
+	Py_XDECREF(cols_rows);
+	return end(f, status);
+}
+
+int pyudf_eval_vectorized(PyObject *fn, int pandas, uintptr_t in, uintptr_t in_schema,
+			  uintptr_t type_schema, uintptr_t out, uintptr_t out_schema,
+			  uint64_t call_id, pyudf_frame *f)
+{
+	begin(f, call_id);
+	PyObject *module = batch_module();
+	PyObject *ok = module == NULL ? NULL : PyObject_CallMethod(
+	    module, "evaluate_vectorized", "OsKKKKK", fn, pandas ? "pandas" : "arrow",
+	    (unsigned long long)in, (unsigned long long)in_schema, (unsigned long long)type_schema,
+	    (unsigned long long)out, (unsigned long long)out_schema);
+	int status = ok != NULL ? PYUDF_OK : PYUDF_ERROR;
+	Py_XDECREF(ok);
 	return end(f, status);
 }
 

@@ -19,6 +19,7 @@ typedef struct {
 	uint64_t call_id;         /* which call is in progress; set and read with the GIL */
 	int running;              /* a call is in progress */
 	int interrupted;          /* pyudf_interrupt raised in it */
+	int64_t row;              /* the batch row whose call failed, or -1 */
 } pyudf_frame;
 
 pyudf_frame *pyudf_frame_new(void);
@@ -31,6 +32,26 @@ int pyudf_call(PyObject *fn, int nargs, uint64_t call_id, pyudf_frame *f);
 /* pyudf._host.control(request), the JSON request in f->in, the reply in f->out.
  * Returns an enum pyudf_status. */
 int pyudf_control(uint64_t call_id, pyudf_frame *f);
+
+/* Batches cross as Arrow C Data Interface structs in C memory, passed by
+ * address: in/in_schema the batch (moved into Python), type_schema the result
+ * type as a one-field schema (read only), out/out_schema where the result is
+ * exported. */
+
+/* Row-wise: fn(*row) for every row of the batch, the loop here, the results
+ * built into an Arrow array of the result type. With err/err_schema non-zero
+ * a row whose call raises gets a null result and its message in a STRING
+ * array exported there; otherwise the first such row ends the call, its index
+ * in f->row. Returns an enum pyudf_status. */
+int pyudf_eval_rows(PyObject *fn, uintptr_t in, uintptr_t in_schema, uintptr_t type_schema,
+		    uintptr_t out, uintptr_t out_schema, uintptr_t err, uintptr_t err_schema,
+		    uint64_t call_id, pyudf_frame *f);
+
+/* Vectorized: fn(*columns) once, columns as pandas Series (pandas != 0) or
+ * pyarrow Arrays, the result exported to out/out_schema. */
+int pyudf_eval_vectorized(PyObject *fn, int pandas, uintptr_t in, uintptr_t in_schema,
+			  uintptr_t type_schema, uintptr_t out, uintptr_t out_schema,
+			  uint64_t call_id, pyudf_frame *f);
 
 /* The object the host registered under key (new reference), or NULL with f->err set. */
 PyObject *pyudf_take(long long key, pyudf_frame *f);

@@ -31,6 +31,20 @@ static int call_h(uintptr_t fn, int nargs, uint64_t id, uintptr_t f)
 	return pyudf_call((PyObject *)fn, nargs, id, (pyudf_frame *)f);
 }
 static int64_t bare_add_h(uintptr_t fn, int64_t a, int64_t b) { return pyudf_bare_add((PyObject *)fn, a, b); }
+static int eval_rows_h(uintptr_t fn, uintptr_t in, uintptr_t in_schema, uintptr_t type_schema,
+		       uintptr_t out, uintptr_t out_schema, uintptr_t err, uintptr_t err_schema,
+		       uint64_t id, uintptr_t f)
+{
+	return pyudf_eval_rows((PyObject *)fn, in, in_schema, type_schema, out, out_schema, err,
+			       err_schema, id, (pyudf_frame *)f);
+}
+static int eval_vectorized_h(uintptr_t fn, int pandas, uintptr_t in, uintptr_t in_schema,
+			     uintptr_t type_schema, uintptr_t out, uintptr_t out_schema, uint64_t id,
+			     uintptr_t f)
+{
+	return pyudf_eval_vectorized((PyObject *)fn, pandas, in, in_schema, type_schema, out,
+				     out_schema, id, (pyudf_frame *)f);
+}
 */
 import "C"
 
@@ -171,6 +185,37 @@ func (f *Frame) Control(request []byte) Status {
 	f.calls++
 	return Status(C.pyudf_control(C.uint64_t(f.calls), f.c))
 }
+
+// Batch names the Arrow C Data Interface structs of one batch evaluation, by
+// address (they are C memory): the input batch, the result type (a one-field
+// schema), the result, and for per-row errors the error column (Err zero: off).
+type Batch struct {
+	In, InSchema, Type, Out, OutSchema, Err, ErrSchema uintptr
+}
+
+// EvalRows calls fn once per row of the batch (see call.h). When a row's call
+// fails the batch, Row tells which.
+func (f *Frame) EvalRows(fn Object, b Batch) Status {
+	f.calls++
+	return Status(C.eval_rows_h(C.uintptr_t(uintptr(unsafe.Pointer(fn.p))), C.uintptr_t(b.In),
+		C.uintptr_t(b.InSchema), C.uintptr_t(b.Type), C.uintptr_t(b.Out), C.uintptr_t(b.OutSchema),
+		C.uintptr_t(b.Err), C.uintptr_t(b.ErrSchema), C.uint64_t(f.calls), C.uintptr_t(uintptr(unsafe.Pointer(f.c)))))
+}
+
+// EvalVectorized calls fn once on the batch's columns, as pandas Series or pyarrow Arrays.
+func (f *Frame) EvalVectorized(fn Object, pandas bool, b Batch) Status {
+	f.calls++
+	p := C.int(0)
+	if pandas {
+		p = 1
+	}
+	return Status(C.eval_vectorized_h(C.uintptr_t(uintptr(unsafe.Pointer(fn.p))), p, C.uintptr_t(b.In),
+		C.uintptr_t(b.InSchema), C.uintptr_t(b.Type), C.uintptr_t(b.Out), C.uintptr_t(b.OutSchema),
+		C.uint64_t(f.calls), C.uintptr_t(uintptr(unsafe.Pointer(f.c)))))
+}
+
+// Row is the batch row whose call ended the last EvalRows, or -1.
+func (f *Frame) Row() int { return int(f.c.row) }
 
 // Take fetches the object the host registered under key.
 func (f *Frame) Take(key int64) (Object, Status) {

@@ -82,9 +82,8 @@ func (m *Module) Function(ctx context.Context, name string) (*Function, error) {
 
 // declare parses the declared types and checks that this engine runs the function's kind.
 func (f *Function) declare(inputs []string, result *string) error {
-	if f.kind != "scalar" || f.funcType != "general" {
-		return fmt.Errorf("%w %q: %s function (func_type %q); row calls run general scalar functions",
-			ErrUnsupported, f.name, f.kind, f.funcType)
+	if f.kind != "scalar" {
+		return fmt.Errorf("%w %q: %s function; this engine runs scalar functions", ErrUnsupported, f.name, f.kind)
 	}
 	for i, ddl := range inputs {
 		t, err := bridge.ParseType(ddl)
@@ -136,6 +135,10 @@ func (f *Function) Call(ctx context.Context, args ...any) (any, error) {
 // CallValues is Call without boxing: with numeric and bool arguments and
 // result it allocates nothing.
 func (f *Function) CallValues(ctx context.Context, args ...bridge.Value) (bridge.Value, error) {
+	if f.funcType != "general" {
+		return bridge.Value{}, fmt.Errorf("%w: function %q is a %s UDF: evaluate it over a batch with Eval",
+			ErrUnsupported, f.name, f.funcType)
+	}
 	if f.inputs != nil && len(args) != len(f.inputs) {
 		return bridge.Value{}, fmt.Errorf("%w: function %q takes %d arguments (%s), got %d",
 			ErrArgumentCount, f.name, len(f.inputs), typeList(f.inputs), len(args))

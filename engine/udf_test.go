@@ -165,10 +165,11 @@ total = udaf(Sum(), result_type='BIGINT')
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"vectorized", "total"} {
-		if _, err := m.Function(context.Background(), name); !errors.Is(err, ErrUnsupported) {
-			t.Errorf("%s: want ErrUnsupported, got %v", name, err)
-		}
+	if _, err := m.Function(context.Background(), "total"); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("aggregate: want ErrUnsupported, got %v", err)
+	}
+	if _, err := function(t, m, "vectorized").Call(context.Background(), int64(1)); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("row call of a Pandas UDF: want ErrUnsupported, got %v", err)
 	}
 }
 

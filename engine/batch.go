@@ -1,0 +1,123 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/pyudf/pyudf/arrowconv"
+	"github.com/pyudf/pyudf/bridge"
+	"github.com/pyudf/pyudf/cgo"
+)
+
+// Eval runs the function over a whole record batch in one crossing and
+// returns the result column, an Arrow array of the declared result type
+// (release it when done). The batch's columns are the arguments, in order.
+//
+// How the function sees the batch depends on how it was declared: a general
+// function is called once per row (the loop runs in C); a Pandas UDF
+// (func_type="pandas") once with a pd.Series per column; an Arrow UDF
+// (func_type="arrow") once with a pyarrow.Array per column. Batches whose
+// buffers come from an arrowconv.Allocator cross without a copy; others are
+// copied once into C memory.
+func (f *Function) Eval(ctx context.Context, batch arrow.RecordBatch) (arrow.Array, error) {
+	res, _, err := f.eval(ctx, batch, false)
+	return res, err
+}
+
+// EvalRowErrors is Eval for general (row-wise) functions where a row whose
+// call raises does not fail the batch: its result is null and its message
+// ("ValueError: ...") is in errs, a STRING array that is null for good rows.
+func (f *Function) EvalRowErrors(ctx context.Context, batch arrow.RecordBatch) (results, errs arrow.Array, err error) {
+	if f.funcType != "general" {
+		return nil, nil, fmt.Errorf("%w: function %q: per-row errors need a row-wise (general) function, not func_type %q",
+			ErrUnsupported, f.name, f.funcType)
+	}
+	return f.eval(ctx, batch, true)
+}
+
+func (f *Function) eval(ctx context.Context, batch arrow.RecordBatch, rowErrors bool) (arrow.Array, arrow.Array, error) {
+	if f.result == nil {
+		return nil, nil, fmt.Errorf("%w: function %q declares no result type; batch evaluation needs one",
+			ErrUnsupported, f.name)
+	}
+	if f.inputs != nil {
+		if err := arrowconv.CheckSchema(batch.Schema(), f.inputs); err != nil {
+			return nil, nil, fmt.Errorf("pyudf: function %q: %w", f.name, err)
+		}
+	}
+	resultType := arrowconv.ArrowType(f.result)
+	if batch.NumRows() == 0 {
+		var errs arrow.Array
+		if rowErrors {
+			errs = array.MakeArrayOfNull(memory.DefaultAllocator, arrow.BinaryTypes.String, 0)
+		}
+		return array.MakeArrayOfNull(memory.DefaultAllocator, resultType, 0), errs, nil
+	}
+
+	in := arrowconv.ExportRecordBatch(batch)
+	defer in.Free() // whatever Python did not take
+	typ := arrowconv.ExportType(resultType, !f.result.NotNull)
+	defer typ.Free()
+	out, errOut := arrowconv.NewArrayStructs(), arrowconv.Exported{}
+	b := cgo.Batch{In: in.ArrayAddr(), InSchema: in.SchemaAddr(), Type: typ.SchemaAddr(),
+		Out: out.ArrayAddr(), OutSchema: out.SchemaAddr()}
+	if rowErrors {
+		errOut = arrowconv.NewArrayStructs()
+		b.Err, b.ErrSchema = errOut.ArrayAddr(), errOut.SchemaAddr()
+	}
+
+	g := f.engine.gate
+	fr := g.enter()
+	if f.closed.Load() {
+		g.leave(fr)
+		out.Free()
+		errOut.Free()
+		return nil, nil, ErrClosed
+	}
+	st := fr.run(ctx, func() cgo.Status {
+		if f.funcType == "general" {
+			return fr.EvalRows(f.obj, b)
+		}
+		return fr.EvalVectorized(f.obj, f.funcType == "pandas", b)
+	})
+	var failure error
+	if st != cgo.OK {
+		failure = fr.failure(ctx, st, f.name, "eval")
+		if pe, ok := failure.(*bridge.PythonError); ok {
+			pe.Row = fr.Row()
+		}
+	}
+	g.leave(fr)
+	if failure != nil {
+		out.Free()
+		errOut.Free()
+		return nil, nil, failure
+	}
+
+	res, err := arrowconv.ImportArray(out)
+	if err != nil {
+		errOut.Free()
+		return nil, nil, err
+	}
+	var errs arrow.Array
+	if rowErrors {
+		if errs, err = arrowconv.ImportArray(errOut); err != nil {
+			res.Release()
+			return nil, nil, err
+		}
+	}
+	if !arrow.TypeEqual(res.DataType(), resultType) || int64(res.Len()) != batch.NumRows() {
+		err = fmt.Errorf("pyudf: function %q returned %d values of %s for %d rows of %s",
+			f.name, res.Len(), res.DataType(), batch.NumRows(), resultType)
+		res.Release()
+		if errs != nil {
+			errs.Release()
+		}
+		return nil, nil, err
+	}
+	return res, errs, nil
+}

@@ -1,0 +1,88 @@
+"""Record batches between the Go engine and UDFs, through the Arrow C Data Interface.
+
+Go hands over a batch as the addresses of an ``ArrowArray`` and an
+``ArrowSchema`` (C memory), and the result type as an ``ArrowSchema`` with
+one field. pyarrow imports them without copying buffers. Results go back the
+same way: exported into ``ArrowArray``/``ArrowSchema`` structs Go allocated.
+
+Three ways to run a scalar UDF over a batch:
+
+* row-wise (``func_type="general"``): :func:`columns` gives the C shim one
+  Python list per column; the C shim calls the UDF once per row and hands
+  the results to :func:`export_result`;
+* Pandas (``func_type="pandas"``): each argument is a ``pd.Series``, the
+  function returns a Series or array-like of the same length;
+* Arrow (``func_type="arrow"``): each argument is a ``pyarrow.Array``, the
+  function returns one.
+"""
+
+import pyarrow as pa
+
+
+def import_batch(array_addr, schema_addr):
+    """The batch Go exported, imported without copying its buffers."""
+    return pa.RecordBatch._import_from_c(array_addr, schema_addr)
+
+
+def import_type(schema_addr):
+    """The result type Go exported as a one-field schema."""
+    return pa.Schema._import_from_c(schema_addr).field(0).type
+
+
+def columns(array_addr, schema_addr):
+    """(list of per-column Python lists, row count) for row-wise evaluation."""
+    batch = import_batch(array_addr, schema_addr)
+    return [column.to_pylist() for column in batch.columns], batch.num_rows
+
+
+def _to_array(values, result_type, what):
+    """Convert a UDF's result to a pyarrow array of ``result_type``."""
+    try:
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        if isinstance(values, pa.Array):
+            if values.type != result_type:
+                values = values.cast(result_type)
+            return values
+        if type(values).__module__.startswith("pandas"):
+            return pa.Array.from_pandas(values, type=result_type)
+        return pa.array(values, type=result_type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError) as exc:
+        raise TypeError("%s cannot be converted to %s: %s" % (what, result_type, exc)) from None
+
+
+def export_result(values, type_addr, array_addr, schema_addr):
+    """Build the result array of ``values`` (a list) and export it to Go."""
+    array = _to_array(values, import_type(type_addr), "the results")
+    array._export_to_c(array_addr, schema_addr)
+
+
+def export_errors(messages, array_addr, schema_addr):
+    """Export the per-row error messages (str or None) as a STRING array."""
+    pa.array(messages, type=pa.string())._export_to_c(array_addr, schema_addr)
+
+
+def _pandas_column(column):
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    # As PyFlink does for its Pandas UDFs: dates as datetime.date objects.
+    return column.to_pandas(date_as_object=True)
+
+
+def evaluate_vectorized(func, func_type, array_addr, schema_addr, type_addr, out_array_addr, out_schema_addr):
+    """Run a Pandas or Arrow UDF over the batch and export its result."""
+    batch = import_batch(array_addr, schema_addr)
+    result_type = import_type(type_addr)
+    if func_type == "pandas":
+        args = [_pandas_column(column) for column in batch.columns]
+        what = "the Pandas UDF's result"
+    else:
+        args = list(batch.columns)
+        what = "the Arrow UDF's result"
+    result = func(*args)
+    if isinstance(result, (str, bytes)) or not hasattr(result, "__len__"):
+        raise TypeError("%s must be a Series or array-like of %d values, not %s"
+                        % (what, batch.num_rows, type(result).__name__))
+    if len(result) != batch.num_rows:
+        raise ValueError("%s has %d values for a batch of %d rows" % (what, len(result), batch.num_rows))
+    _to_array(result, result_type, what)._export_to_c(out_array_addr, out_schema_addr)
