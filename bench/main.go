@@ -44,6 +44,8 @@ type Result struct {
 	// Ratios measured in the same interleaved rounds.
 	VsFloor      float64 `json:"cost_vs_c_floor,omitempty"`           // ns per row / the bare C call's
 	VsGoroutine1 float64 `json:"throughput_vs_1_goroutine,omitempty"` // rows/s / the 1-goroutine rows/s
+	VsPython     float64 `json:"throughput_vs_python,omitempty"`      // rows/s / mode python's
+	VsRowWise    float64 `json:"throughput_vs_row_wise,omitempty"`    // rows/s / scalar_add_batch thread's
 	// The memory soak (full run only).
 	Calls          int64  `json:"calls,omitempty"`
 	RSSGrowthBytes int64  `json:"rss_growth_bytes,omitempty"`
@@ -56,16 +58,19 @@ type row func(i int) error
 type variant struct {
 	goroutines int
 	work       row
+	batchRows  int // rows per unit of work (0: 1)
 	rates      []float64
 	lat        []int64
 }
+
+func (v *variant) rows() int { return max(v.batchRows, 1) }
 
 // measure runs variants in interleaved rounds of d each.
 func measure(rounds int, d time.Duration, variants ...*variant) {
 	for range rounds {
 		for _, v := range variants {
 			rate, lat := runRound(v.goroutines, d, v.work)
-			v.rates = append(v.rates, rate)
+			v.rates = append(v.rates, rate*float64(v.rows()))
 			v.lat = append(v.lat, lat...)
 		}
 	}
@@ -120,7 +125,7 @@ func percentile(lat []int64, p float64) int64 {
 }
 
 func (v *variant) result(name, mode string, rounds int) Result {
-	return Result{Name: name, Mode: mode, Goroutines: v.goroutines, BatchRows: 1,
+	return Result{Name: name, Mode: mode, Goroutines: v.goroutines, BatchRows: v.rows(),
 		RowsPerS: median(v.rates), P50Ns: percentile(v.lat, 0.50), P99Ns: percentile(v.lat, 0.99),
 		P999Ns: percentile(v.lat, 0.999), Rounds: rounds}
 }
@@ -251,6 +256,7 @@ func main() {
 		results = append(results, r)
 	}
 
+	results = append(results, batchCases(ctx, eng, rounds, d, !*quick)...)
 	if !*quick {
 		results = append(results, soak(ctx, add))
 	}
@@ -259,8 +265,8 @@ func main() {
 			b, _ := json.Marshal(r)
 			fmt.Println(string(b))
 		} else {
-			fmt.Printf("%-22s %-7s g=%-2d %12.0f rows/s  p50 %6d ns  p99 %7d ns  %s\n",
-				r.Name, r.Mode, r.Goroutines, r.RowsPerS, r.P50Ns, r.P99Ns, extra(r))
+			fmt.Printf("%-22s %-7s g=%-2d rows=%-6d %12.0f rows/s  p50 %9d ns  p99 %9d ns  %s\n",
+				r.Name, r.Mode, r.Goroutines, r.BatchRows, r.RowsPerS, r.P50Ns, r.P99Ns, extra(r))
 		}
 	}
 }
@@ -269,6 +275,12 @@ func extra(r Result) string {
 	var parts []string
 	if r.VsFloor != 0 {
 		parts = append(parts, fmt.Sprintf("%.2fx the C floor", r.VsFloor))
+	}
+	if r.VsPython != 0 {
+		parts = append(parts, fmt.Sprintf("%.2fx mode python", r.VsPython))
+	}
+	if r.VsRowWise != 0 {
+		parts = append(parts, fmt.Sprintf("%.1fx row-wise", r.VsRowWise))
 	}
 	if r.VsGoroutine1 != 0 {
 		parts = append(parts, fmt.Sprintf("%.2fx one goroutine", r.VsGoroutine1))

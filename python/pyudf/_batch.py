@@ -16,6 +16,7 @@ Three ways to run a scalar UDF over a batch:
   function returns one.
 """
 
+import numpy as np
 import pyarrow as pa
 
 
@@ -45,6 +46,10 @@ def _to_array(values, result_type, what):
                 values = values.cast(result_type)
             return values
         if type(values).__module__.startswith("pandas"):
+            plain = isinstance(values.dtype, np.dtype) and values.dtype.kind in "biuf"
+            numpy_values = values.to_numpy() if plain else None
+            if numpy_values is not None:  # numeric: the cheap path, NaN still becomes null
+                return pa.array(numpy_values, type=result_type, from_pandas=True)
             return pa.Array.from_pandas(values, type=result_type)
         return pa.array(values, type=result_type)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError) as exc:
