@@ -189,6 +189,156 @@ done:
 	return end(f, status);
 }
 
+static int bit(const uint8_t *bits, int64_t i) { return (bits[i >> 3] >> (i & 7)) & 1; }
+
+static void set_bit(uint8_t *bits, int64_t i, int on)
+{
+	if (on)
+		bits[i >> 3] |= (uint8_t)(1u << (i & 7));
+	else
+		bits[i >> 3] &= (uint8_t)~(1u << (i & 7));
+}
+
+/* The value at row i of c as a new reference. */
+static PyObject *column_value(const pyudf_column *c, int64_t row)
+{
+	int64_t i = c->offset + row;
+	const void *values = (const void *)c->values;
+	if (c->validity != 0 && !bit((const uint8_t *)c->validity, i))
+		Py_RETURN_NONE;
+	switch (c->type) {
+	case PYUDF_COL_BOOL:
+		return PyBool_FromLong(bit(values, i));
+	case PYUDF_COL_INT8:
+		return PyLong_FromLong(((const int8_t *)values)[i]);
+	case PYUDF_COL_INT16:
+		return PyLong_FromLong(((const int16_t *)values)[i]);
+	case PYUDF_COL_INT32:
+		return PyLong_FromLong(((const int32_t *)values)[i]);
+	case PYUDF_COL_INT64:
+		return PyLong_FromLongLong(((const int64_t *)values)[i]);
+	case PYUDF_COL_UINT8:
+		return PyLong_FromLong(((const uint8_t *)values)[i]);
+	case PYUDF_COL_UINT16:
+		return PyLong_FromLong(((const uint16_t *)values)[i]);
+	case PYUDF_COL_UINT32:
+		return PyLong_FromUnsignedLong(((const uint32_t *)values)[i]);
+	case PYUDF_COL_FLOAT32:
+		return PyFloat_FromDouble(((const float *)values)[i]);
+	case PYUDF_COL_FLOAT64:
+		return PyFloat_FromDouble(((const double *)values)[i]);
+	}
+	PyErr_Format(PyExc_SystemError, "pyudf: unknown column type %d", c->type);
+	return NULL;
+}
+
+static const char *column_sql_name(int type)
+{
+	static const char *names[] = {"", "BOOLEAN", "TINYINT", "SMALLINT", "INT", "BIGINT",
+				      "", "", "", "FLOAT", "DOUBLE"};
+	return type > 0 && type <= PYUDF_COL_FLOAT64 ? names[type] : "?";
+}
+
+/* Store result r at row i of out. 0, or -1 with an exception set. */
+static int store_result(pyudf_column *out, int64_t i, PyObject *r)
+{
+	uint8_t *validity = (uint8_t *)out->validity;
+	void *values = (void *)out->values;
+	if (r == Py_None) {
+		set_bit(validity, i, 0);
+		out->offset++; /* the null count */
+		return 0;
+	}
+	set_bit(validity, i, 1);
+	if (out->type == PYUDF_COL_BOOL) {
+		if (!PyBool_Check(r))
+			goto wrong_type;
+		set_bit(values, i, r == Py_True);
+		return 0;
+	}
+	if (out->type == PYUDF_COL_FLOAT32 || out->type == PYUDF_COL_FLOAT64) {
+		if (!PyFloat_Check(r) && !(PyLong_Check(r) && !PyBool_Check(r)))
+			goto wrong_type;
+		double v = PyFloat_AsDouble(r);
+		if (v == -1.0 && PyErr_Occurred())
+			return -1;
+		if (out->type == PYUDF_COL_FLOAT32)
+			((float *)values)[i] = (float)v;
+		else
+			((double *)values)[i] = v;
+		return 0;
+	}
+	if (!PyLong_Check(r) || PyBool_Check(r))
+		goto wrong_type;
+	int overflow;
+	long long v = PyLong_AsLongLongAndOverflow(r, &overflow);
+	if (v == -1 && PyErr_Occurred())
+		return -1;
+	switch (out->type) {
+	case PYUDF_COL_INT8:
+		if (overflow || v < INT8_MIN || v > INT8_MAX)
+			goto overflow;
+		((int8_t *)values)[i] = (int8_t)v;
+		return 0;
+	case PYUDF_COL_INT16:
+		if (overflow || v < INT16_MIN || v > INT16_MAX)
+			goto overflow;
+		((int16_t *)values)[i] = (int16_t)v;
+		return 0;
+	case PYUDF_COL_INT32:
+		if (overflow || v < INT32_MIN || v > INT32_MAX)
+			goto overflow;
+		((int32_t *)values)[i] = (int32_t)v;
+		return 0;
+	case PYUDF_COL_INT64:
+		if (overflow)
+			goto overflow;
+		((int64_t *)values)[i] = v;
+		return 0;
+	}
+wrong_type:
+	PyErr_Format(PyExc_TypeError, "result: Python %.100s is not a %s", Py_TYPE(r)->tp_name,
+		     column_sql_name(out->type));
+	return -1;
+overflow:
+	PyErr_Format(PyExc_OverflowError, "result: %R overflows %s", r, column_sql_name(out->type));
+	return -1;
+}
+
+int pyudf_eval_rows_fixed(PyObject *fn, int ncols, const pyudf_column *cols, int64_t nrows,
+			  pyudf_column *out, uint64_t call_id, pyudf_frame *f)
+{
+	begin(f, call_id);
+	PyObject *small[STACK_ARGS], **argv = small;
+	int status = PYUDF_ERROR;
+	if (ncols > STACK_ARGS && (argv = PyMem_Malloc(sizeof(PyObject *) * ncols)) == NULL) {
+		PyErr_NoMemory();
+		return end(f, status);
+	}
+	out->offset = 0;
+	int64_t i = 0;
+	for (; i < nrows; i++) {
+		int j = 0;
+		for (; j < ncols; j++)
+			if ((argv[j] = column_value(&cols[j], i)) == NULL)
+				break;
+		PyObject *r = j == ncols ? PyObject_Vectorcall(fn, argv, ncols, NULL) : NULL;
+		while (j-- > 0)
+			Py_DECREF(argv[j]);
+		int stored = r != NULL ? store_result(out, i, r) : -1;
+		Py_XDECREF(r);
+		if (stored < 0)
+			break;
+	}
+	if (i == nrows)
+		status = PYUDF_OK;
+	else
+		f->row = i;
+	if (argv != small)
+		PyMem_Free(argv);
+	return end(f, status);
+}
+
 int pyudf_eval_vectorized(PyObject *fn, int pandas, uintptr_t in, uintptr_t in_schema,
 			  uintptr_t type_schema, uintptr_t out, uintptr_t out_schema,
 			  uint64_t call_id, pyudf_frame *f)

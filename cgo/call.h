@@ -47,6 +47,36 @@ int pyudf_eval_rows(PyObject *fn, uintptr_t in, uintptr_t in_schema, uintptr_t t
 		    uintptr_t out, uintptr_t out_schema, uintptr_t err, uintptr_t err_schema,
 		    uint64_t call_id, pyudf_frame *f);
 
+/* A fixed-width Arrow column (or result) that the row loop reads (writes)
+ * directly: values and validity bitmap in C memory, position offset. */
+enum pyudf_column_type {
+	PYUDF_COL_BOOL = 1,
+	PYUDF_COL_INT8 = 2,
+	PYUDF_COL_INT16 = 3,
+	PYUDF_COL_INT32 = 4,
+	PYUDF_COL_INT64 = 5,
+	PYUDF_COL_UINT8 = 6,
+	PYUDF_COL_UINT16 = 7,
+	PYUDF_COL_UINT32 = 8,
+	PYUDF_COL_FLOAT32 = 9,
+	PYUDF_COL_FLOAT64 = 10,
+};
+
+typedef struct {
+	int32_t type;      /* enum pyudf_column_type */
+	int32_t unused;
+	uintptr_t validity; /* address of the bitmap; 0: no nulls (input only) */
+	uintptr_t values;   /* address of the values */
+	int64_t offset;    /* input: first row's position; result: set to the null count */
+} pyudf_column;
+
+/* Row-wise over fixed-width columns without pyarrow: fn(*row) for each of
+ * nrows rows of cols[0:ncols] (a null is None), the results written to *out
+ * (a null result clears its validity bit). A result of the wrong type or out
+ * of range fails the call with the row in f->row. Returns an enum pyudf_status. */
+int pyudf_eval_rows_fixed(PyObject *fn, int ncols, const pyudf_column *cols, int64_t nrows,
+			  pyudf_column *out, uint64_t call_id, pyudf_frame *f);
+
 /* Vectorized: fn(*columns) once, columns as pandas Series (pandas != 0) or
  * pyarrow Arrays, the result exported to out/out_schema. */
 int pyudf_eval_vectorized(PyObject *fn, int pandas, uintptr_t in, uintptr_t in_schema,

@@ -38,6 +38,12 @@ static int eval_rows_h(uintptr_t fn, uintptr_t in, uintptr_t in_schema, uintptr_
 	return pyudf_eval_rows((PyObject *)fn, in, in_schema, type_schema, out, out_schema, err,
 			       err_schema, id, (pyudf_frame *)f);
 }
+static int eval_rows_fixed_h(uintptr_t fn, int ncols, int64_t nrows, uint64_t id, uintptr_t f)
+{
+	pyudf_frame *fr = (pyudf_frame *)f;
+	pyudf_column *cols = (pyudf_column *)fr->in.data;
+	return pyudf_eval_rows_fixed((PyObject *)fn, ncols, cols, nrows, &cols[ncols], id, fr);
+}
 static int eval_vectorized_h(uintptr_t fn, int pandas, uintptr_t in, uintptr_t in_schema,
 			     uintptr_t type_schema, uintptr_t out, uintptr_t out_schema, uint64_t id,
 			     uintptr_t f)
@@ -200,6 +206,48 @@ func (f *Frame) EvalRows(fn Object, b Batch) Status {
 	return Status(C.eval_rows_h(C.uintptr_t(uintptr(unsafe.Pointer(fn.p))), C.uintptr_t(b.In),
 		C.uintptr_t(b.InSchema), C.uintptr_t(b.Type), C.uintptr_t(b.Out), C.uintptr_t(b.OutSchema),
 		C.uintptr_t(b.Err), C.uintptr_t(b.ErrSchema), C.uint64_t(f.calls), C.uintptr_t(uintptr(unsafe.Pointer(f.c)))))
+}
+
+// Column is a fixed-width Arrow column in C memory that EvalRowsFixed reads
+// or writes directly; Type is one of the Col constants.
+type Column struct {
+	Type             int32
+	Validity, Values uintptr // addresses; Validity 0: no nulls (inputs only)
+	Offset           int64   // position of the first row
+}
+
+// Column types, as call.h's enum pyudf_column_type.
+const (
+	ColBool    = C.PYUDF_COL_BOOL
+	ColInt8    = C.PYUDF_COL_INT8
+	ColInt16   = C.PYUDF_COL_INT16
+	ColInt32   = C.PYUDF_COL_INT32
+	ColInt64   = C.PYUDF_COL_INT64
+	ColUint8   = C.PYUDF_COL_UINT8
+	ColUint16  = C.PYUDF_COL_UINT16
+	ColUint32  = C.PYUDF_COL_UINT32
+	ColFloat32 = C.PYUDF_COL_FLOAT32
+	ColFloat64 = C.PYUDF_COL_FLOAT64
+)
+
+// EvalRowsFixed calls fn once per row over fixed-width columns, reading and
+// writing the Arrow buffers directly (see call.h), and returns the number of
+// null results. When a row fails, Row tells which.
+func (f *Frame) EvalRowsFixed(fn Object, cols []Column, nrows int, out Column) (nulls int64, st Status) {
+	n := len(cols) + 1
+	f.c.in.len = 0
+	if C.pyudf_buf_reserve(&f.c.in, C.size_t(n)*C.sizeof_pyudf_column) != 0 {
+		panic("pyudf: out of C memory for column descriptors")
+	}
+	descs := unsafe.Slice((*C.pyudf_column)(unsafe.Pointer(f.c.in.data)), n)
+	for i, c := range append(cols, out) {
+		descs[i] = C.pyudf_column{_type: C.int32_t(c.Type), validity: C.uintptr_t(c.Validity),
+			values: C.uintptr_t(c.Values), offset: C.int64_t(c.Offset)}
+	}
+	f.calls++
+	st = Status(C.eval_rows_fixed_h(C.uintptr_t(uintptr(unsafe.Pointer(fn.p))), C.int(len(cols)),
+		C.int64_t(nrows), C.uint64_t(f.calls), C.uintptr_t(uintptr(unsafe.Pointer(f.c)))))
+	return int64(descs[len(cols)].offset), st
 }
 
 // EvalVectorized calls fn once on the batch's columns, as pandas Series or pyarrow Arrays.

@@ -58,6 +58,10 @@ func (f *Function) eval(ctx context.Context, batch arrow.RecordBatch, rowErrors 
 		return array.MakeArrayOfNull(memory.DefaultAllocator, resultType, 0), errs, nil
 	}
 
+	if f.funcType == "general" && !rowErrors && arrowconv.IsFixed(resultType) && allFixed(batch) {
+		return f.evalFixed(ctx, batch, resultType)
+	}
+
 	in := arrowconv.ExportRecordBatch(batch)
 	defer in.Free() // whatever Python did not take
 	typ := arrowconv.ExportType(resultType, !f.result.NotNull)
@@ -120,4 +124,53 @@ func (f *Function) eval(ctx context.Context, batch arrow.RecordBatch, rowErrors 
 		return nil, nil, err
 	}
 	return res, errs, nil
+}
+
+func allFixed(batch arrow.RecordBatch) bool {
+	for _, col := range batch.Columns() {
+		if !arrowconv.IsFixed(col.DataType()) {
+			return false
+		}
+	}
+	return true
+}
+
+// evalFixed is row-wise evaluation over fixed-width columns: the C loop reads
+// the Arrow buffers and writes the result buffers itself, with no pyarrow in
+// between.
+func (f *Function) evalFixed(ctx context.Context, batch arrow.RecordBatch, resultType arrow.DataType) (arrow.Array, arrow.Array, error) {
+	cols, release := arrowconv.FixedColumns(batch)
+	defer release()
+	res := arrowconv.NewFixedResult(resultType, int(batch.NumRows()))
+	g := f.engine.gate
+	fr := g.enter()
+	if f.closed.Load() {
+		g.leave(fr)
+		res.Release()
+		return nil, nil, ErrClosed
+	}
+	var nulls int64
+	st := fr.run(ctx, func() cgo.Status {
+		var st cgo.Status
+		nulls, st = fr.EvalRowsFixed(f.obj, cols, int(batch.NumRows()), res.Column())
+		return st
+	})
+	var failure error
+	if st != cgo.OK {
+		failure = fr.failure(ctx, st, f.name, "eval")
+		if pe, ok := failure.(*bridge.PythonError); ok {
+			pe.Row = fr.Row()
+		}
+	}
+	g.leave(fr)
+	if failure != nil {
+		res.Release()
+		return nil, nil, failure
+	}
+	if nulls > 0 && f.result.NotNull {
+		res.Release()
+		return nil, nil, &bridge.ConversionError{Function: f.name, Path: "result",
+			Reason: fmt.Sprintf("%d None results for %s", nulls, f.result)}
+	}
+	return res.Array(nulls), nil, nil
 }

@@ -1,0 +1,72 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/pyudf/pyudf/bridge"
+)
+
+const fixedSource = `
+from pyudf import udf, DataTypes
+str_for_bigint = udf(lambda x: "s" if x == 2 else x, input_types=['BIGINT'], result_type='BIGINT')
+too_big = udf(lambda x: x * 100, input_types=['INT'], result_type='TINYINT')
+none_not_null = udf(lambda x: None if x == 3 else x, input_types=['BIGINT'], result_type=DataTypes.BIGINT(False))
+negate = udf(lambda b: None if b is None else not b, input_types=['BOOLEAN'], result_type='BOOLEAN')
+mix = udf(lambda i, f, u: None if None in (i, f, u) else i + f + u, input_types=['SMALLINT', 'FLOAT', 'INT'], result_type='DOUBLE')
+`
+
+func fixedModule(t *testing.T) *Module {
+	e := newEngine(t, Config{})
+	m, err := e.LoadSource(context.Background(), "fixed.py", fixedSource)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestFixedPathResultErrorsNameTheRow(t *testing.T) {
+	m := fixedModule(t)
+	mem := checkedAllocator(t)
+	for _, c := range []struct {
+		name, json, message string
+		typ             arrow.DataType
+		row             int
+	}{
+		{"str_for_bigint", `[1, 2, 3]`, `row 1: TypeError: result: Python str is not a BIGINT`, arrow.PrimitiveTypes.Int64, 1},
+		{"too_big", `[1, 2]`, `row 1: OverflowError: result: 200 overflows TINYINT`, arrow.PrimitiveTypes.Int32, 1},
+	} {
+		_, err := function(t, m, c.name).Eval(context.Background(), batchOf(t, mem, c.typ, c.json))
+		var pe *bridge.PythonError
+		if !errors.As(err, &pe) || pe.Row != c.row {
+			t.Fatalf("%s: want a PythonError at row %d, got %v", c.name, c.row, err)
+		}
+		wantMessage(t, err, c.message)
+	}
+	_, err := function(t, m, "none_not_null").Eval(context.Background(), batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[1, 3]`))
+	wantMessage(t, err, `function "none_not_null": result: 1 None results for BIGINT NOT NULL`)
+}
+
+func TestFixedPathSlicesBooleansAndMixedWidths(t *testing.T) {
+	m := fixedModule(t)
+	for _, mem := range []memory.Allocator{checkedAllocator(t), memory.NewGoAllocator()} {
+		bools := batchOf(t, mem, arrow.FixedWidthTypes.Boolean, `[true, false, null, true, false, true, true, false, true]`)
+		if got := eval(t, m, "negate", bools); got != `[false,true,null,false,true,false,false,true,false]` {
+			t.Errorf("negate = %s", got)
+		}
+		slice := bools.NewSlice(3, 9)
+		if got := eval(t, m, "negate", slice); got != `[false,true,false,false,true,false]` {
+			t.Errorf("negate over a slice = %s", got)
+		}
+		slice.Release()
+		mixed := batchOf(t, mem, arrow.PrimitiveTypes.Int16, `[1, -2, null]`, arrow.PrimitiveTypes.Float32, `[0.5, 1.5, 2]`,
+			arrow.PrimitiveTypes.Int32, `[100, 200, 300]`)
+		if got := eval(t, m, "mix", mixed); got != `[101.5,199.5,null]` {
+			t.Errorf("mix = %s", got)
+		}
+	}
+}
