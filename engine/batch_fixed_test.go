@@ -34,8 +34,8 @@ func TestFixedPathResultErrorsNameTheRow(t *testing.T) {
 	mem := checkedAllocator(t)
 	for _, c := range []struct {
 		name, json, message string
-		typ             arrow.DataType
-		row             int
+		typ                 arrow.DataType
+		row                 int
 	}{
 		{"str_for_bigint", `[1, 2, 3]`, `row 1: TypeError: result: Python str is not a BIGINT`, arrow.PrimitiveTypes.Int64, 1},
 		{"too_big", `[1, 2]`, `row 1: OverflowError: result: 200 overflows TINYINT`, arrow.PrimitiveTypes.Int32, 1},
