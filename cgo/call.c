@@ -124,7 +124,7 @@ static PyObject *row_error_text(void)
 	return out;
 }
 
-int pyudf_eval_rows(PyObject *fn, uintptr_t in, uintptr_t in_schema, uintptr_t type_schema,
+int pyudf_eval_rows(PyObject *fn, int as_rows, uintptr_t in, uintptr_t in_schema, uintptr_t type_schema,
 		    uintptr_t out, uintptr_t out_schema, uintptr_t err, uintptr_t err_schema,
 		    uint64_t call_id, pyudf_frame *f)
 {
@@ -134,7 +134,7 @@ int pyudf_eval_rows(PyObject *fn, uintptr_t in, uintptr_t in_schema, uintptr_t t
 	PyObject *small[STACK_ARGS], **argv = small;
 	if (module == NULL)
 		return end(f, status);
-	cols_rows = PyObject_CallMethod(module, "columns", "KK", (unsigned long long)in,
+	cols_rows = PyObject_CallMethod(module, as_rows ? "rows" : "columns", "KK", (unsigned long long)in,
 					(unsigned long long)in_schema);
 	if (cols_rows == NULL)
 		goto done;
@@ -339,14 +339,14 @@ int pyudf_eval_rows_fixed(PyObject *fn, int ncols, const pyudf_column *cols, int
 	return end(f, status);
 }
 
-int pyudf_eval_vectorized(PyObject *fn, int pandas, uintptr_t in, uintptr_t in_schema,
+int pyudf_eval_vectorized(PyObject *fn, const char *mode, uintptr_t in, uintptr_t in_schema,
 			  uintptr_t type_schema, uintptr_t out, uintptr_t out_schema,
 			  uint64_t call_id, pyudf_frame *f)
 {
 	begin(f, call_id);
 	PyObject *module = batch_module();
 	PyObject *ok = module == NULL ? NULL : PyObject_CallMethod(
-	    module, "evaluate_vectorized", "OsKKKKK", fn, pandas ? "pandas" : "arrow",
+	    module, "evaluate_vectorized", "OsKKKKK", fn, mode,
 	    (unsigned long long)in, (unsigned long long)in_schema, (unsigned long long)type_schema,
 	    (unsigned long long)out, (unsigned long long)out_schema);
 	int status = ok != NULL ? PYUDF_OK : PYUDF_ERROR;

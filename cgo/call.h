@@ -42,8 +42,9 @@ int pyudf_control(uint64_t call_id, pyudf_frame *f);
  * built into an Arrow array of the result type. With err/err_schema non-zero
  * a row whose call raises gets a null result and its message in a STRING
  * array exported there; otherwise the first such row ends the call, its index
- * in f->row. Returns an enum pyudf_status. */
-int pyudf_eval_rows(PyObject *fn, uintptr_t in, uintptr_t in_schema, uintptr_t type_schema,
+ * in f->row. With as_rows, fn gets one pyudf.Row per row instead of the
+ * columns as arguments (PyFlink's row-based map). Returns an enum pyudf_status. */
+int pyudf_eval_rows(PyObject *fn, int as_rows, uintptr_t in, uintptr_t in_schema, uintptr_t type_schema,
 		    uintptr_t out, uintptr_t out_schema, uintptr_t err, uintptr_t err_schema,
 		    uint64_t call_id, pyudf_frame *f);
 
@@ -77,9 +78,10 @@ typedef struct {
 int pyudf_eval_rows_fixed(PyObject *fn, int ncols, const pyudf_column *cols, int64_t nrows,
 			  pyudf_column *out, uint64_t call_id, pyudf_frame *f);
 
-/* Vectorized: fn(*columns) once, columns as pandas Series (pandas != 0) or
- * pyarrow Arrays, the result exported to out/out_schema. */
-int pyudf_eval_vectorized(PyObject *fn, int pandas, uintptr_t in, uintptr_t in_schema,
+/* Vectorized: fn once on the whole batch, the result exported to out/out_schema.
+ * mode "pandas": fn(*columns as pd.Series); "arrow": fn(*columns as pyarrow
+ * Arrays); "pandas_map": fn(batch as a DataFrame) returning a DataFrame. */
+int pyudf_eval_vectorized(PyObject *fn, const char *mode, uintptr_t in, uintptr_t in_schema,
 			  uintptr_t type_schema, uintptr_t out, uintptr_t out_schema,
 			  uint64_t call_id, pyudf_frame *f);
 

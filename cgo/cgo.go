@@ -31,11 +31,11 @@ static int call_h(uintptr_t fn, int nargs, uint64_t id, uintptr_t f)
 	return pyudf_call((PyObject *)fn, nargs, id, (pyudf_frame *)f);
 }
 static int64_t bare_add_h(uintptr_t fn, int64_t a, int64_t b) { return pyudf_bare_add((PyObject *)fn, a, b); }
-static int eval_rows_h(uintptr_t fn, uintptr_t in, uintptr_t in_schema, uintptr_t type_schema,
+static int eval_rows_h(uintptr_t fn, int as_rows, uintptr_t in, uintptr_t in_schema, uintptr_t type_schema,
 		       uintptr_t out, uintptr_t out_schema, uintptr_t err, uintptr_t err_schema,
 		       uint64_t id, uintptr_t f)
 {
-	return pyudf_eval_rows((PyObject *)fn, in, in_schema, type_schema, out, out_schema, err,
+	return pyudf_eval_rows((PyObject *)fn, as_rows, in, in_schema, type_schema, out, out_schema, err,
 			       err_schema, id, (pyudf_frame *)f);
 }
 static int eval_rows_fixed_h(uintptr_t fn, int ncols, int64_t nrows, uint64_t id, uintptr_t f)
@@ -44,11 +44,12 @@ static int eval_rows_fixed_h(uintptr_t fn, int ncols, int64_t nrows, uint64_t id
 	pyudf_column *cols = (pyudf_column *)fr->in.data;
 	return pyudf_eval_rows_fixed((PyObject *)fn, ncols, cols, nrows, &cols[ncols], id, fr);
 }
-static int eval_vectorized_h(uintptr_t fn, int pandas, uintptr_t in, uintptr_t in_schema,
+static int eval_vectorized_h(uintptr_t fn, int mode, uintptr_t in, uintptr_t in_schema,
 			     uintptr_t type_schema, uintptr_t out, uintptr_t out_schema, uint64_t id,
 			     uintptr_t f)
 {
-	return pyudf_eval_vectorized((PyObject *)fn, pandas, in, in_schema, type_schema, out,
+	static const char *modes[] = {"arrow", "pandas", "pandas_map"};
+	return pyudf_eval_vectorized((PyObject *)fn, modes[mode], in, in_schema, type_schema, out,
 				     out_schema, id, (pyudf_frame *)f);
 }
 */
@@ -197,13 +198,26 @@ func (f *Frame) Control(request []byte) Status {
 // schema), the result, and for per-row errors the error column (Err zero: off).
 type Batch struct {
 	In, InSchema, Type, Out, OutSchema, Err, ErrSchema uintptr
+	// Rows: EvalRows passes each row as one pyudf.Row (PyFlink's map).
+	Rows bool
 }
+
+// The ways EvalVectorized calls a function (call.h).
+const (
+	VectorArrow     = 0 // fn(*columns as pyarrow Arrays)
+	VectorPandas    = 1 // fn(*columns as pd.Series)
+	VectorPandasMap = 2 // fn(batch as a pd.DataFrame) -> DataFrame
+)
 
 // EvalRows calls fn once per row of the batch (see call.h). When a row's call
 // fails the batch, Row tells which.
 func (f *Frame) EvalRows(fn Object, b Batch) Status {
 	f.calls++
-	return Status(C.eval_rows_h(C.uintptr_t(uintptr(unsafe.Pointer(fn.p))), C.uintptr_t(b.In),
+	rows := C.int(0)
+	if b.Rows {
+		rows = 1
+	}
+	return Status(C.eval_rows_h(C.uintptr_t(uintptr(unsafe.Pointer(fn.p))), rows, C.uintptr_t(b.In),
 		C.uintptr_t(b.InSchema), C.uintptr_t(b.Type), C.uintptr_t(b.Out), C.uintptr_t(b.OutSchema),
 		C.uintptr_t(b.Err), C.uintptr_t(b.ErrSchema), C.uint64_t(f.calls), C.uintptr_t(uintptr(unsafe.Pointer(f.c)))))
 }
@@ -250,14 +264,10 @@ func (f *Frame) EvalRowsFixed(fn Object, cols []Column, nrows int, out Column) (
 	return int64(descs[len(cols)].offset), st
 }
 
-// EvalVectorized calls fn once on the batch's columns, as pandas Series or pyarrow Arrays.
-func (f *Frame) EvalVectorized(fn Object, pandas bool, b Batch) Status {
+// EvalVectorized calls fn once on the whole batch, in one of the Vector modes.
+func (f *Frame) EvalVectorized(fn Object, mode int, b Batch) Status {
 	f.calls++
-	p := C.int(0)
-	if pandas {
-		p = 1
-	}
-	return Status(C.eval_vectorized_h(C.uintptr_t(uintptr(unsafe.Pointer(fn.p))), p, C.uintptr_t(b.In),
+	return Status(C.eval_vectorized_h(C.uintptr_t(uintptr(unsafe.Pointer(fn.p))), C.int(mode), C.uintptr_t(b.In),
 		C.uintptr_t(b.InSchema), C.uintptr_t(b.Type), C.uintptr_t(b.Out), C.uintptr_t(b.OutSchema),
 		C.uint64_t(f.calls), C.uintptr_t(uintptr(unsafe.Pointer(f.c)))))
 }

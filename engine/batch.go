@@ -24,8 +24,28 @@ import (
 // buffers come from an arrowconv.Allocator cross without a copy; others are
 // copied once into C memory.
 func (f *Function) Eval(ctx context.Context, batch arrow.RecordBatch) (arrow.Array, error) {
-	res, _, err := f.eval(ctx, batch, false)
+	res, _, err := f.eval(ctx, batch, false, false)
 	return res, err
+}
+
+// Map runs the function as PyFlink's row-based map over the batch and returns
+// a record batch of the declared result ROW's fields. A general function gets
+// one Row per row (fields by name: row.a, row["a"]) and returns a Row (or a
+// tuple or dict); a Pandas one (func_type="pandas") gets the batch as one
+// DataFrame and returns a DataFrame.
+func (f *Function) Map(ctx context.Context, batch arrow.RecordBatch) (arrow.RecordBatch, error) {
+	if f.result == nil || f.result.Kind != bridge.RowType {
+		return nil, fmt.Errorf("%w: function %q: map needs a ROW result type, not %v", ErrUnsupported, f.name, f.result)
+	}
+	if f.funcType == "arrow" {
+		return nil, fmt.Errorf("%w: function %q: map runs general and Pandas functions, not Arrow UDFs", ErrUnsupported, f.name)
+	}
+	res, _, err := f.eval(ctx, batch, false, true)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Release()
+	return array.RecordFromStructArray(res.(*array.Struct), nil), nil
 }
 
 // EvalRowErrors is Eval for general (row-wise) functions where a row whose
@@ -36,16 +56,20 @@ func (f *Function) EvalRowErrors(ctx context.Context, batch arrow.RecordBatch) (
 		return nil, nil, fmt.Errorf("%w: function %q: per-row errors need a row-wise (general) function, not func_type %q",
 			ErrUnsupported, f.name, f.funcType)
 	}
-	return f.eval(ctx, batch, true)
+	return f.eval(ctx, batch, true, false)
 }
 
-func (f *Function) eval(ctx context.Context, batch arrow.RecordBatch, rowErrors bool) (arrow.Array, arrow.Array, error) {
+// eval runs one batch evaluation: asMap for PyFlink's map (rows in, ROW out).
+func (f *Function) eval(ctx context.Context, batch arrow.RecordBatch, rowErrors, asMap bool) (arrow.Array, arrow.Array, error) {
 	if f.result == nil {
 		return nil, nil, fmt.Errorf("%w: function %q declares no result type; batch evaluation needs one",
 			ErrUnsupported, f.name)
 	}
-	if f.inputs != nil {
-		if err := arrowconv.CheckSchema(batch.Schema(), f.inputs); err != nil {
+	if want := f.inputs; want != nil {
+		if asMap && len(want) == 1 && want[0].Kind == bridge.RowType {
+			want = fieldTypes(want[0]) // map's one argument is the row: check its fields
+		}
+		if err := arrowconv.CheckSchema(batch.Schema(), want); err != nil {
 			return nil, nil, fmt.Errorf("pyudf: function %q: %w", f.name, err)
 		}
 	}
@@ -58,7 +82,7 @@ func (f *Function) eval(ctx context.Context, batch arrow.RecordBatch, rowErrors 
 		return array.MakeArrayOfNull(memory.DefaultAllocator, resultType, 0), errs, nil
 	}
 
-	if f.funcType == "general" && !rowErrors && arrowconv.IsFixed(resultType) && allFixed(batch) {
+	if f.funcType == "general" && !rowErrors && !asMap && arrowconv.IsFixed(resultType) && allFixed(batch) {
 		return f.evalFixed(ctx, batch, resultType)
 	}
 
@@ -68,7 +92,7 @@ func (f *Function) eval(ctx context.Context, batch arrow.RecordBatch, rowErrors 
 	defer typ.Free()
 	out, errOut := arrowconv.NewArrayStructs(), arrowconv.Exported{}
 	b := cgo.Batch{In: in.ArrayAddr(), InSchema: in.SchemaAddr(), Type: typ.SchemaAddr(),
-		Out: out.ArrayAddr(), OutSchema: out.SchemaAddr()}
+		Out: out.ArrayAddr(), OutSchema: out.SchemaAddr(), Rows: asMap}
 	if rowErrors {
 		errOut = arrowconv.NewArrayStructs()
 		b.Err, b.ErrSchema = errOut.ArrayAddr(), errOut.SchemaAddr()
@@ -82,11 +106,18 @@ func (f *Function) eval(ctx context.Context, batch arrow.RecordBatch, rowErrors 
 		errOut.Free()
 		return nil, nil, ErrClosed
 	}
+	mode := cgo.VectorArrow
+	switch {
+	case f.funcType == "pandas" && asMap:
+		mode = cgo.VectorPandasMap
+	case f.funcType == "pandas":
+		mode = cgo.VectorPandas
+	}
 	st := fr.run(ctx, func() cgo.Status {
 		if f.funcType == "general" {
 			return fr.EvalRows(f.obj, b)
 		}
-		return fr.EvalVectorized(f.obj, f.funcType == "pandas", b)
+		return fr.EvalVectorized(f.obj, mode, b)
 	})
 	var failure error
 	if st != cgo.OK {
@@ -173,4 +204,12 @@ func (f *Function) evalFixed(ctx context.Context, batch arrow.RecordBatch, resul
 			Reason: fmt.Sprintf("%d None results for %s", nulls, f.result)}
 	}
 	return res.Array(nulls), nil, nil
+}
+
+func fieldTypes(row *bridge.DataType) []*bridge.DataType {
+	out := make([]*bridge.DataType, len(row.Fields))
+	for i, f := range row.Fields {
+		out[i] = f.Type
+	}
+	return out
 }

@@ -14,10 +14,16 @@ Three ways to run a scalar UDF over a batch:
   function returns a Series or array-like of the same length;
 * Arrow (``func_type="arrow"``): each argument is a ``pyarrow.Array``, the
   function returns one.
+
+PyFlink's row-based ``map`` works the same two ways: row-wise the function
+gets one :class:`pyudf.Row` per row (fields by name) and returns a Row;
+in Pandas form it gets the batch as one DataFrame and returns a DataFrame.
 """
 
 import numpy as np
 import pyarrow as pa
+
+from .row import Row
 
 
 def import_batch(array_addr, schema_addr):
@@ -36,11 +42,36 @@ def columns(array_addr, schema_addr):
     return [column.to_pylist() for column in batch.columns], batch.num_rows
 
 
+def rows(array_addr, schema_addr):
+    """([one Row per row], row count): the single argument list of a row-wise map."""
+    batch = import_batch(array_addr, schema_addr)
+    names = tuple(batch.schema.names)
+    values = zip(*(column.to_pylist() for column in batch.columns))
+    return [[Row.from_fields(names, v) for v in values]], batch.num_rows
+
+
+def _struct_tuple(value, names):
+    """A ROW result as a tuple in field order: from a named Row, a dict or a sequence."""
+    if value is None or (isinstance(value, tuple) and not getattr(value, "_fields", None)):
+        return value
+    if isinstance(value, Row):
+        value = value.as_dict()
+    if isinstance(value, dict):
+        missing = [n for n in names if n not in value]
+        if missing:
+            raise TypeError("the result row has no field %s" % ", ".join(map(repr, missing)))
+        return tuple(value[n] for n in names)
+    return tuple(value)
+
+
 def _to_array(values, result_type, what):
     """Convert a UDF's result to a pyarrow array of ``result_type``."""
     try:
         if isinstance(values, pa.ChunkedArray):
             values = values.combine_chunks()
+        if isinstance(values, list) and pa.types.is_struct(result_type):
+            names = [result_type.field(i).name for i in range(result_type.num_fields)]
+            values = [_struct_tuple(v, names) for v in values]
         if isinstance(values, pa.Array):
             if values.type != result_type:
                 values = values.cast(result_type)
@@ -75,9 +106,21 @@ def _pandas_column(column):
 
 
 def evaluate_vectorized(func, func_type, array_addr, schema_addr, type_addr, out_array_addr, out_schema_addr):
-    """Run a Pandas or Arrow UDF over the batch and export its result."""
+    """Run a Pandas or Arrow UDF, or a Pandas map, over the batch and export its result."""
     batch = import_batch(array_addr, schema_addr)
     result_type = import_type(type_addr)
+    if func_type == "pandas_map":
+        result = func(batch.to_pandas(date_as_object=True))
+        _check_length(result, batch.num_rows, "the Pandas map's result")
+        if not type(result).__name__ == "DataFrame":
+            raise TypeError("the Pandas map's result must be a DataFrame, not %s" % type(result).__name__)
+        schema = pa.schema(list(result_type))
+        try:
+            out = pa.RecordBatch.from_pandas(result, schema=schema, preserve_index=False).to_struct_array()
+        except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError) as exc:
+            raise TypeError("the Pandas map's result does not fit %s: %s" % (result_type, exc)) from None
+        out._export_to_c(out_array_addr, out_schema_addr)
+        return
     if func_type == "pandas":
         args = [_pandas_column(column) for column in batch.columns]
         what = "the Pandas UDF's result"
@@ -85,9 +128,13 @@ def evaluate_vectorized(func, func_type, array_addr, schema_addr, type_addr, out
         args = list(batch.columns)
         what = "the Arrow UDF's result"
     result = func(*args)
+    _check_length(result, batch.num_rows, what)
+    _to_array(result, result_type, what)._export_to_c(out_array_addr, out_schema_addr)
+
+
+def _check_length(result, rows, what):
     if isinstance(result, (str, bytes)) or not hasattr(result, "__len__"):
         raise TypeError("%s must be a Series or array-like of %d values, not %s"
-                        % (what, batch.num_rows, type(result).__name__))
-    if len(result) != batch.num_rows:
-        raise ValueError("%s has %d values for a batch of %d rows" % (what, len(result), batch.num_rows))
-    _to_array(result, result_type, what)._export_to_c(out_array_addr, out_schema_addr)
+                        % (what, rows, type(result).__name__))
+    if len(result) != rows:
+        raise ValueError("%s has %d values for a batch of %d rows" % (what, len(result), rows))
