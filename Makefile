@@ -49,11 +49,13 @@ vet: deps
 
 test: vet test-py test-go
 
-# Everything under the race detector, then what the race detector distorts:
-# allocation counts (sync.Pool drops items under -race) and the memory soak.
+# Everything under the race detector; then what the race detector distorts
+# (allocation counts, as sync.Pool drops items under -race, and the memory
+# soak); then the cgo pointer rules, checked fully (the old GODEBUG=cgocheck=2).
 test-go: deps
 	go test $(GO_TEST_FLAGS) ./...
 	go test -count=1 -run 'NoAllocations|Soak' ./engine
+	GOEXPERIMENT=cgocheck2 go test -count=1 ./engine ./arrowconv
 
 test-py: deps
 	cd python && PYTHONDONTWRITEBYTECODE=1 $(PY_EXE) -m pytest -q -p no:cacheprovider tests

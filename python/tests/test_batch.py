@@ -1,0 +1,88 @@
+"""pyudf._batch through real Arrow C Data Interface structs, as the engine uses it."""
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from pyarrow.cffi import ffi
+
+from pyudf import Row, _batch
+
+
+def addr(ptr):
+    return int(ffi.cast("uintptr_t", ptr))
+
+
+class Structs:
+    """An exported batch, an exported result type and room for the result."""
+
+    def __init__(self, batch, result_type):
+        self.array, self.schema = ffi.new("struct ArrowArray*"), ffi.new("struct ArrowSchema*")
+        self.type = ffi.new("struct ArrowSchema*")
+        self.out_array, self.out_schema = ffi.new("struct ArrowArray*"), ffi.new("struct ArrowSchema*")
+        batch._export_to_c(addr(self.array), addr(self.schema))
+        pa.schema([pa.field("result", result_type)])._export_to_c(addr(self.type))
+
+    def result(self):
+        return pa.Array._import_from_c(addr(self.out_array), addr(self.out_schema))
+
+    def vectorized(self, func, func_type):
+        _batch.evaluate_vectorized(func, func_type, addr(self.array), addr(self.schema), addr(self.type),
+                                   addr(self.out_array), addr(self.out_schema))
+        return self.result()
+
+
+BATCH = pa.RecordBatch.from_pydict({"a": pa.array([1, 2, None], pa.int64()), "b": ["x", "y", None]})
+
+
+def test_columns_and_rows():
+    s = Structs(BATCH, pa.int64())
+    assert _batch.columns(addr(s.array), addr(s.schema)) == ([[1, 2, None], ["x", "y", None]], 3)
+    s = Structs(BATCH, pa.int64())
+    (rows,), n = _batch.rows(addr(s.array), addr(s.schema))
+    assert n == 3 and rows[1].a == 2 and rows[1]["b"] == "y" and rows[2] == (None, None)
+
+
+def test_export_result_and_row_shapes():
+    row_type = pa.struct([("id", pa.int64()), ("label", pa.string())])
+    s = Structs(BATCH, row_type)
+    _batch.export_result([Row(label="n", id=1), (2, "t"), {"id": 3, "label": "d"}, None],
+                         addr(s.type), addr(s.out_array), addr(s.out_schema))
+    assert s.result().to_pylist() == [{"id": 1, "label": "n"}, {"id": 2, "label": "t"},
+                                      {"id": 3, "label": "d"}, None]
+    s = Structs(BATCH, pa.int64())
+    with pytest.raises(TypeError, match="the results cannot be converted to int64"):
+        _batch.export_result(["no"], addr(s.type), addr(s.out_array), addr(s.out_schema))
+
+
+def test_pandas_and_arrow_udfs():
+    ints = pa.RecordBatch.from_pydict({"a": pa.array([1, 2, None], pa.int64()), "b": pa.array([10, 20, 30], pa.int64())})
+    assert Structs(ints, pa.int64()).vectorized(lambda a, b: a + b, "pandas").to_pylist() == [11, 22, None]
+    assert Structs(ints, pa.int64()).vectorized(pc.add, "arrow").to_pylist() == [11, 22, None]
+    assert Structs(ints, pa.float64()).vectorized(lambda a, b: pa.array([1, 2, 3]), "arrow").type == pa.float64()
+
+
+def test_pandas_map():
+    out_type = pa.struct([("a", pa.int64()), ("b", pa.string())])
+    result = Structs(BATCH, out_type).vectorized(lambda df: df.fillna({"a": 0, "b": "-"}).astype({"a": "int64"}), "pandas_map")
+    assert result.to_pylist() == [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}, {"a": 0, "b": "-"}]
+    with pytest.raises(TypeError, match="must be a DataFrame"):
+        Structs(BATCH, out_type).vectorized(lambda df: [1, 2, 3], "pandas_map")
+
+
+@pytest.mark.parametrize("func, error, message", [
+    (lambda a, b: a.iloc[:1], ValueError, "has 1 values for a batch of 3 rows"),
+    (lambda a, b: 7, TypeError, "must be a Series or array-like of 3 values, not int"),
+    (lambda a, b: "abc", TypeError, "not str"),
+    (lambda a, b: b, TypeError, "cannot be converted to double"),
+])
+def test_bad_pandas_results(func, error, message):
+    with pytest.raises(error, match=message):
+        Structs(BATCH, pa.float64()).vectorized(func, "pandas")
+
+
+def test_dictionary_columns_reach_pandas_decoded():
+    dict_batch = pa.RecordBatch.from_arrays([pa.array(["a", "b", "a"]).dictionary_encode()], names=["s"])
+    seen = []
+    Structs(dict_batch, pa.string()).vectorized(lambda s: seen.append(s.dtype) or s.str.upper(), "pandas")
+    assert str(seen[0]) in ("object", "str", "string")
