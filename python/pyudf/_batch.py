@@ -21,6 +21,7 @@ in Pandas form it gets the batch as one DataFrame and returns a DataFrame.
 """
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from .row import Row
@@ -99,9 +100,15 @@ def export_errors(messages, array_addr, schema_addr):
 
 
 def _pandas_column(column):
-    if pa.types.is_dictionary(column.type):
+    """A column as PyFlink gives it to Pandas UDFs: numbers as numpy-backed Series
+    (integers with nulls as float64 with NaN; views, not copies, without nulls),
+    dates as datetime.date objects."""
+    t = column.type
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
+        # The same values as to_pandas, without its per-call overhead.
+        return pd.Series(column.to_numpy(zero_copy_only=False), copy=False)
+    if pa.types.is_dictionary(t):
         column = column.dictionary_decode()
-    # As PyFlink does for its Pandas UDFs: dates as datetime.date objects.
     return column.to_pandas(date_as_object=True)
 
 
