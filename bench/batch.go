@@ -54,17 +54,7 @@ def python_arrow():
 // over 64K-row batches in modes thread and python, and, when sweep is set,
 // the row-wise and Pandas paths at 1, 16, 256, 4K and 64K rows per batch.
 func batchCases(ctx context.Context, eng *engine.Engine, rounds int, d time.Duration, sweep bool) []Result {
-	mod, err := eng.LoadSource(ctx, "bench_batch.py", batchSource)
-	if err != nil {
-		log.Fatal(err)
-	}
-	fn := func(name string) *engine.Function {
-		f, err := mod.Function(ctx, name)
-		if err != nil {
-			log.Fatal(err)
-		}
-		return f
-	}
+	fn := loadFunctions(ctx, eng, "bench_batch.py", batchSource)
 	const rows = 64 * 1024
 	if _, err := fn("prepare").Call(ctx, rows); err != nil {
 		log.Fatal(err)

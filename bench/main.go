@@ -151,6 +151,22 @@ def upper(s):
     return s.upper()
 `
 
+// loadFunctions loads source and returns a lookup of its functions that
+// exits on any error (a benchmark has no use for a missing UDF).
+func loadFunctions(ctx context.Context, eng *engine.Engine, name, source string) func(string) *engine.Function {
+	mod, err := eng.LoadSource(ctx, name, source)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return func(name string) *engine.Function {
+		f, err := mod.Function(ctx, name)
+		if err != nil {
+			log.Fatal(err)
+		}
+		return f
+	}
+}
+
 // jsonRecord builds a JSON object of exactly size bytes with mixed-case string values.
 func jsonRecord(size int) string {
 	m := map[string]any{"id": 12345, "ts": 1700000000123, "pad": ""}
@@ -184,17 +200,7 @@ func main() {
 		log.Fatal(err)
 	}
 	defer eng.Close()
-	mod, err := eng.LoadSource(ctx, "bench_udfs.py", udfSource)
-	if err != nil {
-		log.Fatal(err)
-	}
-	fn := func(name string) *engine.Function {
-		f, err := mod.Function(ctx, name)
-		if err != nil {
-			log.Fatal(err)
-		}
-		return f
-	}
+	fn := loadFunctions(ctx, eng, "bench_udfs.py", udfSource)
 	add, addPlain := fn("add"), fn("add_plain")
 
 	callAdd := func(i int) error {

@@ -98,14 +98,6 @@ func (f *Function) eval(ctx context.Context, batch arrow.RecordBatch, rowErrors,
 		b.Err, b.ErrSchema = errOut.ArrayAddr(), errOut.SchemaAddr()
 	}
 
-	g := f.engine.gate
-	fr := g.enter()
-	if f.closed.Load() {
-		g.leave(fr)
-		out.Free()
-		errOut.Free()
-		return nil, nil, ErrClosed
-	}
 	mode := cgo.VectorArrow
 	switch {
 	case f.funcType == "pandas" && asMap:
@@ -113,20 +105,12 @@ func (f *Function) eval(ctx context.Context, batch arrow.RecordBatch, rowErrors,
 	case f.funcType == "pandas":
 		mode = cgo.VectorPandas
 	}
-	st := fr.run(ctx, func() cgo.Status {
+	failure := f.runBatch(ctx, func(fr *frame) cgo.Status {
 		if f.funcType == "general" {
 			return fr.EvalRows(f.obj, b)
 		}
 		return fr.EvalVectorized(f.obj, mode, b)
 	})
-	var failure error
-	if st != cgo.OK {
-		failure = fr.failure(ctx, st, f.name, "eval")
-		if pe, ok := failure.(*bridge.PythonError); ok {
-			pe.Row = fr.Row()
-		}
-	}
-	g.leave(fr)
 	if failure != nil {
 		out.Free()
 		errOut.Free()
@@ -173,27 +157,12 @@ func (f *Function) evalFixed(ctx context.Context, batch arrow.RecordBatch, resul
 	cols, release := arrowconv.FixedColumns(batch)
 	defer release()
 	res := arrowconv.NewFixedResult(resultType, int(batch.NumRows()))
-	g := f.engine.gate
-	fr := g.enter()
-	if f.closed.Load() {
-		g.leave(fr)
-		res.Release()
-		return nil, nil, ErrClosed
-	}
 	var nulls int64
-	st := fr.run(ctx, func() cgo.Status {
+	failure := f.runBatch(ctx, func(fr *frame) cgo.Status {
 		var st cgo.Status
 		nulls, st = fr.EvalRowsFixed(f.obj, cols, int(batch.NumRows()), res.Column())
 		return st
 	})
-	var failure error
-	if st != cgo.OK {
-		failure = fr.failure(ctx, st, f.name, "eval")
-		if pe, ok := failure.(*bridge.PythonError); ok {
-			pe.Row = fr.Row()
-		}
-	}
-	g.leave(fr)
 	if failure != nil {
 		res.Release()
 		return nil, nil, failure
@@ -212,4 +181,24 @@ func fieldTypes(row *bridge.DataType) []*bridge.DataType {
 		out[i] = f.Type
 	}
 	return out
+}
+
+// runBatch runs one batch call on a frame lent by the gate; a failure names
+// the row that raised, if one did.
+func (f *Function) runBatch(ctx context.Context, call func(fr *frame) cgo.Status) error {
+	g := f.engine.gate
+	fr := g.enter()
+	defer g.leave(fr)
+	if f.closed.Load() {
+		return ErrClosed
+	}
+	st := fr.run(ctx, func() cgo.Status { return call(fr) })
+	if st == cgo.OK {
+		return nil
+	}
+	err := fr.failure(ctx, st, f.name, "eval")
+	if pe, ok := err.(*bridge.PythonError); ok {
+		pe.Row = fr.Row()
+	}
+	return err
 }
