@@ -71,10 +71,12 @@ static PyObject *native_init(void) { return PyModule_Create(&native_module); }
 /* Execute the bootstrap source and install the in-memory importer. */
 static int install_runtime(const char *bootstrap, const char *sources_json)
 {
-	PyObject *globals = PyDict_New(), *result = NULL, *json = NULL, *files = NULL;
+	PyObject *globals = PyDict_New(), *name = PyUnicode_FromString("pyudf_bootstrap");
+	PyObject *result = NULL, *json = NULL, *files = NULL;
 	int rc = -1;
-	if (globals == NULL || PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0 ||
-	    PyDict_SetItemString(globals, "__name__", PyUnicode_FromString("pyudf_bootstrap")) < 0)
+	if (globals == NULL || name == NULL ||
+	    PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0 ||
+	    PyDict_SetItemString(globals, "__name__", name) < 0)
 		goto done;
 	result = PyRun_String(bootstrap, Py_file_input, globals, globals);
 	if (result == NULL)
@@ -89,6 +91,7 @@ done:
 	Py_XDECREF(files);
 	Py_XDECREF(json);
 	Py_XDECREF(result);
+	Py_XDECREF(name);
 	Py_XDECREF(globals);
 	return rc;
 }
