@@ -102,6 +102,7 @@ type Engine struct {
 	closed atomic.Bool
 	mu     sync.Mutex
 	funcs  map[*Function]struct{}
+	aggs   map[*Aggregate]struct{}
 }
 
 var (
@@ -121,7 +122,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{id: engineIDs.Add(1), cfg: cfg, logger: logger, gate: newGate(cfg.Concurrency),
-		funcs: map[*Function]struct{}{}}
+		funcs: map[*Function]struct{}{}, aggs: map[*Aggregate]struct{}{}}
 	cgo.SetLogFunc(e.logPython)
 	params, path := cfg.JobParameters, cfg.Path
 	if params == nil {
@@ -291,14 +292,17 @@ func (e *Engine) Close() error {
 		return nil
 	}
 	e.mu.Lock()
-	funcs := make([]*Function, 0, len(e.funcs))
+	var closers []interface{ Close() error }
 	for f := range e.funcs {
-		funcs = append(funcs, f)
+		closers = append(closers, f)
+	}
+	for a := range e.aggs {
+		closers = append(closers, a)
 	}
 	e.mu.Unlock()
 	var errs []error
-	for _, f := range funcs {
-		errs = append(errs, f.Close())
+	for _, c := range closers {
+		errs = append(errs, c.Close())
 	}
 	var reply struct {
 		Errors []string `json:"errors"`

@@ -176,7 +176,7 @@ func TestUnknownFunction(t *testing.T) {
 	if !errors.Is(err, ErrUnknownFunction) {
 		t.Fatalf("want ErrUnknownFunction, got %v", err)
 	}
-	wantMessage(t, err, `unknown function "no_such_udf" in module pyudf_user_`)
+	wantMessage(t, err, `unknown function "no_such_udf" in module errors_cases`)
 	stillWorks(t, m)
 }
 

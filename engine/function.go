@@ -24,28 +24,63 @@ type Function struct {
 	closed   atomic.Bool // set inside the engine's gate
 }
 
-// Function looks up a function of the module by name and opens it: its
-// open(function_context) runs now. The same name returns the same Function
-// until it is closed.
+// Function looks up a scalar function of the module by name and opens it:
+// its open(function_context) runs now. The same name returns the same
+// Function until it is closed. Aggregate functions open with Module.Aggregate.
 func (m *Module) Function(ctx context.Context, name string) (*Function, error) {
-	e := m.engine
-	if e.closed.Load() {
-		return nil, ErrClosed
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if f, ok := m.funcs[name]; ok {
 		return f, nil
 	}
-	var reply struct {
-		Missing    bool     `json:"missing"`
-		Function   int64    `json:"function"`
-		Object     int64    `json:"object"`
-		Kind       string   `json:"kind"`
-		FuncType   string   `json:"func_type"`
-		InputTypes []string `json:"input_types"`
-		ResultType *string  `json:"result_type"`
+	reply, err := m.open(ctx, name)
+	if err != nil {
+		return nil, err
 	}
+	if reply.Kind != "scalar" {
+		m.discard(ctx, name, reply)
+		return nil, fmt.Errorf("%w %q: %s function; open aggregate functions with Module.Aggregate",
+			ErrUnsupported, name, reply.Kind)
+	}
+	f := &Function{engine: m.engine, name: name, id: reply.Function, kind: reply.Kind,
+		funcType: reply.FuncType, module: m}
+	obj, err := m.engine.take(ctx, name, reply.Object)
+	if err != nil {
+		f.closeHost()
+		return nil, err
+	}
+	f.obj = obj
+	if err := f.declare(reply.InputTypes, reply.ResultType); err != nil {
+		f.closed.Store(true)
+		f.release()
+		return nil, err
+	}
+	m.engine.mu.Lock()
+	m.engine.funcs[f] = struct{}{}
+	m.engine.mu.Unlock()
+	m.funcs[name] = f
+	return f, nil
+}
+
+// openReply is what the host says of a function it opened.
+type openReply struct {
+	Missing    bool             `json:"missing"`
+	Function   int64            `json:"function"`
+	Object     int64            `json:"object"`
+	Methods    map[string]int64 `json:"methods"`
+	Kind       string           `json:"kind"`
+	FuncType   string           `json:"func_type"`
+	InputTypes []string         `json:"input_types"`
+	ResultType *string          `json:"result_type"`
+}
+
+// open asks the host to open the module's attribute name.
+func (m *Module) open(ctx context.Context, name string) (*openReply, error) {
+	e := m.engine
+	if e.closed.Load() {
+		return nil, ErrClosed
+	}
+	var reply openReply
 	req := map[string]any{"op": "function", "engine": e.id, "module": m.id, "name": name}
 	if err := e.control(ctx, "open", req, &reply); err != nil {
 		if pe, ok := err.(*bridge.PythonError); ok {
@@ -56,50 +91,60 @@ func (m *Module) Function(ctx context.Context, name string) (*Function, error) {
 	if reply.Missing {
 		return nil, fmt.Errorf("%w %q in module %s", ErrUnknownFunction, name, m.name)
 	}
-	f := &Function{engine: e, name: name, id: reply.Function, kind: reply.Kind,
-		funcType: reply.FuncType, module: m}
+	return &reply, nil
+}
+
+// discard undoes an open that will not be used: the registered objects are
+// taken and released, and the host closes the function.
+func (m *Module) discard(ctx context.Context, name string, reply *openReply) {
+	keys := []int64{reply.Object}
+	for _, k := range reply.Methods {
+		keys = append(keys, k)
+	}
+	for _, k := range keys {
+		if k == 0 {
+			continue
+		}
+		if obj, err := m.engine.take(ctx, name, k); err == nil {
+			obj.Release()
+		}
+	}
+	(&Function{engine: m.engine, name: name, id: reply.Function}).closeHost()
+}
+
+// take fetches an object the host registered for function name.
+func (e *Engine) take(ctx context.Context, name string, key int64) (cgo.Object, error) {
 	fr := getFrame()
-	obj, st := fr.Take(reply.Object)
+	defer putFrame(fr)
+	obj, st := fr.Take(key)
 	if st != cgo.OK {
-		err := fr.failure(ctx, st, name, "open")
-		putFrame(fr)
-		f.closeHost()
-		return nil, err
+		return cgo.Object{}, fr.failure(ctx, st, name, "open")
 	}
-	putFrame(fr)
-	f.obj = obj
-	if err := f.declare(reply.InputTypes, reply.ResultType); err != nil {
-		f.closed.Store(true)
-		f.release()
-		return nil, err
-	}
-	e.mu.Lock()
-	e.funcs[f] = struct{}{}
-	e.mu.Unlock()
-	m.funcs[name] = f
-	return f, nil
+	return obj, nil
 }
 
 // declare parses the declared types and checks that this engine runs the function's kind.
 func (f *Function) declare(inputs []string, result *string) error {
-	if f.kind != "scalar" {
-		return fmt.Errorf("%w %q: %s function; this engine runs scalar functions", ErrUnsupported, f.name, f.kind)
-	}
+	var err error
+	f.inputs, f.result, err = parseSignature(f.name, inputs, result)
+	return err
+}
+
+// parseSignature parses the declared types of function name.
+func parseSignature(name string, inputs []string, result *string) (in []*bridge.DataType, out *bridge.DataType, err error) {
 	for i, ddl := range inputs {
 		t, err := bridge.ParseType(ddl)
 		if err != nil {
-			return fmt.Errorf("pyudf: function %q: input type %d: %w", f.name, i+1, err)
+			return nil, nil, fmt.Errorf("pyudf: function %q: input type %d: %w", name, i+1, err)
 		}
-		f.inputs = append(f.inputs, t)
+		in = append(in, t)
 	}
 	if result != nil {
-		t, err := bridge.ParseType(*result)
-		if err != nil {
-			return fmt.Errorf("pyudf: function %q: result type: %w", f.name, err)
+		if out, err = bridge.ParseType(*result); err != nil {
+			return nil, nil, fmt.Errorf("pyudf: function %q: result type: %w", name, err)
 		}
-		f.result = t
 	}
-	return nil
+	return in, out, nil
 }
 
 // Name is the name the function was looked up by.

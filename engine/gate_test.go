@@ -67,13 +67,13 @@ func peakConcurrency(t *testing.T, cfg Config, n int) int64 {
 }
 
 func TestConcurrencyOneSerializesCalls(t *testing.T) {
-	if peak := peakConcurrency(t, Config{}, 4); peak != 1 {
+	if peak := peakConcurrency(t, Config{Logger: slog.New(slog.DiscardHandler)}, 4); peak != 1 {
 		t.Errorf("with Concurrency 1, %d calls were inside Python at once", peak)
 	}
 }
 
 func TestConcurrencyLetsGILReleasingCallsOverlap(t *testing.T) {
-	if peak := peakConcurrency(t, Config{Concurrency: 4}, 4); peak < 2 {
+	if peak := peakConcurrency(t, Config{Concurrency: 4, Logger: slog.New(slog.DiscardHandler)}, 4); peak < 2 {
 		t.Errorf("with Concurrency 4, calls that sleep without the GIL never overlapped (peak %d)", peak)
 	}
 }

@@ -23,6 +23,7 @@ import sys
 import threading
 import traceback
 
+from ._aggregate import KeyedAggregate
 from .metrics import MetricGroup, MetricRegistry
 from .row import Row
 from .udf import FunctionContext, signature
@@ -60,9 +61,10 @@ def take(key):
 # --- engines ----------------------------------------------------------------
 
 class _Function:
-    def __init__(self, name, instance):
+    def __init__(self, name, instance, state=None):
         self.name = name
         self.instance = instance
+        self.state = state  # the KeyedAggregate of an aggregate function
 
 
 class _Engine:
@@ -110,8 +112,9 @@ def _engine_close(engine):
                 _function_close(engine, fid, state)
             except Exception as exc:  # close every function; report the first failures
                 errors.append("%s: %s" % (type(exc).__name__, exc))
-        for name in state.module_names:
-            sys.modules.pop(name, None)
+        for module in state.modules.values():
+            if sys.modules.get(module.__name__) is module and module.__name__ in state.module_names:
+                del sys.modules[module.__name__]
     return {"errors": errors}
 
 
@@ -145,7 +148,11 @@ def _run_module(engine, module, execute):
 
 def _load_source(engine, name, source):
     filename = name if name.endswith(".py") else name + ".py"
-    modname = "pyudf_user_%d_%d" % (engine, next(_module_ids))
+    # Named after the file, as an import would name it, so that objects pickled
+    # from it (aggregate snapshots) unpickle in another process.
+    modname = os.path.splitext(os.path.basename(filename))[0]
+    if not modname.isidentifier():
+        modname = "pyudf_user_%d_%d" % (engine, next(_module_ids))
     spec = importlib.util.spec_from_loader(modname, loader=None, origin=filename)
     module = importlib.util.module_from_spec(spec)
     module.__file__ = filename
@@ -180,15 +187,27 @@ def _function(engine, module, name):
         context = FunctionContext(MetricGroup(state.metrics), state.job_parameters)
         instance.open(context)
     fid = next(_function_ids)
+    reply = {"function": fid, "kind": kind, "func_type": func_type,
+             "input_types": input_types, "result_type": result_type}
+    if kind == "aggregate" and func_type == "general":
+        keyed = KeyedAggregate(target)
+        state.functions[fid] = _Function(name, instance, keyed)
+        reply["methods"] = {m: _keep(getattr(keyed, m)) for m in _AGGREGATE_METHODS}
+        return reply
     state.functions[fid] = _Function(name, instance)
-    return {"function": fid, "object": _keep(target), "kind": kind,
-            "func_type": func_type, "input_types": input_types,
-            "result_type": result_type}
+    reply["object"] = _keep(target)
+    return reply
+
+
+_AGGREGATE_METHODS = ("accumulate", "retract", "merge", "get_value", "remove", "size",
+                      "accumulate_batch", "snapshot", "restore")
 
 
 def _function_close(engine, function, state=None):
     state = state or _engines.get(engine)
     entry = state.functions.pop(function, None) if state else None
+    if entry is not None and entry.state is not None:
+        entry.state.clear()
     if entry is not None and entry.instance is not None:
         entry.instance.close()
     return {}

@@ -210,7 +210,12 @@ def signature(obj):
     input_types = getattr(wrapper, "_input_types", None)
     result_type = getattr(wrapper, "_result_type", None)
     func_type = getattr(wrapper, "_func_type", "general") or "general"
-    hinted_inputs, hinted_result = _hints(target)
+    if kind == "aggregate" and is_udf:
+        if result_type is None and hasattr(obj, "get_result_type"):
+            result_type = obj.get_result_type()
+        hinted_inputs, hinted_result = _hints(obj.accumulate, skip=1)
+    else:
+        hinted_inputs, hinted_result = _hints(target)
     if input_types is None:
         input_types = hinted_inputs
     else:
@@ -238,8 +243,9 @@ def _pyflink_kind(wrapper):
     return "scalar"
 
 
-def _hints(target):
-    """(input DDLs or None, result DDL or None) from the target's annotations."""
+def _hints(target, skip=0):
+    """(input DDLs or None, result DDL or None) from the target's annotations,
+    leaving out the first ``skip`` parameters (an aggregate's accumulator)."""
     func = target.func if isinstance(target, functools.partial) else target
     if not inspect.isfunction(func) and not inspect.ismethod(func):
         func = getattr(func, "__call__", None)
@@ -249,7 +255,7 @@ def _hints(target):
     except (TypeError, ValueError, NameError):
         return None, None
     result = infer_type(hints["return"]) if "return" in hints else None
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)][skip:]
     if any(p.kind == p.VAR_POSITIONAL for p in params):
         return None, result
     inputs = [infer_type(hints[p.name]) if p.name in hints else None for p in positional]

@@ -1,0 +1,228 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/pyudf/pyudf/arrowconv"
+	"github.com/pyudf/pyudf/bridge"
+)
+
+// Aggregate is an opened aggregate function (PyFlink's AggregateFunction,
+// or udaf(...)) with its accumulators, one per key, kept in Python. Keys are
+// Go values that are hashable in Python: integers, strings, []byte, bools,
+// times. It is safe for concurrent use; Close it to free every accumulator.
+//
+// Each method is one crossing, through the same path as Function.Call: the
+// engine's gate, typed arguments, cancellation by ctx, *bridge.PythonError
+// for exceptions.
+type Aggregate struct {
+	name   string
+	id     int64
+	engine *Engine
+	inputs []*bridge.DataType // nil: undeclared
+	result *bridge.DataType   // nil: undeclared
+
+	accumulate, retract, merge, value, remove, size, batch, snapshot, restore *Function
+}
+
+// Aggregate looks up an aggregate function of the module and opens it (its
+// open(function_context) runs now).
+func (m *Module) Aggregate(ctx context.Context, name string) (*Aggregate, error) {
+	reply, err := m.open(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	a := &Aggregate{name: name, id: reply.Function, engine: m.engine}
+	closeHost := func() { (&Function{engine: m.engine, name: name, id: a.id}).closeHost() }
+	if reply.Kind != "aggregate" || reply.FuncType != "general" {
+		m.discard(ctx, name, reply)
+		return nil, fmt.Errorf("%w %q: a %s function (func_type %q); Aggregate opens general aggregate functions",
+			ErrUnsupported, name, reply.Kind, reply.FuncType)
+	}
+	if a.inputs, a.result, err = parseSignature(name, reply.InputTypes, reply.ResultType); err != nil {
+		closeHost()
+		return nil, err
+	}
+	// Each Python method becomes a Function: its first argument is the key
+	// (converted by its Go type), the rest are the declared inputs.
+	keyed := append([]*bridge.DataType{nil}, a.inputs...)
+	int64s := []*bridge.DataType{bridge.MustParseType("BIGINT"), bridge.MustParseType("BIGINT"), bridge.MustParseType("BIGINT")}
+	methods := []struct {
+		dst    **Function
+		name   string
+		inputs []*bridge.DataType
+		result *bridge.DataType
+	}{
+		{&a.accumulate, "accumulate", keyed, nil},
+		{&a.retract, "retract", keyed, nil},
+		{&a.merge, "merge", nil, nil},
+		{&a.value, "get_value", []*bridge.DataType{nil}, a.result},
+		{&a.remove, "remove", []*bridge.DataType{nil}, bridge.MustParseType("BOOLEAN")},
+		{&a.size, "size", []*bridge.DataType{}, bridge.MustParseType("BIGINT")},
+		{&a.batch, "accumulate_batch", int64s, bridge.MustParseType("BIGINT")},
+		{&a.snapshot, "snapshot", []*bridge.DataType{}, bridge.MustParseType("BYTES NOT NULL")},
+		{&a.restore, "restore", []*bridge.DataType{bridge.MustParseType("BYTES NOT NULL")}, bridge.MustParseType("BIGINT")},
+	}
+	for _, meth := range methods {
+		obj, err := m.engine.take(ctx, name, reply.Methods[meth.name])
+		if err != nil {
+			a.releaseMethods()
+			closeHost()
+			return nil, err
+		}
+		*meth.dst = &Function{engine: m.engine, name: name + "." + meth.name, obj: obj, kind: "scalar",
+			funcType: "general", inputs: meth.inputs, result: meth.result, module: m}
+	}
+	if a.inputs == nil {
+		a.accumulate.inputs, a.retract.inputs = nil, nil // undeclared: any number of arguments
+	}
+	m.engine.mu.Lock()
+	m.engine.aggs[a] = struct{}{}
+	m.engine.mu.Unlock()
+	return a, nil
+}
+
+// Name is the name the aggregate was looked up by.
+func (a *Aggregate) Name() string { return a.name }
+
+// InputTypes are the declared argument types (after the key), or nil.
+func (a *Aggregate) InputTypes() []*bridge.DataType { return a.inputs }
+
+// ResultType is the declared result type, or nil.
+func (a *Aggregate) ResultType() *bridge.DataType { return a.result }
+
+// Accumulate adds one row to the accumulator of key, creating it on first use.
+func (a *Aggregate) Accumulate(ctx context.Context, key any, args ...any) error {
+	_, err := a.accumulate.Call(ctx, append([]any{key}, args...)...)
+	return err
+}
+
+// Retract removes one row from the accumulator of key; the function must
+// implement retract.
+func (a *Aggregate) Retract(ctx context.Context, key any, args ...any) error {
+	_, err := a.retract.Call(ctx, append([]any{key}, args...)...)
+	return err
+}
+
+// Merge merges the accumulators of from into that of into (as session
+// windows do) and drops them; the function must implement merge.
+func (a *Aggregate) Merge(ctx context.Context, into any, from ...any) error {
+	_, err := a.merge.Call(ctx, append([]any{into}, from...)...)
+	return err
+}
+
+// Value is get_value of key's accumulator, converted to the result type.
+func (a *Aggregate) Value(ctx context.Context, key any) (any, error) {
+	return a.value.Call(ctx, key)
+}
+
+// Remove drops key's accumulator and reports whether there was one.
+func (a *Aggregate) Remove(ctx context.Context, key any) (bool, error) {
+	v, err := a.remove.Call(ctx, key)
+	return v == true, err
+}
+
+// Len is the number of keys with an accumulator.
+func (a *Aggregate) Len(ctx context.Context) (int, error) {
+	v, err := a.size.Call(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return int(v.(int64)), nil
+}
+
+// AccumulateBatch accumulates every row of a record batch in one crossing:
+// column keyColumn holds the keys, the other columns (in order) the
+// arguments. Rows are grouped by key in Python.
+func (a *Aggregate) AccumulateBatch(ctx context.Context, batch arrow.RecordBatch, keyColumn int) error {
+	schema := batch.Schema()
+	if keyColumn < 0 || keyColumn >= schema.NumFields() {
+		return fmt.Errorf("pyudf: aggregate %q: key column %d is not in a batch of %d columns", a.name, keyColumn, schema.NumFields())
+	}
+	if key := schema.Field(keyColumn); !isKeyType(key.Type) {
+		return fmt.Errorf("pyudf: aggregate %q: key column %d (%q) is %s; keys must be integers, strings, binary, booleans, dates or timestamps",
+			a.name, keyColumn, key.Name, key.Type)
+	}
+	if a.inputs != nil {
+		fields := append(append([]arrow.Field{}, schema.Fields()[:keyColumn]...), schema.Fields()[keyColumn+1:]...)
+		if err := arrowconv.CheckSchema(arrow.NewSchema(fields, nil), a.inputs); err != nil {
+			return fmt.Errorf("pyudf: aggregate %q: %w (not counting the key column)", a.name, err)
+		}
+	}
+	if batch.NumRows() == 0 {
+		return nil
+	}
+	in := arrowconv.ExportRecordBatch(batch)
+	defer in.Free()
+	_, err := a.batch.CallValues(ctx, bridge.Int64(int64(in.ArrayAddr())), bridge.Int64(int64(in.SchemaAddr())),
+		bridge.Int64(int64(keyColumn)))
+	return err
+}
+
+func isKeyType(t arrow.DataType) bool {
+	if d, ok := t.(*arrow.DictionaryType); ok {
+		t = d.ValueType
+	}
+	switch t.ID() {
+	case arrow.BOOL, arrow.INT8, arrow.INT16, arrow.INT32, arrow.INT64, arrow.UINT8, arrow.UINT16,
+		arrow.UINT32, arrow.UINT64, arrow.STRING, arrow.LARGE_STRING, arrow.BINARY, arrow.LARGE_BINARY,
+		arrow.DATE32, arrow.DATE64, arrow.TIMESTAMP:
+		return true
+	}
+	return false
+}
+
+// Snapshot serialises every accumulator (pickle), for a checkpoint.
+func (a *Aggregate) Snapshot(ctx context.Context) ([]byte, error) {
+	v, err := a.snapshot.Call(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return v.([]byte), nil
+}
+
+// Restore replaces every accumulator with a snapshot's and returns the number
+// of keys. Bytes that are not a snapshot fail with a *bridge.PythonError and
+// leave the state as it was.
+func (a *Aggregate) Restore(ctx context.Context, snapshot []byte) (int, error) {
+	v, err := a.restore.Call(ctx, snapshot)
+	if err != nil {
+		return 0, err
+	}
+	return int(v.(int64)), nil
+}
+
+func (a *Aggregate) all() []*Function {
+	return []*Function{a.accumulate, a.retract, a.merge, a.value, a.remove, a.size, a.batch, a.snapshot, a.restore}
+}
+
+func (a *Aggregate) releaseMethods() {
+	for _, f := range a.all() {
+		if f != nil {
+			f.obj.Release()
+		}
+	}
+}
+
+// Close waits for calls in progress, frees every accumulator and runs the
+// function's close(). Later calls fail with ErrClosed.
+func (a *Aggregate) Close() error {
+	first := false
+	a.engine.gate.closeAll(func() {
+		first = !a.accumulate.closed.Load()
+		for _, f := range a.all() {
+			f.closed.Store(true)
+		}
+	})
+	if !first {
+		return nil
+	}
+	a.engine.mu.Lock()
+	delete(a.engine.aggs, a)
+	a.engine.mu.Unlock()
+	a.releaseMethods()
+	return (&Function{engine: a.engine, name: a.name, id: a.id}).closeHost()
+}
