@@ -61,6 +61,9 @@ func (f *Function) EvalRowErrors(ctx context.Context, batch arrow.RecordBatch) (
 
 // eval runs one batch evaluation: asMap for PyFlink's map (rows in, ROW out).
 func (f *Function) eval(ctx context.Context, batch arrow.RecordBatch, rowErrors, asMap bool) (arrow.Array, arrow.Array, error) {
+	if f.kind != "scalar" {
+		return nil, nil, fmt.Errorf("%w: function %q is an aggregate: use Reduce", ErrUnsupported, f.name)
+	}
 	if f.result == nil {
 		return nil, nil, fmt.Errorf("%w: function %q declares no result type; batch evaluation needs one",
 			ErrUnsupported, f.name)
@@ -201,4 +204,30 @@ func (f *Function) runBatch(ctx context.Context, call func(fr *frame) cgo.Status
 		pe.Row = fr.Row()
 	}
 	return err
+}
+
+// Reduce runs a Pandas UDAF (udaf(..., func_type="pandas")) over a batch —
+// a window's rows, say — in one crossing: each column arrives as a pd.Series,
+// and the function's scalar result comes back converted to the declared
+// result type.
+func (f *Function) Reduce(ctx context.Context, batch arrow.RecordBatch) (any, error) {
+	if f.kind != "aggregate" || f.funcType != "pandas" {
+		return nil, fmt.Errorf("%w: function %q: Reduce runs Pandas UDAFs, not %s %s functions",
+			ErrUnsupported, f.name, f.funcType, f.kind)
+	}
+	if f.inputs != nil {
+		if err := arrowconv.CheckSchema(batch.Schema(), f.inputs); err != nil {
+			return nil, fmt.Errorf("pyudf: function %q: %w", f.name, err)
+		}
+	}
+	in := arrowconv.ExportRecordBatch(batch)
+	defer in.Free()
+	g := f.engine.gate
+	fr := g.enter()
+	v, err := f.callIn(ctx, fr, []bridge.Value{bridge.Int64(int64(in.ArrayAddr())), bridge.Int64(int64(in.SchemaAddr()))}, nil)
+	g.leave(fr)
+	if err != nil {
+		return nil, err
+	}
+	return v.Any(), nil
 }

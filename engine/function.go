@@ -37,7 +37,7 @@ func (m *Module) Function(ctx context.Context, name string) (*Function, error) {
 	if err != nil {
 		return nil, err
 	}
-	if reply.Kind != "scalar" {
+	if reply.Kind != "scalar" && !(reply.Kind == "aggregate" && reply.FuncType == "pandas") {
 		m.discard(ctx, name, reply)
 		return nil, fmt.Errorf("%w %q: %s function; open aggregate functions with Module.Aggregate",
 			ErrUnsupported, name, reply.Kind)
@@ -180,9 +180,9 @@ func (f *Function) Call(ctx context.Context, args ...any) (any, error) {
 // CallValues is Call without boxing: with numeric and bool arguments and
 // result it allocates nothing.
 func (f *Function) CallValues(ctx context.Context, args ...bridge.Value) (bridge.Value, error) {
-	if f.funcType != "general" {
-		return bridge.Value{}, fmt.Errorf("%w: function %q is a %s UDF: evaluate it over a batch with Eval",
-			ErrUnsupported, f.name, f.funcType)
+	if f.funcType != "general" || f.kind != "scalar" {
+		return bridge.Value{}, fmt.Errorf("%w: function %q is a %s %s UDF: evaluate it over a batch (Eval, Reduce)",
+			ErrUnsupported, f.name, f.funcType, f.kind)
 	}
 	if f.inputs != nil && len(args) != len(f.inputs) {
 		return bridge.Value{}, fmt.Errorf("%w: function %q takes %d arguments (%s), got %d",
@@ -190,13 +190,14 @@ func (f *Function) CallValues(ctx context.Context, args ...bridge.Value) (bridge
 	}
 	g := f.engine.gate
 	fr := g.enter()
-	v, err := f.callIn(ctx, fr, args)
+	v, err := f.callIn(ctx, fr, args, f.inputs)
 	g.leave(fr)
 	return v, err
 }
 
-// callIn runs one call on a frame lent by the gate.
-func (f *Function) callIn(ctx context.Context, fr *frame, args []bridge.Value) (bridge.Value, error) {
+// callIn runs one call on a frame lent by the gate, the arguments converted
+// to inputs (nil: by their Go types).
+func (f *Function) callIn(ctx context.Context, fr *frame, args []bridge.Value, inputs []*bridge.DataType) (bridge.Value, error) {
 	if f.closed.Load() {
 		return bridge.Value{}, ErrClosed
 	}
@@ -204,8 +205,8 @@ func (f *Function) callIn(ctx context.Context, fr *frame, args []bridge.Value) (
 	var err error
 	for i, a := range args {
 		var t *bridge.DataType
-		if f.inputs != nil {
-			t = f.inputs[i]
+		if inputs != nil {
+			t = inputs[i]
 		}
 		if buf, err = bridge.AppendArg(buf, t, a); err != nil {
 			return bridge.Value{}, bridge.At(err, f.name, argumentName(i))

@@ -145,3 +145,14 @@ def _check_length(result, rows, what):
                         % (what, rows, type(result).__name__))
     if len(result) != rows:
         raise ValueError("%s has %d values for a batch of %d rows" % (what, len(result), rows))
+
+
+def reduce_pandas(func, array_addr, schema_addr):
+    """Run a Pandas UDAF over the batch: one pd.Series per column in, one scalar out."""
+    batch = import_batch(array_addr, schema_addr)
+    result = func(*[_pandas_column(column) for column in batch.columns])
+    if isinstance(result, (pd.Series, pd.DataFrame, np.ndarray, pa.Array, pa.ChunkedArray, list, tuple)):
+        raise TypeError("the Pandas UDAF's result must be a scalar, not %s" % type(result).__name__)
+    if isinstance(result, np.generic):
+        result = result.item()
+    return result

@@ -11,6 +11,7 @@ Logging records and ``print`` output are forwarded to Go's ``log/slog``
 through the built-in module ``_pyudf_host`` when running embedded.
 """
 
+import functools
 import importlib
 import importlib.util
 import io
@@ -195,6 +196,9 @@ def _function(engine, module, name):
         reply["methods"] = {m: _keep(getattr(keyed, m)) for m in _AGGREGATE_METHODS}
         return reply
     state.functions[fid] = _Function(name, instance)
+    if kind == "aggregate" and func_type == "pandas":
+        from . import _batch  # a Pandas UDAF is called with a batch's addresses
+        target = functools.partial(_batch.reduce_pandas, target)
     reply["object"] = _keep(target)
     return reply
 
