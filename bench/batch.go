@@ -9,7 +9,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 
-	"github.com/pyudf/pyudf/arrowconv"
 	"github.com/pyudf/pyudf/engine"
 )
 
@@ -124,17 +123,5 @@ func batchCases(ctx context.Context, eng *engine.Engine, rounds int, d time.Dura
 // addBatch builds two BIGINT columns (i and 7) of n rows in C memory, so
 // that they cross to Python without a copy.
 func addBatch(n int) arrow.RecordBatch {
-	a := array.NewInt64Builder(arrowconv.DefaultAllocator)
-	b := array.NewInt64Builder(arrowconv.DefaultAllocator)
-	defer a.Release()
-	defer b.Release()
-	for i := range n {
-		a.Append(int64(i))
-		b.Append(7)
-	}
-	cols := []arrow.Array{a.NewArray(), b.NewArray()}
-	defer cols[0].Release()
-	defer cols[1].Release()
-	schema := arrow.NewSchema([]arrow.Field{{Name: "a", Type: arrow.PrimitiveTypes.Int64}, {Name: "b", Type: arrow.PrimitiveTypes.Int64}}, nil)
-	return array.NewRecordBatch(schema, cols, int64(n))
+	return int64Batch(n, func(i int) int64 { return int64(i) }, func(int) int64 { return 7 })
 }

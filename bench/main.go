@@ -263,6 +263,7 @@ func main() {
 	}
 
 	results = append(results, batchCases(ctx, eng, rounds, d, !*quick)...)
+	results = append(results, aggregateCases(ctx, eng, rounds, d, !*quick)...)
 	if !*quick {
 		results = append(results, soak(ctx, add))
 	}

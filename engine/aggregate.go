@@ -96,21 +96,33 @@ func (a *Aggregate) ResultType() *bridge.DataType { return a.result }
 
 // Accumulate adds one row to the accumulator of key, creating it on first use.
 func (a *Aggregate) Accumulate(ctx context.Context, key any, args ...any) error {
-	_, err := a.accumulate.Call(ctx, append([]any{key}, args...)...)
-	return err
+	return callKeyed(ctx, a.accumulate, key, args)
 }
 
 // Retract removes one row from the accumulator of key; the function must
 // implement retract.
 func (a *Aggregate) Retract(ctx context.Context, key any, args ...any) error {
-	_, err := a.retract.Call(ctx, append([]any{key}, args...)...)
-	return err
+	return callKeyed(ctx, a.retract, key, args)
 }
 
 // Merge merges the accumulators of from into that of into (as session
 // windows do) and drops them; the function must implement merge.
 func (a *Aggregate) Merge(ctx context.Context, into any, from ...any) error {
-	_, err := a.merge.Call(ctx, append([]any{into}, from...)...)
+	return callKeyed(ctx, a.merge, into, from)
+}
+
+// callKeyed calls f(key, *args) without allocating for up to 7 numeric arguments.
+func callKeyed(ctx context.Context, f *Function, key any, args []any) error {
+	var small [8]bridge.Value
+	vals := small[:0]
+	if len(args)+1 > len(small) {
+		vals = make([]bridge.Value, 0, len(args)+1)
+	}
+	vals = append(vals, bridge.ValueOf(key))
+	for _, x := range args {
+		vals = append(vals, bridge.ValueOf(x))
+	}
+	_, err := f.CallValues(ctx, vals...)
 	return err
 }
 

@@ -21,6 +21,8 @@ class KeyedAggregate:
     def __init__(self, function):
         self._function = function
         self._accumulators = {}
+        self._create = function.create_accumulator
+        self._accumulate = function.accumulate
         self._has_retract = _overrides(function, "retract")
         self._has_merge = _overrides(function, "merge")
 
@@ -32,7 +34,10 @@ class KeyedAggregate:
 
     def accumulate(self, key, *args):
         """Add one row to the accumulator of ``key`` (created on first use)."""
-        self._function.accumulate(self._accumulator(key), *args)
+        acc = self._accumulators.get(key)  # the hot path: no helper calls
+        if acc is None:
+            acc = self._accumulators[key] = self._create()
+        self._accumulate(acc, *args)
 
     def retract(self, key, *args):
         """Remove one row from the accumulator of ``key``."""
