@@ -345,10 +345,16 @@ int pyudf_eval_vectorized(PyObject *fn, const char *mode, uintptr_t in, uintptr_
 {
 	begin(f, call_id);
 	PyObject *module = batch_module();
-	PyObject *ok = module == NULL ? NULL : PyObject_CallMethod(
-	    module, "evaluate_vectorized", "OsKKKKK", fn, mode,
-	    (unsigned long long)in, (unsigned long long)in_schema, (unsigned long long)type_schema,
-	    (unsigned long long)out, (unsigned long long)out_schema);
+	PyObject *ok = NULL;
+	if (module != NULL && strcmp(mode, "explode") == 0)
+		ok = PyObject_CallMethod(module, "explode", "OKKKKK", fn, (unsigned long long)in,
+					 (unsigned long long)in_schema, (unsigned long long)type_schema,
+					 (unsigned long long)out, (unsigned long long)out_schema);
+	else if (module != NULL)
+		ok = PyObject_CallMethod(module, "evaluate_vectorized", "OsKKKKK", fn, mode,
+					 (unsigned long long)in, (unsigned long long)in_schema,
+					 (unsigned long long)type_schema, (unsigned long long)out,
+					 (unsigned long long)out_schema);
 	int status = ok != NULL ? PYUDF_OK : PYUDF_ERROR;
 	Py_XDECREF(ok);
 	return end(f, status);

@@ -80,7 +80,9 @@ int pyudf_eval_rows_fixed(PyObject *fn, int ncols, const pyudf_column *cols, int
 
 /* Vectorized: fn once on the whole batch, the result exported to out/out_schema.
  * mode "pandas": fn(*columns as pd.Series); "arrow": fn(*columns as pyarrow
- * Arrays); "pandas_map": fn(batch as a DataFrame) returning a DataFrame. */
+ * Arrays); "pandas_map": fn(batch as a DataFrame) returning a DataFrame;
+ * "explode": fn(*row) for each row, a table function's rows flattened into a
+ * struct array with the input row's index first. */
 int pyudf_eval_vectorized(PyObject *fn, const char *mode, uintptr_t in, uintptr_t in_schema,
 			  uintptr_t type_schema, uintptr_t out, uintptr_t out_schema,
 			  uint64_t call_id, pyudf_frame *f);

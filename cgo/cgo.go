@@ -48,7 +48,7 @@ static int eval_vectorized_h(uintptr_t fn, int mode, uintptr_t in, uintptr_t in_
 			     uintptr_t type_schema, uintptr_t out, uintptr_t out_schema, uint64_t id,
 			     uintptr_t f)
 {
-	static const char *modes[] = {"arrow", "pandas", "pandas_map"};
+	static const char *modes[] = {"arrow", "pandas", "pandas_map", "explode"};
 	return pyudf_eval_vectorized((PyObject *)fn, modes[mode], in, in_schema, type_schema, out,
 				     out_schema, id, (pyudf_frame *)f);
 }
@@ -207,6 +207,7 @@ const (
 	VectorArrow     = 0 // fn(*columns as pyarrow Arrays)
 	VectorPandas    = 1 // fn(*columns as pd.Series)
 	VectorPandasMap = 2 // fn(batch as a pd.DataFrame) -> DataFrame
+	VectorExplode   = 3 // fn(*row) per row -> rows, flattened with the input row's index
 )
 
 // EvalRows calls fn once per row of the batch (see call.h). When a row's call

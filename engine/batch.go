@@ -62,7 +62,7 @@ func (f *Function) EvalRowErrors(ctx context.Context, batch arrow.RecordBatch) (
 // eval runs one batch evaluation: asMap for PyFlink's map (rows in, ROW out).
 func (f *Function) eval(ctx context.Context, batch arrow.RecordBatch, rowErrors, asMap bool) (arrow.Array, arrow.Array, error) {
 	if f.kind != "scalar" {
-		return nil, nil, fmt.Errorf("%w: function %q is an aggregate: use Reduce", ErrUnsupported, f.name)
+		return nil, nil, f.wrongUse("batch evaluation")
 	}
 	if f.result == nil {
 		return nil, nil, fmt.Errorf("%w: function %q declares no result type; batch evaluation needs one",
@@ -212,8 +212,7 @@ func (f *Function) runBatch(ctx context.Context, call func(fr *frame) cgo.Status
 // result type.
 func (f *Function) Reduce(ctx context.Context, batch arrow.RecordBatch) (any, error) {
 	if f.kind != "aggregate" || f.funcType != "pandas" {
-		return nil, fmt.Errorf("%w: function %q: Reduce runs Pandas UDAFs, not %s %s functions",
-			ErrUnsupported, f.name, f.funcType, f.kind)
+		return nil, f.wrongUse("Reduce")
 	}
 	if f.inputs != nil {
 		if err := arrowconv.CheckSchema(batch.Schema(), f.inputs); err != nil {
@@ -224,7 +223,7 @@ func (f *Function) Reduce(ctx context.Context, batch arrow.RecordBatch) (any, er
 	defer in.Free()
 	g := f.engine.gate
 	fr := g.enter()
-	v, err := f.callIn(ctx, fr, []bridge.Value{bridge.Int64(int64(in.ArrayAddr())), bridge.Int64(int64(in.SchemaAddr()))}, nil)
+	v, err := f.callIn(ctx, fr, []bridge.Value{bridge.Int64(int64(in.ArrayAddr())), bridge.Int64(int64(in.SchemaAddr()))}, nil, f.result)
 	g.leave(fr)
 	if err != nil {
 		return nil, err

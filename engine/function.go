@@ -37,7 +37,7 @@ func (m *Module) Function(ctx context.Context, name string) (*Function, error) {
 	if err != nil {
 		return nil, err
 	}
-	if reply.Kind != "scalar" && !(reply.Kind == "aggregate" && reply.FuncType == "pandas") {
+	if reply.Kind == "aggregate" && reply.FuncType != "pandas" {
 		m.discard(ctx, name, reply)
 		return nil, fmt.Errorf("%w %q: %s function; open aggregate functions with Module.Aggregate",
 			ErrUnsupported, name, reply.Kind)
@@ -181,8 +181,7 @@ func (f *Function) Call(ctx context.Context, args ...any) (any, error) {
 // result it allocates nothing.
 func (f *Function) CallValues(ctx context.Context, args ...bridge.Value) (bridge.Value, error) {
 	if f.funcType != "general" || f.kind != "scalar" {
-		return bridge.Value{}, fmt.Errorf("%w: function %q is a %s %s UDF: evaluate it over a batch (Eval, Reduce)",
-			ErrUnsupported, f.name, f.funcType, f.kind)
+		return bridge.Value{}, f.wrongUse("Call")
 	}
 	if f.inputs != nil && len(args) != len(f.inputs) {
 		return bridge.Value{}, fmt.Errorf("%w: function %q takes %d arguments (%s), got %d",
@@ -190,14 +189,30 @@ func (f *Function) CallValues(ctx context.Context, args ...bridge.Value) (bridge
 	}
 	g := f.engine.gate
 	fr := g.enter()
-	v, err := f.callIn(ctx, fr, args, f.inputs)
+	v, err := f.callIn(ctx, fr, args, f.inputs, f.result)
 	g.leave(fr)
 	return v, err
 }
 
+// wrongUse is the error for calling method on a function of another kind.
+func (f *Function) wrongUse(method string) error {
+	var use string
+	switch {
+	case f.kind == "table":
+		use = "Rows or Explode"
+	case f.kind == "aggregate":
+		use = "Reduce"
+	case f.funcType == "general":
+		use = "Call, Eval, EvalRowErrors or Map"
+	default:
+		use = "Eval or Map"
+	}
+	return fmt.Errorf("%w: %s of function %q, a %s %s function: use %s", ErrUnsupported, method, f.name, f.funcType, f.kind, use)
+}
+
 // callIn runs one call on a frame lent by the gate, the arguments converted
-// to inputs (nil: by their Go types).
-func (f *Function) callIn(ctx context.Context, fr *frame, args []bridge.Value, inputs []*bridge.DataType) (bridge.Value, error) {
+// to inputs (nil: by their Go types), the result to result (nil: by its Python type).
+func (f *Function) callIn(ctx context.Context, fr *frame, args []bridge.Value, inputs []*bridge.DataType, result *bridge.DataType) (bridge.Value, error) {
 	if f.closed.Load() {
 		return bridge.Value{}, ErrClosed
 	}
@@ -221,7 +236,7 @@ func (f *Function) callIn(ctx context.Context, fr *frame, args []bridge.Value, i
 	if st != cgo.OK {
 		return bridge.Value{}, fr.failure(ctx, st, f.name, "call")
 	}
-	v, _, err := bridge.DecodeResult(fr.Out(), f.result)
+	v, _, err := bridge.DecodeResult(fr.Out(), result)
 	if err != nil {
 		return bridge.Value{}, bridge.At(err, f.name, "result")
 	}

@@ -156,3 +156,37 @@ def reduce_pandas(func, array_addr, schema_addr):
     if isinstance(result, np.generic):
         result = result.item()
     return result
+
+
+def table_rows(func, *args):
+    """Every row a table function yields (or returns) for one input row, as tuples.
+
+    A row may be a Row, tuple, list or, for one-column results, a bare value;
+    ``None`` from ``eval`` means no rows.
+    """
+    produced = func(*args)
+    if produced is None:
+        return []
+    return [tuple(r) if isinstance(r, (tuple, list)) else (r,) for r in produced]
+
+
+def explode(collect, array_addr, schema_addr, type_addr, out_array_addr, out_schema_addr):
+    """Run a table function over every row of the batch; export a struct array of
+    (row: the input row's index, then the result's fields)."""
+    batch = import_batch(array_addr, schema_addr)
+    row_type = import_type(type_addr)
+    fields = [row_type.field(i) for i in range(row_type.num_fields)]
+    index, columns = [], [[] for _ in fields]
+    for i, args in enumerate(zip(*(c.to_pylist() for c in batch.columns))):
+        for out in collect(*args):
+            if len(out) != len(fields):
+                raise TypeError("row %d: the table function produced %d values for %d result fields"
+                                % (i, len(out), len(fields)))
+            index.append(i)
+            for column, value in zip(columns, out):
+                column.append(value)
+    arrays = [pa.array(index, pa.int64())]
+    for field, column in zip(fields, columns):
+        arrays.append(_to_array(column, field.type, "the table function's %r values" % field.name))
+    names = ["row"] + [f.name for f in fields]
+    pa.StructArray.from_arrays(arrays, names=names)._export_to_c(out_array_addr, out_schema_addr)

@@ -199,6 +199,9 @@ def _function(engine, module, name):
     if kind == "aggregate" and func_type == "pandas":
         from . import _batch  # a Pandas UDAF is called with a batch's addresses
         target = functools.partial(_batch.reduce_pandas, target)
+    elif kind == "table":
+        from . import _batch  # a table function's rows are collected into a list
+        target = functools.partial(_batch.table_rows, target)
     reply["object"] = _keep(target)
     return reply
 

@@ -1,0 +1,103 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"iter"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/pyudf/pyudf/arrowconv"
+	"github.com/pyudf/pyudf/bridge"
+	"github.com/pyudf/pyudf/cgo"
+)
+
+// Rows calls a table function (PyFlink's TableFunction or udtf(...),
+// generators included) on one row and iterates over the rows it produced,
+// each a bridge.Row of the declared result fields. The rows are collected in
+// one crossing; an error is yielded once, with a nil row.
+func (f *Function) Rows(ctx context.Context, args ...any) iter.Seq2[bridge.Row, error] {
+	return func(yield func(bridge.Row, error) bool) {
+		if f.kind != "table" {
+			yield(nil, f.wrongUse("Rows"))
+			return
+		}
+		if f.inputs != nil && len(args) != len(f.inputs) {
+			yield(nil, fmt.Errorf("%w: function %q takes %d arguments (%s), got %d",
+				ErrArgumentCount, f.name, len(f.inputs), typeList(f.inputs), len(args)))
+			return
+		}
+		vals := make([]bridge.Value, len(args))
+		for i, a := range args {
+			vals[i] = bridge.ValueOf(a)
+		}
+		var rows *bridge.DataType
+		if f.result != nil {
+			rows = &bridge.DataType{Kind: bridge.ArrayType, NotNull: true, Elem: f.result}
+		}
+		g := f.engine.gate
+		fr := g.enter()
+		v, err := f.callIn(ctx, fr, vals, f.inputs, rows)
+		g.leave(fr)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		for _, r := range v.Any().([]any) {
+			row, ok := r.(bridge.Row)
+			if !ok { // undeclared result type: the row's values as a list
+				row = bridge.Row(r.([]any))
+			}
+			if !yield(row, nil) {
+				return
+			}
+		}
+	}
+}
+
+// Explode runs a table function over every row of a batch in one crossing and
+// returns the rows produced: a column "row" with the index of the input row
+// that produced each, then the declared result fields.
+func (f *Function) Explode(ctx context.Context, batch arrow.RecordBatch) (arrow.RecordBatch, error) {
+	if f.kind != "table" {
+		return nil, f.wrongUse("Explode")
+	}
+	if f.result == nil || f.result.Kind != bridge.RowType {
+		return nil, fmt.Errorf("%w: function %q: Explode needs declared result types", ErrUnsupported, f.name)
+	}
+	if f.inputs != nil {
+		if err := arrowconv.CheckSchema(batch.Schema(), f.inputs); err != nil {
+			return nil, fmt.Errorf("pyudf: function %q: %w", f.name, err)
+		}
+	}
+	fieldsType := arrowconv.ArrowType(f.result).(*arrow.StructType)
+	outType := arrow.StructOf(append([]arrow.Field{{Name: "row", Type: arrow.PrimitiveTypes.Int64, Nullable: true}}, fieldsType.Fields()...)...)
+	if batch.NumRows() == 0 {
+		empty := array.MakeArrayOfNull(memory.DefaultAllocator, outType, 0)
+		defer empty.Release()
+		return array.RecordFromStructArray(empty.(*array.Struct), nil), nil
+	}
+	in := arrowconv.ExportRecordBatch(batch)
+	defer in.Free()
+	typ := arrowconv.ExportType(fieldsType, true)
+	defer typ.Free()
+	out := arrowconv.NewArrayStructs()
+	b := cgo.Batch{In: in.ArrayAddr(), InSchema: in.SchemaAddr(), Type: typ.SchemaAddr(),
+		Out: out.ArrayAddr(), OutSchema: out.SchemaAddr()}
+	if err := f.runBatch(ctx, func(fr *frame) cgo.Status { return fr.EvalVectorized(f.obj, cgo.VectorExplode, b) }); err != nil {
+		out.Free()
+		return nil, err
+	}
+	res, err := arrowconv.ImportArray(out)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Release()
+	s, ok := res.(*array.Struct)
+	if !ok || s.NumField() != outType.NumFields() {
+		return nil, fmt.Errorf("pyudf: function %q: Explode got %s, want %s", f.name, res.DataType(), outType)
+	}
+	return array.RecordFromStructArray(s, nil), nil
+}
