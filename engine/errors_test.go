@@ -81,6 +81,9 @@ func stillWorks(t *testing.T, m *Module) {
 
 func wantMessage(t *testing.T, err error, parts ...string) {
 	t.Helper()
+	if err == nil {
+		t.Fatalf("no error; want one saying %q", parts)
+	}
 	for _, p := range parts {
 		if !strings.Contains(err.Error(), p) {
 			t.Errorf("error %q does not mention %q", err, p)
