@@ -37,7 +37,8 @@
 //
 // Python's logging records and print output go to Config.Logger (log/slog),
 // with the logger name; the interpreter is shared, so they go to the Logger of
-// the most recently created Engine.
+// the most recently created Engine. The handler runs while the logging call
+// holds its place in the queue: it must not call the engine's functions.
 package engine
 
 import (
