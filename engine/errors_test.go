@@ -295,3 +295,29 @@ func TestCancelInterruptsRunningUDF(t *testing.T) {
 	}
 	stillWorks(t, m)
 }
+
+// User code named like a module the interpreter already has (json.py,
+// logging.py) must not replace it: pyudf's own control plane uses json.
+func TestUserModuleDoesNotShadowLoadedModules(t *testing.T) {
+	e := newEngine(t, Config{})
+	m, err := e.LoadSource(context.Background(), "json.py", "def dumps(x):\n    return 'user dumps'\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Name() == "json" {
+		t.Errorf("user code took the name json")
+	}
+	if got := call(t, m, "dumps", int64(1)); got != "user dumps" {
+		t.Errorf("user dumps = %v", got)
+	}
+	std, err := e.Import(context.Background(), "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := call(t, std, "dumps", []int{1}); got != "[1]" {
+		t.Errorf("json.dumps after loading json.py = %v", got)
+	}
+	if _, err := e.LoadSource(context.Background(), "later.py", "x = 1\n"); err != nil {
+		t.Errorf("the control plane broke: %v", err)
+	}
+}

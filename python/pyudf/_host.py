@@ -135,6 +135,19 @@ def _add_module(engine, module, owned):
     return {"module": mid, "name": module.__name__}
 
 
+_user_modules = set()  # names of modules that LoadSource/LoadFile created
+
+
+def _module_name(stem):
+    """The sys.modules name for user code from file ``stem``: the stem itself
+    (so pickled objects unpickle elsewhere), unless that would replace a module
+    pyudf did not load (``json.py`` must not shadow the json package)."""
+    if stem.isidentifier() and (stem not in sys.modules or stem in _user_modules):
+        _user_modules.add(stem)
+        return stem
+    return "pyudf_user_%d_%s" % (next(_module_ids), stem if stem.isidentifier() else "module")
+
+
 def _run_module(engine, module, execute):
     """Register ``module`` in sys.modules, run its code, and own it; undo on failure."""
     _state(engine)
@@ -149,11 +162,7 @@ def _run_module(engine, module, execute):
 
 def _load_source(engine, name, source):
     filename = name if name.endswith(".py") else name + ".py"
-    # Named after the file, as an import would name it, so that objects pickled
-    # from it (aggregate snapshots) unpickle in another process.
-    modname = os.path.splitext(os.path.basename(filename))[0]
-    if not modname.isidentifier():
-        modname = "pyudf_user_%d_%d" % (engine, next(_module_ids))
+    modname = _module_name(os.path.splitext(os.path.basename(filename))[0])
     spec = importlib.util.spec_from_loader(modname, loader=None, origin=filename)
     module = importlib.util.module_from_spec(spec)
     module.__file__ = filename
@@ -166,7 +175,7 @@ def _load_file(engine, path):
     path = os.path.abspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError("no such file: %s" % path)
-    modname = os.path.splitext(os.path.basename(path))[0]
+    modname = _module_name(os.path.splitext(os.path.basename(path))[0])
     spec = importlib.util.spec_from_file_location(modname, path)
     return _run_module(engine, importlib.util.module_from_spec(spec), spec.loader.exec_module)
 
