@@ -67,7 +67,7 @@ bench-quick: deps
 	go run ./bench -quick -json
 
 bench: deps
-	go run ./bench
+	go run ./bench -progress -report bench/report
 
 # The whole suite once per CPython version that pyenv has; prints one line per version.
 test-matrix:

@@ -86,7 +86,9 @@ func aggregateCases(ctx context.Context, eng *engine.Engine, rounds int, d time.
 		results = append(results, r)
 		window.Release()
 	}
-	return append(results, snapshotCase(ctx, mod))
+	results = append(results, snapshotCase(ctx, mod))
+	prog.step("snapshot 100K keys")
+	return results
 }
 
 // snapshotCase times Snapshot and Restore of an aggregate with 100K keys.

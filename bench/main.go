@@ -65,8 +65,12 @@ type variant struct {
 
 func (v *variant) rows() int { return max(v.batchRows, 1) }
 
+// prog counts measurement steps (each measure call, the soak, the snapshot case).
+var prog *progress
+
 // measure runs variants in interleaved rounds of d each.
 func measure(rounds int, d time.Duration, variants ...*variant) {
+	defer prog.step(fmt.Sprintf("%d variant(s)", len(variants)))
 	for range rounds {
 		for _, v := range variants {
 			rate, lat := runRound(v.goroutines, d, v.work)
@@ -187,7 +191,13 @@ func goAdd(a, b int64) int64 { return a + b }
 func main() {
 	quick := flag.Bool("quick", false, "short rounds: the whole run in under a minute")
 	asJSON := flag.Bool("json", false, "print one JSON object per line")
+	reportDir := flag.String("report", "", "also write latest.json, report.md and SVG charts into this directory")
+	showProgress := flag.Bool("progress", false, "draw a progress bar on stderr")
 	flag.Parse()
+	prog = &progress{total: 9, start: time.Now(), on: *showProgress}
+	if !*quick {
+		prog.total = 22
+	}
 	log.SetFlags(0)
 
 	rounds, d := 5, 400*time.Millisecond
@@ -266,6 +276,15 @@ func main() {
 	results = append(results, aggregateCases(ctx, eng, rounds, d, !*quick)...)
 	if !*quick {
 		results = append(results, soak(ctx, add))
+		prog.step("memory soak")
+	}
+	if *reportDir != "" {
+		version, _ := eng.Python()
+		report := Report{Date: time.Now().UTC(), GoVersion: runtime.Version(), Python: "CPython " + version,
+			CPUs: runtime.NumCPU(), Quick: *quick, PeakRSSBytes: peakRSS(), Results: results}
+		if err := writeReport(*reportDir, report); err != nil {
+			log.Fatal(err)
+		}
 	}
 	for _, r := range results {
 		if *asJSON {

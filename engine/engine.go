@@ -100,6 +100,8 @@ type Engine struct {
 	logger *slog.Logger
 	gate   *gate
 
+	python, executable string // the interpreter's version and sys.executable
+
 	closed atomic.Bool
 	mu     sync.Mutex
 	funcs  map[*Function]struct{}
@@ -136,11 +138,19 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		"op": "engine_open", "engine": e.id, "job_parameters": params,
 		"path": path, "log_level": pythonLevel(logger),
 	}
-	if err := e.control(ctx, "open engine", req, nil); err != nil {
+	var reply struct {
+		Python     string `json:"python"`
+		Executable string `json:"executable"`
+	}
+	if err := e.control(ctx, "open engine", req, &reply); err != nil {
 		return nil, err
 	}
+	e.python, e.executable = reply.Python, reply.Executable
 	return e, nil
 }
+
+// Python is the embedded interpreter's version ("3.11.7") and sys.executable.
+func (e *Engine) Python() (version, executable string) { return e.python, e.executable }
 
 func startInterpreter(ctx context.Context, python string) error {
 	interpMu.Lock()

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestWriteReport(t *testing.T) {
+	results := []Result{
+		{Name: "scalar_add_row", Mode: "thread", Goroutines: 1, BatchRows: 1, RowsPerS: 2.5e6, P50Ns: 300, P99Ns: 700, P999Ns: 1500, VsFloor: 1.3},
+		{Name: "scalar_add_row", Mode: "go", Goroutines: 1, BatchRows: 1, RowsPerS: 3.5e7, P50Ns: 50, P99Ns: 80, P999Ns: 150},
+		{Name: "pandas_add_batch", Mode: "thread", Goroutines: 1, BatchRows: 65536, RowsPerS: 1.5e8, P50Ns: 400000, P99Ns: 900000, P999Ns: 1200000, Note: "a | b"},
+	}
+	dir := t.TempDir()
+	in := Report{Date: time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC), GoVersion: "go1.26", Python: "CPython 3.11.7",
+		CPUs: 2, PeakRSSBytes: 200 << 20, Results: results}
+	if err := writeReport(dir, in); err != nil {
+		t.Fatal(err)
+	}
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	var out Report
+	if err := json.Unmarshal([]byte(read("latest.json")), &out); err != nil || len(out.Results) != 3 || out.PeakRSSBytes != 200<<20 {
+		t.Errorf("latest.json: %v, %+v", err, out)
+	}
+	md := read("report.md")
+	for _, want := range []string{"peak RSS 200 MB", "![throughput](throughput.svg)", "| pandas_add_batch | thread | 1 | 65536 | 150000000 | 400000 | 900000 | 1200000 |", `a \| b`, "1.30x the C floor"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report.md lacks %q:\n%s", want, md)
+		}
+	}
+	if n := strings.Count(read("throughput.svg"), `class="bar"`); n != 3 {
+		t.Errorf("throughput.svg has %d bars, want 3", n)
+	}
+	if n := strings.Count(read("latency.svg"), `class="bar"`); n != 9 {
+		t.Errorf("latency.svg has %d bars, want 3 per result", n)
+	}
+	if svg := read("throughput.svg"); !strings.Contains(svg, ">thread</text>") || !strings.Contains(svg, ">go</text>") {
+		t.Error("throughput.svg does not name the modes")
+	}
+}
