@@ -196,7 +196,7 @@ func main() {
 	flag.Parse()
 	prog = &progress{total: 9, start: time.Now(), on: *showProgress}
 	if !*quick {
-		prog.total = 22
+		prog.total = 24
 	}
 	log.SetFlags(0)
 

@@ -61,7 +61,7 @@ func label(r Result) string {
 	if r.Goroutines > 1 {
 		l += fmt.Sprintf(" / g=%d", r.Goroutines)
 	}
-	if r.BatchRows > 1 {
+	if r.BatchRows > 1 || strings.Contains(r.Name, "batch") || strings.Contains(r.Name, "window") {
 		l += fmt.Sprintf(" / %d rows", r.BatchRows)
 	}
 	return l
