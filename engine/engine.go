@@ -14,6 +14,20 @@
 // strings or type hints. open(function_context) runs when a function is looked
 // up, close() when it or its engine is closed.
 //
+// Beyond row calls (every batch operation is one crossing per batch):
+//   - Arrow record batches (arrow-go/v18): Function.Eval runs a general UDF
+//     row by row (the loop in C), a Pandas UDF over pd.Series or an Arrow UDF
+//     over pyarrow Arrays; EvalRowErrors turns failing rows into nulls plus
+//     messages; Map is PyFlink's row-based map.
+//   - Aggregates: Module.Aggregate keeps one accumulator per key in Python
+//     (Accumulate, Retract, Merge, Value, AccumulateBatch, Snapshot, Restore);
+//     Function.Reduce runs a Pandas UDAF over a batch.
+//   - Table functions: Function.Rows iterates over one row's output rows;
+//     Function.Explode runs over a batch.
+//   - Windows: NewWindows and NewPandasWindows drive an aggregate over keyed
+//     tumbling, sliding or session windows in event time, with a watermark,
+//     allowed lateness and a side output for late rows.
+//
 // # Thread model
 //
 // There is one interpreter per process, started by the first New on a
