@@ -36,14 +36,13 @@ func (m *Module) Aggregate(ctx context.Context, name string) (*Aggregate, error)
 		return nil, err
 	}
 	a := &Aggregate{name: name, id: reply.Function, engine: m.engine}
-	closeHost := func() { (&Function{engine: m.engine, name: name, id: a.id}).closeHost() }
 	if reply.Kind != "aggregate" || reply.FuncType != "general" {
 		m.discard(ctx, name, reply)
 		return nil, fmt.Errorf("%w %q: a %s function (func_type %q); Aggregate opens general aggregate functions",
 			ErrUnsupported, name, reply.Kind, reply.FuncType)
 	}
 	if a.inputs, a.result, err = parseSignature(name, reply.InputTypes, reply.ResultType); err != nil {
-		closeHost()
+		m.engine.closeFunction(name, a.id)
 		return nil, err
 	}
 	// Each Python method becomes a Function: its first argument is the key
@@ -70,7 +69,7 @@ func (m *Module) Aggregate(ctx context.Context, name string) (*Aggregate, error)
 		obj, err := m.engine.take(ctx, name, reply.Methods[meth.name])
 		if err != nil {
 			a.releaseMethods()
-			closeHost()
+			m.engine.closeFunction(name, a.id)
 			return nil, err
 		}
 		*meth.dst = &Function{engine: m.engine, name: name + "." + meth.name, obj: obj, kind: "scalar",
@@ -114,15 +113,7 @@ func (a *Aggregate) Merge(ctx context.Context, into any, from ...any) error {
 // callKeyed calls f(key, *args) without allocating for up to 7 numeric arguments.
 func callKeyed(ctx context.Context, f *Function, key any, args []any) error {
 	var small [8]bridge.Value
-	vals := small[:0]
-	if len(args)+1 > len(small) {
-		vals = make([]bridge.Value, 0, len(args)+1)
-	}
-	vals = append(vals, bridge.ValueOf(key))
-	for _, x := range args {
-		vals = append(vals, bridge.ValueOf(x))
-	}
-	_, err := f.CallValues(ctx, vals...)
+	_, err := f.CallValues(ctx, appendValues(append(small[:0], bridge.ValueOf(key)), args...)...)
 	return err
 }
 
@@ -236,5 +227,5 @@ func (a *Aggregate) Close() error {
 	delete(a.engine.aggs, a)
 	a.engine.mu.Unlock()
 	a.releaseMethods()
-	return (&Function{engine: a.engine, name: a.name, id: a.id}).closeHost()
+	return a.engine.closeFunction(a.name, a.id)
 }

@@ -221,10 +221,7 @@ func (f *Function) Reduce(ctx context.Context, batch arrow.RecordBatch) (any, er
 	}
 	in := arrowconv.ExportRecordBatch(batch)
 	defer in.Free()
-	g := f.engine.gate
-	fr := g.enter()
-	v, err := f.callIn(ctx, fr, []bridge.Value{bridge.Int64(int64(in.ArrayAddr())), bridge.Int64(int64(in.SchemaAddr()))}, nil, f.result)
-	g.leave(fr)
+	v, err := f.callIn(ctx, []bridge.Value{bridge.Int64(int64(in.ArrayAddr())), bridge.Int64(int64(in.SchemaAddr()))}, nil, f.result)
 	if err != nil {
 		return nil, err
 	}

@@ -46,7 +46,7 @@ func (m *Module) Function(ctx context.Context, name string) (*Function, error) {
 		funcType: reply.FuncType, module: m}
 	obj, err := m.engine.take(ctx, name, reply.Object)
 	if err != nil {
-		f.closeHost()
+		m.engine.closeFunction(name, f.id)
 		return nil, err
 	}
 	f.obj = obj
@@ -109,7 +109,7 @@ func (m *Module) discard(ctx context.Context, name string, reply *openReply) {
 			obj.Release()
 		}
 	}
-	(&Function{engine: m.engine, name: name, id: reply.Function}).closeHost()
+	m.engine.closeFunction(name, reply.Function)
 }
 
 // take fetches an object the host registered for function name.
@@ -163,18 +163,28 @@ func (f *Function) ResultType() *bridge.DataType { return f.result }
 // input types.
 func (f *Function) Call(ctx context.Context, args ...any) (any, error) {
 	var small [8]bridge.Value
-	vals := small[:0]
-	if len(args) > len(small) {
-		vals = make([]bridge.Value, 0, len(args))
-	}
-	for _, a := range args {
-		vals = append(vals, bridge.ValueOf(a))
-	}
-	v, err := f.CallValues(ctx, vals...)
+	v, err := f.CallValues(ctx, appendValues(small[:0], args...)...)
 	if err != nil {
 		return nil, err
 	}
 	return v.Any(), nil
+}
+
+// appendValues appends args, each wrapped with bridge.ValueOf, to dst.
+func appendValues(dst []bridge.Value, args ...any) []bridge.Value {
+	for _, a := range args {
+		dst = append(dst, bridge.ValueOf(a))
+	}
+	return dst
+}
+
+// checkArgs refuses a call with another number of arguments than declared.
+func (f *Function) checkArgs(n int) error {
+	if f.inputs != nil && n != len(f.inputs) {
+		return fmt.Errorf("%w: function %q takes %d arguments (%s), got %d",
+			ErrArgumentCount, f.name, len(f.inputs), typeList(f.inputs), n)
+	}
+	return nil
 }
 
 // CallValues is Call without boxing: with numeric and bool arguments and
@@ -183,15 +193,10 @@ func (f *Function) CallValues(ctx context.Context, args ...bridge.Value) (bridge
 	if f.funcType != "general" || f.kind != "scalar" {
 		return bridge.Value{}, f.wrongUse("Call")
 	}
-	if f.inputs != nil && len(args) != len(f.inputs) {
-		return bridge.Value{}, fmt.Errorf("%w: function %q takes %d arguments (%s), got %d",
-			ErrArgumentCount, f.name, len(f.inputs), typeList(f.inputs), len(args))
+	if err := f.checkArgs(len(args)); err != nil {
+		return bridge.Value{}, err
 	}
-	g := f.engine.gate
-	fr := g.enter()
-	v, err := f.callIn(ctx, fr, args, f.inputs, f.result)
-	g.leave(fr)
-	return v, err
+	return f.callIn(ctx, args, f.inputs, f.result)
 }
 
 // wrongUse is the error for calling method on a function of another kind.
@@ -212,7 +217,10 @@ func (f *Function) wrongUse(method string) error {
 
 // callIn runs one call on a frame lent by the gate, the arguments converted
 // to inputs (nil: by their Go types), the result to result (nil: by its Python type).
-func (f *Function) callIn(ctx context.Context, fr *frame, args []bridge.Value, inputs []*bridge.DataType, result *bridge.DataType) (bridge.Value, error) {
+func (f *Function) callIn(ctx context.Context, args []bridge.Value, inputs []*bridge.DataType, result *bridge.DataType) (bridge.Value, error) {
+	g := f.engine.gate
+	fr := g.enter()
+	defer g.leave(fr)
 	if f.closed.Load() {
 		return bridge.Value{}, ErrClosed
 	}
@@ -286,14 +294,16 @@ func (f *Function) Close() error {
 // release drops the Python object and runs close().
 func (f *Function) release() error {
 	f.obj.Release()
-	return f.closeHost()
+	return f.engine.closeFunction(f.name, f.id)
 }
 
-func (f *Function) closeHost() error {
-	err := f.engine.control(context.Background(), "close",
-		map[string]any{"op": "function_close", "engine": f.engine.id, "function": f.id}, nil)
+// closeFunction has the host run close() of the function it opened as id
+// (and free an aggregate's accumulators).
+func (e *Engine) closeFunction(name string, id int64) error {
+	err := e.control(context.Background(), "close",
+		map[string]any{"op": "function_close", "engine": e.id, "function": id}, nil)
 	if pe, ok := err.(*bridge.PythonError); ok {
-		pe.Function = f.name
+		pe.Function = name
 	}
 	return err
 }

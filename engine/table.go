@@ -24,23 +24,15 @@ func (f *Function) Rows(ctx context.Context, args ...any) iter.Seq2[bridge.Row, 
 			yield(nil, f.wrongUse("Rows"))
 			return
 		}
-		if f.inputs != nil && len(args) != len(f.inputs) {
-			yield(nil, fmt.Errorf("%w: function %q takes %d arguments (%s), got %d",
-				ErrArgumentCount, f.name, len(f.inputs), typeList(f.inputs), len(args)))
+		if err := f.checkArgs(len(args)); err != nil {
+			yield(nil, err)
 			return
-		}
-		vals := make([]bridge.Value, len(args))
-		for i, a := range args {
-			vals[i] = bridge.ValueOf(a)
 		}
 		var rows *bridge.DataType
 		if f.result != nil {
 			rows = &bridge.DataType{Kind: bridge.ArrayType, NotNull: true, Elem: f.result}
 		}
-		g := f.engine.gate
-		fr := g.enter()
-		v, err := f.callIn(ctx, fr, vals, f.inputs, rows)
-		g.leave(fr)
+		v, err := f.callIn(ctx, appendValues(nil, args...), f.inputs, rows)
 		if err != nil {
 			yield(nil, err)
 			return
