@@ -28,7 +28,10 @@ from .row import Row
 
 
 def import_batch(array_addr, schema_addr):
-    """The batch Go exported, imported without copying its buffers."""
+    """The batch Go exported, imported without copying its buffers. A process-mode
+    worker, which read the batch from Arrow IPC, passes the RecordBatch itself."""
+    if isinstance(array_addr, pa.RecordBatch):
+        return array_addr
     return pa.RecordBatch._import_from_c(array_addr, schema_addr)
 
 
@@ -114,8 +117,13 @@ def _pandas_column(column):
 
 def evaluate_vectorized(func, func_type, array_addr, schema_addr, type_addr, out_array_addr, out_schema_addr):
     """Run a Pandas or Arrow UDF, or a Pandas map, over the batch and export its result."""
-    batch = import_batch(array_addr, schema_addr)
-    result_type = import_type(type_addr)
+    result = vectorized(func, func_type, import_batch(array_addr, schema_addr), import_type(type_addr))
+    result._export_to_c(out_array_addr, out_schema_addr)
+
+
+def vectorized(func, func_type, batch, result_type):
+    """The result array of a Pandas UDF (``func_type="pandas"``), an Arrow UDF
+    (``"arrow"``) or a Pandas map (``"pandas_map"``: a struct array) over ``batch``."""
     if func_type == "pandas_map":
         result = func(batch.to_pandas(date_as_object=True))
         _check_length(result, batch.num_rows, "the Pandas map's result")
@@ -123,11 +131,9 @@ def evaluate_vectorized(func, func_type, array_addr, schema_addr, type_addr, out
             raise TypeError("the Pandas map's result must be a DataFrame, not %s" % type(result).__name__)
         schema = pa.schema(list(result_type))
         try:
-            out = pa.RecordBatch.from_pandas(result, schema=schema, preserve_index=False).to_struct_array()
+            return pa.RecordBatch.from_pandas(result, schema=schema, preserve_index=False).to_struct_array()
         except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError) as exc:
             raise TypeError("the Pandas map's result does not fit %s: %s" % (result_type, exc)) from None
-        out._export_to_c(out_array_addr, out_schema_addr)
-        return
     if func_type == "pandas":
         args = [_pandas_column(column) for column in batch.columns]
         what = "the Pandas UDF's result"
@@ -136,7 +142,51 @@ def evaluate_vectorized(func, func_type, array_addr, schema_addr, type_addr, out
         what = "the Arrow UDF's result"
     result = func(*args)
     _check_length(result, batch.num_rows, what)
-    _to_array(result, result_type, what)._export_to_c(out_array_addr, out_schema_addr)
+    return _to_array(result, result_type, what)
+
+
+class RowError(Exception):
+    """The exception a row-wise UDF raised on row ``row`` of a batch (its ``__cause__``)."""
+
+    def __init__(self, row):
+        super().__init__("row %d" % row)
+        self.row = row
+
+
+def error_text(exc):
+    """"Type: message", as the per-row error column holds it."""
+    from ._host import describe_exception
+    type_name, message, _ = describe_exception(exc)
+    return "%s: %s" % (type_name, message)
+
+
+def evaluate_rows(func, batch, result_type, as_rows=False, row_errors=False):
+    """Row-wise evaluation in Python (the C shim's loop, for process-mode workers).
+
+    Returns ``(results, errors)``: the result array and, with ``row_errors``,
+    a STRING array of messages for the rows that raised (their result is
+    null); without it, the first row that raises ends the evaluation with a
+    :class:`RowError` whose ``__cause__`` is the exception.
+    """
+    if as_rows:
+        (args,), n = rows(batch, None)
+        arg_rows = ((row,) for row in args)
+    else:
+        cols, n = columns(batch, None)
+        arg_rows = zip(*cols) if cols else (() for _ in range(n))
+    results, errors = [], [] if row_errors else None
+    for i, row in enumerate(arg_rows):
+        try:
+            results.append(func(*row))
+            if row_errors:
+                errors.append(None)
+        except Exception as exc:
+            if not row_errors:
+                raise RowError(i) from exc
+            results.append(None)
+            errors.append(error_text(exc))
+    out = _to_array(results, result_type, "the results")
+    return out, (pa.array(errors, type=pa.string()) if row_errors else None)
 
 
 def _check_length(result, rows, what):
@@ -171,10 +221,14 @@ def table_rows(func, *args):
 
 
 def explode(collect, array_addr, schema_addr, type_addr, out_array_addr, out_schema_addr):
-    """Run a table function over every row of the batch; export a struct array of
+    """Run a table function over every row of the batch and export the rows it produced."""
+    result = explode_batch(collect, import_batch(array_addr, schema_addr), import_type(type_addr))
+    result._export_to_c(out_array_addr, out_schema_addr)
+
+
+def explode_batch(collect, batch, row_type):
+    """Run a table function over every row of ``batch``: a struct array of
     (row: the input row's index, then the result's fields)."""
-    batch = import_batch(array_addr, schema_addr)
-    row_type = import_type(type_addr)
     fields = [row_type.field(i) for i in range(row_type.num_fields)]
     index, columns = [], [[] for _ in fields]
     for i, args in enumerate(zip(*(c.to_pylist() for c in batch.columns))):
@@ -189,4 +243,4 @@ def explode(collect, array_addr, schema_addr, type_addr, out_array_addr, out_sch
     for field, column in zip(fields, columns):
         arrays.append(_to_array(column, field.type, "the table function's %r values" % field.name))
     names = ["row"] + [f.name for f in fields]
-    pa.StructArray.from_arrays(arrays, names=names)._export_to_c(out_array_addr, out_schema_addr)
+    return pa.StructArray.from_arrays(arrays, names=names)

@@ -1,0 +1,116 @@
+"""The process-mode worker and its row encoding, driven as the Go engine drives them."""
+
+import datetime
+import decimal
+import io
+import json
+import struct
+
+import pyarrow as pa
+import pytest
+
+from pyudf import Row, _wire
+from pyudf._worker import Worker, _read_batch, _write_batch
+
+U32 = struct.Struct("<I")
+
+
+def message(header, *payloads):
+    parts = [json.dumps(header).encode()] + list(payloads)
+    out = U32.pack(len(parts))
+    for p in parts:
+        out += U32.pack(len(p)) + p
+    return out
+
+
+def run(*requests):
+    """Serve ``requests`` (header, payloads...) and return the replies as (header, payloads)."""
+    out = io.BytesIO()
+    Worker(io.BytesIO(b"".join(message(*r) for r in requests)), out).serve()
+    reader = Worker(io.BytesIO(out.getvalue()), None)
+    replies = []
+    while (parts := reader.read_message()) is not None:
+        replies.append((json.loads(parts[0]), parts[1:]))
+    return replies
+
+
+SOURCE = """
+from pyudf import udf, udaf, AggregateFunction
+add = udf(lambda a, b: a + b, input_types=["BIGINT", "BIGINT"], result_type="BIGINT")
+def boom(x):
+    if x == 2:
+        raise ValueError("two")
+    return x
+boom = udf(boom, input_types=["BIGINT"], result_type="BIGINT")
+"""
+
+
+def setup_requests():
+    return [
+        ({"op": "control", "request": {"op": "engine_open", "engine": 1, "job_parameters": {},
+                                       "path": [], "log_level": 20}},),
+        ({"op": "control", "as": 7, "request": {"op": "load_source", "engine": 1,
+                                                 "name": "w.py", "source": SOURCE}},),
+        ({"op": "control", "as": 9, "request": {"op": "function", "engine": 1, "module": 7, "name": "add"}},),
+        ({"op": "control", "as": 10, "request": {"op": "function", "engine": 1, "module": 7, "name": "boom"}},),
+    ]
+
+
+def test_wire_round_trips_every_tag():
+    values = [None, True, False, 3, -(1 << 63), 1 << 70, 1.5, "héllo", b"\x00\xff",
+              decimal.Decimal("-12.50"), datetime.date(2024, 2, 29), datetime.time(13, 45, 30, 123456),
+              datetime.datetime(2024, 1, 2, 3, 4, 5, 678000),
+              datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc),
+              [1, [2, None]], {"a": 1.5}, Row(a=1, b="x")]
+    for v in values:
+        data = _wire.encode(v, lambda o: pytest.fail("normalize called for %r" % (o,)))
+        if isinstance(v, int) and not isinstance(v, bool) and v >= 1 << 63:
+            assert data[0] == _wire.BIGINT and data[5:] == str(v).encode()
+            continue
+        (got,) = _wire.decode_args(data, 1)
+        assert got == v and type(got) is type(v)
+    row = _wire.decode_args(_wire.encode(Row(a=1, b="x"), None), 1)[0]
+    assert row.as_dict() == {"a": 1, "b": "x"}
+
+
+def test_wire_rejects_truncated_and_unknown_data():
+    with pytest.raises(ValueError, match="truncated"):
+        _wire.decode_args(b"\x03\x01\x02", 1)
+    with pytest.raises(ValueError, match="unknown argument tag 99"):
+        _wire.decode_args(b"\x63", 1)
+    with pytest.raises(TypeError, match="cannot convert a Python object"):
+        _wire.encode(object(), lambda o: o)
+
+
+def test_worker_loads_opens_and_calls_by_handle():
+    args = _wire.encode(2, None) + _wire.encode(40, None)
+    replies = run(*setup_requests(), ({"op": "call", "function": 9, "nargs": 2}, args))
+    assert replies[1][0]["module"] == 7
+    assert replies[2][0]["function"] == 9 and replies[2][0]["kind"] == "scalar"
+    assert _wire.decode_args(replies[4][1][0], 1) == [42]
+
+
+def test_worker_reports_exceptions_and_the_failing_row():
+    batch = pa.RecordBatch.from_arrays([pa.array([1, 2, 3], pa.int64())], names=["x"])
+    rtype = _write_batch(pa.RecordBatch.from_arrays([pa.array([], pa.int64())], names=["r"]))
+    replies = run(*setup_requests(),
+                  ({"op": "call", "function": 10, "nargs": 1}, _wire.encode(2, None)),
+                  ({"op": "eval", "function": 10, "mode": "rows"}, _write_batch(batch).to_pybytes(), rtype.to_pybytes()),
+                  ({"op": "eval", "function": 10, "mode": "rows_errors"}, _write_batch(batch).to_pybytes(),
+                   rtype.to_pybytes()),
+                  ({"op": "call", "function": 99, "nargs": 0}, b""))
+    call, rows, row_errors, unknown = [r[0] for r in replies[4:]]
+    assert call["error"]["type"] == "ValueError" and call["error"]["message"] == "two"
+    assert rows["error"]["row"] == 1 and "ValueError: two" in rows["error"]["traceback"]
+    out = _read_batch(replies[6][1][0])
+    assert out.column(0).to_pylist() == [1, None, 3]
+    assert out.column(1).to_pylist() == [None, "ValueError: two", None]
+    assert "function 99 is not open" in unknown["error"]["message"]
+
+
+def test_worker_closes_functions_by_handle():
+    replies = run(*setup_requests(),
+                  ({"op": "control", "request": {"op": "function_close", "engine": 1, "function": 9}},),
+                  ({"op": "call", "function": 9, "nargs": 2}, _wire.encode(1, None) * 2))
+    assert replies[4][0] == {}
+    assert "not open" in replies[5][0]["error"]["message"]
