@@ -134,8 +134,12 @@ func cBytes(p *C.char, n C.size_t) []byte {
 // Object is a strong reference to a Python object, held by Go. Release it once.
 type Object struct{ p *C.PyObject }
 
-// Release drops the reference.
-func (o Object) Release() { C.pyudf_release(o.p) }
+// Release drops the reference; the zero Object has none.
+func (o Object) Release() {
+	if o.p != nil {
+		C.pyudf_release(o.p)
+	}
+}
 
 // Frame is the C-side state of one call at a time: result and error buffers,
 // and what Interrupt needs to find the call.

@@ -65,6 +65,11 @@ func (m *Module) Aggregate(ctx context.Context, name string) (*Aggregate, error)
 		{&a.snapshot, "snapshot", []*bridge.DataType{}, bridge.MustParseType("BYTES NOT NULL")},
 		{&a.restore, "restore", []*bridge.DataType{bridge.MustParseType("BYTES NOT NULL")}, bridge.MustParseType("BIGINT")},
 	}
+	var state *aggState
+	if p := m.engine.proc; p != nil { // the accumulators live on one worker
+		state = &aggState{worker: int(uint64(a.id) % uint64(len(p.list)))}
+		state.gen.Store(p.list[state.worker].gen.Load())
+	}
 	for _, meth := range methods {
 		obj, err := m.engine.take(ctx, name, reply.Methods[meth.name])
 		if err != nil {
@@ -73,7 +78,8 @@ func (m *Module) Aggregate(ctx context.Context, name string) (*Aggregate, error)
 			return nil, err
 		}
 		*meth.dst = &Function{engine: m.engine, name: name + "." + meth.name, obj: obj, kind: "scalar",
-			funcType: "general", inputs: meth.inputs, result: meth.result, module: m}
+			funcType: "general", inputs: meth.inputs, result: meth.result, module: m,
+			id: a.id, method: meth.name, state: state}
 	}
 	if a.inputs == nil {
 		a.accumulate.inputs, a.retract.inputs = nil, nil // undeclared: any number of arguments
@@ -157,6 +163,10 @@ func (a *Aggregate) AccumulateBatch(ctx context.Context, batch arrow.RecordBatch
 	}
 	if batch.NumRows() == 0 {
 		return nil
+	}
+	if a.engine.proc != nil {
+		_, err := a.batch.callBatchRemote(ctx, batch, a.batch.result, keyColumn)
+		return err
 	}
 	in := arrowconv.ExportRecordBatch(batch)
 	defer in.Free()

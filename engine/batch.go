@@ -85,10 +85,51 @@ func (f *Function) eval(ctx context.Context, batch arrow.RecordBatch, rowErrors,
 		return array.MakeArrayOfNull(memory.DefaultAllocator, resultType, 0), errs, nil
 	}
 
-	if f.funcType == "general" && !rowErrors && !asMap && arrowconv.IsFixed(resultType) && allFixed(batch) {
+	var res, errs arrow.Array
+	var err error
+	switch {
+	case f.engine.proc != nil:
+		res, errs, err = f.evalRemote(ctx, batch, evalMode(f.funcType, rowErrors, asMap), resultType, !f.result.NotNull)
+	case f.funcType == "general" && !rowErrors && !asMap && arrowconv.IsFixed(resultType) && allFixed(batch):
 		return f.evalFixed(ctx, batch, resultType)
+	default:
+		res, errs, err = f.evalLocal(ctx, batch, rowErrors, asMap, resultType)
 	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if !arrow.TypeEqual(res.DataType(), resultType) || int64(res.Len()) != batch.NumRows() {
+		err = fmt.Errorf("pyudf: function %q returned %d values of %s for %d rows of %s",
+			f.name, res.Len(), res.DataType(), batch.NumRows(), resultType)
+		res.Release()
+		if errs != nil {
+			errs.Release()
+		}
+		return nil, nil, err
+	}
+	if f.result.NotNull && res.NullN() > errsN(errs) {
+		err := &bridge.ConversionError{Function: f.name, Path: "result",
+			Reason: fmt.Sprintf("%d None results for %s", res.NullN()-errsN(errs), f.result)}
+		res.Release()
+		if errs != nil {
+			errs.Release()
+		}
+		return nil, nil, err
+	}
+	return res, errs, nil
+}
 
+// errsN is the number of rows with an error message (their result is null).
+func errsN(errs arrow.Array) int {
+	if errs == nil {
+		return 0
+	}
+	return errs.Len() - errs.NullN()
+}
+
+// evalLocal is a batch evaluation in this process's interpreter, through the
+// C Data Interface.
+func (f *Function) evalLocal(ctx context.Context, batch arrow.RecordBatch, rowErrors, asMap bool, resultType arrow.DataType) (arrow.Array, arrow.Array, error) {
 	in := arrowconv.ExportRecordBatch(batch)
 	defer in.Free() // whatever Python did not take
 	typ := arrowconv.ExportType(resultType, !f.result.NotNull)
@@ -132,16 +173,91 @@ func (f *Function) eval(ctx context.Context, batch arrow.RecordBatch, rowErrors,
 			return nil, nil, err
 		}
 	}
-	if !arrow.TypeEqual(res.DataType(), resultType) || int64(res.Len()) != batch.NumRows() {
-		err = fmt.Errorf("pyudf: function %q returned %d values of %s for %d rows of %s",
-			f.name, res.Len(), res.DataType(), batch.NumRows(), resultType)
-		res.Release()
-		if errs != nil {
-			errs.Release()
-		}
+	return res, errs, nil
+}
+
+// evalMode names a batch evaluation for a process-mode worker.
+func evalMode(funcType string, rowErrors, asMap bool) string {
+	switch {
+	case funcType == "general" && rowErrors:
+		return "rows_errors"
+	case funcType == "general" && asMap:
+		return "map"
+	case funcType == "general":
+		return "rows"
+	case funcType == "pandas" && asMap:
+		return "pandas_map"
+	}
+	return funcType // pandas, arrow
+}
+
+// evalRemote is a batch evaluation on a worker: the batch and the result
+// type go as Arrow IPC, the result (and per-row errors) come back the same way.
+func (f *Function) evalRemote(ctx context.Context, batch arrow.RecordBatch, mode string, resultType arrow.DataType, nullable bool) (arrow.Array, arrow.Array, error) {
+	if f.closed.Load() {
+		return nil, nil, ErrClosed
+	}
+	data, err := ipcBatch(batch)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pyudf: function %q: cannot write the batch as Arrow IPC: %w", f.name, err)
+	}
+	empty := array.MakeArrayOfNull(memory.DefaultAllocator, resultType, 0)
+	typeRec := array.NewRecordBatch(arrow.NewSchema([]arrow.Field{{Name: "result", Type: resultType, Nullable: nullable}}, nil),
+		[]arrow.Array{empty}, 0)
+	typ, err := ipcBatch(typeRec)
+	typeRec.Release()
+	empty.Release()
+	if err != nil {
 		return nil, nil, err
 	}
+	parts, err := message(map[string]any{"op": "eval", "function": f.id, "method": f.method, "mode": mode}, data, typ)
+	if err != nil {
+		return nil, nil, err
+	}
+	rep, err := f.engine.proc.request(ctx, f, "eval", parts)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(rep.payloads) != 1 {
+		return nil, nil, fmt.Errorf("pyudf: function %q: the worker's reply holds %d payloads", f.name, len(rep.payloads))
+	}
+	rec, err := ipcRead(rep.payloads[0])
+	if err != nil {
+		return nil, nil, fmt.Errorf("pyudf: function %q: unreadable result: %w", f.name, err)
+	}
+	defer rec.Release()
+	res := rec.Column(0)
+	res.Retain()
+	var errs arrow.Array
+	if rec.NumCols() > 1 {
+		errs = rec.Column(1)
+		errs.Retain()
+	}
 	return res, errs, nil
+}
+
+// callBatchRemote calls a function taking a batch (a Pandas UDAF, an
+// aggregate's accumulate_batch) on a worker: the batch goes as Arrow IPC.
+func (f *Function) callBatchRemote(ctx context.Context, batch arrow.RecordBatch, result *bridge.DataType, extra ...any) (bridge.Value, error) {
+	if f.closed.Load() {
+		return bridge.Value{}, ErrClosed
+	}
+	data, err := ipcBatch(batch)
+	if err != nil {
+		return bridge.Value{}, fmt.Errorf("pyudf: function %q: cannot write the batch as Arrow IPC: %w", f.name, err)
+	}
+	if extra == nil {
+		extra = []any{}
+	}
+	parts, err := message(map[string]any{"op": "call_batch", "function": f.id, "method": f.method, "extra": extra}, data)
+	if err != nil {
+		return bridge.Value{}, err
+	}
+	rep, err := f.engine.proc.request(ctx, f, "call", parts)
+	if err != nil {
+		return bridge.Value{}, err
+	}
+	return f.decodeRemote(rep, result)
 }
 
 func allFixed(batch arrow.RecordBatch) bool {
@@ -218,6 +334,13 @@ func (f *Function) Reduce(ctx context.Context, batch arrow.RecordBatch) (any, er
 		if err := arrowconv.CheckSchema(batch.Schema(), f.inputs); err != nil {
 			return nil, fmt.Errorf("pyudf: function %q: %w", f.name, err)
 		}
+	}
+	if f.engine.proc != nil {
+		v, err := f.callBatchRemote(ctx, batch, f.result)
+		if err != nil {
+			return nil, err
+		}
+		return v.Any(), nil
 	}
 	in := arrowconv.ExportRecordBatch(batch)
 	defer in.Free()

@@ -30,43 +30,54 @@ func fixedModule(t *testing.T) *Module {
 }
 
 func TestFixedPathResultErrorsNameTheRow(t *testing.T) {
-	m := fixedModule(t)
-	mem := checkedAllocator(t)
-	for _, c := range []struct {
-		name, json, message string
-		typ                 arrow.DataType
-		row                 int
-	}{
-		{"str_for_bigint", `[1, 2, 3]`, `row 1: TypeError: result: Python str is not a BIGINT`, arrow.PrimitiveTypes.Int64, 1},
-		{"too_big", `[1, 2]`, `row 1: OverflowError: result: 200 overflows TINYINT`, arrow.PrimitiveTypes.Int32, 1},
-	} {
-		_, err := function(t, m, c.name).Eval(context.Background(), batchOf(t, mem, c.typ, c.json))
-		var pe *bridge.PythonError
-		if !errors.As(err, &pe) || pe.Row != c.row {
-			t.Fatalf("%s: want a PythonError at row %d, got %v", c.name, c.row, err)
+	modes(t, func(t *testing.T) {
+		m := fixedModule(t)
+		mem := checkedAllocator(t)
+		for _, c := range []struct {
+			name, json     string
+			message        string // thread mode: the C loop's words
+			processMessage string // process mode: pyarrow's
+			typ            arrow.DataType
+			row            int
+		}{
+			{"str_for_bigint", `[1, 2, 3]`, `row 1: TypeError: result: Python str is not a BIGINT`,
+				`row 1: TypeError: the results cannot be converted to int64: Could not convert 's'`, arrow.PrimitiveTypes.Int64, 1},
+			{"too_big", `[1, 2]`, `row 1: OverflowError: result: 200 overflows TINYINT`,
+				`row 1: TypeError: the results cannot be converted to int8: Value 200 too large`, arrow.PrimitiveTypes.Int32, 1},
+		} {
+			if modeOf(t.Name()) == Process {
+				c.message = c.processMessage
+			}
+			_, err := function(t, m, c.name).Eval(context.Background(), batchOf(t, mem, c.typ, c.json))
+			var pe *bridge.PythonError
+			if !errors.As(err, &pe) || pe.Row != c.row {
+				t.Fatalf("%s: want a PythonError at row %d, got %v", c.name, c.row, err)
+			}
+			wantMessage(t, err, c.message)
 		}
-		wantMessage(t, err, c.message)
-	}
-	_, err := function(t, m, "none_not_null").Eval(context.Background(), batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[1, 3]`))
-	wantMessage(t, err, `function "none_not_null": result: 1 None results for BIGINT NOT NULL`)
+		_, err := function(t, m, "none_not_null").Eval(context.Background(), batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[1, 3]`))
+		wantMessage(t, err, `function "none_not_null": result: 1 None results for BIGINT NOT NULL`)
+	})
 }
 
 func TestFixedPathSlicesBooleansAndMixedWidths(t *testing.T) {
-	m := fixedModule(t)
-	for _, mem := range []memory.Allocator{checkedAllocator(t), memory.NewGoAllocator()} {
-		bools := batchOf(t, mem, arrow.FixedWidthTypes.Boolean, `[true, false, null, true, false, true, true, false, true]`)
-		if got := eval(t, m, "negate", bools); got != `[false,true,null,false,true,false,false,true,false]` {
-			t.Errorf("negate = %s", got)
+	modes(t, func(t *testing.T) {
+		m := fixedModule(t)
+		for _, mem := range []memory.Allocator{checkedAllocator(t), memory.NewGoAllocator()} {
+			bools := batchOf(t, mem, arrow.FixedWidthTypes.Boolean, `[true, false, null, true, false, true, true, false, true]`)
+			if got := eval(t, m, "negate", bools); got != `[false,true,null,false,true,false,false,true,false]` {
+				t.Errorf("negate = %s", got)
+			}
+			slice := bools.NewSlice(3, 9)
+			if got := eval(t, m, "negate", slice); got != `[false,true,false,false,true,false]` {
+				t.Errorf("negate over a slice = %s", got)
+			}
+			slice.Release()
+			mixed := batchOf(t, mem, arrow.PrimitiveTypes.Int16, `[1, -2, null]`, arrow.PrimitiveTypes.Float32, `[0.5, 1.5, 2]`,
+				arrow.PrimitiveTypes.Int32, `[100, 200, 300]`)
+			if got := eval(t, m, "mix", mixed); got != `[101.5,199.5,null]` {
+				t.Errorf("mix = %s", got)
+			}
 		}
-		slice := bools.NewSlice(3, 9)
-		if got := eval(t, m, "negate", slice); got != `[false,true,false,false,true,false]` {
-			t.Errorf("negate over a slice = %s", got)
-		}
-		slice.Release()
-		mixed := batchOf(t, mem, arrow.PrimitiveTypes.Int16, `[1, -2, null]`, arrow.PrimitiveTypes.Float32, `[0.5, 1.5, 2]`,
-			arrow.PrimitiveTypes.Int32, `[100, 200, 300]`)
-		if got := eval(t, m, "mix", mixed); got != `[101.5,199.5,null]` {
-			t.Errorf("mix = %s", got)
-		}
-	}
+	})
 }

@@ -110,144 +110,164 @@ func eval(t *testing.T, m *Module, name string, rec arrow.RecordBatch) string {
 }
 
 func TestEvalThreeWays(t *testing.T) {
-	m := batchModule(t)
-	for _, mem := range []memory.Allocator{checkedAllocator(t), memory.NewGoAllocator()} {
-		rec := batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[1, 2, null, 4]`, arrow.PrimitiveTypes.Int64, `[10, 20, 30, null]`)
-		for _, name := range []string{"add", "add_pandas", "add_arrow"} {
-			if got := eval(t, m, name, rec); got != `[11,22,null,null]` {
-				t.Errorf("%T %s = %s", mem, name, got)
+	modes(t, func(t *testing.T) {
+		m := batchModule(t)
+		for _, mem := range []memory.Allocator{checkedAllocator(t), memory.NewGoAllocator()} {
+			rec := batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[1, 2, null, 4]`, arrow.PrimitiveTypes.Int64, `[10, 20, 30, null]`)
+			for _, name := range []string{"add", "add_pandas", "add_arrow"} {
+				if got := eval(t, m, name, rec); got != `[11,22,null,null]` {
+					t.Errorf("%T %s = %s", mem, name, got)
+				}
 			}
 		}
-	}
+	})
 }
 
 func TestPandasSeriesAreViewsWithoutNulls(t *testing.T) {
-	m := batchModule(t)
-	rec := batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Float64, `[1.5, 2.5, 3.5]`)
-	if got := eval(t, m, "is_view", rec); got != `[true,true,true]` {
-		t.Errorf("the Series of a null-free DOUBLE column is a copy: %s", got)
-	}
-	if got := eval(t, m, "scale_pandas", rec); got != `[2.25,3.75,5.25]` {
-		t.Errorf("scale_pandas = %s", got)
-	}
+	modes(t, func(t *testing.T) {
+		m := batchModule(t)
+		rec := batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Float64, `[1.5, 2.5, 3.5]`)
+		if got := eval(t, m, "is_view", rec); got != `[true,true,true]` {
+			t.Errorf("the Series of a null-free DOUBLE column is a copy: %s", got)
+		}
+		if got := eval(t, m, "scale_pandas", rec); got != `[2.25,3.75,5.25]` {
+			t.Errorf("scale_pandas = %s", got)
+		}
+	})
 }
 
 func TestExceptionInTheMiddleOfABatchNamesTheRow(t *testing.T) {
-	m := batchModule(t)
-	rec := batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Int64, `[1, 2, 3, 4]`)
-	_, err := function(t, m, "fail_on_3").Eval(context.Background(), rec)
-	var pe *bridge.PythonError
-	if !errors.As(err, &pe) || pe.Row != 2 || pe.Type != "ValueError" {
-		t.Fatalf("want a ValueError at row 2, got %#v", err)
-	}
-	wantMessage(t, err, `function "fail_on_3": eval: row 2: ValueError: three is not allowed`)
-	if got := eval(t, m, "add", batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Int64, `[1]`, arrow.PrimitiveTypes.Int64, `[1]`)); got != `[2]` {
-		t.Errorf("engine unusable after the error: %s", got)
-	}
+	modes(t, func(t *testing.T) {
+		m := batchModule(t)
+		rec := batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Int64, `[1, 2, 3, 4]`)
+		_, err := function(t, m, "fail_on_3").Eval(context.Background(), rec)
+		var pe *bridge.PythonError
+		if !errors.As(err, &pe) || pe.Row != 2 || pe.Type != "ValueError" {
+			t.Fatalf("want a ValueError at row 2, got %#v", err)
+		}
+		wantMessage(t, err, `function "fail_on_3": eval: row 2: ValueError: three is not allowed`)
+		if got := eval(t, m, "add", batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Int64, `[1]`, arrow.PrimitiveTypes.Int64, `[1]`)); got != `[2]` {
+			t.Errorf("engine unusable after the error: %s", got)
+		}
+	})
 }
 
 func TestRowErrorMode(t *testing.T) {
-	m := batchModule(t)
-	rec := batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Int64, `[1, 3, null, 3]`)
-	f := function(t, m, "fail_on_3")
-	res, errs, err := f.EvalRowErrors(context.Background(), rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Release()
-	defer errs.Release()
-	if got := jsonOf(t, res); got != `[10,null,null,null]` {
-		t.Errorf("results %s", got)
-	}
-	want := `[null,"ValueError: three is not allowed",` +
-		`"TypeError: unsupported operand type(s) for *: 'NoneType' and 'int'","ValueError: three is not allowed"]`
-	if got := jsonOf(t, errs); got != want {
-		t.Errorf("errors %s\nwant %s", got, want)
-	}
-	if _, _, err := function(t, m, "add_pandas").EvalRowErrors(context.Background(), rec); !errors.Is(err, ErrUnsupported) {
-		t.Errorf("row errors for a Pandas UDF: %v", err)
-	}
+	modes(t, func(t *testing.T) {
+		m := batchModule(t)
+		rec := batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Int64, `[1, 3, null, 3]`)
+		f := function(t, m, "fail_on_3")
+		res, errs, err := f.EvalRowErrors(context.Background(), rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Release()
+		defer errs.Release()
+		if got := jsonOf(t, res); got != `[10,null,null,null]` {
+			t.Errorf("results %s", got)
+		}
+		want := `[null,"ValueError: three is not allowed",` +
+			`"TypeError: unsupported operand type(s) for *: 'NoneType' and 'int'","ValueError: three is not allowed"]`
+		if got := jsonOf(t, errs); got != want {
+			t.Errorf("errors %s\nwant %s", got, want)
+		}
+		if _, _, err := function(t, m, "add_pandas").EvalRowErrors(context.Background(), rec); !errors.Is(err, ErrUnsupported) {
+			t.Errorf("row errors for a Pandas UDF: %v", err)
+		}
+	})
 }
 
 func TestPandasResultOfWrongLength(t *testing.T) {
-	m := batchModule(t)
-	rec := batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Int64, `[1, 2, 3]`)
-	_, err := function(t, m, "wrong_length").Eval(context.Background(), rec)
-	var pe *bridge.PythonError
-	if !errors.As(err, &pe) || pe.Type != "ValueError" {
-		t.Fatalf("want a ValueError, got %v", err)
-	}
-	wantMessage(t, err, "the Pandas UDF's result has 2 values for a batch of 3 rows")
+	modes(t, func(t *testing.T) {
+		m := batchModule(t)
+		rec := batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Int64, `[1, 2, 3]`)
+		_, err := function(t, m, "wrong_length").Eval(context.Background(), rec)
+		var pe *bridge.PythonError
+		if !errors.As(err, &pe) || pe.Type != "ValueError" {
+			t.Fatalf("want a ValueError, got %v", err)
+		}
+		wantMessage(t, err, "the Pandas UDF's result has 2 values for a batch of 3 rows")
+	})
 }
 
 func TestPandasResultNotNumericForDouble(t *testing.T) {
-	m := batchModule(t)
-	rec := batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Float64, `[1.5, 2]`)
-	_, err := function(t, m, "strings_for_double").Eval(context.Background(), rec)
-	wantMessage(t, err, "TypeError: the Pandas UDF's result cannot be converted to double")
-	_, err = function(t, m, "scalar_result").Eval(context.Background(), rec)
-	wantMessage(t, err, "TypeError: the Pandas UDF's result must be a Series or array-like of 2 values, not int")
+	modes(t, func(t *testing.T) {
+		m := batchModule(t)
+		rec := batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Float64, `[1.5, 2]`)
+		_, err := function(t, m, "strings_for_double").Eval(context.Background(), rec)
+		wantMessage(t, err, "TypeError: the Pandas UDF's result cannot be converted to double")
+		_, err = function(t, m, "scalar_result").Eval(context.Background(), rec)
+		wantMessage(t, err, "TypeError: the Pandas UDF's result must be a Series or array-like of 2 values, not int")
+	})
 }
 
 func TestBatchSchemaMismatch(t *testing.T) {
-	m := batchModule(t)
-	rec := batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Int64, `[1]`, arrow.BinaryTypes.String, `["x"]`)
-	_, err := function(t, m, "add").Eval(context.Background(), rec)
-	wantMessage(t, err, `function "add": column 1 ("c1") is utf8, the function's argument 2 is BIGINT (Arrow int64)`)
-	_, err = function(t, m, "add").Eval(context.Background(), batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Int64, `[1]`))
-	wantMessage(t, err, "the batch has 1 columns, the function takes 2 arguments")
+	modes(t, func(t *testing.T) {
+		m := batchModule(t)
+		rec := batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Int64, `[1]`, arrow.BinaryTypes.String, `["x"]`)
+		_, err := function(t, m, "add").Eval(context.Background(), rec)
+		wantMessage(t, err, `function "add": column 1 ("c1") is utf8, the function's argument 2 is BIGINT (Arrow int64)`)
+		_, err = function(t, m, "add").Eval(context.Background(), batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Int64, `[1]`))
+		wantMessage(t, err, "the batch has 1 columns, the function takes 2 arguments")
+	})
 }
 
 func TestBatchWithZeroRows(t *testing.T) {
-	m := batchModule(t)
-	rec := batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Int64, `[]`, arrow.PrimitiveTypes.Int64, `[]`)
-	for _, name := range []string{"add", "add_pandas", "add_arrow"} {
-		res, err := function(t, m, name).Eval(context.Background(), rec)
-		if err != nil || res.Len() != 0 || res.DataType().ID() != arrow.INT64 {
-			t.Errorf("%s on zero rows: %v, %v", name, res, err)
+	modes(t, func(t *testing.T) {
+		m := batchModule(t)
+		rec := batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Int64, `[]`, arrow.PrimitiveTypes.Int64, `[]`)
+		for _, name := range []string{"add", "add_pandas", "add_arrow"} {
+			res, err := function(t, m, name).Eval(context.Background(), rec)
+			if err != nil || res.Len() != 0 || res.DataType().ID() != arrow.INT64 {
+				t.Errorf("%s on zero rows: %v, %v", name, res, err)
+			}
+			if res != nil {
+				res.Release()
+			}
 		}
-		if res != nil {
-			res.Release()
-		}
-	}
+	})
 }
 
 func TestColumnOfNullsOnly(t *testing.T) {
-	m := batchModule(t)
-	rec := batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Float64, `[null, null, null]`)
-	if got := eval(t, m, "count_nulls", rec); got != `[3,3,3]` {
-		t.Errorf("count_nulls = %s", got)
-	}
-	if got := eval(t, m, "scale_pandas", rec); got != `[null,null,null]` {
-		t.Errorf("scale_pandas of nulls = %s", got)
-	}
-	strs := batchOf(t, checkedAllocator(t), arrow.BinaryTypes.String, `[null, null]`)
-	for _, name := range []string{"upper", "upper_pandas"} {
-		if got := eval(t, m, name, strs); got != `[null,null]` {
-			t.Errorf("%s of nulls = %s", name, got)
+	modes(t, func(t *testing.T) {
+		m := batchModule(t)
+		rec := batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Float64, `[null, null, null]`)
+		if got := eval(t, m, "count_nulls", rec); got != `[3,3,3]` {
+			t.Errorf("count_nulls = %s", got)
 		}
-	}
+		if got := eval(t, m, "scale_pandas", rec); got != `[null,null,null]` {
+			t.Errorf("scale_pandas of nulls = %s", got)
+		}
+		strs := batchOf(t, checkedAllocator(t), arrow.BinaryTypes.String, `[null, null]`)
+		for _, name := range []string{"upper", "upper_pandas"} {
+			if got := eval(t, m, name, strs); got != `[null,null]` {
+				t.Errorf("%s of nulls = %s", name, got)
+			}
+		}
+	})
 }
 
 func TestDictionaryEncodedStrings(t *testing.T) {
-	m := batchModule(t)
-	mem := checkedAllocator(t)
-	dt := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
-	b := array.NewDictionaryBuilder(mem, dt).(*array.BinaryDictionaryBuilder)
-	for _, s := range []string{"a", "b", "a"} {
-		if err := b.AppendString(s); err != nil {
-			t.Fatal(err)
+	modes(t, func(t *testing.T) {
+		m := batchModule(t)
+		mem := checkedAllocator(t)
+		dt := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
+		b := array.NewDictionaryBuilder(mem, dt).(*array.BinaryDictionaryBuilder)
+		for _, s := range []string{"a", "b", "a"} {
+			if err := b.AppendString(s); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	b.AppendNull()
-	dict := b.NewArray()
-	b.Release()
-	rec := array.NewRecordBatch(arrow.NewSchema([]arrow.Field{{Name: "s", Type: dt, Nullable: true}}, nil), []arrow.Array{dict}, 4)
-	dict.Release()
-	defer rec.Release()
-	for _, name := range []string{"upper", "upper_pandas"} {
-		if got := eval(t, m, name, rec); got != `["A","B","A",null]` {
-			t.Errorf("%s on dictionary strings = %s", name, got)
+		b.AppendNull()
+		dict := b.NewArray()
+		b.Release()
+		rec := array.NewRecordBatch(arrow.NewSchema([]arrow.Field{{Name: "s", Type: dt, Nullable: true}}, nil), []arrow.Array{dict}, 4)
+		dict.Release()
+		defer rec.Release()
+		for _, name := range []string{"upper", "upper_pandas"} {
+			if got := eval(t, m, name, rec); got != `["A","B","A",null]` {
+				t.Errorf("%s on dictionary strings = %s", name, got)
+			}
 		}
-	}
+	})
 }

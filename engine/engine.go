@@ -66,6 +66,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pyudf/pyudf/bridge"
 	"github.com/pyudf/pyudf/cgo"
@@ -91,7 +92,28 @@ type Config struct {
 	// interpreter at once; the others queue in Go. 0 or 1 suits Python code
 	// that holds the GIL (most UDFs): it keeps the GIL uncontended. Raise it
 	// for UDFs that release the GIL (I/O, numpy, calls to a model server).
+	// Thread mode only.
 	Concurrency int
+
+	// Mode is Thread (the default: Python inside this process) or Process
+	// (Python in worker processes). The rest of this struct is process mode's.
+	Mode Mode
+	// Workers is the number of worker processes; 0 means one per CPU.
+	Workers int
+	// WorkerMemoryLimit caps each worker's address space, in bytes
+	// (RLIMIT_AS); 0 means no limit. A worker that exceeds it (a MemoryError
+	// or a failed allocation) is restarted; the request fails with a
+	// *WorkerError.
+	WorkerMemoryLimit int64
+	// RetryInFlight runs a request whose worker died once more, on the
+	// restarted worker, instead of failing it at once. Aggregate calls are
+	// never retried: their accumulators died with the worker (ErrStateLost).
+	RetryInFlight bool
+	// BundleSize and BundleTime bound a Stream's bundles in process mode:
+	// a bundle is sent when it holds BundleSize rows or its first row has
+	// waited BundleTime (defaults 1000 rows and 1s, as PyFlink's).
+	BundleSize int
+	BundleTime time.Duration
 }
 
 // Errors that callers can test for with errors.Is.
@@ -116,6 +138,9 @@ type Engine struct {
 
 	python, executable string // the interpreter's version and sys.executable
 
+	proc    *workers     // process mode: the worker processes
+	handles atomic.Int64 // process mode: ids of modules and functions
+
 	closed atomic.Bool
 	mu     sync.Mutex
 	funcs  map[*Function]struct{}
@@ -135,12 +160,22 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	if err := startInterpreter(ctx, cfg.Python); err != nil {
-		return nil, err
-	}
 	e := &Engine{id: engineIDs.Add(1), cfg: cfg, logger: logger, gate: newGate(cfg.Concurrency),
 		funcs: map[*Function]struct{}{}, aggs: map[*Aggregate]struct{}{}}
-	cgo.SetLogFunc(e.logPython)
+	switch cfg.Mode {
+	case Thread:
+		if err := startInterpreter(ctx, cfg.Python); err != nil {
+			return nil, err
+		}
+		cgo.SetLogFunc(e.logPython)
+	case Process:
+		var err error
+		if e.proc, err = startWorkers(ctx, e); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("pyudf: unknown Config.Mode %d", cfg.Mode)
+	}
 	params, path := cfg.JobParameters, cfg.Path
 	if params == nil {
 		params = map[string]string{}
@@ -157,6 +192,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		Executable string `json:"executable"`
 	}
 	if err := e.control(ctx, "open engine", req, &reply); err != nil {
+		if e.proc != nil {
+			e.proc.close()
+		}
 		return nil, err
 	}
 	e.python, e.executable = reply.Python, reply.Executable
@@ -234,22 +272,28 @@ func pythonLevel(l *slog.Logger) int {
 }
 
 func (e *Engine) logPython(level int, logger, msg string) {
-	var lv slog.Level
+	e.logger.Log(context.Background(), slogLevel(level), msg, "logger", logger, "source", "python")
+}
+
+// slogLevel is the slog level of a Python logging level.
+func slogLevel(level int) slog.Level {
 	switch {
 	case level >= 40:
-		lv = slog.LevelError + slog.Level((level-40)/10*4)
+		return slog.LevelError + slog.Level((level-40)/10*4)
 	case level >= 30:
-		lv = slog.LevelWarn
+		return slog.LevelWarn
 	case level >= 20:
-		lv = slog.LevelInfo
+		return slog.LevelInfo
 	default:
-		lv = slog.LevelDebug
+		return slog.LevelDebug
 	}
-	e.logger.Log(context.Background(), lv, msg, "logger", logger, "source", "python")
 }
 
 // control runs one request on the host's control plane and decodes its reply.
 func (e *Engine) control(ctx context.Context, op string, req map[string]any, reply any) error {
+	if e.proc != nil {
+		return e.proc.control(ctx, op, req, reply)
+	}
 	body, err := json.Marshal(req)
 	if err != nil {
 		return err
@@ -336,6 +380,9 @@ func (e *Engine) Close() error {
 		map[string]any{"op": "engine_close", "engine": e.id}, &reply))
 	for _, msg := range reply.Errors {
 		errs = append(errs, errors.New("pyudf: close: "+msg))
+	}
+	if e.proc != nil {
+		e.proc.close()
 	}
 	return errors.Join(errs...)
 }

@@ -22,6 +22,16 @@ type Function struct {
 	result   *bridge.DataType   // nil: not declared, converted by Python type
 	module   *Module
 	closed   atomic.Bool // set inside the engine's gate
+
+	method string    // process mode: which callable of function id ("": the function itself)
+	state  *aggState // process mode: the worker holding an aggregate's accumulators
+}
+
+// aggState is where an aggregate's accumulators live in process mode: on
+// one worker, as long as that worker process (generation gen) lives.
+type aggState struct {
+	worker int
+	gen    atomic.Int64
 }
 
 // Function looks up a scalar function of the module by name and opens it:
@@ -112,8 +122,12 @@ func (m *Module) discard(ctx context.Context, name string, reply *openReply) {
 	m.engine.closeFunction(name, reply.Function)
 }
 
-// take fetches an object the host registered for function name.
+// take fetches an object the host registered for function name. In process
+// mode the workers keep it; Go names it by the function's id.
 func (e *Engine) take(ctx context.Context, name string, key int64) (cgo.Object, error) {
+	if e.proc != nil {
+		return cgo.Object{}, nil
+	}
 	fr := getFrame()
 	defer putFrame(fr)
 	obj, st := fr.Take(key)
@@ -218,6 +232,9 @@ func (f *Function) wrongUse(method string) error {
 // callIn runs one call on a frame lent by the gate, the arguments converted
 // to inputs (nil: by their Go types), the result to result (nil: by its Python type).
 func (f *Function) callIn(ctx context.Context, args []bridge.Value, inputs []*bridge.DataType, result *bridge.DataType) (bridge.Value, error) {
+	if f.engine.proc != nil {
+		return f.callRemote(ctx, args, inputs, result)
+	}
 	g := f.engine.gate
 	fr := g.enter()
 	defer g.leave(fr)
@@ -245,6 +262,45 @@ func (f *Function) callIn(ctx context.Context, args []bridge.Value, inputs []*br
 		return bridge.Value{}, fr.failure(ctx, st, f.name, "call")
 	}
 	v, _, err := bridge.DecodeResult(fr.Out(), result)
+	if err != nil {
+		return bridge.Value{}, bridge.At(err, f.name, "result")
+	}
+	return v, nil
+}
+
+// callRemote is callIn in process mode: the arguments, encoded as for the C
+// shim, go to a worker, which encodes the result the same way.
+func (f *Function) callRemote(ctx context.Context, args []bridge.Value, inputs []*bridge.DataType, result *bridge.DataType) (bridge.Value, error) {
+	if f.closed.Load() {
+		return bridge.Value{}, ErrClosed
+	}
+	var buf []byte
+	var err error
+	for i, a := range args {
+		var t *bridge.DataType
+		if inputs != nil {
+			t = inputs[i]
+		}
+		if buf, err = bridge.AppendArg(buf, t, a); err != nil {
+			return bridge.Value{}, bridge.At(err, f.name, argumentName(i))
+		}
+	}
+	parts, err := message(map[string]any{"op": "call", "function": f.id, "method": f.method, "nargs": len(args)}, buf)
+	if err != nil {
+		return bridge.Value{}, err
+	}
+	rep, err := f.engine.proc.request(ctx, f, "call", parts)
+	if err != nil {
+		return bridge.Value{}, err
+	}
+	return f.decodeRemote(rep, result)
+}
+
+func (f *Function) decodeRemote(rep *reply, result *bridge.DataType) (bridge.Value, error) {
+	if len(rep.payloads) != 1 {
+		return bridge.Value{}, fmt.Errorf("pyudf: function %q: the worker's reply holds %d payloads", f.name, len(rep.payloads))
+	}
+	v, _, err := bridge.DecodeResult(rep.payloads[0], result)
 	if err != nil {
 		return bridge.Value{}, bridge.At(err, f.name, "result")
 	}

@@ -2,12 +2,76 @@ package engine
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
-// newEngine returns an engine closed when the test ends.
+// TestMain runs a child scenario (child_test.go) or the tests, and fails the
+// run if a test left a worker process behind.
+func TestMain(m *testing.M) {
+	runChildScenario()
+	code := m.Run()
+	if orphans := workerProcesses(); len(orphans) > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: worker processes left running after the tests: %v\n", orphans)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+// workerProcesses lists the pids of this process's pyudf worker children.
+func workerProcesses() []string {
+	var out []string
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, stat := range stats {
+		b, err := os.ReadFile(stat)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: the comm may hold spaces, so split after ')'.
+		fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(fields) < 2 || fields[1] != fmt.Sprint(os.Getpid()) {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join(filepath.Dir(stat), "cmdline"))
+		if strings.Contains(string(cmdline), "pyudf._worker") {
+			out = append(out, filepath.Base(filepath.Dir(stat)))
+		}
+	}
+	return out
+}
+
+// modes runs test once per mode, as subtests "thread" and "process";
+// newEngine inside it makes engines of that mode.
+func modes(t *testing.T, test func(t *testing.T)) {
+	for _, mode := range []string{"thread", "process"} {
+		t.Run(mode, test)
+	}
+}
+
+// modeOf is the mode a test named name runs in: process inside modes'
+// "process" subtest, else thread.
+func modeOf(name string) Mode {
+	for _, part := range strings.Split(name, "/")[1:] {
+		if part == "process" {
+			return Process
+		}
+	}
+	return Thread
+}
+
+// newEngine returns an engine closed when the test ends, in the mode of the
+// test (see modes) unless cfg sets one.
 func newEngine(tb testing.TB, cfg Config) *Engine {
 	tb.Helper()
+	if cfg.Mode == Thread {
+		cfg.Mode = modeOf(tb.Name())
+	}
+	if cfg.Mode == Process && cfg.Workers == 0 {
+		cfg.Workers = 2
+	}
 	e, err := New(context.Background(), cfg)
 	if err != nil {
 		tb.Fatal(err)

@@ -35,61 +35,65 @@ not_a_row = udf(lambda row: 1, result_type='BIGINT')
 `
 
 func TestMapRowWiseAndPandasAgree(t *testing.T) {
-	e := newEngine(t, Config{})
-	m, err := e.LoadSource(context.Background(), "maps.py", mapSource)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mem := checkedAllocator(t)
-	in := batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[1, 2, 3]`, arrow.BinaryTypes.String, `["a", null, "c"]`)
-	in = renamed(t, in, "id", "name")
-	want := `[{"id":10,"label":"A"},{"id":20,"label":null},{"id":30,"label":"C"}]`
-	for _, name := range []string{"enrich", "enrich_pandas"} {
-		out, err := function(t, m, name).Map(context.Background(), in)
+	modes(t, func(t *testing.T) {
+		e := newEngine(t, Config{})
+		m, err := e.LoadSource(context.Background(), "maps.py", mapSource)
 		if err != nil {
-			t.Fatalf("%s: %v", name, err)
+			t.Fatal(err)
 		}
-		if got := recordJSON(t, out); got != want {
-			t.Errorf("%s = %s\nwant %s", name, got, want)
+		mem := checkedAllocator(t)
+		in := batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[1, 2, 3]`, arrow.BinaryTypes.String, `["a", null, "c"]`)
+		in = renamed(t, in, "id", "name")
+		want := `[{"id":10,"label":"A"},{"id":20,"label":null},{"id":30,"label":"C"}]`
+		for _, name := range []string{"enrich", "enrich_pandas"} {
+			out, err := function(t, m, name).Map(context.Background(), in)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if got := recordJSON(t, out); got != want {
+				t.Errorf("%s = %s\nwant %s", name, got, want)
+			}
+			if out.Schema().Field(0).Name != "id" || out.Schema().Field(1).Name != "label" {
+				t.Errorf("%s schema %s", name, out.Schema())
+			}
+			out.Release()
 		}
-		if out.Schema().Field(0).Name != "id" || out.Schema().Field(1).Name != "label" {
-			t.Errorf("%s schema %s", name, out.Schema())
+		for name, want := range map[string]string{
+			"as_tuple": `[{"id":1,"label":"t"},{"id":2,"label":"t"},{"id":3,"label":"t"}]`,
+			"as_dict":  `[{"id":1,"label":"d"},{"id":2,"label":"d"},{"id":3,"label":"d"}]`,
+			"declared": `[{"id":1,"name":"a"},{"id":2,"name":null},{"id":3,"name":"c"}]`,
+		} {
+			out, err := function(t, m, name).Map(context.Background(), in)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if got := recordJSON(t, out); got != want {
+				t.Errorf("%s = %s, want %s", name, got, want)
+			}
+			out.Release()
 		}
-		out.Release()
-	}
-	for name, want := range map[string]string{
-		"as_tuple": `[{"id":1,"label":"t"},{"id":2,"label":"t"},{"id":3,"label":"t"}]`,
-		"as_dict":  `[{"id":1,"label":"d"},{"id":2,"label":"d"},{"id":3,"label":"d"}]`,
-		"declared": `[{"id":1,"name":"a"},{"id":2,"name":null},{"id":3,"name":"c"}]`,
-	} {
-		out, err := function(t, m, name).Map(context.Background(), in)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if got := recordJSON(t, out); got != want {
-			t.Errorf("%s = %s, want %s", name, got, want)
-		}
-		out.Release()
-	}
+	})
 }
 
 func TestMapErrors(t *testing.T) {
-	e := newEngine(t, Config{})
-	m, err := e.LoadSource(context.Background(), "maps.py", mapSource)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := renamed(t, batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Int64, `[1, 2]`, arrow.BinaryTypes.String, `["a", "b"]`), "id", "name")
-	_, err = function(t, m, "missing_field").Map(context.Background(), in)
-	wantMessage(t, err, "TypeError: the results cannot be converted to struct<id: int64, label: string>: the result row has no field 'label'")
-	_, err = function(t, m, "short_frame").Map(context.Background(), in)
-	wantMessage(t, err, "ValueError: the Pandas map's result has 1 values for a batch of 2 rows")
-	if _, err = function(t, m, "not_a_row").Map(context.Background(), in); !errors.Is(err, ErrUnsupported) {
-		t.Errorf("map with a BIGINT result: %v", err)
-	}
-	wrong := renamed(t, batchOf(t, checkedAllocator(t), arrow.BinaryTypes.String, `["x"]`, arrow.BinaryTypes.String, `["y"]`), "id", "name")
-	_, err = function(t, m, "declared").Map(context.Background(), wrong)
-	wantMessage(t, err, `column 0 ("id") is utf8, the function's argument 1 is BIGINT`)
+	modes(t, func(t *testing.T) {
+		e := newEngine(t, Config{})
+		m, err := e.LoadSource(context.Background(), "maps.py", mapSource)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := renamed(t, batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Int64, `[1, 2]`, arrow.BinaryTypes.String, `["a", "b"]`), "id", "name")
+		_, err = function(t, m, "missing_field").Map(context.Background(), in)
+		wantMessage(t, err, "TypeError: the results cannot be converted to struct<id: int64, label: string>: the result row has no field 'label'")
+		_, err = function(t, m, "short_frame").Map(context.Background(), in)
+		wantMessage(t, err, "ValueError: the Pandas map's result has 1 values for a batch of 2 rows")
+		if _, err = function(t, m, "not_a_row").Map(context.Background(), in); !errors.Is(err, ErrUnsupported) {
+			t.Errorf("map with a BIGINT result: %v", err)
+		}
+		wrong := renamed(t, batchOf(t, checkedAllocator(t), arrow.BinaryTypes.String, `["x"]`, arrow.BinaryTypes.String, `["y"]`), "id", "name")
+		_, err = function(t, m, "declared").Map(context.Background(), wrong)
+		wantMessage(t, err, `column 0 ("id") is utf8, the function's argument 1 is BIGINT`)
+	})
 }
 
 // renamed gives the batch's columns new names.

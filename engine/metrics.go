@@ -69,7 +69,49 @@ func (e *Engine) Metrics(ctx context.Context) ([]Metric, error) {
 		}
 		out = append(out, metric)
 	}
-	return out, nil
+	return mergeMetrics(out), nil
+}
+
+// mergeMetrics combines the metrics that process-mode workers report under
+// the same name and groups, one per worker: counters, meters and
+// distributions add up; a gauge keeps the first worker's value.
+func mergeMetrics(ms []Metric) []Metric {
+	var out []Metric
+	seen := map[string]int{}
+	for _, m := range ms {
+		key := m.Kind + "\x00" + m.Name
+		for _, g := range m.Groups {
+			key += "\x00" + g.Key
+			if g.Value != nil {
+				key += "=" + *g.Value
+			}
+		}
+		i, ok := seen[key]
+		if !ok {
+			seen[key] = len(out)
+			out = append(out, m)
+			continue
+		}
+		o := &out[i]
+		switch m.Kind {
+		case "counter":
+			o.Value += m.Value
+			o.Count += m.Count
+		case "meter":
+			o.Count += m.Count
+			o.Rate += m.Rate
+		case "distribution":
+			if o.Count == 0 || (m.Count > 0 && m.Min < o.Min) {
+				o.Min = m.Min
+			}
+			if o.Count == 0 || (m.Count > 0 && m.Max > o.Max) {
+				o.Max = m.Max
+			}
+			o.Count += m.Count
+			o.Sum += m.Sum
+		}
+	}
+	return out
 }
 
 // Collector returns a prometheus.Collector exporting the engine's metrics:

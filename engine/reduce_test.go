@@ -34,67 +34,71 @@ visited = udaf(Visited(), input_types=['STRING'], result_type='STRING')
 `
 
 func TestPandasUDAFReduce(t *testing.T) {
-	e := newEngine(t, Config{})
-	m, err := e.LoadSource(context.Background(), "reduce_udfs.py", reduceSource)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mem := checkedAllocator(t)
-	ctx := context.Background()
-	v, err := function(t, m, "mean").Reduce(ctx, batchOf(t, mem, arrow.PrimitiveTypes.Float64, `[1, 2, null, 6]`))
-	if err != nil || v != 3.0 {
-		t.Errorf("mean = %v, %v", v, err)
-	}
-	v, err = function(t, m, "weighted").Reduce(ctx, batchOf(t, mem, arrow.PrimitiveTypes.Float64, `[1, 3]`,
-		arrow.PrimitiveTypes.Int64, `[1, 3]`))
-	if err != nil || v != 2.5 {
-		t.Errorf("weighted = %v, %v", v, err)
-	}
-	_, err = function(t, m, "series_back").Reduce(ctx, batchOf(t, mem, arrow.PrimitiveTypes.Float64, `[1]`))
-	wantMessage(t, err, "TypeError: the Pandas UDAF's result must be a scalar, not Series")
-	_, err = function(t, m, "mean").Reduce(ctx, batchOf(t, mem, arrow.BinaryTypes.String, `["x"]`))
-	wantMessage(t, err, `column 0 ("c0") is utf8, the function's argument 1 is DOUBLE`)
-	if _, err := function(t, m, "mean").Eval(ctx, batchOf(t, mem, arrow.PrimitiveTypes.Float64, `[1]`)); !errors.Is(err, ErrUnsupported) {
-		t.Errorf("Eval of a Pandas UDAF: %v", err)
-	}
-	if _, err := function(t, m, "mean").Call(ctx, 1.0); !errors.Is(err, ErrUnsupported) {
-		t.Errorf("Call of a Pandas UDAF: %v", err)
-	}
-}
-
-func TestVisitedItemsPandasAndGeneralAgree(t *testing.T) {
-	e := newEngine(t, Config{})
-	m, err := e.LoadSource(context.Background(), "reduce_udfs.py", reduceSource)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	windows := map[string]string{
-		"alice": `["shoes", "hat", "shoes", null, "bag"]`,
-		"bob":   `["laptop"]`,
-	}
-	general := openAggregate(t, m, "visited")
-	mem := checkedAllocator(t)
-	for user, items := range windows {
-		rec := batchOf(t, mem, arrow.BinaryTypes.String, items)
-		p, err := function(t, m, "visited_pandas").Reduce(ctx, rec)
+	modes(t, func(t *testing.T) {
+		e := newEngine(t, Config{})
+		m, err := e.LoadSource(context.Background(), "reduce_udfs.py", reduceSource)
 		if err != nil {
 			t.Fatal(err)
 		}
-		keys := make([]string, rec.NumRows())
-		for i := range keys {
-			keys[i] = `"` + user + `"`
+		mem := checkedAllocator(t)
+		ctx := context.Background()
+		v, err := function(t, m, "mean").Reduce(ctx, batchOf(t, mem, arrow.PrimitiveTypes.Float64, `[1, 2, null, 6]`))
+		if err != nil || v != 3.0 {
+			t.Errorf("mean = %v, %v", v, err)
 		}
-		keyed := batchOf(t, mem, arrow.BinaryTypes.String, "["+strings.Join(keys, ",")+"]", arrow.BinaryTypes.String, items)
-		if err := general.AccumulateBatch(ctx, keyed, 0); err != nil {
+		v, err = function(t, m, "weighted").Reduce(ctx, batchOf(t, mem, arrow.PrimitiveTypes.Float64, `[1, 3]`,
+			arrow.PrimitiveTypes.Int64, `[1, 3]`))
+		if err != nil || v != 2.5 {
+			t.Errorf("weighted = %v, %v", v, err)
+		}
+		_, err = function(t, m, "series_back").Reduce(ctx, batchOf(t, mem, arrow.PrimitiveTypes.Float64, `[1]`))
+		wantMessage(t, err, "TypeError: the Pandas UDAF's result must be a scalar, not Series")
+		_, err = function(t, m, "mean").Reduce(ctx, batchOf(t, mem, arrow.BinaryTypes.String, `["x"]`))
+		wantMessage(t, err, `column 0 ("c0") is utf8, the function's argument 1 is DOUBLE`)
+		if _, err := function(t, m, "mean").Eval(ctx, batchOf(t, mem, arrow.PrimitiveTypes.Float64, `[1]`)); !errors.Is(err, ErrUnsupported) {
+			t.Errorf("Eval of a Pandas UDAF: %v", err)
+		}
+		if _, err := function(t, m, "mean").Call(ctx, 1.0); !errors.Is(err, ErrUnsupported) {
+			t.Errorf("Call of a Pandas UDAF: %v", err)
+		}
+	})
+}
+
+func TestVisitedItemsPandasAndGeneralAgree(t *testing.T) {
+	modes(t, func(t *testing.T) {
+		e := newEngine(t, Config{})
+		m, err := e.LoadSource(context.Background(), "reduce_udfs.py", reduceSource)
+		if err != nil {
 			t.Fatal(err)
 		}
-		g := value(t, general, user)
-		if p != g {
-			t.Errorf("%s: pandas %q, general %q", user, p, g)
+		ctx := context.Background()
+		windows := map[string]string{
+			"alice": `["shoes", "hat", "shoes", null, "bag"]`,
+			"bob":   `["laptop"]`,
 		}
-	}
-	if got := value(t, general, "alice"); got != "bag|hat|shoes" {
-		t.Errorf("alice = %q", got)
-	}
+		general := openAggregate(t, m, "visited")
+		mem := checkedAllocator(t)
+		for user, items := range windows {
+			rec := batchOf(t, mem, arrow.BinaryTypes.String, items)
+			p, err := function(t, m, "visited_pandas").Reduce(ctx, rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys := make([]string, rec.NumRows())
+			for i := range keys {
+				keys[i] = `"` + user + `"`
+			}
+			keyed := batchOf(t, mem, arrow.BinaryTypes.String, "["+strings.Join(keys, ",")+"]", arrow.BinaryTypes.String, items)
+			if err := general.AccumulateBatch(ctx, keyed, 0); err != nil {
+				t.Fatal(err)
+			}
+			g := value(t, general, user)
+			if p != g {
+				t.Errorf("%s: pandas %q, general %q", user, p, g)
+			}
+		}
+		if got := value(t, general, "alice"); got != "bag|hat|shoes" {
+			t.Errorf("alice = %q", got)
+		}
+	})
 }

@@ -71,6 +71,24 @@ func (f *Function) Explode(ctx context.Context, batch arrow.RecordBatch) (arrow.
 		defer empty.Release()
 		return array.RecordFromStructArray(empty.(*array.Struct), nil), nil
 	}
+	res, err := f.explode(ctx, batch, fieldsType)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Release()
+	s, ok := res.(*array.Struct)
+	if !ok || s.NumField() != outType.NumFields() {
+		return nil, fmt.Errorf("pyudf: function %q: Explode got %s, want %s", f.name, res.DataType(), outType)
+	}
+	return array.RecordFromStructArray(s, nil), nil
+}
+
+// explode runs the table function over the batch, in this process or on a worker.
+func (f *Function) explode(ctx context.Context, batch arrow.RecordBatch, fieldsType *arrow.StructType) (arrow.Array, error) {
+	if f.engine.proc != nil {
+		res, _, err := f.evalRemote(ctx, batch, "explode", fieldsType, true)
+		return res, err
+	}
 	in := arrowconv.ExportRecordBatch(batch)
 	defer in.Free()
 	typ := arrowconv.ExportType(fieldsType, true)
@@ -82,14 +100,5 @@ func (f *Function) Explode(ctx context.Context, batch arrow.RecordBatch) (arrow.
 		out.Free()
 		return nil, err
 	}
-	res, err := arrowconv.ImportArray(out)
-	if err != nil {
-		return nil, err
-	}
-	defer res.Release()
-	s, ok := res.(*array.Struct)
-	if !ok || s.NumField() != outType.NumFields() {
-		return nil, fmt.Errorf("pyudf: function %q: Explode got %s, want %s", f.name, res.DataType(), outType)
-	}
-	return array.RecordFromStructArray(s, nil), nil
+	return arrowconv.ImportArray(out)
 }

@@ -107,34 +107,36 @@ func call(t *testing.T, m *Module, name string, args ...any) any {
 }
 
 func TestTypeRoundTrip(t *testing.T) {
-	m := typeModule(t, typeCases)
-	for i, c := range typeCases {
-		t.Run(fmt.Sprintf("%d_%s", i, c.ddl), func(t *testing.T) {
-			want := c.want
-			if want == nil {
-				want = c.goValue
-			}
-			// Go -> Python: the value Python sees.
-			if got := call(t, m, fmt.Sprintf("repr_%d", i), c.goValue); got != c.repr {
-				t.Errorf("Python sees %v, want %s", got, c.repr)
-			}
-			// Go -> Python -> Go.
-			if got := call(t, m, fmt.Sprintf("ident_%d", i), c.goValue); !sameValue(got, want) {
-				t.Errorf("round trip gave %#v, want %#v", got, want)
-			}
-			// Python -> Go.
-			if got := call(t, m, fmt.Sprintf("make_%d", i)); !sameValue(got, want) {
-				t.Errorf("Python literal %s gave %#v, want %#v", c.literal, got, want)
-			}
-			// NULL both ways.
-			if got := call(t, m, fmt.Sprintf("ident_%d", i), nil); got != nil {
-				t.Errorf("nil came back as %#v", got)
-			}
-			if got := call(t, m, fmt.Sprintf("repr_%d", i), nil); got != "None" {
-				t.Errorf("nil is %v in Python, want None", got)
-			}
-		})
-	}
+	modes(t, func(t *testing.T) {
+		m := typeModule(t, typeCases)
+		for i, c := range typeCases {
+			t.Run(fmt.Sprintf("%d_%s", i, c.ddl), func(t *testing.T) {
+				want := c.want
+				if want == nil {
+					want = c.goValue
+				}
+				// Go -> Python: the value Python sees.
+				if got := call(t, m, fmt.Sprintf("repr_%d", i), c.goValue); got != c.repr {
+					t.Errorf("Python sees %v, want %s", got, c.repr)
+				}
+				// Go -> Python -> Go.
+				if got := call(t, m, fmt.Sprintf("ident_%d", i), c.goValue); !sameValue(got, want) {
+					t.Errorf("round trip gave %#v, want %#v", got, want)
+				}
+				// Python -> Go.
+				if got := call(t, m, fmt.Sprintf("make_%d", i)); !sameValue(got, want) {
+					t.Errorf("Python literal %s gave %#v, want %#v", c.literal, got, want)
+				}
+				// NULL both ways.
+				if got := call(t, m, fmt.Sprintf("ident_%d", i), nil); got != nil {
+					t.Errorf("nil came back as %#v", got)
+				}
+				if got := call(t, m, fmt.Sprintf("repr_%d", i), nil); got != "None" {
+					t.Errorf("nil is %v in Python, want None", got)
+				}
+			})
+		}
+	})
 }
 
 // sameValue is reflect.DeepEqual, except that times and decimals compare as values.
@@ -177,8 +179,9 @@ func sameValue(a, b any) bool {
 
 // Without declared types, values convert by their Go and Python types.
 func TestUndeclaredTypes(t *testing.T) {
-	e := newEngine(t, Config{})
-	m, err := e.LoadSource(context.Background(), "untyped.py", `
+	modes(t, func(t *testing.T) {
+		e := newEngine(t, Config{})
+		m, err := e.LoadSource(context.Background(), "untyped.py", `
 import datetime, decimal
 def echo(x):
     return x
@@ -187,32 +190,34 @@ def kinds(*args):
 def big():
     return 2**70
 `)
-	if err != nil {
-		t.Fatal(err)
-	}
-	when := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
-	got := call(t, m, "kinds", true, 1, 2.5, "s", []byte("b"), when, []int{1}, map[string]int{"a": 1},
-		bridge.Dec{Unscaled: big.NewInt(5), Scale: 1}, nil)
-	want := []any{"bool", "int", "float", "str", "bytes", "datetime", "list", "dict", "Decimal", "NoneType"}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("Python types %v, want %v", got, want)
-	}
-	for _, v := range []any{true, int64(-3), 2.5, "s", []byte("b"), []any{int64(1), "x"}, map[any]any{"a": int64(1)}} {
-		if got := call(t, m, "echo", v); !sameValue(got, v) {
-			t.Errorf("echo(%#v) = %#v", v, got)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if got := call(t, m, "echo", when); !sameValue(got, when) {
-		t.Errorf("echo(time) = %v", got)
-	}
-	if got, ok := call(t, m, "big").(*big.Int); !ok || got.String() != "1180591620717411303424" {
-		t.Errorf("2**70 came back as %#v", got)
-	}
+		when := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+		got := call(t, m, "kinds", true, 1, 2.5, "s", []byte("b"), when, []int{1}, map[string]int{"a": 1},
+			bridge.Dec{Unscaled: big.NewInt(5), Scale: 1}, nil)
+		want := []any{"bool", "int", "float", "str", "bytes", "datetime", "list", "dict", "Decimal", "NoneType"}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("Python types %v, want %v", got, want)
+		}
+		for _, v := range []any{true, int64(-3), 2.5, "s", []byte("b"), []any{int64(1), "x"}, map[any]any{"a": int64(1)}} {
+			if got := call(t, m, "echo", v); !sameValue(got, v) {
+				t.Errorf("echo(%#v) = %#v", v, got)
+			}
+		}
+		if got := call(t, m, "echo", when); !sameValue(got, when) {
+			t.Errorf("echo(time) = %v", got)
+		}
+		if got, ok := call(t, m, "big").(*big.Int); !ok || got.String() != "1180591620717411303424" {
+			t.Errorf("2**70 came back as %#v", got)
+		}
+	})
 }
 
 func TestResultConversions(t *testing.T) {
-	e := newEngine(t, Config{})
-	m, err := e.LoadSource(context.Background(), "results.py", `
+	modes(t, func(t *testing.T) {
+		e := newEngine(t, Config{})
+		m, err := e.LoadSource(context.Background(), "results.py", `
 import numpy as np
 from pyudf import udf
 int_for_double = udf(lambda: 3, input_types=[], result_type='DOUBLE')
@@ -221,22 +226,23 @@ numpy_array = udf(lambda: np.array([1.5, 2.5]), input_types=[], result_type='ARR
 rounded = udf(lambda: 1.005, input_types=[], result_type='DECIMAL(5, 1)')
 float_arg = udf(lambda x: x * 2, input_types=['DOUBLE'], result_type='DOUBLE')
 `)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := call(t, m, "int_for_double"); got != 3.0 {
-		t.Errorf("int for DOUBLE = %#v", got)
-	}
-	if got := call(t, m, "numpy_int"); got != int64(7) {
-		t.Errorf("numpy int64 = %#v", got)
-	}
-	if got := call(t, m, "numpy_array"); !sameValue(got, []any{1.5, 2.5}) {
-		t.Errorf("numpy array = %#v", got)
-	}
-	if got := call(t, m, "rounded").(bridge.Dec); got.String() != "1.0" {
-		t.Errorf("1.005 as DECIMAL(5, 1) = %s", got)
-	}
-	if got := call(t, m, "float_arg", 4); got != 8.0 {
-		t.Errorf("int argument for DOUBLE: %#v", got)
-	}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := call(t, m, "int_for_double"); got != 3.0 {
+			t.Errorf("int for DOUBLE = %#v", got)
+		}
+		if got := call(t, m, "numpy_int"); got != int64(7) {
+			t.Errorf("numpy int64 = %#v", got)
+		}
+		if got := call(t, m, "numpy_array"); !sameValue(got, []any{1.5, 2.5}) {
+			t.Errorf("numpy array = %#v", got)
+		}
+		if got := call(t, m, "rounded").(bridge.Dec); got.String() != "1.0" {
+			t.Errorf("1.005 as DECIMAL(5, 1) = %s", got)
+		}
+		if got := call(t, m, "float_arg", 4); got != 8.0 {
+			t.Errorf("int argument for DOUBLE: %#v", got)
+		}
+	})
 }

@@ -76,84 +76,91 @@ def undeclared(x):
 `
 
 func TestFivePyFlinkStyles(t *testing.T) {
-	e := newEngine(t, Config{})
-	m, err := e.LoadSource(context.Background(), "styles.py", stylesSource)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"add_class", "add_decorated", "add_lambda", "add_callable", "add_declared"} {
-		if got := call(t, m, name, int64(40), int64(2)); got != int64(42) {
-			t.Errorf("%s(40, 2) = %#v", name, got)
+	modes(t, func(t *testing.T) {
+		e := newEngine(t, Config{})
+		m, err := e.LoadSource(context.Background(), "styles.py", stylesSource)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if got := call(t, m, "add_partial", int64(40), int64(1)); got != int64(42) {
-		t.Errorf("add_partial(40, 1) = %#v", got)
-	}
+		for _, name := range []string{"add_class", "add_decorated", "add_lambda", "add_callable", "add_declared"} {
+			if got := call(t, m, name, int64(40), int64(2)); got != int64(42) {
+				t.Errorf("%s(40, 2) = %#v", name, got)
+			}
+		}
+		if got := call(t, m, "add_partial", int64(40), int64(1)); got != int64(42) {
+			t.Errorf("add_partial(40, 1) = %#v", got)
+		}
+	})
 }
 
 func TestDeclaredTypes(t *testing.T) {
-	e := newEngine(t, Config{})
-	m, err := e.LoadSource(context.Background(), "styles.py", stylesSource)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []struct {
-		name, inputs, result string
-	}{
-		{"add_decorated", "", "BIGINT"},
-		{"add_declared", "BIGINT, BIGINT", "BIGINT"},
-		{"ddl_result", "", "ARRAY<STRING>"},
-		{"ddl_inputs", "MAP<STRING, BIGINT>, ROW<a INT, b STRING>", "DECIMAL(10, 2)"},
-		{"row_result", "", "ROW<name STRING, ts TIMESTAMP(3)>"},
-		{"hinted", "BIGINT, ARRAY<STRING>", "DOUBLE"},
-		{"HintedClass", "STRING", "BIGINT"},
-		{"undeclared", "", ""},
-	} {
-		f := function(t, m, c.name)
-		result := ""
-		if f.ResultType() != nil {
-			result = f.ResultType().String()
+	modes(t, func(t *testing.T) {
+		e := newEngine(t, Config{})
+		m, err := e.LoadSource(context.Background(), "styles.py", stylesSource)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if got := typeList(f.InputTypes()); got != c.inputs || result != c.result {
-			t.Errorf("%s: inputs (%s) result %q, want (%s) %q", c.name, got, result, c.inputs, c.result)
+		for _, c := range []struct {
+			name, inputs, result string
+		}{
+			{"add_decorated", "", "BIGINT"},
+			{"add_declared", "BIGINT, BIGINT", "BIGINT"},
+			{"ddl_result", "", "ARRAY<STRING>"},
+			{"ddl_inputs", "MAP<STRING, BIGINT>, ROW<a INT, b STRING>", "DECIMAL(10, 2)"},
+			{"row_result", "", "ROW<name STRING, ts TIMESTAMP(3)>"},
+			{"hinted", "BIGINT, ARRAY<STRING>", "DOUBLE"},
+			{"HintedClass", "STRING", "BIGINT"},
+			{"undeclared", "", ""},
+		} {
+			f := function(t, m, c.name)
+			result := ""
+			if f.ResultType() != nil {
+				result = f.ResultType().String()
+			}
+			if got := typeList(f.InputTypes()); got != c.inputs || result != c.result {
+				t.Errorf("%s: inputs (%s) result %q, want (%s) %q", c.name, got, result, c.inputs, c.result)
+			}
 		}
-	}
-	if got := call(t, m, "ddl_result", "a,b"); !sameValue(got, []any{"a", "b"}) {
-		t.Errorf("ddl_result = %#v", got)
-	}
-	got := call(t, m, "ddl_inputs", map[string]int64{"x": 1, "y": 2}, bridge.Row{int32(3), "s"})
-	if d, ok := got.(bridge.Dec); !ok || d.String() != "6.00" {
-		t.Errorf("ddl_inputs = %#v", got)
-	}
-	if got := call(t, m, "row_result", "n"); !sameValue(got, bridge.Row{"n", nil}) {
-		t.Errorf("row_result = %#v", got)
-	}
-	if got := call(t, m, "hinted", 3, []string{"a", "b"}); got != 3.0 {
-		t.Errorf("hinted = %#v", got)
-	}
-	if got := call(t, m, "HintedClass", "four"); got != int64(4) {
-		t.Errorf("HintedClass = %#v", got)
-	}
+		if got := call(t, m, "ddl_result", "a,b"); !sameValue(got, []any{"a", "b"}) {
+			t.Errorf("ddl_result = %#v", got)
+		}
+		got := call(t, m, "ddl_inputs", map[string]int64{"x": 1, "y": 2}, bridge.Row{int32(3), "s"})
+		if d, ok := got.(bridge.Dec); !ok || d.String() != "6.00" {
+			t.Errorf("ddl_inputs = %#v", got)
+		}
+		if got := call(t, m, "row_result", "n"); !sameValue(got, bridge.Row{"n", nil}) {
+			t.Errorf("row_result = %#v", got)
+		}
+		if got := call(t, m, "hinted", 3, []string{"a", "b"}); got != 3.0 {
+			t.Errorf("hinted = %#v", got)
+		}
+		if got := call(t, m, "HintedClass", "four"); got != int64(4) {
+			t.Errorf("HintedClass = %#v", got)
+		}
+	})
 }
 
 func TestInvalidDeclaredType(t *testing.T) {
-	e := newEngine(t, Config{})
-	m, err := e.LoadSource(context.Background(), "badtype.py",
-		"from pyudf import udf\nf = udf(lambda: 1, result_type='ARRAY<BIGNT>')\n")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = m.Function(context.Background(), "f")
-	var te *bridge.TypeError
-	if !errors.As(err, &te) {
-		t.Fatalf("want a TypeError, got %v", err)
-	}
-	wantMessage(t, err, `function "f": result type: invalid type "ARRAY<BIGNT>" at offset 6: unknown type "BIGNT"`)
+	modes(t, func(t *testing.T) {
+		e := newEngine(t, Config{})
+		m, err := e.LoadSource(context.Background(), "badtype.py",
+			"from pyudf import udf\nf = udf(lambda: 1, result_type='ARRAY<BIGNT>')\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = m.Function(context.Background(), "f")
+		var te *bridge.TypeError
+		if !errors.As(err, &te) {
+			t.Fatalf("want a TypeError, got %v", err)
+		}
+		wantMessage(t, err, `function "f": result type: invalid type "ARRAY<BIGNT>" at offset 6: unknown type "BIGNT"`)
+	})
 }
 
 func TestUnsupportedKinds(t *testing.T) {
-	e := newEngine(t, Config{})
-	m, err := e.LoadSource(context.Background(), "kinds.py", `
+	modes(t, func(t *testing.T) {
+		e := newEngine(t, Config{})
+		m, err := e.LoadSource(context.Background(), "kinds.py", `
 from pyudf import udf, udaf, AggregateFunction
 vectorized = udf(lambda s: s + 1, result_type='BIGINT', func_type='pandas')
 class Sum(AggregateFunction):
@@ -162,15 +169,16 @@ class Sum(AggregateFunction):
     def get_value(self, acc): return acc[0]
 total = udaf(Sum(), result_type='BIGINT')
 `)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.Function(context.Background(), "total"); !errors.Is(err, ErrUnsupported) {
-		t.Errorf("aggregate: want ErrUnsupported, got %v", err)
-	}
-	if _, err := function(t, m, "vectorized").Call(context.Background(), int64(1)); !errors.Is(err, ErrUnsupported) {
-		t.Errorf("row call of a Pandas UDF: want ErrUnsupported, got %v", err)
-	}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Function(context.Background(), "total"); !errors.Is(err, ErrUnsupported) {
+			t.Errorf("aggregate: want ErrUnsupported, got %v", err)
+		}
+		if _, err := function(t, m, "vectorized").Call(context.Background(), int64(1)); !errors.Is(err, ErrUnsupported) {
+			t.Errorf("row call of a Pandas UDF: want ErrUnsupported, got %v", err)
+		}
+	})
 }
 
 const lifecycleSource = `
@@ -219,56 +227,58 @@ def chatty(x):
 `
 
 func TestOpenCloseJobParametersMetrics(t *testing.T) {
-	e := newEngine(t, Config{JobParameters: map[string]string{"prefix": "p"}})
-	m, err := e.LoadSource(context.Background(), "lifecycle.py", lifecycleSource)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := call(t, m, "get_events"); got != "" {
-		t.Fatalf("events before lookup: %q", got)
-	}
-	enrich := function(t, m, "enrich")
-	if got := call(t, m, "get_events"); got != "open" {
-		t.Fatalf("events after lookup: %q, want open", got)
-	}
-	for _, s := range []string{"a", "bbb"} {
-		if got, err := enrich.Call(context.Background(), s); err != nil || got != "p:default:"+s {
-			t.Fatalf("enrich(%q) = %v, %v", s, got, err)
+	modes(t, func(t *testing.T) {
+		// One worker in process mode: the events below are one interpreter's.
+		e := newEngine(t, Config{Workers: 1, JobParameters: map[string]string{"prefix": "p"}})
+		m, err := e.LoadSource(context.Background(), "lifecycle.py", lifecycleSource)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if again := function(t, m, "enrich"); again != enrich {
-		t.Error("a second lookup opened a second instance")
-	}
-
-	metrics, err := e.Metrics(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	byName := map[string]Metric{}
-	for _, mt := range metrics {
-		byName[mt.Name] = mt
-		if len(mt.Groups) != 1 || mt.Groups[0].Key != "udf" || *mt.Groups[0].Value != "enrich" {
-			t.Errorf("%s groups = %+v", mt.Name, mt.Groups)
+		if got := call(t, m, "get_events"); got != "" {
+			t.Fatalf("events before lookup: %q", got)
 		}
-	}
-	if c := byName["calls"]; c.Kind != "counter" || c.Value != 2 {
-		t.Errorf("counter = %+v", c)
-	}
-	if d := byName["sizes"]; d.Kind != "distribution" || d.Count != 2 || d.Sum != 4 || d.Min != 1 || d.Max != 3 {
-		t.Errorf("distribution = %+v", d)
-	}
-	if r := byName["rows"]; r.Kind != "meter" || r.Count != 2 || r.Rate <= 0 {
-		t.Errorf("meter = %+v", r)
-	}
-	if g := byName["constant"]; g.Kind != "gauge" || g.Value != 42 {
-		t.Errorf("gauge = %+v", g)
-	}
+		enrich := function(t, m, "enrich")
+		if got := call(t, m, "get_events"); got != "open" {
+			t.Fatalf("events after lookup: %q, want open", got)
+		}
+		for _, s := range []string{"a", "bbb"} {
+			if got, err := enrich.Call(context.Background(), s); err != nil || got != "p:default:"+s {
+				t.Fatalf("enrich(%q) = %v, %v", s, got, err)
+			}
+		}
+		if again := function(t, m, "enrich"); again != enrich {
+			t.Error("a second lookup opened a second instance")
+		}
 
-	reg := prometheus.NewPedanticRegistry()
-	if err := reg.Register(e.Collector()); err != nil {
-		t.Fatal(err)
-	}
-	want := `
+		metrics, err := e.Metrics(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		byName := map[string]Metric{}
+		for _, mt := range metrics {
+			byName[mt.Name] = mt
+			if len(mt.Groups) != 1 || mt.Groups[0].Key != "udf" || *mt.Groups[0].Value != "enrich" {
+				t.Errorf("%s groups = %+v", mt.Name, mt.Groups)
+			}
+		}
+		if c := byName["calls"]; c.Kind != "counter" || c.Value != 2 {
+			t.Errorf("counter = %+v", c)
+		}
+		if d := byName["sizes"]; d.Kind != "distribution" || d.Count != 2 || d.Sum != 4 || d.Min != 1 || d.Max != 3 {
+			t.Errorf("distribution = %+v", d)
+		}
+		if r := byName["rows"]; r.Kind != "meter" || r.Count != 2 || r.Rate <= 0 {
+			t.Errorf("meter = %+v", r)
+		}
+		if g := byName["constant"]; g.Kind != "gauge" || g.Value != 42 {
+			t.Errorf("gauge = %+v", g)
+		}
+
+		reg := prometheus.NewPedanticRegistry()
+		if err := reg.Register(e.Collector()); err != nil {
+			t.Fatal(err)
+		}
+		want := `
 # HELP pyudf_calls pyudf metric calls
 # TYPE pyudf_calls counter
 pyudf_calls{udf="enrich"} 2
@@ -276,19 +286,20 @@ pyudf_calls{udf="enrich"} 2
 # TYPE pyudf_constant gauge
 pyudf_constant{udf="enrich"} 42
 `
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "pyudf_calls", "pyudf_constant"); err != nil {
-		t.Error(err)
-	}
-	if n, err := testutil.GatherAndCount(reg); err != nil || n != 7 {
-		t.Errorf("gathered %d series (%v), want 7", n, err)
-	}
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "pyudf_calls", "pyudf_constant"); err != nil {
+			t.Error(err)
+		}
+		if n, err := testutil.GatherAndCount(reg); err != nil || n != 7 {
+			t.Errorf("gathered %d series (%v), want 7", n, err)
+		}
 
-	if err := enrich.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if got := call(t, m, "get_events"); got != "open,eval,eval,close" {
-		t.Errorf("events = %q", got)
-	}
+		if err := enrich.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got := call(t, m, "get_events"); got != "open,eval,eval,close" {
+			t.Errorf("events = %q", got)
+		}
+	})
 }
 
 // recordHandler keeps the records slog hands it.
@@ -315,102 +326,108 @@ func (h *recordHandler) Handle(_ context.Context, r slog.Record) error {
 }
 
 func TestPythonLoggingAndPrintReachSlog(t *testing.T) {
-	h := &recordHandler{level: slog.LevelInfo}
-	e := newEngine(t, Config{Logger: slog.New(h)})
-	m, err := e.LoadSource(context.Background(), "logs.py", lifecycleSource)
-	if err != nil {
-		t.Fatal(err)
-	}
-	call(t, m, "chatty", int64(7))
-	h.mu.Lock()
-	got := strings.Join(h.records, "\n")
-	h.mu.Unlock()
-	want := strings.Join([]string{
-		"INFO info 7 logger=pyudf.test source=python",
-		"ERROR root error logger=root source=python",
-		"INFO printed 7 logger=stdout source=python",
-		"INFO partial line completed logger=stdout source=python",
-	}, "\n")
-	if got != want {
-		t.Errorf("slog records:\n%s\nwant:\n%s", got, want)
-	}
+	modes(t, func(t *testing.T) {
+		h := &recordHandler{level: slog.LevelInfo}
+		e := newEngine(t, Config{Logger: slog.New(h)})
+		m, err := e.LoadSource(context.Background(), "logs.py", lifecycleSource)
+		if err != nil {
+			t.Fatal(err)
+		}
+		call(t, m, "chatty", int64(7))
+		h.mu.Lock()
+		got := strings.Join(h.records, "\n")
+		h.mu.Unlock()
+		want := strings.Join([]string{
+			"INFO info 7 logger=pyudf.test source=python",
+			"ERROR root error logger=root source=python",
+			"INFO printed 7 logger=stdout source=python",
+			"INFO partial line completed logger=stdout source=python",
+		}, "\n")
+		if got != want {
+			t.Errorf("slog records:\n%s\nwant:\n%s", got, want)
+		}
+	})
 }
 
 func TestLoadFileAndImportFromPath(t *testing.T) {
-	dir := t.TempDir()
-	write := func(name, src string) {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+	modes(t, func(t *testing.T) {
+		dir := t.TempDir()
+		write := func(name, src string) {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		write("helpers_pyudf_test.py", "def triple(x):\n    return 3 * x\n")
+		write("file_udfs.py", "from pyudf import udf\nfrom helpers_pyudf_test import triple\n"+
+			"@udf(result_type='BIGINT')\ndef f(x):\n    return triple(x)\n")
+		e := newEngine(t, Config{Path: []string{dir}})
+		fm, err := e.LoadFile(context.Background(), filepath.Join(dir, "file_udfs.py"))
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	write("helpers_pyudf_test.py", "def triple(x):\n    return 3 * x\n")
-	write("file_udfs.py", "from pyudf import udf\nfrom helpers_pyudf_test import triple\n"+
-		"@udf(result_type='BIGINT')\ndef f(x):\n    return triple(x)\n")
-	e := newEngine(t, Config{Path: []string{dir}})
-	fm, err := e.LoadFile(context.Background(), filepath.Join(dir, "file_udfs.py"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fm.Name() != "file_udfs" {
-		t.Errorf("module name %q", fm.Name())
-	}
-	if got := call(t, fm, "f", int64(5)); got != int64(15) {
-		t.Errorf("file f(5) = %v", got)
-	}
-	im, err := e.Import(context.Background(), "helpers_pyudf_test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := call(t, im, "triple", int64(2)); got != int64(6) {
-		t.Errorf("imported triple(2) = %v", got)
-	}
+		if fm.Name() != "file_udfs" {
+			t.Errorf("module name %q", fm.Name())
+		}
+		if got := call(t, fm, "f", int64(5)); got != int64(15) {
+			t.Errorf("file f(5) = %v", got)
+		}
+		im, err := e.Import(context.Background(), "helpers_pyudf_test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := call(t, im, "triple", int64(2)); got != int64(6) {
+			t.Errorf("imported triple(2) = %v", got)
+		}
+	})
 }
 
 func TestConcurrentCallers(t *testing.T) {
-	e := newEngine(t, Config{})
-	m, err := e.LoadSource(context.Background(), "concurrent.py", stylesSource+lifecycleSource)
-	if err != nil {
-		t.Fatal(err)
-	}
-	add := function(t, m, "add_declared")
-	enrich := function(t, m, "enrich")
-	var wg sync.WaitGroup
-	errs := make(chan error, 64)
-	for g := range 64 {
-		wg.Go(func() {
-			for i := range 200 {
-				v, err := add.Call(context.Background(), int64(g), int64(i))
-				if err == nil && v != int64(g+i) {
-					err = fmt.Errorf("add(%d, %d) = %v", g, i, v)
-				}
-				if err == nil && i%10 == 0 {
-					s := fmt.Sprint(g, "-", i)
-					v, err = enrich.Call(context.Background(), s)
-					if err == nil && v != "none:default:"+s {
-						err = fmt.Errorf("enrich(%s) = %v", s, v)
+	modes(t, func(t *testing.T) {
+		e := newEngine(t, Config{})
+		m, err := e.LoadSource(context.Background(), "concurrent.py", stylesSource+lifecycleSource)
+		if err != nil {
+			t.Fatal(err)
+		}
+		add := function(t, m, "add_declared")
+		enrich := function(t, m, "enrich")
+		var wg sync.WaitGroup
+		errs := make(chan error, 64)
+		for g := range 64 {
+			wg.Go(func() {
+				for i := range 200 {
+					v, err := add.Call(context.Background(), int64(g), int64(i))
+					if err == nil && v != int64(g+i) {
+						err = fmt.Errorf("add(%d, %d) = %v", g, i, v)
+					}
+					if err == nil && i%10 == 0 {
+						s := fmt.Sprint(g, "-", i)
+						v, err = enrich.Call(context.Background(), s)
+						if err == nil && v != "none:default:"+s {
+							err = fmt.Errorf("enrich(%s) = %v", s, v)
+						}
+					}
+					if err != nil {
+						errs <- err
+						return
 					}
 				}
-				if err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-	metrics, err := e.Metrics(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mt := range metrics {
-		if mt.Name == "calls" && mt.Value != 64*20 {
-			t.Errorf("calls counter = %v, want %d", mt.Value, 64*20)
+			})
 		}
-	}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		metrics, err := e.Metrics(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mt := range metrics {
+			if mt.Name == "calls" && mt.Value != 64*20 {
+				t.Errorf("calls counter = %v, want %d", mt.Value, 64*20)
+			}
+		}
+	})
 }
 
 func TestNoAllocationsPerNumericCall(t *testing.T) {

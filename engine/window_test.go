@@ -84,161 +84,171 @@ func add(t *testing.T, w *Windows, key any, ts time.Time, args ...any) {
 }
 
 func TestTumblingWindowsLatenessAndSideOutput(t *testing.T) {
-	m := windowModule(t)
-	w, err := NewWindows(WindowSpec{Kind: Tumbling, Size: time.Minute, AllowedLateness: 30 * time.Second}, openAggregate(t, m, "count"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	add(t, w, "a", at(5))
-	add(t, w, "a", at(50))
-	add(t, w, "b", at(61))
-	if got := fire(t, w, at(59)); got != nil {
-		t.Errorf("fired before the window ended: %v", got)
-	}
-	if got, want := fire(t, w, at(60)), []string{"a [12:00:00,12:01:00) 2"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("at 60s: %v", got)
-	}
-	add(t, w, "a", at(10)) // late, but within the allowed lateness
-	if got, want := fire(t, w, at(80)), []string{"a [12:00:00,12:01:00) 3 update"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("at 80s: %v", got)
-	}
-	if got := fire(t, w, at(90)); got != nil { // the window closes for good at 60s + 30s
-		t.Errorf("at 90s: %v", got)
-	}
-	add(t, w, "a", at(20))
-	if got, want := fire(t, w, at(120)), []string{"b [12:01:00,12:02:00) 1"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("at 120s: %v", got)
-	}
-	add(t, w, "c", at(30))
-	late := w.Late()
-	if len(late) != 2 || late[0].Key != "a" || late[1].Key != "c" || !late[1].Time.Equal(at(30)) {
-		t.Errorf("side output %v", late)
-	}
-	if more := w.Late(); len(more) != 0 {
-		t.Errorf("side output not drained: %v", more)
-	}
+	modes(t, func(t *testing.T) {
+		m := windowModule(t)
+		w, err := NewWindows(WindowSpec{Kind: Tumbling, Size: time.Minute, AllowedLateness: 30 * time.Second}, openAggregate(t, m, "count"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		add(t, w, "a", at(5))
+		add(t, w, "a", at(50))
+		add(t, w, "b", at(61))
+		if got := fire(t, w, at(59)); got != nil {
+			t.Errorf("fired before the window ended: %v", got)
+		}
+		if got, want := fire(t, w, at(60)), []string{"a [12:00:00,12:01:00) 2"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("at 60s: %v", got)
+		}
+		add(t, w, "a", at(10)) // late, but within the allowed lateness
+		if got, want := fire(t, w, at(80)), []string{"a [12:00:00,12:01:00) 3 update"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("at 80s: %v", got)
+		}
+		if got := fire(t, w, at(90)); got != nil { // the window closes for good at 60s + 30s
+			t.Errorf("at 90s: %v", got)
+		}
+		add(t, w, "a", at(20))
+		if got, want := fire(t, w, at(120)), []string{"b [12:01:00,12:02:00) 1"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("at 120s: %v", got)
+		}
+		add(t, w, "c", at(30))
+		late := w.Late()
+		if len(late) != 2 || late[0].Key != "a" || late[1].Key != "c" || !late[1].Time.Equal(at(30)) {
+			t.Errorf("side output %v", late)
+		}
+		if more := w.Late(); len(more) != 0 {
+			t.Errorf("side output not drained: %v", more)
+		}
+	})
 }
 
 // The seed articles' case: for each user, the items visited in the last 5
 // minutes, every 30 seconds, as a '|'-joined sorted string — computed with a
 // general UDAF and with a Pandas UDAF, giving the same answers.
 func TestSlidingVisitedItemsGeneralAndPandasAgree(t *testing.T) {
-	m := windowModule(t)
-	spec := WindowSpec{Kind: Sliding, Size: 5 * time.Minute, Slide: 30 * time.Second}
-	general, err := NewWindows(spec, openAggregate(t, m, "visited"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pandas, err := NewPandasWindows(spec, function(t, m, "visited_pandas"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	items := []string{"shoes", "hat", "laptop", "coffee", "bag"}
-	var g, p []string
-	for i := range 40 {
-		user, ts, item := fmt.Sprintf("user-%d", i%3), at(i*17), items[i*7%len(items)]
-		add(t, general, user, ts, item)
-		add(t, pandas, user, ts, item)
-		if i%5 == 4 {
-			g = append(g, fire(t, general, ts)...)
-			p = append(p, fire(t, pandas, ts)...)
+	modes(t, func(t *testing.T) {
+		m := windowModule(t)
+		spec := WindowSpec{Kind: Sliding, Size: 5 * time.Minute, Slide: 30 * time.Second}
+		general, err := NewWindows(spec, openAggregate(t, m, "visited"))
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	g = append(g, fire(t, general, at(3600))...)
-	p = append(p, fire(t, pandas, at(3600))...)
-	if len(g) < 40 || !reflect.DeepEqual(g, p) {
-		t.Errorf("general (%d results) and pandas (%d results) differ:\n%v\n%v", len(g), len(p), g, p)
-	}
-	if g[0] != "user-0 [11:55:30,12:00:30) shoes" || g[1] != "user-1 [11:55:30,12:00:30) laptop" {
-		t.Errorf("first results %q", g[:2])
-	}
+		pandas, err := NewPandasWindows(spec, function(t, m, "visited_pandas"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		items := []string{"shoes", "hat", "laptop", "coffee", "bag"}
+		var g, p []string
+		for i := range 40 {
+			user, ts, item := fmt.Sprintf("user-%d", i%3), at(i*17), items[i*7%len(items)]
+			add(t, general, user, ts, item)
+			add(t, pandas, user, ts, item)
+			if i%5 == 4 {
+				g = append(g, fire(t, general, ts)...)
+				p = append(p, fire(t, pandas, ts)...)
+			}
+		}
+		g = append(g, fire(t, general, at(3600))...)
+		p = append(p, fire(t, pandas, at(3600))...)
+		if len(g) < 40 || !reflect.DeepEqual(g, p) {
+			t.Errorf("general (%d results) and pandas (%d results) differ:\n%v\n%v", len(g), len(p), g, p)
+		}
+		if g[0] != "user-0 [11:55:30,12:00:30) shoes" || g[1] != "user-1 [11:55:30,12:00:30) laptop" {
+			t.Errorf("first results %q", g[:2])
+		}
+	})
 }
 
 func TestSessionWindowsMerge(t *testing.T) {
-	m := windowModule(t)
-	w, err := NewWindows(WindowSpec{Kind: Session, Gap: 30 * time.Second}, openAggregate(t, m, "count"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range []int{0, 20, 100, 75} {
-		add(t, w, "u", at(s))
-	}
-	add(t, w, "v", at(10))
-	if got, want := fire(t, w, at(60)), []string{"v [12:00:10,12:00:40) 1", "u [12:00:00,12:00:50) 2"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("at 60s: %v", got)
-	}
-	w2, err := NewWindows(WindowSpec{Kind: Session, Gap: 30 * time.Second}, openAggregate(t, m, "count"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range []int{0, 20, 100, 75, 48} { // 48 joins [0,50) and [75,130)
-		add(t, w2, "u", at(s))
-	}
-	if got, want := fire(t, w2, at(200)), []string{"u [12:00:00,12:02:10) 5"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("merged session: %v", got)
-	}
-	noMerge, err := NewWindows(WindowSpec{Kind: Session, Gap: 30 * time.Second}, openAggregate(t, m, "count_no_merge"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	add(t, noMerge, "u", at(0))                          // [0s, 30s)
-	add(t, noMerge, "u", at(50))                         // [50s, 80s)
-	err = noMerge.Add(context.Background(), "u", at(25)) // bridges both: needs merge
-	wantMessage(t, err, "NotImplementedError: CountNoMerge does not implement merge")
-	if got, want := fire(t, noMerge, at(100)), []string{"u [12:00:00,12:00:30) 1", "u [12:00:50,12:01:20) 1"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("after the failed merge the sessions are unchanged: %v", got)
-	}
+	modes(t, func(t *testing.T) {
+		m := windowModule(t)
+		w, err := NewWindows(WindowSpec{Kind: Session, Gap: 30 * time.Second}, openAggregate(t, m, "count"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []int{0, 20, 100, 75} {
+			add(t, w, "u", at(s))
+		}
+		add(t, w, "v", at(10))
+		if got, want := fire(t, w, at(60)), []string{"v [12:00:10,12:00:40) 1", "u [12:00:00,12:00:50) 2"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("at 60s: %v", got)
+		}
+		w2, err := NewWindows(WindowSpec{Kind: Session, Gap: 30 * time.Second}, openAggregate(t, m, "count"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []int{0, 20, 100, 75, 48} { // 48 joins [0,50) and [75,130)
+			add(t, w2, "u", at(s))
+		}
+		if got, want := fire(t, w2, at(200)), []string{"u [12:00:00,12:02:10) 5"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("merged session: %v", got)
+		}
+		noMerge, err := NewWindows(WindowSpec{Kind: Session, Gap: 30 * time.Second}, openAggregate(t, m, "count_no_merge"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		add(t, noMerge, "u", at(0))                          // [0s, 30s)
+		add(t, noMerge, "u", at(50))                         // [50s, 80s)
+		err = noMerge.Add(context.Background(), "u", at(25)) // bridges both: needs merge
+		wantMessage(t, err, "NotImplementedError: CountNoMerge does not implement merge")
+		if got, want := fire(t, noMerge, at(100)), []string{"u [12:00:00,12:00:30) 1", "u [12:00:50,12:01:20) 1"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("after the failed merge the sessions are unchanged: %v", got)
+		}
+	})
 }
 
 func TestWindowSpecErrors(t *testing.T) {
-	m := windowModule(t)
-	agg := openAggregate(t, m, "count")
-	for _, spec := range []WindowSpec{{Kind: Tumbling}, {Kind: Sliding, Size: time.Minute}, {Kind: Session}, {Kind: Tumbling, Size: 1, AllowedLateness: -1}} {
-		if _, err := NewWindows(spec, agg); err == nil {
-			t.Errorf("spec %+v accepted", spec)
+	modes(t, func(t *testing.T) {
+		m := windowModule(t)
+		agg := openAggregate(t, m, "count")
+		for _, spec := range []WindowSpec{{Kind: Tumbling}, {Kind: Sliding, Size: time.Minute}, {Kind: Session}, {Kind: Tumbling, Size: 1, AllowedLateness: -1}} {
+			if _, err := NewWindows(spec, agg); err == nil {
+				t.Errorf("spec %+v accepted", spec)
+			}
 		}
-	}
-	if _, err := NewPandasWindows(WindowSpec{Kind: Tumbling, Size: time.Minute}, function(t, m, "visited_pandas")); err != nil {
-		t.Errorf("a Pandas UDAF refused: %v", err)
-	}
-	e := m.engine
-	sm, err := e.LoadSource(context.Background(), "scalar.py", "def f(x):\n    return x\n")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := NewPandasWindows(WindowSpec{Kind: Tumbling, Size: time.Minute}, function(t, sm, "f")); !errors.Is(err, ErrUnsupported) {
-		t.Errorf("a scalar function for Pandas windows: %v", err)
-	}
+		if _, err := NewPandasWindows(WindowSpec{Kind: Tumbling, Size: time.Minute}, function(t, m, "visited_pandas")); err != nil {
+			t.Errorf("a Pandas UDAF refused: %v", err)
+		}
+		e := m.engine
+		sm, err := e.LoadSource(context.Background(), "scalar.py", "def f(x):\n    return x\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := NewPandasWindows(WindowSpec{Kind: Tumbling, Size: time.Minute}, function(t, sm, "f")); !errors.Is(err, ErrUnsupported) {
+			t.Errorf("a scalar function for Pandas windows: %v", err)
+		}
+	})
 }
 
 func TestWindowRetraction(t *testing.T) {
-	m := windowModule(t)
-	w, err := NewWindows(WindowSpec{Kind: Sliding, Size: time.Minute, Slide: 30 * time.Second}, openAggregate(t, m, "count"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	add(t, w, "a", at(40))
-	add(t, w, "a", at(45))
-	if got, want := fire(t, w, at(60)), []string{"a [12:00:00,12:01:00) 2"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("at 60s: %v", got)
-	}
-	if err := w.Retract(context.Background(), "a", at(45)); err != nil {
-		t.Fatal(err)
-	}
-	if got, want := fire(t, w, at(90)), []string{"a [12:00:30,12:01:30) 1"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("at 90s, after retracting the 45s row: %v", got)
-	}
-	noRetract, err := NewWindows(WindowSpec{Kind: Tumbling, Size: time.Minute}, openAggregate(t, m, "count_no_merge"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	add(t, noRetract, "a", at(1))
-	wantMessage(t, noRetract.Retract(context.Background(), "a", at(1)), "NotImplementedError: CountNoMerge does not implement retract")
-	pw, err := NewPandasWindows(WindowSpec{Kind: Tumbling, Size: time.Minute}, function(t, m, "visited_pandas"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pw.Retract(context.Background(), "a", at(1), "x"); !errors.Is(err, ErrUnsupported) {
-		t.Errorf("retract with a Pandas UDAF: %v", err)
-	}
+	modes(t, func(t *testing.T) {
+		m := windowModule(t)
+		w, err := NewWindows(WindowSpec{Kind: Sliding, Size: time.Minute, Slide: 30 * time.Second}, openAggregate(t, m, "count"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		add(t, w, "a", at(40))
+		add(t, w, "a", at(45))
+		if got, want := fire(t, w, at(60)), []string{"a [12:00:00,12:01:00) 2"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("at 60s: %v", got)
+		}
+		if err := w.Retract(context.Background(), "a", at(45)); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := fire(t, w, at(90)), []string{"a [12:00:30,12:01:30) 1"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("at 90s, after retracting the 45s row: %v", got)
+		}
+		noRetract, err := NewWindows(WindowSpec{Kind: Tumbling, Size: time.Minute}, openAggregate(t, m, "count_no_merge"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		add(t, noRetract, "a", at(1))
+		wantMessage(t, noRetract.Retract(context.Background(), "a", at(1)), "NotImplementedError: CountNoMerge does not implement retract")
+		pw, err := NewPandasWindows(WindowSpec{Kind: Tumbling, Size: time.Minute}, function(t, m, "visited_pandas"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pw.Retract(context.Background(), "a", at(1), "x"); !errors.Is(err, ErrUnsupported) {
+			t.Errorf("retract with a Pandas UDAF: %v", err)
+		}
+	})
 }

@@ -185,8 +185,25 @@ def evaluate_rows(func, batch, result_type, as_rows=False, row_errors=False):
                 raise RowError(i) from exc
             results.append(None)
             errors.append(error_text(exc))
-    out = _to_array(results, result_type, "the results")
+    try:
+        out = _to_array(results, result_type, "the results")
+    except TypeError:
+        out = None
+    if out is None:
+        raise _first_bad_row(results, result_type)
     return out, (pa.array(errors, type=pa.string()) if row_errors else None)
+
+
+def _first_bad_row(results, result_type):
+    """The RowError naming the first result that does not convert to ``result_type``."""
+    for i, value in enumerate(results):
+        try:
+            _to_array([value], result_type, "the results")
+        except TypeError as exc:
+            error = RowError(i)
+            error.__cause__ = exc
+            return error
+    return TypeError("the results cannot be converted to %s" % result_type)
 
 
 def _check_length(result, rows, what):

@@ -39,13 +39,14 @@ raising :class:`pyudf._host.Cancelled` in it. A ``MemoryError`` (the worker
 may run under an address-space rlimit) is fatal: the worker reports it and
 exits with status 70, and the engine starts a new one.
 
-Python's logging records go to stderr as JSON lines (``{"pyudf_log": ...}``),
-and ``print`` output as plain lines; the engine forwards both to ``log/slog``.
+Python's logging records and ``print`` output go back with the reply of the
+request that produced them (``logs``: level, logger, message), and the
+engine hands them to ``log/slog`` before it returns, as in thread mode.
+Whatever reaches the process's stderr otherwise (C code, a dying
+interpreter) is forwarded line by line.
 """
 
-import io
 import json
-import logging
 import os
 import signal
 import struct
@@ -66,6 +67,11 @@ class Worker:
         self._modules = {}    # Go handle -> the host's module id
         self._functions = {}  # Go handle -> (host function id, {method: callable})
         self.busy = False
+        self.logs = []        # (level, logger, message) of the request in progress
+
+    def log(self, level, logger, message):
+        """Keep a log record or line of print output for the reply (as ``_pyudf_host.log``)."""
+        self.logs.append((level, logger, message))
 
     # --- framing ------------------------------------------------------------
 
@@ -114,10 +120,12 @@ class Worker:
             except _host.Cancelled:
                 reply = ({"cancelled": True},)
             except MemoryError as exc:
-                self.write_message({"fatal": _describe(exc, -1)})
+                self.write_message({"fatal": _describe(exc, -1), "logs": self.logs})
                 os._exit(EXIT_OUT_OF_MEMORY)
             except Exception as exc:  # the UDF's (or the request's) failure goes back to Go
                 reply = ({"error": _describe(exc, -1)},)
+            if self.logs:
+                reply[0]["logs"], self.logs = self.logs, []
             self.write_message(*reply)
 
     def handle(self, header, payloads):
@@ -218,23 +226,6 @@ def _write_batch(batch):
     return sink.getvalue()
 
 
-class _JSONLogHandler(logging.Handler):
-    """Writes each record to stderr as one JSON line the engine forwards to slog."""
-
-    def __init__(self, stream):
-        super().__init__()
-        self._stream = stream
-
-    def emit(self, record):
-        try:
-            line = json.dumps({"pyudf_log": record.levelno, "logger": record.name,
-                               "msg": self.format(record)})
-            self._stream.write(line + "\n")
-            self._stream.flush()
-        except Exception:
-            self.handleError(record)
-
-
 def main(argv=None):
     """Entry point: ``--memory-limit BYTES`` caps the address space (0: none)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -252,13 +243,8 @@ def main(argv=None):
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    stderr = io.TextIOWrapper(os.fdopen(os.dup(2), "wb", buffering=0), encoding="utf-8",
-                              line_buffering=True)
-    sys.stdout = sys.stderr = stderr
-    root = logging.getLogger()
-    root.handlers[:] = [_JSONLogHandler(stderr)]
-
     worker = Worker(proto_in, proto_out)
+    _host._native = worker  # logging and print are routed to worker.log by engine_open
 
     def interrupt(signum, frame):
         if worker.busy:

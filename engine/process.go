@@ -1,0 +1,740 @@
+package engine
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/pyudf/pyudf/bridge"
+	pyruntime "github.com/pyudf/pyudf/python"
+)
+
+// Mode says where an engine runs Python.
+type Mode int
+
+const (
+	// Thread runs Python inside this process (the default): one cgo
+	// crossing per call or batch, no copies, no IPC.
+	Thread Mode = iota
+	// Process runs Python in worker processes started from Config.Python,
+	// as PyFlink's default does: a crash or a memory blow-up stays in the
+	// worker, which is restarted. Batches cross as Arrow IPC over pipes.
+	Process
+)
+
+func (m Mode) String() string {
+	if m == Process {
+		return "process"
+	}
+	return "thread"
+}
+
+// WorkerError is a process-mode worker dying while it ran a request: it
+// crashed (a segfault), exited (os._exit), or ran out of its memory limit.
+// The worker has been restarted when the caller sees this error.
+type WorkerError struct {
+	Worker   int    // the worker's index
+	PID      int    // the process that died
+	Function string // the function that was running, if any
+	Reason   string // "killed by signal segmentation fault", "exited with status 3" ...
+	Stderr   string // the last lines the worker wrote to stderr
+	Retried  bool   // the request ran twice (Config.RetryInFlight) and died both times
+}
+
+func (e *WorkerError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "pyudf: worker %d (pid %d) %s", e.Worker, e.PID, e.Reason)
+	if e.Function != "" {
+		fmt.Fprintf(&b, " while running function %q", e.Function)
+	}
+	if e.Retried {
+		b.WriteString(", twice (retried once)")
+	}
+	return b.String()
+}
+
+// ErrStateLost: an Aggregate's worker process was restarted, and with it the
+// accumulators were lost. Restore a snapshot to continue.
+var ErrStateLost = errors.New("pyudf: aggregate state lost: its worker process was restarted; Restore a snapshot")
+
+// exitOutOfMemory is the worker's exit status after a MemoryError (pyudf/_worker.py).
+const exitOutOfMemory = 70
+
+// interruptGrace is how long a worker may take to honour SIGINT before it is killed.
+const interruptGrace = 2 * time.Second
+
+// --- the runtime on disk ----------------------------------------------------------
+
+var runtimeOnce struct {
+	sync.Once
+	dir string
+	err error
+}
+
+// runtimeDir writes the embedded Python runtime to a cache directory once per
+// content (its hash names the directory) and returns it. Workers import
+// pyudf from dir/first (before site-packages) and the pyflink stand-in from
+// dir/last (after it, so a real PyFlink wins).
+func runtimeDir() (string, error) {
+	runtimeOnce.Do(func() {
+		sources := pyruntime.Sources()
+		names := make([]string, 0, len(sources))
+		for name := range sources {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		h := sha256.New()
+		for _, name := range names {
+			fmt.Fprintf(h, "%s\x00%d\x00%s", name, len(sources[name]), sources[name])
+		}
+		base, err := os.UserCacheDir()
+		if err != nil {
+			base = os.TempDir()
+		}
+		dir := filepath.Join(base, "pyudf", "runtime-"+hex.EncodeToString(h.Sum(nil))[:16])
+		runtimeOnce.dir = dir
+		if _, err := os.Stat(filepath.Join(dir, "complete")); err == nil {
+			return
+		}
+		err = os.MkdirAll(filepath.Dir(dir), 0o755)
+		tmp := ""
+		if err == nil {
+			tmp, err = os.MkdirTemp(filepath.Dir(dir), "tmp-runtime-")
+		}
+		if err == nil {
+			err = writeRuntime(tmp, sources)
+		}
+		if err == nil {
+			if err = os.Rename(tmp, dir); err != nil && fileExists(filepath.Join(dir, "complete")) {
+				err = nil // another process wrote the same content first
+			}
+		}
+		if tmp != "" {
+			os.RemoveAll(tmp)
+		}
+		if err != nil {
+			runtimeOnce.err = fmt.Errorf("pyudf: cannot write the Python runtime for worker processes: %w", err)
+		}
+	})
+	return runtimeOnce.dir, runtimeOnce.err
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+func writeRuntime(dir string, sources map[string]string) error {
+	for name, src := range sources {
+		sub := "first"
+		if strings.HasPrefix(name, "pyflink/") {
+			sub = "last"
+		}
+		path := filepath.Join(dir, sub, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(filepath.Join(dir, "complete"), nil, 0o644)
+}
+
+// --- the pool ---------------------------------------------------------------------
+
+// workers is a process-mode engine's pool of Python worker processes. Every
+// worker loads the same code and opens the same functions (their open() runs
+// in each); a row call or batch goes to an idle worker, an aggregate's calls
+// to the one worker that holds its accumulators.
+type workers struct {
+	engine *Engine
+	python string
+	args   []string
+	list   []*worker
+	next   atomic.Uint32
+	ids    atomic.Uint64 // request ids, for interruption
+
+	// setupMu is taken exclusively to change what every worker has loaded
+	// and opened (a broadcast), and shared by requests, so that a worker
+	// restarted in the middle of a request replays a stable setup.
+	setupMu sync.RWMutex
+	setup   [][][]byte // the requests a restarted worker replays, in order
+}
+
+// reply is a worker's reply header.
+type reply struct {
+	Error     *workerException `json:"error"`
+	Fatal     *workerException `json:"fatal"`
+	Cancelled bool             `json:"cancelled"`
+	Logs      []logRecord      `json:"logs"`
+	raw       []byte
+	payloads  [][]byte
+}
+
+// logRecord is a Python log record or print line: [level, logger, message].
+type logRecord [3]any
+
+type workerException struct {
+	Type, Message, Traceback string
+	Row                      int
+}
+
+func startWorkers(ctx context.Context, e *Engine) (*workers, error) {
+	python := e.cfg.Python
+	if python == "" {
+		python = os.Getenv("PYUDF_PYTHON")
+	}
+	if python == "" {
+		python = "python3"
+	}
+	dir, err := runtimeDir()
+	if err != nil {
+		return nil, err
+	}
+	first, _ := json.Marshal(filepath.Join(dir, "first"))
+	last, _ := json.Marshal(filepath.Join(dir, "last"))
+	prog := fmt.Sprintf("import sys; sys.path.insert(0, %s); sys.path.append(%s); "+
+		"from pyudf._worker import main; main()", first, last)
+	n := e.cfg.Workers
+	if n <= 0 {
+		n = runtime.NumCPU()
+	}
+	p := &workers{engine: e, python: python,
+		args: []string{"-c", prog, "--memory-limit", fmt.Sprint(e.cfg.WorkerMemoryLimit)}}
+	for i := range n {
+		w := &worker{pool: p, index: i}
+		p.list = append(p.list, w)
+		if err := w.start(ctx); err != nil {
+			p.close()
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// pick returns an idle worker, locked; if none is idle, it waits for the
+// next one in round-robin order.
+func (p *workers) pick() *worker {
+	start := int(p.next.Add(1))
+	for i := range p.list {
+		if w := p.list[(start+i)%len(p.list)]; w.mu.TryLock() {
+			return w
+		}
+	}
+	w := p.list[start%len(p.list)]
+	w.mu.Lock()
+	return w
+}
+
+// request runs one request on the worker f is pinned to, or on any idle one,
+// and turns failures into errors naming f. A worker that dies is restarted;
+// with Config.RetryInFlight a call without state on the worker runs again,
+// once.
+func (p *workers) request(ctx context.Context, f *Function, op string, parts [][]byte) (*reply, error) {
+	p.setupMu.RLock()
+	defer p.setupMu.RUnlock()
+	retry := p.engine.cfg.RetryInFlight && f.state == nil
+	for attempt := 0; ; attempt++ {
+		var w *worker
+		if f.state != nil {
+			w = p.list[f.state.worker]
+			w.mu.Lock()
+			if f.method != "restore" && f.state.gen.Load() != w.gen.Load() {
+				w.mu.Unlock()
+				return nil, fmt.Errorf("function %q: %w", f.name, ErrStateLost)
+			}
+		} else {
+			w = p.pick()
+		}
+		rep, err := w.request(ctx, parts)
+		if f.state != nil && err == nil && rep.Error == nil && f.method == "restore" {
+			f.state.gen.Store(w.gen.Load())
+		}
+		w.mu.Unlock()
+		var we *WorkerError
+		if errors.As(err, &we) {
+			we.Function = f.name
+			if retry && attempt == 0 {
+				p.engine.logger.Warn("pyudf: retrying the request of a worker that died", "function", f.name, "error", err)
+				continue
+			}
+			we.Retried = attempt > 0
+			return nil, we
+		}
+		if err != nil {
+			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+				return nil, fmt.Errorf("pyudf: function %q interrupted: %w", f.name, err)
+			}
+			return nil, err
+		}
+		if rep.Error != nil {
+			return nil, rep.Error.pythonError(f.name, op)
+		}
+		return rep, nil
+	}
+}
+
+func (x *workerException) pythonError(function, op string) *bridge.PythonError {
+	return &bridge.PythonError{Function: function, Op: op, Row: x.Row,
+		Type: x.Type, Message: x.Message, Traceback: x.Traceback}
+}
+
+// control runs a control-plane request (see _host.control) on every worker,
+// or, for "metrics", gathers every worker's. Setup requests are kept, so a
+// restarted worker replays them. The reply is the first worker's.
+func (p *workers) control(ctx context.Context, op string, req map[string]any, out any) error {
+	header := map[string]any{"op": "control", "request": req}
+	switch req["op"] {
+	case "load_source", "load_file", "import", "function":
+		header["as"] = p.engine.handles.Add(1)
+	}
+	parts, err := message(header)
+	if err != nil {
+		return err
+	}
+	if req["op"] == "metrics" {
+		return p.metrics(ctx, parts, out)
+	}
+	p.setupMu.Lock()
+	defer p.setupMu.Unlock()
+	var first *reply
+	var firstErr error
+	var done []*worker
+	for _, w := range p.list {
+		w.mu.Lock()
+		rep, err := w.request(ctx, parts)
+		w.mu.Unlock()
+		if err == nil && rep.Error != nil {
+			err = rep.Error.pythonError("", op)
+		}
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		done = append(done, w)
+		if first == nil {
+			first = rep
+		}
+	}
+	if firstErr != nil {
+		if req["op"] == "function" && len(done) > 0 { // opened on some workers only: undo
+			var opened struct {
+				Function int64 `json:"function"`
+			}
+			if json.Unmarshal(first.raw, &opened) == nil {
+				undo, _ := message(map[string]any{"op": "control", "request": map[string]any{
+					"op": "function_close", "engine": p.engine.id, "function": opened.Function}})
+				for _, w := range done {
+					w.mu.Lock()
+					w.request(context.Background(), undo)
+					w.mu.Unlock()
+				}
+			}
+		}
+		return firstErr
+	}
+	if req["op"] != "engine_close" {
+		p.setup = append(p.setup, parts)
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(first.raw, out)
+}
+
+// metrics concatenates every worker's metrics; Engine.Metrics merges them.
+func (p *workers) metrics(ctx context.Context, parts [][]byte, out any) error {
+	var all []json.RawMessage
+	for _, w := range p.list {
+		w.mu.Lock()
+		rep, err := w.request(ctx, parts)
+		w.mu.Unlock()
+		if err == nil && rep.Error != nil {
+			err = rep.Error.pythonError("", "read metrics")
+		}
+		if err != nil {
+			return err
+		}
+		var one struct {
+			Metrics []json.RawMessage `json:"metrics"`
+		}
+		if err := json.Unmarshal(rep.raw, &one); err != nil {
+			return err
+		}
+		all = append(all, one.Metrics...)
+	}
+	b, err := json.Marshal(map[string]any{"metrics": all})
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, out)
+}
+
+// close stops every worker: stdin closed (the worker exits), then killed
+// if it has not exited within a few seconds.
+func (p *workers) close() {
+	var wg sync.WaitGroup
+	for _, w := range p.list {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			w.stop(5 * time.Second)
+		}()
+	}
+	wg.Wait()
+}
+
+// --- one worker -----------------------------------------------------------------
+
+type worker struct {
+	pool  *workers
+	index int
+
+	mu     sync.Mutex // held for a request and its reply, and for (re)starts
+	cmd    *exec.Cmd  // nil: not running
+	pid    int
+	stdin  io.WriteCloser
+	in     *bufio.Writer
+	out    *bufio.Reader
+	done   chan struct{} // closed once the process was waited for
+	stderr *tail
+	gen    atomic.Int64 // counts starts: accumulators live only as long as one
+	// replaying: start is replaying the setup; a failure then is not restarted.
+	replaying bool
+
+	sigMu       sync.Mutex
+	calling     uint64 // the request in progress, for interrupt
+	interrupted bool
+}
+
+// start launches the worker process, waits for its ready message and
+// replays the pool's setup. Called with mu held.
+func (w *worker) start(ctx context.Context) error {
+	p := w.pool
+	cmd := exec.Command(p.python, p.args...)
+	cmd.Env = append(os.Environ(), "PYTHONUNBUFFERED=1")
+	// Own process group: a terminal's Ctrl-C goes to the Go program, which
+	// decides what to interrupt. Pdeathsig: workers die with this process.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("pyudf: cannot start Python worker %q: %w", p.python, err)
+	}
+	w.cmd, w.pid, w.stdin = cmd, cmd.Process.Pid, stdin
+	w.in, w.out = bufio.NewWriterSize(stdin, 1<<16), bufio.NewReaderSize(stdout, 1<<16)
+	w.done = make(chan struct{})
+	w.stderr = &tail{closed: make(chan struct{})}
+	w.gen.Add(1)
+	logger := p.engine.logger.With("worker", w.index, "pid", w.pid)
+	go w.stderr.forward(stderr, logger)
+	go func(done chan struct{}) {
+		<-w.stderr.closed // read everything the process wrote before reaping it
+		cmd.Wait()
+		close(done)
+	}(w.done)
+
+	rep, err := w.receive()
+	if err == nil && !bytes.Contains(rep.raw, []byte(`"ready"`)) {
+		err = fmt.Errorf("unexpected first message %s", rep.raw)
+	}
+	if err != nil {
+		werr := w.reap()
+		return fmt.Errorf("pyudf: Python worker %q did not start: it %s\n%s", p.python, werr.Reason, werr.Stderr)
+	}
+	w.replaying = true
+	defer func() { w.replaying = false }()
+	for _, parts := range p.setup {
+		rep, err := w.request(ctx, parts)
+		if err == nil && rep.Error != nil {
+			err = rep.Error.pythonError("", "replay setup in a restarted worker")
+		}
+		if err != nil {
+			w.reap()
+			return err
+		}
+	}
+	return nil
+}
+
+// request sends one request and reads its reply; mu is held. A worker
+// that is not running is started first. When ctx ends, the worker gets
+// SIGINT (Cancelled is raised in the UDF), and is killed if it does not
+// answer within interruptGrace.
+func (w *worker) request(ctx context.Context, parts [][]byte) (*reply, error) {
+	if w.cmd == nil {
+		if err := w.start(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	id := w.pool.ids.Add(1)
+	w.sigMu.Lock()
+	w.calling = id
+	w.sigMu.Unlock()
+	stop := context.AfterFunc(ctx, func() { w.interrupt(id) })
+	err := w.send(parts)
+	var rep *reply
+	if err == nil {
+		rep, err = w.receive()
+	}
+	stop()
+	w.sigMu.Lock()
+	interrupted := w.interrupted
+	w.calling, w.interrupted = 0, false
+	w.sigMu.Unlock()
+
+	if err == nil && rep.Fatal != nil {
+		werr := w.died()
+		werr.Reason = "ran out of memory (" + rep.Fatal.Type + ": " + rep.Fatal.Message + ")"
+		return nil, werr
+	}
+	if err != nil {
+		werr := w.died()
+		if interrupted && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, werr
+	}
+	if interrupted { // a late SIGINT must land in this ping, not in the next request
+		if ping, _ := message(map[string]any{"op": "ping"}); w.send(ping) == nil {
+			_, err = w.receive()
+		}
+		if err != nil {
+			w.died()
+		}
+	}
+	if rep.Cancelled {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, context.Canceled
+	}
+	return rep, nil
+}
+
+func (w *worker) interrupt(id uint64) {
+	w.sigMu.Lock()
+	defer w.sigMu.Unlock()
+	if w.calling != id || w.interrupted {
+		return
+	}
+	w.interrupted = true
+	syscall.Kill(w.pid, syscall.SIGINT)
+	pid := w.pid
+	time.AfterFunc(interruptGrace, func() {
+		w.sigMu.Lock()
+		defer w.sigMu.Unlock()
+		if w.calling == id {
+			syscall.Kill(pid, syscall.SIGKILL) // stuck in C code: the worker is restarted
+		}
+	})
+}
+
+// message frames a header and payloads as the worker reads them.
+func message(header any, payloads ...[]byte) ([][]byte, error) {
+	h, err := json.Marshal(header)
+	if err != nil {
+		return nil, err
+	}
+	return append([][]byte{h}, payloads...), nil
+}
+
+func (w *worker) send(parts [][]byte) error {
+	var n [4]byte
+	binary.LittleEndian.PutUint32(n[:], uint32(len(parts)))
+	w.in.Write(n[:])
+	for _, p := range parts {
+		binary.LittleEndian.PutUint32(n[:], uint32(len(p)))
+		w.in.Write(n[:])
+		w.in.Write(p)
+	}
+	return w.in.Flush()
+}
+
+func (w *worker) receive() (*reply, error) {
+	var n [4]byte
+	if _, err := io.ReadFull(w.out, n[:]); err != nil {
+		return nil, err
+	}
+	count := binary.LittleEndian.Uint32(n[:])
+	parts := make([][]byte, count)
+	for i := range parts {
+		if _, err := io.ReadFull(w.out, n[:]); err != nil {
+			return nil, err
+		}
+		parts[i] = make([]byte, binary.LittleEndian.Uint32(n[:]))
+		if _, err := io.ReadFull(w.out, parts[i]); err != nil {
+			return nil, err
+		}
+	}
+	if count == 0 {
+		return nil, errors.New("empty reply")
+	}
+	rep := &reply{raw: parts[0], payloads: parts[1:]}
+	if err := json.Unmarshal(parts[0], rep); err != nil {
+		return nil, fmt.Errorf("unreadable reply header: %w", err)
+	}
+	for _, r := range rep.Logs {
+		level, _ := r[0].(float64)
+		logger, _ := r[1].(string)
+		msg, _ := r[2].(string)
+		w.pool.engine.logPython(int(level), logger, msg)
+	}
+	return rep, nil
+}
+
+// died reaps a worker whose pipe broke and starts a new one (unless it
+// died replaying its setup: start reports that). mu is held.
+func (w *worker) died() *WorkerError {
+	werr := w.reap()
+	if w.replaying {
+		return werr
+	}
+	w.pool.engine.logger.Warn("pyudf: worker process died; restarting it", "worker", w.index, "pid", werr.PID, "reason", werr.Reason)
+	if err := w.start(context.Background()); err != nil {
+		w.pool.engine.logger.Error("pyudf: cannot restart worker process; the next request tries again", "worker", w.index, "error", err)
+	}
+	return werr
+}
+
+// reap ends the process (killing it if it still runs) and says why it ended.
+func (w *worker) reap() *WorkerError {
+	pid, cmd := w.pid, w.cmd
+	w.stop(time.Second)
+	werr := &WorkerError{Worker: w.index, PID: pid, Stderr: w.stderr.String(), Reason: "closed its pipe"}
+	if cmd != nil && cmd.ProcessState != nil {
+		werr.Reason = exitReason(cmd.ProcessState)
+	}
+	return werr
+}
+
+func exitReason(st *os.ProcessState) string {
+	ws, ok := st.Sys().(syscall.WaitStatus)
+	switch {
+	case ok && ws.Signaled():
+		return "was killed by signal " + ws.Signal().String()
+	case st.ExitCode() == exitOutOfMemory:
+		return "ran out of memory"
+	default:
+		return fmt.Sprintf("exited with status %d", st.ExitCode())
+	}
+}
+
+// stop ends the process: stdin closed, then SIGKILL after wait. mu is held.
+func (w *worker) stop(wait time.Duration) {
+	if w.cmd == nil {
+		return
+	}
+	w.stdin.Close()
+	select {
+	case <-w.done:
+	case <-time.After(wait):
+		syscall.Kill(w.pid, syscall.SIGKILL)
+		<-w.done
+	}
+	w.cmd = nil
+}
+
+// tail forwards what reaches a worker's stderr outside Python's logging and
+// print (C code, a dying interpreter) to slog, and keeps the last lines.
+type tail struct {
+	mu     sync.Mutex
+	lines  []string
+	closed chan struct{}
+}
+
+func (t *tail) forward(r io.Reader, logger *slog.Logger) {
+	defer close(t.closed)
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		logger.Warn(line, "logger", "worker stderr", "source", "python")
+		t.mu.Lock()
+		t.lines = append(t.lines, line)
+		if len(t.lines) > 20 {
+			t.lines = t.lines[len(t.lines)-20:]
+		}
+		t.mu.Unlock()
+	}
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.Join(t.lines, "\n")
+}
+
+// --- Arrow IPC ------------------------------------------------------------------
+
+// ipcBatch writes rec as an Arrow IPC stream.
+func ipcBatch(rec arrow.RecordBatch) ([]byte, error) {
+	var buf bytes.Buffer
+	wr := ipc.NewWriter(&buf, ipc.WithSchema(rec.Schema()))
+	if err := wr.Write(rec); err != nil {
+		wr.Close()
+		return nil, err
+	}
+	if err := wr.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// ipcRead reads the one record batch of an Arrow IPC stream.
+func ipcRead(data []byte) (arrow.RecordBatch, error) {
+	rd, err := ipc.NewReader(bytes.NewReader(data), ipc.WithAllocator(memory.DefaultAllocator))
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Release()
+	if !rd.Next() {
+		if err := rd.Err(); err != nil {
+			return nil, err
+		}
+		return nil, errors.New("pyudf: the worker's reply holds no record batch")
+	}
+	rec := rd.RecordBatch()
+	rec.Retain()
+	return rec, nil
+}
