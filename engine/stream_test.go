@@ -1,0 +1,174 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/pyudf/pyudf/bridge"
+)
+
+const streamSource = `
+from pyudf import udf
+
+def _shout(s, n):
+    if n == 1234:
+        raise ValueError("no 1234")
+    return s.upper() + "!" * n
+
+shout = udf(_shout, input_types=["STRING", "INT"], result_type="STRING")
+`
+
+func TestStreamDeliversEveryRowInOrder(t *testing.T) {
+	modes(t, func(t *testing.T) {
+		e := newEngine(t, Config{BundleSize: 1000, BundleTime: 20 * time.Millisecond})
+		m, err := e.LoadSource(context.Background(), "stream.py", streamSource)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := function(t, m, "shout").Stream(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		const rows = 2500
+		go func() {
+			for i := range rows {
+				n := int32(i % 5)
+				if i == 1234 {
+					n = 1234
+				}
+				if err := s.Send(fmt.Sprint("r", i%3), n); err != nil {
+					t.Error(err)
+				}
+			}
+			s.Close()
+		}()
+		n := 0
+		for r := range s.Results() {
+			if r.Seq != int64(n) {
+				t.Fatalf("result %d has Seq %d", n, r.Seq)
+			}
+			if n == 1234 {
+				var pe *bridge.PythonError
+				if !errors.As(r.Err, &pe) || pe.Type != "ValueError" || pe.Message != "no 1234" {
+					t.Errorf("row 1234: want the ValueError, got %v", r.Err)
+				}
+			} else if r.Err != nil {
+				t.Fatalf("row %d: %v", n, r.Err)
+			} else if want := fmt.Sprint("R", n%3) + repeatBang(n%5); r.Value != want {
+				t.Fatalf("row %d = %q, want %q", n, r.Value, want)
+			}
+			n++
+		}
+		if n != rows {
+			t.Fatalf("%d results for %d rows", n, rows)
+		}
+		if err := s.Send("late", int32(1)); !errors.Is(err, ErrClosed) {
+			t.Errorf("send after close: %v", err)
+		}
+	})
+}
+
+func repeatBang(n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = '!'
+	}
+	return string(b)
+}
+
+// A bundle goes out when its first row has waited BundleTime, full or not.
+func TestStreamBundleTime(t *testing.T) {
+	e := newEngine(t, Config{Mode: Process, Workers: 1, BundleSize: 1000, BundleTime: 100 * time.Millisecond})
+	m, err := e.LoadSource(context.Background(), "stream.py", streamSource)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := function(t, m, "shout").Stream(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	start := time.Now()
+	for i := range 3 {
+		if err := s.Send("x", int32(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		select {
+		case r := <-s.Results():
+			if r.Err != nil || r.Value != "X"+repeatBang(i) {
+				t.Fatalf("row %d: %v, %v", i, r.Value, r.Err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no result: the partial bundle was never sent")
+		}
+	}
+	if waited := time.Since(start); waited < 100*time.Millisecond {
+		t.Errorf("results after %v, before the bundle time", waited)
+	}
+}
+
+// A bundle whose worker dies: every row in it gets the WorkerError; the
+// next bundle runs on the restarted worker.
+func TestStreamBundleOfACrashedWorker(t *testing.T) {
+	m := faultModule(t, Config{BundleSize: 3, BundleTime: time.Hour})
+	s, err := function(t, m, "crash").Stream(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, how := range []string{"a", "exit", "b", "c", "d", "e"} {
+		if err := s.Send(how); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	var got []string
+	for r := range s.Results() {
+		if r.Err != nil {
+			if !errors.As(r.Err, new(*WorkerError)) {
+				t.Errorf("row %d: want a *WorkerError, got %v", r.Seq, r.Err)
+			}
+			got = append(got, "ERR")
+		} else {
+			got = append(got, r.Value.(string))
+		}
+	}
+	if fmt.Sprint(got) != "[ERR ERR ERR c d e]" {
+		t.Errorf("results %v", got)
+	}
+}
+
+func TestStreamRefusesWhatItCannotBundle(t *testing.T) {
+	m := faultModule(t, Config{})
+	_, err := m.engine.LoadSource(context.Background(), "nostream.py", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err = m.engine.LoadSource(context.Background(), "nostream2.py", faultSource+`
+untyped = udf(lambda x: x)
+dated = udf(lambda d: d, input_types=["DATE"], result_type="DATE")
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"untyped", "dated"} {
+		if _, err := function(t, m, name).Stream(context.Background()); !errors.Is(err, ErrUnsupported) {
+			t.Errorf("%s: want ErrUnsupported, got %v", name, err)
+		}
+	}
+	s, err := function(t, m, "crash").Stream(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Send(int64(3)); !errors.Is(err, errStreamValue) {
+		t.Errorf("an int for STRING: %v", err)
+	}
+	if err := s.Send("a", "b"); !errors.Is(err, ErrArgumentCount) {
+		t.Errorf("two arguments for one: %v", err)
+	}
+}
