@@ -46,6 +46,10 @@ type Result struct {
 	VsGoroutine1 float64 `json:"throughput_vs_1_goroutine,omitempty"` // rows/s / the 1-goroutine rows/s
 	VsPython     float64 `json:"throughput_vs_python,omitempty"`      // rows/s / mode python's
 	VsRowWise    float64 `json:"throughput_vs_row_wise,omitempty"`    // rows/s / scalar_add_batch thread's
+	// Process-mode results: thread mode's rows/s over this one's, and this
+	// p99 over thread mode's, from the same interleaved rounds.
+	ThreadVsProcess    float64 `json:"thread_vs_process_throughput,omitempty"`
+	P99ProcessVsThread float64 `json:"process_vs_thread_p99,omitempty"`
 	// The memory soak (full run only).
 	Calls          int64  `json:"calls,omitempty"`
 	RSSGrowthBytes int64  `json:"rss_growth_bytes,omitempty"`
@@ -194,9 +198,9 @@ func main() {
 	reportDir := flag.String("report", "", "also write latest.json, report.md and SVG charts into this directory")
 	showProgress := flag.Bool("progress", false, "draw a progress bar on stderr")
 	flag.Parse()
-	prog = &progress{total: 9, start: time.Now(), on: *showProgress}
+	prog = &progress{total: 9 + 10, start: time.Now(), on: *showProgress}
 	if !*quick {
-		prog.total = 24
+		prog.total = 24 + 10
 	}
 	log.SetFlags(0)
 
@@ -274,6 +278,12 @@ func main() {
 
 	results = append(results, batchCases(ctx, eng, rounds, d, !*quick)...)
 	results = append(results, aggregateCases(ctx, eng, rounds, d, !*quick)...)
+	peng, err := engine.New(ctx, engine.Config{Mode: engine.Process})
+	if err != nil {
+		log.Fatal(err)
+	}
+	results = append(results, processCases(ctx, eng, peng, rounds, d)...)
+	peng.Close()
 	if !*quick {
 		results = append(results, soak(ctx, add))
 		prog.step("memory soak")
@@ -307,6 +317,9 @@ func extra(r Result) string {
 	}
 	if r.VsRowWise != 0 {
 		parts = append(parts, fmt.Sprintf("%.1fx row-wise", r.VsRowWise))
+	}
+	if r.ThreadVsProcess != 0 {
+		parts = append(parts, fmt.Sprintf("thread mode %.1fx the throughput, p99 %.1fx lower", r.ThreadVsProcess, r.P99ProcessVsThread))
 	}
 	if r.VsGoroutine1 != 0 {
 		parts = append(parts, fmt.Sprintf("%.2fx one goroutine", r.VsGoroutine1))

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/pyudf/pyudf/bridge"
+	"github.com/pyudf/pyudf/engine"
+)
+
+// processCases measures every case of design.md §5 in process mode, each in
+// rounds interleaved with the same case in thread mode, and reports the
+// process-mode results with the thread/process ratios of those rounds. Row
+// cases use the synchronous one-row path (one request per row, as fair a
+// latency comparison as there is); scalar_add_row also runs as a Stream,
+// bundled as PyFlink bundles (1000 rows or 1 s), for throughput.
+func processCases(ctx context.Context, teng, peng *engine.Engine, rounds int, d time.Duration) []Result {
+	tfn := loadFunctions(ctx, teng, "bench_udfs.py", udfSource)
+	pfn := loadFunctions(ctx, peng, "bench_udfs.py", udfSource)
+	var results []Result
+	// pair measures a case in both modes; lat, if given, replaces the
+	// process variant's latencies (a Stream's, measured send to result).
+	pair := func(name string, goroutines, rows int, tw, pw row, note string, lat ...*[]int64) {
+		t := &variant{goroutines: goroutines, batchRows: rows, work: tw}
+		p := &variant{goroutines: goroutines, batchRows: rows, work: pw}
+		measure(rounds, d, t, p)
+		if len(lat) > 0 {
+			p.lat = *lat[0]
+		}
+		rt, rp := t.result(name, "thread", rounds), p.result(name, "process", rounds)
+		rp.ThreadVsProcess = rt.RowsPerS / rp.RowsPerS
+		rp.P99ProcessVsThread = float64(rp.P99Ns) / float64(max(rt.P99Ns, 1))
+		rp.Note = note
+		results = append(results, rp)
+	}
+	callAdd := func(f *engine.Function) row {
+		return func(i int) error {
+			v, err := f.CallValues(ctx, bridge.Int64(int64(i)), bridge.Int64(1))
+			if err == nil && v.AsInt64() != int64(i)+1 {
+				err = fmt.Errorf("add(%d, 1) = %v", i, v)
+			}
+			return err
+		}
+	}
+	for _, g := range []int{1, 8} {
+		pair("scalar_add_row", g, 1, callAdd(tfn("add")), callAdd(pfn("add")), "one request per row")
+	}
+	stream, lat := streamAdd(ctx, pfn("add"))
+	pair("scalar_add_row", 1, 1, callAdd(tfn("add")), stream,
+		"Stream: bundles of 1000 rows; latency is Send to result", lat)
+	for _, c := range []struct{ name, udf, input string }{
+		{"json_lower_100b_row", "json_lower", jsonRecord(100)},
+		{"json_lower_1k_row", "json_lower", jsonRecord(1000)},
+		{"upper_100b_row", "upper", strings.Repeat("pyudf Go ", 12)[:100]},
+	} {
+		call := func(f *engine.Function) row {
+			return func(int) error {
+				_, err := f.CallValues(ctx, bridge.String(c.input))
+				return err
+			}
+		}
+		pair(c.name, 1, 1, call(tfn(c.udf)), call(pfn(c.udf)), fmt.Sprintf("input %d bytes; one request per row", len(c.input)))
+	}
+
+	tb := loadFunctions(ctx, teng, "bench_batch.py", batchSource)
+	pb := loadFunctions(ctx, peng, "bench_batch.py", batchSource)
+	const rows = 64 * 1024
+	batch := addBatch(rows)
+	defer batch.Release()
+	eval := func(f *engine.Function) row {
+		return func(int) error {
+			res, err := f.Eval(ctx, batch)
+			if err != nil {
+				return err
+			}
+			defer res.Release()
+			if got := res.(*array.Int64).Value(res.Len() - 1); got != int64(res.Len()-1+7) {
+				return fmt.Errorf("%s: last value %d", f.Name(), got)
+			}
+			return nil
+		}
+	}
+	for _, c := range []struct{ name, udf string }{
+		{"scalar_add_batch", "add_rows"}, {"pandas_add_batch", "add_pandas"}, {"arrow_add_batch", "add_arrow"},
+	} {
+		pair(c.name, 1, rows, eval(tb(c.udf)), eval(pb(c.udf)), "latency is per batch")
+	}
+
+	agg := func(eng *engine.Engine) row {
+		mod, err := eng.LoadSource(ctx, "bench_aggregates.py", aggregateSource)
+		if err != nil {
+			log.Fatal(err)
+		}
+		a, err := mod.Aggregate(ctx, "sum_udaf")
+		if err != nil {
+			log.Fatal(err)
+		}
+		return func(i int) error { return a.Accumulate(ctx, int64(i%aggregateKeys), int64(i)) }
+	}
+	pair("udaf_sum_row", 1, 1, agg(teng), agg(peng), "one request per row")
+	return results
+}
+
+// streamAdd sends rows to a Stream of add; every 1000th row, it reads the
+// results of the 1000 rows sent, so bundles go out full. Latency is
+// measured for every 8th row from Send to its result.
+func streamAdd(ctx context.Context, f *engine.Function) (row, *[]int64) {
+	s, err := f.Stream(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	var lat []int64
+	sentAt := map[int64]time.Time{}
+	var seq int64
+	return func(i int) error {
+		if seq%8 == 0 {
+			sentAt[seq] = time.Now()
+		}
+		if err := s.Send(int64(i), int64(1)); err != nil {
+			return err
+		}
+		seq++
+		if seq%1000 != 0 {
+			return nil
+		}
+		for range 1000 {
+			r := <-s.Results()
+			if r.Err != nil {
+				return r.Err
+			}
+			if t0, ok := sentAt[r.Seq]; ok {
+				lat = append(lat, time.Since(t0).Nanoseconds())
+				delete(sentAt, r.Seq)
+			}
+		}
+		return nil
+	}, &lat
+}
