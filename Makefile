@@ -23,7 +23,7 @@ GO_TEST_FLAGS ?= -race -count=1
 PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
 MATRIX ?= 3.10 3.11 3.12 3.13
 
-.PHONY: all deps build vet test test-go test-py demo bench bench-quick test-matrix env clean
+.PHONY: all deps build vet test test-go test-py demo bench bench-quick bench-anchors test-matrix env clean
 
 all: build
 
@@ -68,6 +68,20 @@ bench-quick: deps
 
 bench: deps
 	go run ./bench -progress -report bench/report
+
+# PyFlink (apache-flink, with its pinned pandas/pyarrow/beam) in a virtualenv of
+# its own, so that it does not disturb the project's packages; Java 17 runs it.
+PYFLINK_PYTHON_BASE ?= $(PY_EXE)
+PYFLINK_VENV := .deps/pyflink-venv
+$(PYFLINK_VENV)/.stamp:
+	@mkdir -p .deps
+	$(PYFLINK_PYTHON_BASE) -m venv $(PYFLINK_VENV)
+	$(PYFLINK_VENV)/bin/pip install --disable-pip-version-check -q apache-flink
+	@touch $@
+
+# The full benchmark plus PyFlink's thread and process modes on the JSON UDF.
+bench-anchors: deps $(PYFLINK_VENV)/.stamp
+	go run ./bench -progress -anchors -pyflink-python $(PYFLINK_VENV)/bin/python -report bench/report
 
 # The whole suite once per CPython version that pyenv has; prints one line per version.
 test-matrix:

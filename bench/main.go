@@ -50,6 +50,8 @@ type Result struct {
 	// p99 over thread mode's, from the same interleaved rounds.
 	ThreadVsProcess    float64 `json:"thread_vs_process_throughput,omitempty"`
 	P99ProcessVsThread float64 `json:"process_vs_thread_p99,omitempty"`
+	// Anchors: pyudf's thread-mode rows/s over this PyFlink result's.
+	ThreadVsPyFlink float64 `json:"pyudf_thread_vs_this,omitempty"`
 	// The memory soak (full run only).
 	Calls          int64  `json:"calls,omitempty"`
 	RSSGrowthBytes int64  `json:"rss_growth_bytes,omitempty"`
@@ -197,10 +199,16 @@ func main() {
 	asJSON := flag.Bool("json", false, "print one JSON object per line")
 	reportDir := flag.String("report", "", "also write latest.json, report.md and SVG charts into this directory")
 	showProgress := flag.Bool("progress", false, "draw a progress bar on stderr")
+	anchors := flag.Bool("anchors", false, "also measure PyFlink's thread and process modes on the JSON UDF")
+	pyflink := flag.String("pyflink-python", envOr("PYFLINK_PYTHON", ".deps/pyflink-venv/bin/python"),
+		"the interpreter with apache-flink installed, for -anchors")
 	flag.Parse()
 	prog = &progress{total: 9 + 10, start: time.Now(), on: *showProgress}
 	if !*quick {
 		prog.total = 24 + 10
+	}
+	if *anchors {
+		prog.total++
 	}
 	log.SetFlags(0)
 
@@ -284,6 +292,10 @@ func main() {
 	}
 	results = append(results, processCases(ctx, eng, peng, rounds, d)...)
 	peng.Close()
+	if *anchors {
+		results = append(results, anchorCases(*pyflink, *quick, results)...)
+		prog.step("PyFlink anchors")
+	}
 	if !*quick {
 		results = append(results, soak(ctx, add))
 		prog.step("memory soak")
@@ -307,6 +319,13 @@ func main() {
 	}
 }
 
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
 func extra(r Result) string {
 	var parts []string
 	if r.VsFloor != 0 {
@@ -320,6 +339,9 @@ func extra(r Result) string {
 	}
 	if r.ThreadVsProcess != 0 {
 		parts = append(parts, fmt.Sprintf("thread mode %.1fx the throughput, p99 %.1fx lower", r.ThreadVsProcess, r.P99ProcessVsThread))
+	}
+	if r.ThreadVsPyFlink != 0 {
+		parts = append(parts, fmt.Sprintf("pyudf thread mode %.1fx this", r.ThreadVsPyFlink))
 	}
 	if r.VsGoroutine1 != 0 {
 		parts = append(parts, fmt.Sprintf("%.2fx one goroutine", r.VsGoroutine1))
