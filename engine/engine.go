@@ -49,6 +49,15 @@
 // returns an error wrapping ctx.Err(). Code blocked in C without returning to
 // the interpreter (a long time.sleep) is interrupted when it returns.
 //
+// # Process mode
+//
+// With Config.Mode = Process the same API runs Python in worker processes
+// (Config.Workers of them) started from the configured interpreter; no
+// interpreter is embedded. Each worker serves one request at a time; calls
+// from many goroutines spread over idle workers, and run in parallel. A
+// worker that dies is restarted; see WorkerError, ErrStateLost and
+// Config.RetryInFlight. Function.Stream bundles rows for it.
+//
 // Python's logging records and print output go to Config.Logger (log/slog),
 // with the logger name; the interpreter is shared, so they go to the Logger of
 // the most recently created Engine. The handler runs while the logging call

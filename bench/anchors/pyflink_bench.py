@@ -89,7 +89,7 @@ def main():
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--modes", default="thread,process")
     args = parser.parse_args()
-    small, large = (20_000, 120_000) if args.quick else (50_000, 550_000)
+    small, large = (20_000, 220_000) if args.quick else (50_000, 550_000)
     for mode in args.modes.split(","):
         for name, document in (("json_lower_100b_row", args.json100), ("json_lower_1k_row", args.json1k)):
             try:
