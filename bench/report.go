@@ -72,6 +72,14 @@ func writeMarkdown(w io.Writer, r Report) error {
 		r.Date.Format(time.RFC3339), r.GoVersion, r.Python, r.CPUs, r.PeakRSSBytes>>20,
 		map[bool]string{true: ", quick run"}[r.Quick])
 	fmt.Fprint(w, "![throughput](throughput.svg)\n\n![latency](latency.svg)\n\n")
+	if gs := goals(r.Results); len(gs) > 0 {
+		fmt.Fprintln(w, "## Goals (thread mode against process mode and PyFlink)")
+		fmt.Fprintln(w)
+		for _, g := range gs {
+			fmt.Fprintln(w, "- "+g)
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintln(w, "| case | mode | goroutines | rows per call | rows/s | p50 ns | p99 ns | p999 ns | notes |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
 	for _, x := range r.Results {
@@ -220,4 +228,33 @@ func (p *progress) step(name string) {
 	if p.done >= p.total {
 		fmt.Fprintln(os.Stderr)
 	}
+}
+
+// goals states each thread-vs-process and PyFlink goal with the ratio this
+// run measured, and whether it was met.
+func goals(results []Result) []string {
+	var out []string
+	met := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "**not met**"
+	}
+	for _, r := range results {
+		switch {
+		case r.Mode == "process" && r.Name == "scalar_add_row" && r.Goroutines == 1 && !strings.Contains(r.Note, "Stream"):
+			out = append(out,
+				fmt.Sprintf("row-at-a-time scalar UDF: thread mode %.1fx process mode's throughput (goal ≥ 10x): %s", r.ThreadVsProcess, met(r.ThreadVsProcess >= 10)),
+				fmt.Sprintf("row-at-a-time scalar UDF: thread mode's p99 %.1fx lower than process mode's (goal ≥ 100x): %s", r.P99ProcessVsThread, met(r.P99ProcessVsThread >= 100)))
+		case r.Mode == "process" && r.Name == "pandas_add_batch":
+			out = append(out, fmt.Sprintf("Pandas UDF: thread mode %.1fx process mode's throughput (goal ≥ 2x): %s", r.ThreadVsProcess, met(r.ThreadVsProcess >= 2)))
+		case r.Mode == "pyflink-thread":
+			if r.ThreadVsPyFlink == 0 {
+				out = append(out, fmt.Sprintf("%s: PyFlink thread mode not measured (%s)", r.Name, r.Note))
+				continue
+			}
+			out = append(out, fmt.Sprintf("%s: pyudf thread mode %.1fx PyFlink's thread mode (goal ≥ 5x): %s", r.Name, r.ThreadVsPyFlink, met(r.ThreadVsPyFlink >= 5)))
+		}
+	}
+	return out
 }
