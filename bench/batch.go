@@ -61,19 +61,6 @@ func batchCases(ctx context.Context, eng *engine.Engine, rounds int, d time.Dura
 	batch := addBatch(rows)
 	defer batch.Release()
 
-	evalWork := func(f *engine.Function, batch arrow.RecordBatch) row {
-		return func(int) error {
-			res, err := f.Eval(ctx, batch)
-			if err != nil {
-				return err
-			}
-			defer res.Release()
-			if got := res.(*array.Int64).Value(res.Len() - 1); got != int64(res.Len()-1+7) {
-				return fmt.Errorf("%s: last value %d", f.Name(), got)
-			}
-			return nil
-		}
-	}
 	pythonWork := func(name string) row {
 		f := fn(name)
 		return func(int) error {
@@ -91,7 +78,7 @@ func batchCases(ctx context.Context, eng *engine.Engine, rounds int, d time.Dura
 		{"pandas_add_batch", "add_pandas", "python_pandas"},
 		{"arrow_add_batch", "add_arrow", "python_arrow"},
 	} {
-		thread := &variant{goroutines: 1, batchRows: rows, work: evalWork(fn(c.udf), batch)}
+		thread := &variant{goroutines: 1, batchRows: rows, work: evalWork(ctx, fn(c.udf), batch)}
 		python := &variant{goroutines: 1, batchRows: rows, work: pythonWork(c.python)}
 		measure(rounds, d, thread, python)
 		rt, rp := thread.result(c.name, "thread", rounds), python.result(c.name, "python", rounds)
@@ -108,7 +95,7 @@ func batchCases(ctx context.Context, eng *engine.Engine, rounds int, d time.Dura
 		for _, n := range []int{1, 16, 256, 4096, rows} {
 			b := addBatch(n)
 			for _, c := range []struct{ name, udf string }{{"scalar_add_batch", "add_rows"}, {"pandas_add_batch", "add_pandas"}} {
-				v := &variant{goroutines: 1, batchRows: n, work: evalWork(fn(c.udf), b)}
+				v := &variant{goroutines: 1, batchRows: n, work: evalWork(ctx, fn(c.udf), b)}
 				measure(rounds, d, v)
 				r := v.result(c.name, "thread", rounds)
 				r.Note = fmt.Sprintf("batch-size sweep: %.1f µs per batch", float64(n)/r.RowsPerS*1e6)
@@ -118,6 +105,21 @@ func batchCases(ctx context.Context, eng *engine.Engine, rounds int, d time.Dura
 		}
 	}
 	return results
+}
+
+// evalWork evaluates f (an add over addBatch columns) over batch and checks the last value.
+func evalWork(ctx context.Context, f *engine.Function, batch arrow.RecordBatch) row {
+	return func(int) error {
+		res, err := f.Eval(ctx, batch)
+		if err != nil {
+			return err
+		}
+		defer res.Release()
+		if got := res.(*array.Int64).Value(res.Len() - 1); got != int64(res.Len()-1+7) {
+			return fmt.Errorf("%s: last value %d", f.Name(), got)
+		}
+		return nil
+	}
 }
 
 // addBatch builds two BIGINT columns (i and 7) of n rows in C memory, so

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow/array"
-
 	"github.com/pyudf/pyudf/bridge"
 	"github.com/pyudf/pyudf/engine"
 )
@@ -72,23 +70,10 @@ func processCases(ctx context.Context, teng, peng *engine.Engine, rounds int, d 
 	const rows = 64 * 1024
 	batch := addBatch(rows)
 	defer batch.Release()
-	eval := func(f *engine.Function) row {
-		return func(int) error {
-			res, err := f.Eval(ctx, batch)
-			if err != nil {
-				return err
-			}
-			defer res.Release()
-			if got := res.(*array.Int64).Value(res.Len() - 1); got != int64(res.Len()-1+7) {
-				return fmt.Errorf("%s: last value %d", f.Name(), got)
-			}
-			return nil
-		}
-	}
 	for _, c := range []struct{ name, udf string }{
 		{"scalar_add_batch", "add_rows"}, {"pandas_add_batch", "add_pandas"}, {"arrow_add_batch", "add_arrow"},
 	} {
-		pair(c.name, 1, rows, eval(tb(c.udf)), eval(pb(c.udf)), "latency is per batch")
+		pair(c.name, 1, rows, evalWork(ctx, tb(c.udf), batch), evalWork(ctx, pb(c.udf), batch), "latency is per batch")
 	}
 
 	agg := func(eng *engine.Engine) row {

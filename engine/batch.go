@@ -249,15 +249,7 @@ func (f *Function) callBatchRemote(ctx context.Context, batch arrow.RecordBatch,
 	if extra == nil {
 		extra = []any{}
 	}
-	parts, err := message(map[string]any{"op": "call_batch", "function": f.id, "method": f.method, "extra": extra}, data)
-	if err != nil {
-		return bridge.Value{}, err
-	}
-	rep, err := f.engine.proc.request(ctx, f, "call", parts)
-	if err != nil {
-		return bridge.Value{}, err
-	}
-	return f.decodeRemote(rep, result)
+	return f.callWorker(ctx, map[string]any{"op": "call_batch", "extra": extra}, data, result)
 }
 
 func allFixed(batch arrow.RecordBatch) bool {

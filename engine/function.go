@@ -241,16 +241,9 @@ func (f *Function) callIn(ctx context.Context, args []bridge.Value, inputs []*br
 	if f.closed.Load() {
 		return bridge.Value{}, ErrClosed
 	}
-	buf := fr.Args()
-	var err error
-	for i, a := range args {
-		var t *bridge.DataType
-		if inputs != nil {
-			t = inputs[i]
-		}
-		if buf, err = bridge.AppendArg(buf, t, a); err != nil {
-			return bridge.Value{}, bridge.At(err, f.name, argumentName(i))
-		}
+	buf, err := f.appendArgs(fr.Args(), args, inputs)
+	if err != nil {
+		return bridge.Value{}, err
 	}
 	var st cgo.Status
 	if ctx.Done() == nil {
@@ -274,7 +267,15 @@ func (f *Function) callRemote(ctx context.Context, args []bridge.Value, inputs [
 	if f.closed.Load() {
 		return bridge.Value{}, ErrClosed
 	}
-	var buf []byte
+	buf, err := f.appendArgs(nil, args, inputs)
+	if err != nil {
+		return bridge.Value{}, err
+	}
+	return f.callWorker(ctx, map[string]any{"op": "call", "nargs": len(args)}, buf, result)
+}
+
+// appendArgs encodes args, converted to inputs (nil: by their Go types), onto buf.
+func (f *Function) appendArgs(buf []byte, args []bridge.Value, inputs []*bridge.DataType) ([]byte, error) {
 	var err error
 	for i, a := range args {
 		var t *bridge.DataType
@@ -282,10 +283,17 @@ func (f *Function) callRemote(ctx context.Context, args []bridge.Value, inputs [
 			t = inputs[i]
 		}
 		if buf, err = bridge.AppendArg(buf, t, a); err != nil {
-			return bridge.Value{}, bridge.At(err, f.name, argumentName(i))
+			return nil, bridge.At(err, f.name, argumentName(i))
 		}
 	}
-	parts, err := message(map[string]any{"op": "call", "function": f.id, "method": f.method, "nargs": len(args)}, buf)
+	return buf, nil
+}
+
+// callWorker sends a request for this function (header plus payload) to a
+// worker and decodes the encoded value it returns as result.
+func (f *Function) callWorker(ctx context.Context, header map[string]any, payload []byte, result *bridge.DataType) (bridge.Value, error) {
+	header["function"], header["method"] = f.id, f.method
+	parts, err := message(header, payload)
 	if err != nil {
 		return bridge.Value{}, err
 	}
@@ -293,10 +301,6 @@ func (f *Function) callRemote(ctx context.Context, args []bridge.Value, inputs [
 	if err != nil {
 		return bridge.Value{}, err
 	}
-	return f.decodeRemote(rep, result)
-}
-
-func (f *Function) decodeRemote(rep *reply, result *bridge.DataType) (bridge.Value, error) {
 	if len(rep.payloads) != 1 {
 		return bridge.Value{}, fmt.Errorf("pyudf: function %q: the worker's reply holds %d payloads", f.name, len(rep.payloads))
 	}
