@@ -211,9 +211,9 @@ func main() {
 	pyflink := flag.String("pyflink-python", envOr("PYFLINK_PYTHON", ".deps/pyflink-venv/bin/python"),
 		"the interpreter with apache-flink installed, for -anchors")
 	flag.Parse()
-	prog = &progress{total: 9 + 10, start: time.Now(), on: *showProgress}
+	prog = &progress{total: 9 + 14, start: time.Now(), on: *showProgress}
 	if !*quick {
-		prog.total = 24 + 10
+		prog.total = 24 + 14
 	}
 	if *anchors {
 		prog.total++

@@ -34,6 +34,9 @@ func processCases(ctx context.Context, teng, peng *engine.Engine, rounds int, d 
 		rp.ThreadVsProcess = rt.RowsPerS / rp.RowsPerS
 		rp.P99ProcessVsThread = float64(rp.P99Ns) / float64(max(rt.P99Ns, 1))
 		rp.Note = note
+		if goroutines > 1 && name != "scalar_add_row" { // main measures only scalar_add_row at 8 goroutines
+			results = append(results, rt)
+		}
 		results = append(results, rp)
 	}
 	callAdd := func(f *engine.Function) row {
@@ -62,7 +65,9 @@ func processCases(ctx context.Context, teng, peng *engine.Engine, rounds int, d 
 				return err
 			}
 		}
-		pair(c.name, 1, 1, call(tfn(c.udf)), call(pfn(c.udf)), fmt.Sprintf("input %d bytes; one request per row", len(c.input)))
+		for _, g := range []int{1, 8} {
+			pair(c.name, g, 1, call(tfn(c.udf)), call(pfn(c.udf)), fmt.Sprintf("input %d bytes; one request per row", len(c.input)))
+		}
 	}
 
 	tb := loadFunctions(ctx, teng, "bench_batch.py", batchSource)
@@ -87,7 +92,10 @@ func processCases(ctx context.Context, teng, peng *engine.Engine, rounds int, d 
 		}
 		return func(i int) error { return a.Accumulate(ctx, int64(i%aggregateKeys), int64(i)) }
 	}
-	pair("udaf_sum_row", 1, 1, agg(teng), agg(peng), "one request per row")
+	ta, pa := agg(teng), agg(peng)
+	for _, g := range []int{1, 8} {
+		pair("udaf_sum_row", g, 1, ta, pa, "one request per row; the accumulators live on one worker")
+	}
 	return results
 }
 
