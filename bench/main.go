@@ -306,6 +306,10 @@ func main() {
 		log.Fatal(err)
 	}
 	results = append(results, processCases(ctx, eng, peng, rounds, d)...)
+	var workersRSS int64
+	for _, w := range peng.Workers() {
+		workersRSS += peakRSSOf(strconv.Itoa(w.PID))
+	}
 	peng.Close()
 	if *anchors {
 		results = append(results, anchorCases(*pyflink, *quick, results)...)
@@ -318,7 +322,7 @@ func main() {
 	if *reportDir != "" {
 		version, _ := eng.Python()
 		report := Report{Date: time.Now().UTC(), GoVersion: runtime.Version(), Python: "CPython " + version,
-			CPUs: runtime.NumCPU(), Quick: *quick, PeakRSSBytes: peakRSS(), Results: results}
+			CPUs: runtime.NumCPU(), Quick: *quick, PeakRSSBytes: peakRSS(), WorkerPeakRSSBytes: workersRSS, Results: results}
 		if err := writeReport(*reportDir, report); err != nil {
 			log.Fatal(err)
 		}

@@ -22,7 +22,9 @@ type Report struct {
 	CPUs         int       `json:"cpus"`
 	Quick        bool      `json:"quick"`
 	PeakRSSBytes int64     `json:"peak_rss_bytes"`
-	Results      []Result  `json:"results"`
+	// WorkerPeakRSSBytes sums the peak RSS of process mode's workers.
+	WorkerPeakRSSBytes int64    `json:"worker_peak_rss_bytes"`
+	Results            []Result `json:"results"`
 }
 
 // writeReport writes latest.json, report.md, throughput.svg and latency.svg into dir.
@@ -68,8 +70,8 @@ func label(r Result) string {
 }
 
 func writeMarkdown(w io.Writer, r Report) error {
-	fmt.Fprintf(w, "# pyudf benchmark report\n\n%s, %s, %s, %d CPUs, peak RSS %d MB%s.\n\n",
-		r.Date.Format(time.RFC3339), r.GoVersion, r.Python, r.CPUs, r.PeakRSSBytes>>20,
+	fmt.Fprintf(w, "# pyudf benchmark report\n\n%s, %s, %s, %d CPUs, peak RSS %d MB (the Go process, with the embedded interpreter), %d MB (process mode's workers, summed)%s.\n\n",
+		r.Date.Format(time.RFC3339), r.GoVersion, r.Python, r.CPUs, r.PeakRSSBytes>>20, r.WorkerPeakRSSBytes>>20,
 		map[bool]string{true: ", quick run"}[r.Quick])
 	fmt.Fprint(w, "![throughput](throughput.svg)\n\n![latency](latency.svg)\n\n")
 	if gs := goals(r.Results); len(gs) > 0 {
@@ -194,8 +196,11 @@ func latencyChart(w io.Writer, results []Result) error {
 }
 
 // peakRSS is the process's peak resident set size (VmHWM) in bytes.
-func peakRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
+func peakRSS() int64 { return peakRSSOf("self") }
+
+// peakRSSOf is the peak resident set size of /proc/<pid>.
+func peakRSSOf(pid string) int64 {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
 		return 0
 	}

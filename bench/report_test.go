@@ -17,7 +17,7 @@ func TestWriteReport(t *testing.T) {
 	}
 	dir := t.TempDir()
 	in := Report{Date: time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC), GoVersion: "go1.26", Python: "CPython 3.11.7",
-		CPUs: 2, PeakRSSBytes: 200 << 20, Results: results}
+		CPUs: 2, PeakRSSBytes: 200 << 20, WorkerPeakRSSBytes: 300 << 20, Results: results}
 	if err := writeReport(dir, in); err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func TestWriteReport(t *testing.T) {
 		t.Errorf("latest.json: %v, %+v", err, out)
 	}
 	md := read("report.md")
-	for _, want := range []string{"peak RSS 200 MB", "![throughput](throughput.svg)", "| pandas_add_batch | thread | 1 | 65536 | 150000000 | 400000 | 900000 | 1200000 |", `a \| b`, "1.30x the C floor"} {
+	for _, want := range []string{"peak RSS 200 MB", "300 MB (process mode's workers, summed)", "![throughput](throughput.svg)", "| pandas_add_batch | thread | 1 | 65536 | 150000000 | 400000 | 900000 | 1200000 |", `a \| b`, "1.30x the C floor"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report.md lacks %q:\n%s", want, md)
 		}

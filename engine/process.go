@@ -85,6 +85,32 @@ const exitOutOfMemory = 70
 // interruptGrace is how long a worker may take to honour SIGINT before it is killed.
 const interruptGrace = 2 * time.Second
 
+// WorkerInfo describes one process-mode worker.
+type WorkerInfo struct {
+	Index    int
+	PID      int // 0 while it is not running (between a death and its restart)
+	Restarts int // how many times it was restarted after dying
+}
+
+// Workers describes the engine's worker processes (nil in thread mode).
+// A worker busy with a request is described when the request ends.
+func (e *Engine) Workers() []WorkerInfo {
+	if e.proc == nil {
+		return nil
+	}
+	var out []WorkerInfo
+	for _, w := range e.proc.list {
+		w.mu.Lock()
+		info := WorkerInfo{Index: w.index, Restarts: int(w.gen.Load()) - 1}
+		if w.cmd != nil {
+			info.PID = w.pid
+		}
+		w.mu.Unlock()
+		out = append(out, info)
+	}
+	return out
+}
+
 // --- the runtime on disk ----------------------------------------------------------
 
 var runtimeOnce struct {

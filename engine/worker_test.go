@@ -86,8 +86,12 @@ func TestWorkerCrashIsRestarted(t *testing.T) {
 			if got, err := function(t, m, "crash").Call(ctx, "fine"); err != nil || got != "fine" {
 				t.Fatalf("after the crash: %v, %v", got, err)
 			}
-			if after := call(t, m, "pid"); after == before {
+			after := call(t, m, "pid")
+			if after == before {
 				t.Errorf("the worker was not restarted (pid %v)", after)
+			}
+			if ws := m.engine.Workers(); len(ws) != 1 || ws[0].PID != int(after.(int64)) || ws[0].Restarts != 1 {
+				t.Errorf("Workers() = %+v, want pid %v after 1 restart", ws, after)
 			}
 		})
 	}
