@@ -63,6 +63,17 @@ var streamTypes = map[bridge.Kind]bool{
 	bridge.BooleanType: true, bridge.TinyIntType: true, bridge.SmallIntType: true, bridge.IntType: true,
 	bridge.BigIntType: true, bridge.FloatType: true, bridge.DoubleType: true, bridge.CharType: true,
 	bridge.VarCharType: true, bridge.BinaryType: true, bridge.VarBinaryType: true,
+	bridge.DateType: true, bridge.TimeType: true, bridge.TimestampType: true, bridge.TimestampLTZType: true,
+}
+
+// streamable says whether a process-mode Stream builds bundles of type t:
+// not nested types, not DECIMAL, no finer than microseconds (Python's own limit).
+func streamable(t *bridge.DataType) bool {
+	switch t.Kind {
+	case bridge.TimeType, bridge.TimestampType, bridge.TimestampLTZType:
+		return t.Precision <= 6
+	}
+	return streamTypes[t.Kind]
 }
 
 // Stream opens a stream over a general scalar function. ctx bounds every
@@ -85,8 +96,8 @@ func (f *Function) Stream(ctx context.Context) (*Stream, error) {
 				ErrUnsupported, f.name)
 		}
 		for _, t := range append(append([]*bridge.DataType{}, f.inputs...), f.result) {
-			if !streamTypes[t.Kind] {
-				return nil, fmt.Errorf("%w: function %q: a process-mode Stream takes BOOLEAN, integer, FLOAT, DOUBLE, string and binary types, not %s",
+			if !streamable(t) {
+				return nil, fmt.Errorf("%w: function %q: a process-mode Stream takes BOOLEAN, integer, FLOAT, DOUBLE, string, binary, DATE, TIME and TIMESTAMP types, not %s",
 					ErrUnsupported, f.name, t)
 			}
 		}
@@ -318,6 +329,35 @@ func appendArrow(b array.Builder, v bridge.Value) error {
 			b.Append(v.AsBytes())
 			return nil
 		}
+	case *array.Date32Builder: // the date of a time.Time's wall clock
+		if t, ok := v.Any().(time.Time); ok {
+			y, m, d := t.Date()
+			b.Append(arrow.Date32FromTime(time.Date(y, m, d, 0, 0, 0, 0, time.UTC)))
+			return nil
+		}
+	case *array.Time64Builder: // microseconds since midnight
+		switch x := v.Any().(type) {
+		case time.Duration:
+			if x >= 0 && x < 24*time.Hour {
+				b.Append(arrow.Time64(x / time.Microsecond))
+				return nil
+			}
+		case time.Time:
+			b.Append(arrow.Time64(bridge.TimeOfDay(x) / time.Microsecond))
+			return nil
+		}
+	case *array.TimestampBuilder:
+		if t, ok := v.Any().(time.Time); ok {
+			typ := b.Type().(*arrow.TimestampType)
+			if typ.TimeZone == "" { // TIMESTAMP: the wall clock, as if in UTC
+				t = time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), time.UTC)
+			}
+			ts, err := arrow.TimestampFromTime(t.Truncate(time.Microsecond), typ.Unit)
+			if err == nil {
+				b.Append(ts)
+				return nil
+			}
+		}
 	}
 	return fmt.Errorf("%w: Go %T for %s", errStreamValue, v.Any(), b.Type())
 }
@@ -346,7 +386,14 @@ func arrowValue(a arrow.Array, i int) any {
 	case *array.String:
 		return a.Value(i)
 	case *array.Binary:
-		return append([]byte(nil), a.Value(i)...)
+		v := a.Value(i)
+		return append(make([]byte, 0, len(v)), v...) // never nil: nil is NULL
+	case *array.Date32:
+		return a.Value(i).ToTime()
+	case *array.Time64:
+		return time.Duration(a.Value(i)) * time.Microsecond
+	case *array.Timestamp:
+		return a.Value(i).ToTime(a.DataType().(*arrow.TimestampType).Unit)
 	}
 	return nil
 }

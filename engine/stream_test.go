@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -150,12 +152,13 @@ func TestStreamRefusesWhatItCannotBundle(t *testing.T) {
 	}
 	m, err = m.engine.LoadSource(context.Background(), "nostream2.py", faultSource+`
 untyped = udf(lambda x: x)
-dated = udf(lambda d: d, input_types=["DATE"], result_type="DATE")
+decimal = udf(lambda d: d, input_types=["DECIMAL(10, 2)"], result_type="DECIMAL(10, 2)")
+nanos = udf(lambda d: d, input_types=["TIMESTAMP(9)"], result_type="TIMESTAMP(9)")
 `)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"untyped", "dated"} {
+	for _, name := range []string{"untyped", "decimal", "nanos"} {
 		if _, err := function(t, m, name).Stream(context.Background()); !errors.Is(err, ErrUnsupported) {
 			t.Errorf("%s: want ErrUnsupported, got %v", name, err)
 		}
@@ -171,4 +174,65 @@ dated = udf(lambda d: d, input_types=["DATE"], result_type="DATE")
 	if err := s.Send("a", "b"); !errors.Is(err, ErrArgumentCount) {
 		t.Errorf("two arguments for one: %v", err)
 	}
+}
+
+// Every type a process-mode Stream bundles comes back as Call returns it.
+func TestStreamTypesMatchCall(t *testing.T) {
+	modes(t, func(t *testing.T) {
+		e := newEngine(t, Config{BundleSize: 4, BundleTime: 10 * time.Millisecond})
+		cases := []struct {
+			ddl  string
+			args []any
+		}{
+			{"BOOLEAN", []any{true, nil, false}},
+			{"TINYINT", []any{int8(-128), nil, 127}},
+			{"SMALLINT", []any{int16(-32768), 7}},
+			{"INT", []any{int32(5), nil, int64(-2147483648)}},
+			{"BIGINT", []any{int64(1) << 62, nil, 3}},
+			{"FLOAT", []any{float32(1.5), nil, 2}},
+			{"DOUBLE", []any{-2.25, nil, 1e300}},
+			{"STRING", []any{"héllo", nil, ""}},
+			{"BYTES", []any{[]byte{0, 255}, nil, []byte{}}},
+			{"DATE", []any{time.Date(2024, 2, 29, 13, 0, 0, 0, time.UTC), nil}},
+			{"TIME(6)", []any{13*time.Hour + 45*time.Minute + 123456*time.Microsecond, nil, time.Date(1, 1, 1, 1, 2, 3, 0, time.UTC)}},
+			{"TIMESTAMP(3)", []any{time.Date(2024, 1, 2, 3, 4, 5, 678000000, time.FixedZone("x", 3600)), nil}},
+			{"TIMESTAMP_LTZ(6)", []any{time.Date(2024, 1, 2, 3, 4, 5, 678901000, time.FixedZone("x", 3600)), nil}},
+		}
+		var src strings.Builder
+		src.WriteString("from pyudf import udf\n")
+		for i, c := range cases {
+			fmt.Fprintf(&src, "same_%d = udf(lambda x: x, input_types=[%q], result_type=%q)\n", i, c.ddl, c.ddl)
+		}
+		m, err := e.LoadSource(context.Background(), "stream_types.py", src.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, c := range cases {
+			f := function(t, m, fmt.Sprintf("same_%d", i))
+			s, err := f.Stream(context.Background())
+			if err != nil {
+				t.Fatalf("%s: %v", c.ddl, err)
+			}
+			for _, a := range c.args {
+				if err := s.Send(a); err != nil {
+					t.Fatalf("%s: send %v: %v", c.ddl, a, err)
+				}
+			}
+			s.Close()
+			j := 0
+			for r := range s.Results() {
+				want, err := f.Call(context.Background(), c.args[j])
+				if err != nil || r.Err != nil {
+					t.Fatalf("%s row %d: call %v, stream %v", c.ddl, j, err, r.Err)
+				}
+				if !reflect.DeepEqual(r.Value, want) {
+					t.Errorf("%s row %d: stream %#v, call %#v", c.ddl, j, r.Value, want)
+				}
+				j++
+			}
+			if j != len(c.args) {
+				t.Errorf("%s: %d results for %d rows", c.ddl, j, len(c.args))
+			}
+		}
+	})
 }
