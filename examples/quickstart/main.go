@@ -4,7 +4,8 @@
 //	generate ──events──▶ 4 enrich workers (Python UDF, one row per call) ──▶ print
 //
 // The UDF (enrich.py, beside this file) is PyFlink code: a ScalarFunction
-// whose open() loads its "model" and registers metrics. Run it with `make demo`.
+// whose open() loads its "model" and registers metrics. Run it with `make demo`;
+// `-mode process` runs the same UDF in Python worker processes instead.
 package main
 
 import (
@@ -37,12 +38,22 @@ type enriched struct {
 func main() {
 	n := flag.Int("events", 10000, "events to generate")
 	udfFile := flag.String("udf", besideThisFile("enrich.py"), "the Python file with the UDF")
+	modeName := flag.String("mode", "thread", "thread (Python inside this process) or process (Python worker processes)")
 	flag.Parse()
+	mode := engine.Thread
+	switch *modeName {
+	case "thread":
+	case "process":
+		mode = engine.Process
+	default:
+		log.Fatalf("-mode %q: want thread or process", *modeName)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	eng, err := engine.New(ctx, engine.Config{
+		Mode:          mode,
 		JobParameters: map[string]string{"big_spender": "150"},
 		Logger:        logger, // Python's logging records arrive here
 	})
