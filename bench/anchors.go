@@ -54,10 +54,13 @@ func anchorCases(python string, quick bool, results []Result) []Result {
 		lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
 		return fail(fmt.Sprintf("%v: %s", err, lines[len(lines)-1]))
 	}
-	thread := map[string]float64{}
+	thread, floor := map[string]float64{}, map[string]float64{}
 	for _, r := range results {
-		if r.Mode == "thread" && r.Goroutines == 1 {
+		if r.Goroutines == 1 && r.Mode == "thread" {
 			thread[r.Name] = r.RowsPerS
+		}
+		if r.Mode == "python" {
+			floor[r.Name] = r.RowsPerS
 		}
 	}
 	for _, line := range strings.Split(strings.TrimSpace(string(stdout)), "\n") {
@@ -67,6 +70,9 @@ func anchorCases(python string, quick bool, results []Result) []Result {
 		}
 		if r.RowsPerS > 0 && thread[r.Name] > 0 {
 			r.ThreadVsPyFlink = thread[r.Name] / r.RowsPerS
+			if r.PythonFloor > 0 && floor[r.Name] > 0 {
+				r.ThreadVsPyFlinkAdjusted = (thread[r.Name] / floor[r.Name]) / (r.RowsPerS / r.PythonFloor)
+			}
 		}
 		out = append(out, r)
 	}

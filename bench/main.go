@@ -50,8 +50,12 @@ type Result struct {
 	// p99 over thread mode's, from the same interleaved rounds.
 	ThreadVsProcess    float64 `json:"thread_vs_process_throughput,omitempty"`
 	P99ProcessVsThread float64 `json:"process_vs_thread_p99,omitempty"`
-	// Anchors: pyudf's thread-mode rows/s over this PyFlink result's.
-	ThreadVsPyFlink float64 `json:"pyudf_thread_vs_this,omitempty"`
+	// Anchors: pyudf's thread-mode rows/s over this PyFlink result's, raw
+	// and with each side first divided by the pure-Python floor measured
+	// beside it (the two run minutes apart on a machine whose speed drifts).
+	ThreadVsPyFlink         float64 `json:"pyudf_thread_vs_this,omitempty"`
+	ThreadVsPyFlinkAdjusted float64 `json:"pyudf_thread_vs_this_floor_adjusted,omitempty"`
+	PythonFloor             float64 `json:"python_floor_rows_per_s,omitempty"`
 	// The memory soak (full run only).
 	Calls          int64  `json:"calls,omitempty"`
 	RSSGrowthBytes int64  `json:"rss_growth_bytes,omitempty"`
@@ -360,7 +364,8 @@ func extra(r Result) string {
 		parts = append(parts, fmt.Sprintf("thread mode %.1fx the throughput, p99 %.1fx lower", r.ThreadVsProcess, r.P99ProcessVsThread))
 	}
 	if r.ThreadVsPyFlink != 0 {
-		parts = append(parts, fmt.Sprintf("pyudf thread mode %.1fx this", r.ThreadVsPyFlink))
+		parts = append(parts, fmt.Sprintf("pyudf thread mode %.1fx this (%.1fx against each run's pure-Python floor)",
+			r.ThreadVsPyFlink, r.ThreadVsPyFlinkAdjusted))
 	}
 	if r.VsGoroutine1 != 0 {
 		parts = append(parts, fmt.Sprintf("%.2fx one goroutine", r.VsGoroutine1))

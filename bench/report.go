@@ -258,7 +258,8 @@ func goals(results []Result) []string {
 				out = append(out, fmt.Sprintf("%s: PyFlink thread mode not measured (%s)", r.Name, r.Note))
 				continue
 			}
-			out = append(out, fmt.Sprintf("%s: pyudf thread mode %.1fx PyFlink's thread mode (goal ≥ 5x): %s", r.Name, r.ThreadVsPyFlink, met(r.ThreadVsPyFlink >= 5)))
+			out = append(out, fmt.Sprintf("%s: pyudf thread mode %.1fx PyFlink's thread mode, %.1fx against each run's pure-Python floor (goal ≥ 5x): %s",
+				r.Name, r.ThreadVsPyFlink, r.ThreadVsPyFlinkAdjusted, met(r.ThreadVsPyFlink >= 5 && r.ThreadVsPyFlinkAdjusted >= 5)))
 		}
 	}
 	return out

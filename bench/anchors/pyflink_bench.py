@@ -14,6 +14,11 @@ the row number so that no row is a constant. Job startup (JVM, planner,
 Python workers) is excluded by running each job at two sizes in the same
 JVM and dividing the extra rows by the extra time. Per-row latency is not
 observable from outside a PyFlink job, so it is not reported.
+
+Beside each job, the same UDF body runs in a plain Python loop over the same
+document in this process (``python_floor_rows_per_s``): on a shared machine
+whose speed drifts between runs, PyFlink's rate over that floor compares
+with pyudf's rate over the floor the Go benchmark measures beside it.
 """
 
 import argparse
@@ -31,6 +36,17 @@ from pyflink.table.udf import udf
 def json_lower(s):
     record = json.loads(s)
     return json.dumps({k: v.lower() if isinstance(v, str) else v for k, v in record.items()})
+
+
+def python_floor(document, seconds=1.0):
+    """Rows/s of json_lower's body in a plain loop over ``document``."""
+    body = json_lower._func if hasattr(json_lower, "_func") else json_lower.func
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(1000):
+            body(document)
+        n += 1000
+    return n / (time.perf_counter() - start)
 
 
 def run_job(t_env, rows, document):
@@ -59,11 +75,13 @@ def measure(mode, name, document, small, large):
     config.set("python.client.executable", sys.executable)
     t_env.create_temporary_function("json_lower", json_lower)
     run_job(t_env, small, document)  # warm-up: JVM classes, Python workers
+    floor_before = python_floor(document)
     t_small = run_job(t_env, small, document)
     t_large = run_job(t_env, large, document)
+    floor = (floor_before + python_floor(document)) / 2
     rate = (large - small) / max(t_large - t_small, 1e-9)
     return {"name": name, "mode": "pyflink-" + mode, "goroutines": 1, "batch_rows": 1,
-            "rows_per_s": rate, "p50_ns": 0, "p99_ns": 0, "rounds": 1,
+            "rows_per_s": rate, "p50_ns": 0, "p99_ns": 0, "rounds": 1, "python_floor_rows_per_s": floor,
             "note": "PyFlink rows/s through datagen -> UDF -> blackhole, (%d - %d rows) / (%.2f s - %.2f s); "
                     "per-row latency not observable" % (large, small, t_large, t_small)}
 
