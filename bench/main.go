@@ -206,6 +206,23 @@ func jsonRecord(size int) string {
 //go:noinline
 func goAdd(a, b int64) int64 { return a + b }
 
+// goJSONLower is json_lower in Go: lower-case every string value.
+func goJSONLower(s string) (string, error) {
+	var record map[string]any
+	if err := json.Unmarshal([]byte(s), &record); err != nil {
+		return "", err
+	}
+	for k, v := range record {
+		if str, ok := v.(string); ok {
+			record[k] = strings.ToLower(str)
+		}
+	}
+	b, err := json.Marshal(record)
+	return string(b), err
+}
+
+func goUpper(s string) (string, error) { return strings.ToUpper(s), nil }
+
 func main() {
 	quick := flag.Bool("quick", false, "short rounds: the whole run in under a minute")
 	asJSON := flag.Bool("json", false, "print one JSON object per line")
@@ -271,10 +288,11 @@ func main() {
 
 	for _, c := range []struct {
 		name, udf, input string
+		inGo             func(string) (string, error)
 	}{
-		{"json_lower_100b_row", "json_lower", jsonRecord(100)},
-		{"json_lower_1k_row", "json_lower", jsonRecord(1000)},
-		{"upper_100b_row", "upper", strings.Repeat("pyudf Go ", 12)[:100]},
+		{"json_lower_100b_row", "json_lower", jsonRecord(100), goJSONLower},
+		{"json_lower_1k_row", "json_lower", jsonRecord(1000), goJSONLower},
+		{"upper_100b_row", "upper", strings.Repeat("pyudf Go ", 12)[:100], goUpper},
 	} {
 		f, input := fn(c.udf), c.input
 		want := ""
@@ -295,12 +313,18 @@ func main() {
 			_, err := loop.Call(ctx, c.udf, input, int64(1000))
 			return err
 		}}
-		measure(rounds, d, v, py)
+		goV := &variant{goroutines: 1, work: func(int) error {
+			_, err := c.inGo(input)
+			return err
+		}}
+		measure(rounds, d, v, py, goV)
 		r, rp := v.result(c.name, "thread", rounds), py.result(c.name, "python", rounds)
 		r.VsPython = r.RowsPerS / rp.RowsPerS
 		r.Note = fmt.Sprintf("input %d bytes", len(input))
 		rp.Note = "the UDF's body in a Python loop, 1000 rows per call; latency is per call"
-		results = append(results, r, rp)
+		rg := goV.result(c.name, "go", rounds)
+		rg.Note = "the same logic in Go (encoding/json, strings)"
+		results = append(results, r, rp, rg)
 	}
 
 	results = append(results, batchCases(ctx, eng, rounds, d, !*quick)...)
