@@ -49,8 +49,9 @@ type Stream struct {
 
 	mu      sync.Mutex
 	seq     int64
-	pending [][]any // process mode: the bundle being filled
-	first   int64   // its first row's Seq
+	bundle  *array.RecordBuilder // process mode: the bundle being filled
+	pending int                  // its rows
+	first   int64                // its first row's Seq
 	timer   *time.Timer
 	closed  bool
 	flushes sync.WaitGroup // process mode: bundles being run or delivered
@@ -102,6 +103,13 @@ func (f *Function) Stream(ctx context.Context) (*Stream, error) {
 			}
 		}
 	}
+	if f.engine.proc != nil {
+		fields := make([]arrow.Field, len(f.inputs))
+		for i, t := range f.inputs {
+			fields[i] = arrow.Field{Name: fmt.Sprintf("arg%d", i+1), Type: arrowconv.ArrowType(t), Nullable: true}
+		}
+		s.bundle = array.NewRecordBuilder(memory.DefaultAllocator, arrow.NewSchema(fields, nil))
+	}
 	s.results = make(chan StreamResult, s.size)
 	s.cond = sync.NewCond(&s.mu)
 	return s, nil
@@ -115,11 +123,15 @@ func (s *Stream) Send(args ...any) error {
 	if err := s.f.checkArgs(len(args)); err != nil {
 		return err
 	}
+	var row []any               // process mode: the arguments as the bundle's column values
 	if s.f.engine.proc == nil { // thread mode: call now
 		s.threadMu.Lock()
 		defer s.threadMu.Unlock()
-	} else if err := s.check(args); err != nil {
-		return err
+	} else {
+		var err error
+		if row, err = s.columnValues(args); err != nil {
+			return err
+		}
 	}
 	s.mu.Lock()
 	if s.closed {
@@ -134,42 +146,45 @@ func (s *Stream) Send(args ...any) error {
 		s.results <- StreamResult{Seq: seq, Value: v, Err: err}
 		return nil
 	}
-	if len(s.pending) == 0 {
+	if s.pending == 0 {
 		s.first = seq
 		s.timer = time.AfterFunc(s.wait, func() {
 			s.mu.Lock()
-			if s.first == seq && len(s.pending) > 0 {
+			if s.first == seq && s.pending > 0 {
 				s.flushLocked()
 			}
 			s.mu.Unlock()
 		})
 	}
-	s.pending = append(s.pending, args)
-	if len(s.pending) >= s.size {
+	for i, x := range row {
+		appendColumnValue(s.bundle.Field(i), x)
+	}
+	s.pending++
+	if s.pending >= s.size {
 		s.flushLocked()
 	}
 	s.mu.Unlock()
 	return nil
 }
 
-// check refuses, at Send, a row that does not fit the bundle's columns.
-func (s *Stream) check(args []any) error {
+// columnValues converts a row's arguments to the values of the bundle's
+// columns, refusing, at Send, a row that does not fit them.
+func (s *Stream) columnValues(args []any) ([]any, error) {
+	row := make([]any, len(args))
 	for i, a := range args {
-		b := array.NewBuilder(memory.DefaultAllocator, arrowconv.ArrowType(s.f.inputs[i]))
-		err := appendArrow(b, bridge.ValueOf(a))
-		b.Release()
-		if err != nil {
-			return fmt.Errorf("pyudf: function %q: %s: %w", s.f.name, argumentName(i), err)
+		var err error
+		if row[i], err = columnValue(s.bundle.Schema().Field(i).Type, bridge.ValueOf(a)); err != nil {
+			return nil, fmt.Errorf("pyudf: function %q: %s: %w", s.f.name, argumentName(i), err)
 		}
 	}
-	return nil
+	return row, nil
 }
 
 // flushLocked sends the pending bundle to a worker; its results are
 // delivered after those of earlier bundles.
 func (s *Stream) flushLocked() {
-	rows, first := s.pending, s.first
-	s.pending = nil
+	rec, n, first := s.bundle.NewRecordBatch(), s.pending, s.first
+	s.pending = 0
 	s.first = -1
 	if s.timer != nil {
 		s.timer.Stop()
@@ -177,7 +192,7 @@ func (s *Stream) flushLocked() {
 	s.flushes.Add(1)
 	go func() {
 		defer s.flushes.Done()
-		out := s.runBundle(rows)
+		out := s.runBundle(rec)
 		s.mu.Lock()
 		for s.next != first {
 			s.cond.Wait()
@@ -188,30 +203,23 @@ func (s *Stream) flushLocked() {
 			s.results <- r
 		}
 		s.mu.Lock()
-		s.next = first + int64(len(rows))
+		s.next = first + int64(n)
 		s.cond.Broadcast()
 		s.mu.Unlock()
 	}()
 }
 
-// runBundle evaluates one bundle as a record batch, rows that raise
+// runBundle evaluates one bundle (and releases it), rows that raise
 // getting their own error.
-func (s *Stream) runBundle(rows [][]any) []StreamResult {
-	out := make([]StreamResult, len(rows))
-	fail := func(err error) []StreamResult {
+func (s *Stream) runBundle(rec arrow.RecordBatch) []StreamResult {
+	defer rec.Release()
+	out := make([]StreamResult, rec.NumRows())
+	res, errs, err := s.f.EvalRowErrors(s.ctx, rec)
+	if err != nil {
 		for i := range out {
 			out[i].Err = err
 		}
 		return out
-	}
-	rec, err := bundleBatch(s.f.inputs, rows)
-	if err != nil {
-		return fail(fmt.Errorf("pyudf: function %q: %w", s.f.name, err))
-	}
-	defer rec.Release()
-	res, errs, err := s.f.EvalRowErrors(s.ctx, rec)
-	if err != nil {
-		return fail(err)
 	}
 	defer res.Release()
 	defer errs.Release()
@@ -238,8 +246,11 @@ func (s *Stream) Close() error {
 		return nil
 	}
 	s.closed = true
-	if len(s.pending) > 0 {
+	if s.pending > 0 {
 		s.flushLocked()
+	}
+	if s.bundle != nil {
+		s.bundle.Release()
 	}
 	s.mu.Unlock()
 	go func() {
@@ -249,117 +260,120 @@ func (s *Stream) Close() error {
 	return nil
 }
 
-// bundleBatch builds a record batch of rows with the declared input types.
-func bundleBatch(inputs []*bridge.DataType, rows [][]any) (arrow.RecordBatch, error) {
-	fields := make([]arrow.Field, len(inputs))
-	for i, t := range inputs {
-		fields[i] = arrow.Field{Name: fmt.Sprintf("arg%d", i+1), Type: arrowconv.ArrowType(t), Nullable: true}
-	}
-	b := array.NewRecordBuilder(memory.DefaultAllocator, arrow.NewSchema(fields, nil))
-	defer b.Release()
-	for r, row := range rows {
-		for i, v := range row {
-			if err := appendArrow(b.Field(i), bridge.ValueOf(v)); err != nil {
-				return nil, fmt.Errorf("row %d, %s: %w", r, argumentName(i), err)
-			}
-		}
-	}
-	return b.NewRecordBatch(), nil
-}
-
 var errStreamValue = errors.New("value does not fit the column")
 
-// appendArrow appends v to a builder of one of streamTypes' Arrow types.
-func appendArrow(b array.Builder, v bridge.Value) error {
+// columnValue converts v to the value a column of Arrow type t (one of
+// streamTypes') holds: bool, int8 ... int64, float32, float64, string,
+// []byte, arrow.Date32, arrow.Time64, arrow.Timestamp, or nil for NULL.
+func columnValue(t arrow.DataType, v bridge.Value) (any, error) {
 	if v.IsNull() {
-		b.AppendNull()
-		return nil
+		return nil, nil
 	}
 	k := v.Kind()
 	isInt := k >= bridge.KindInt8 && k <= bridge.KindInt64
-	switch b := b.(type) {
-	case *array.BooleanBuilder:
+	isFloat := k == bridge.KindFloat32 || k == bridge.KindFloat64
+	n := v.AsInt64()
+	switch t.ID() {
+	case arrow.BOOL:
 		if k == bridge.KindBool {
-			b.Append(v.AsBool())
-			return nil
+			return v.AsBool(), nil
 		}
-	case *array.Int8Builder:
-		if isInt && v.AsInt64() == int64(int8(v.AsInt64())) {
-			b.Append(int8(v.AsInt64()))
-			return nil
+	case arrow.INT8:
+		if isInt && n == int64(int8(n)) {
+			return int8(n), nil
 		}
-	case *array.Int16Builder:
-		if isInt && v.AsInt64() == int64(int16(v.AsInt64())) {
-			b.Append(int16(v.AsInt64()))
-			return nil
+	case arrow.INT16:
+		if isInt && n == int64(int16(n)) {
+			return int16(n), nil
 		}
-	case *array.Int32Builder:
-		if isInt && v.AsInt64() == int64(int32(v.AsInt64())) {
-			b.Append(int32(v.AsInt64()))
-			return nil
+	case arrow.INT32:
+		if isInt && n == int64(int32(n)) {
+			return int32(n), nil
 		}
-	case *array.Int64Builder:
+	case arrow.INT64:
 		if isInt {
-			b.Append(v.AsInt64())
-			return nil
+			return n, nil
 		}
-	case *array.Float32Builder:
-		if k == bridge.KindFloat32 || k == bridge.KindFloat64 {
-			b.Append(float32(v.AsFloat64()))
-			return nil
+	case arrow.FLOAT32:
+		if isFloat {
+			return float32(v.AsFloat64()), nil
 		} else if isInt {
-			b.Append(float32(v.AsInt64()))
-			return nil
+			return float32(n), nil
 		}
-	case *array.Float64Builder:
-		if k == bridge.KindFloat32 || k == bridge.KindFloat64 {
-			b.Append(v.AsFloat64())
-			return nil
+	case arrow.FLOAT64:
+		if isFloat {
+			return v.AsFloat64(), nil
 		} else if isInt {
-			b.Append(float64(v.AsInt64()))
-			return nil
+			return float64(n), nil
 		}
-	case *array.StringBuilder:
+	case arrow.STRING:
 		if k == bridge.KindString {
-			b.Append(v.AsString())
-			return nil
+			return v.AsString(), nil
 		}
-	case *array.BinaryBuilder:
+	case arrow.BINARY:
 		if k == bridge.KindBytes {
-			b.Append(v.AsBytes())
-			return nil
+			return v.AsBytes(), nil
 		}
-	case *array.Date32Builder: // the date of a time.Time's wall clock
-		if t, ok := v.Any().(time.Time); ok {
-			y, m, d := t.Date()
-			b.Append(arrow.Date32FromTime(time.Date(y, m, d, 0, 0, 0, 0, time.UTC)))
-			return nil
+	case arrow.DATE32: // the date of a time.Time's wall clock
+		if tm, ok := v.Any().(time.Time); ok {
+			y, m, d := tm.Date()
+			return arrow.Date32FromTime(time.Date(y, m, d, 0, 0, 0, 0, time.UTC)), nil
 		}
-	case *array.Time64Builder: // microseconds since midnight
+	case arrow.TIME64: // microseconds since midnight
 		switch x := v.Any().(type) {
 		case time.Duration:
 			if x >= 0 && x < 24*time.Hour {
-				b.Append(arrow.Time64(x / time.Microsecond))
-				return nil
+				return arrow.Time64(x / time.Microsecond), nil
 			}
 		case time.Time:
-			b.Append(arrow.Time64(bridge.TimeOfDay(x) / time.Microsecond))
-			return nil
+			return arrow.Time64(bridge.TimeOfDay(x) / time.Microsecond), nil
 		}
-	case *array.TimestampBuilder:
-		if t, ok := v.Any().(time.Time); ok {
-			typ := b.Type().(*arrow.TimestampType)
+	case arrow.TIMESTAMP:
+		if tm, ok := v.Any().(time.Time); ok {
+			typ := t.(*arrow.TimestampType)
 			if typ.TimeZone == "" { // TIMESTAMP: the wall clock, as if in UTC
-				t = time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), time.UTC)
+				tm = time.Date(tm.Year(), tm.Month(), tm.Day(), tm.Hour(), tm.Minute(), tm.Second(), tm.Nanosecond(), time.UTC)
 			}
-			ts, err := arrow.TimestampFromTime(t.Truncate(time.Microsecond), typ.Unit)
-			if err == nil {
-				b.Append(ts)
-				return nil
+			if ts, err := arrow.TimestampFromTime(tm.Truncate(time.Microsecond), typ.Unit); err == nil {
+				return ts, nil
 			}
 		}
 	}
-	return fmt.Errorf("%w: Go %T for %s", errStreamValue, v.Any(), b.Type())
+	return nil, fmt.Errorf("%w: Go %T for %s", errStreamValue, v.Any(), t)
+}
+
+// appendColumnValue appends x, from columnValue for b's type, to b.
+func appendColumnValue(b array.Builder, x any) {
+	if x == nil {
+		b.AppendNull()
+		return
+	}
+	switch b := b.(type) {
+	case *array.BooleanBuilder:
+		b.Append(x.(bool))
+	case *array.Int8Builder:
+		b.Append(x.(int8))
+	case *array.Int16Builder:
+		b.Append(x.(int16))
+	case *array.Int32Builder:
+		b.Append(x.(int32))
+	case *array.Int64Builder:
+		b.Append(x.(int64))
+	case *array.Float32Builder:
+		b.Append(x.(float32))
+	case *array.Float64Builder:
+		b.Append(x.(float64))
+	case *array.StringBuilder:
+		b.Append(x.(string))
+	case *array.BinaryBuilder:
+		b.Append(x.([]byte))
+	case *array.Date32Builder:
+		b.Append(x.(arrow.Date32))
+	case *array.Time64Builder:
+		b.Append(x.(arrow.Time64))
+	case *array.TimestampBuilder:
+		b.Append(x.(arrow.Timestamp))
+	}
 }
 
 // arrowValue is element i of a, of one of streamTypes' Arrow types, as the
