@@ -216,10 +216,7 @@ func (e *Engine) Python() (version, executable string) { return e.python, e.exec
 func startInterpreter(ctx context.Context, python string) error {
 	interpMu.Lock()
 	defer interpMu.Unlock()
-	if python == "" {
-		python = os.Getenv("PYUDF_PYTHON")
-	}
-	exe, err := resolvePython(ctx, python)
+	exe, err := resolvePython(ctx, configuredPython(python))
 	if err != nil {
 		return err
 	}
@@ -242,6 +239,14 @@ func startInterpreter(ctx context.Context, python string) error {
 		interpPython = "(libpython " + cgo.LinkedVersion + ")"
 	}
 	return nil
+}
+
+// configuredPython is Config.Python, else $PYUDF_PYTHON (else "").
+func configuredPython(python string) string {
+	if python == "" {
+		return os.Getenv("PYUDF_PYTHON")
+	}
+	return python
 }
 
 // resolvePython asks the interpreter for its real path and checks its version

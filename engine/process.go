@@ -229,10 +229,7 @@ type workerException struct {
 }
 
 func startWorkers(ctx context.Context, e *Engine) (*workers, error) {
-	python := e.cfg.Python
-	if python == "" {
-		python = os.Getenv("PYUDF_PYTHON")
-	}
+	python := configuredPython(e.cfg.Python)
 	if python == "" {
 		python = "python3"
 	}
@@ -351,11 +348,8 @@ func (p *workers) control(ctx context.Context, op string, req map[string]any, ou
 	var done []*worker
 	for _, w := range p.list {
 		w.mu.Lock()
-		rep, err := w.request(ctx, parts)
+		rep, err := w.call(ctx, parts, op)
 		w.mu.Unlock()
-		if err == nil && rep.Error != nil {
-			err = rep.Error.pythonError("", op)
-		}
 		if err != nil {
 			if firstErr == nil {
 				firstErr = err
@@ -398,11 +392,8 @@ func (p *workers) metrics(ctx context.Context, parts [][]byte, out any) error {
 	var all []json.RawMessage
 	for _, w := range p.list {
 		w.mu.Lock()
-		rep, err := w.request(ctx, parts)
+		rep, err := w.call(ctx, parts, "read metrics")
 		w.mu.Unlock()
-		if err == nil && rep.Error != nil {
-			err = rep.Error.pythonError("", "read metrics")
-		}
 		if err != nil {
 			return err
 		}
@@ -508,16 +499,22 @@ func (w *worker) start(ctx context.Context) error {
 	w.replaying = true
 	defer func() { w.replaying = false }()
 	for _, parts := range p.setup {
-		rep, err := w.request(ctx, parts)
-		if err == nil && rep.Error != nil {
-			err = rep.Error.pythonError("", "replay setup in a restarted worker")
-		}
-		if err != nil {
+		if _, err := w.call(ctx, parts, "replay setup in a restarted worker"); err != nil {
 			w.reap()
 			return err
 		}
 	}
 	return nil
+}
+
+// call is request for the control plane: a Python exception in the reply
+// becomes a *bridge.PythonError for op. mu is held.
+func (w *worker) call(ctx context.Context, parts [][]byte, op string) (*reply, error) {
+	rep, err := w.request(ctx, parts)
+	if err == nil && rep.Error != nil {
+		return nil, rep.Error.pythonError("", op)
+	}
+	return rep, err
 }
 
 // request sends one request and reads its reply; mu is held. A worker
