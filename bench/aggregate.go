@@ -30,10 +30,8 @@ sum_pandas = udaf(lambda x: x.sum(), input_types=['BIGINT'], result_type='BIGINT
 
 const aggregateKeys = 1000
 
-// aggregateCases measures udaf_sum_row (one Accumulate per row over 1000
-// keys) in modes thread and go; with full set, also batched accumulate, the
-// Pandas UDAF at 1K and 64K rows per window, and snapshot and restore of 100K keys.
-func aggregateCases(ctx context.Context, eng *engine.Engine, rounds int, d time.Duration, full bool) []Result {
+// openSum loads the aggregate cases' module into eng and opens sum_udaf.
+func openSum(ctx context.Context, eng *engine.Engine) (*engine.Module, *engine.Aggregate) {
 	mod, err := eng.LoadSource(ctx, "bench_aggregates.py", aggregateSource)
 	if err != nil {
 		log.Fatal(err)
@@ -42,10 +40,21 @@ func aggregateCases(ctx context.Context, eng *engine.Engine, rounds int, d time.
 	if err != nil {
 		log.Fatal(err)
 	}
+	return mod, agg
+}
+
+// accumulateWork accumulates row i into key i % aggregateKeys, one row per call.
+func accumulateWork(ctx context.Context, agg *engine.Aggregate) row {
+	return func(i int) error { return agg.Accumulate(ctx, int64(i%aggregateKeys), int64(i)) }
+}
+
+// aggregateCases measures udaf_sum_row (one Accumulate per row over 1000
+// keys) in modes thread and go; with full set, also batched accumulate, the
+// Pandas UDAF at 1K and 64K rows per window, and snapshot and restore of 100K keys.
+func aggregateCases(ctx context.Context, eng *engine.Engine, rounds int, d time.Duration, full bool) []Result {
+	mod, agg := openSum(ctx, eng)
 	defer agg.Close()
-	thread := &variant{goroutines: 1, work: func(i int) error {
-		return agg.Accumulate(ctx, int64(i%aggregateKeys), int64(i))
-	}}
+	thread := &variant{goroutines: 1, work: accumulateWork(ctx, agg)}
 	sums := map[int64]int64{}
 	goMode := &variant{goroutines: 1, work: func(i int) error {
 		sums[int64(i%aggregateKeys)] += int64(i)

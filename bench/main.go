@@ -203,6 +203,17 @@ func jsonRecord(size int) string {
 	}
 }
 
+// addWork calls add(i, 1), one row per call, and checks the result.
+func addWork(ctx context.Context, add *engine.Function) row {
+	return func(i int) error {
+		v, err := add.CallValues(ctx, bridge.Int64(int64(i)), bridge.Int64(1))
+		if err == nil && v.AsInt64() != int64(i)+1 {
+			err = fmt.Errorf("add(%d, 1) = %v", i, v)
+		}
+		return err
+	}
+}
+
 //go:noinline
 func goAdd(a, b int64) int64 { return a + b }
 
@@ -254,13 +265,7 @@ func main() {
 	fn := loadFunctions(ctx, eng, "bench_udfs.py", udfSource)
 	add, addPlain := fn("add"), fn("add_plain")
 
-	callAdd := func(i int) error {
-		v, err := add.CallValues(ctx, bridge.Int64(int64(i)), bridge.Int64(1))
-		if err == nil && v.AsInt64() != int64(i)+1 {
-			err = fmt.Errorf("add(%d, 1) = %v", i, v)
-		}
-		return err
-	}
+	callAdd := addWork(ctx, add)
 	floor := &variant{goroutines: 1, work: func(i int) error {
 		if engine.BareAdd(addPlain, int64(i), 1) != int64(i)+1 {
 			return fmt.Errorf("bare add failed")

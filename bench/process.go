@@ -39,20 +39,11 @@ func processCases(ctx context.Context, teng, peng *engine.Engine, rounds int, d 
 		}
 		results = append(results, rp)
 	}
-	callAdd := func(f *engine.Function) row {
-		return func(i int) error {
-			v, err := f.CallValues(ctx, bridge.Int64(int64(i)), bridge.Int64(1))
-			if err == nil && v.AsInt64() != int64(i)+1 {
-				err = fmt.Errorf("add(%d, 1) = %v", i, v)
-			}
-			return err
-		}
-	}
 	for _, g := range []int{1, 8} {
-		pair("scalar_add_row", g, 1, callAdd(tfn("add")), callAdd(pfn("add")), "one request per row")
+		pair("scalar_add_row", g, 1, addWork(ctx, tfn("add")), addWork(ctx, pfn("add")), "one request per row")
 	}
 	stream, lat := streamAdd(ctx, pfn("add"))
-	pair("scalar_add_row", 1, 1, callAdd(tfn("add")), stream,
+	pair("scalar_add_row", 1, 1, addWork(ctx, tfn("add")), stream,
 		"Stream: bundles of 1000 rows; latency is Send to result", lat)
 	for _, c := range []struct{ name, udf, input string }{
 		{"json_lower_100b_row", "json_lower", jsonRecord(100)},
@@ -81,20 +72,10 @@ func processCases(ctx context.Context, teng, peng *engine.Engine, rounds int, d 
 		pair(c.name, 1, rows, evalWork(ctx, tb(c.udf), batch), evalWork(ctx, pb(c.udf), batch), "latency is per batch")
 	}
 
-	agg := func(eng *engine.Engine) row {
-		mod, err := eng.LoadSource(ctx, "bench_aggregates.py", aggregateSource)
-		if err != nil {
-			log.Fatal(err)
-		}
-		a, err := mod.Aggregate(ctx, "sum_udaf")
-		if err != nil {
-			log.Fatal(err)
-		}
-		return func(i int) error { return a.Accumulate(ctx, int64(i%aggregateKeys), int64(i)) }
-	}
-	ta, pa := agg(teng), agg(peng)
+	_, ta := openSum(ctx, teng)
+	_, pa := openSum(ctx, peng)
 	for _, g := range []int{1, 8} {
-		pair("udaf_sum_row", g, 1, ta, pa, "one request per row; the accumulators live on one worker")
+		pair("udaf_sum_row", g, 1, accumulateWork(ctx, ta), accumulateWork(ctx, pa), "one request per row; the accumulators live on one worker")
 	}
 	return results
 }
