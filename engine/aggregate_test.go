@@ -80,12 +80,7 @@ def live_accumulators():
 
 func aggregateModule(t *testing.T) *Module {
 	t.Helper()
-	e := newEngine(t, Config{})
-	m, err := e.LoadSource(context.Background(), "aggregates.py", aggregateSource)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return loadModule(t, Config{}, "aggregates.py", aggregateSource)
 }
 
 func openAggregate(t *testing.T, m *Module, name string) *Aggregate {
@@ -262,11 +257,7 @@ func TestAggregateRestoreRejectsBadSnapshots(t *testing.T) {
 func TestAggregateCloseFreesAccumulators(t *testing.T) {
 	modes(t, func(t *testing.T) {
 		// One worker in process mode, so that live_accumulators counts where they live.
-		e := newEngine(t, Config{Workers: 1})
-		m, err := e.LoadSource(context.Background(), "aggregates.py", aggregateSource)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := loadModule(t, Config{Workers: 1}, "aggregates.py", aggregateSource)
 		a, err := m.Aggregate(context.Background(), "weighted_avg")
 		if err != nil {
 			t.Fatal(err)

@@ -21,12 +21,7 @@ mix = udf(lambda i, f, u: None if None in (i, f, u) else i + f + u, input_types=
 `
 
 func fixedModule(t *testing.T) *Module {
-	e := newEngine(t, Config{})
-	m, err := e.LoadSource(context.Background(), "fixed.py", fixedSource)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return loadModule(t, Config{}, "fixed.py", fixedSource)
 }
 
 func TestFixedPathResultErrorsNameTheRow(t *testing.T) {

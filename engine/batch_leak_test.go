@@ -12,8 +12,7 @@ import (
 // Batch evaluation, good and failing, leaves no Python object, no pyarrow
 // buffer and (checked allocator) no Go-side Arrow buffer behind.
 func TestBatchPathsDoNotLeak(t *testing.T) {
-	e := newEngine(t, Config{})
-	m, err := e.LoadSource(context.Background(), "batch_leaks.py", batchSource+`
+	m := loadModule(t, Config{}, "batch_leaks.py", batchSource+`
 import gc, sys
 import pyarrow as pa
 
@@ -32,9 +31,6 @@ def spin(x):
         pass
 spin_rows = udf(spin, input_types=['BIGINT'], result_type='BIGINT')
 `)
-	if err != nil {
-		t.Fatal(err)
-	}
 	mem := checkedAllocator(t)
 	ints := batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[1, 2, 3, null, 5]`, arrow.PrimitiveTypes.Int64, `[1, 2, 3, 4, 5]`)
 	one := batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[1, 2, 3, 4]`)

@@ -25,11 +25,7 @@ def addresses(ints, strs):
 // A batch in C memory reaches Python without a copy: Python sees the very
 // buffers Go built. A Go-heap batch is copied once.
 func TestBatchCrossesWithoutCopy(t *testing.T) {
-	e := newEngine(t, Config{})
-	m, err := e.LoadSource(context.Background(), "addresses.py", addressSource)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := loadModule(t, Config{}, "addresses.py", addressSource)
 	f := function(t, m, "addresses")
 	for _, c := range []struct {
 		mem  memory.Allocator

@@ -91,12 +91,7 @@ count_nulls = udf(lambda x: pd.Series([int(x.isna().sum())] * len(x)), input_typ
 
 func batchModule(t *testing.T) *Module {
 	t.Helper()
-	e := newEngine(t, Config{})
-	m, err := e.LoadSource(context.Background(), "batch_udfs.py", batchSource)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return loadModule(t, Config{}, "batch_udfs.py", batchSource)
 }
 
 func eval(t *testing.T, m *Module, name string, rec arrow.RecordBatch) string {

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -44,11 +43,7 @@ func TestEvalEveryTypeThreeWays(t *testing.T) {
 			fmt.Fprintf(&src, "pandas_%d = udf(lambda x: x, input_types=[%q], result_type=%q, func_type='pandas')\n", i, c.ddl, c.ddl)
 			fmt.Fprintf(&src, "arrow_%d = udf(lambda x: x, input_types=[%q], result_type=%q, func_type='arrow')\n", i, c.ddl, c.ddl)
 		}
-		e := newEngine(t, Config{})
-		m, err := e.LoadSource(context.Background(), "batch_types.py", src.String())
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := loadModule(t, Config{}, "batch_types.py", src.String())
 		mem := checkedAllocator(t)
 		for i, c := range cases {
 			t.Run(fmt.Sprintf("%d_%s", i, c.ddl), func(t *testing.T) {

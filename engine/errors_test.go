@@ -44,12 +44,8 @@ def busy_wait_catching():
 
 func errorModule(t *testing.T) (*Engine, *Module) {
 	t.Helper()
-	e := newEngine(t, Config{})
-	m, err := e.LoadSource(context.Background(), "errors_cases.py", errorSource)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e, m
+	m := loadModule(t, Config{}, "errors_cases.py", errorSource)
+	return m.engine, m
 }
 
 func function(t *testing.T, m *Module, name string) *Function {
@@ -326,25 +322,21 @@ func TestCancelInterruptsRunningUDF(t *testing.T) {
 // logging.py) must not replace it: pyudf's own control plane uses json.
 func TestUserModuleDoesNotShadowLoadedModules(t *testing.T) {
 	modes(t, func(t *testing.T) {
-		e := newEngine(t, Config{})
-		m, err := e.LoadSource(context.Background(), "json.py", "def dumps(x):\n    return 'user dumps'\n")
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := loadModule(t, Config{}, "json.py", "def dumps(x):\n    return 'user dumps'\n")
 		if m.Name() == "json" {
 			t.Errorf("user code took the name json")
 		}
 		if got := call(t, m, "dumps", int64(1)); got != "user dumps" {
 			t.Errorf("user dumps = %v", got)
 		}
-		std, err := e.Import(context.Background(), "json")
+		std, err := m.engine.Import(context.Background(), "json")
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got := call(t, std, "dumps", []int{1}); got != "[1]" {
 			t.Errorf("json.dumps after loading json.py = %v", got)
 		}
-		if _, err := e.LoadSource(context.Background(), "later.py", "x = 1\n"); err != nil {
+		if _, err := m.engine.LoadSource(context.Background(), "later.py", "x = 1\n"); err != nil {
 			t.Errorf("the control plane broke: %v", err)
 		}
 	})

@@ -43,11 +43,7 @@ def reset():
 // peakConcurrency runs n concurrent calls of a UDF that sleeps with the GIL
 // released and returns how many were inside Python at the same time.
 func peakConcurrency(t *testing.T, cfg Config, n int) int64 {
-	e := newEngine(t, cfg)
-	m, err := e.LoadSource(context.Background(), "sleepy.py", sleepySource)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := loadModule(t, cfg, "sleepy.py", sleepySource)
 	call(t, m, "reset")
 	sleepy := function(t, m, "sleepy")
 	var wg sync.WaitGroup
@@ -95,11 +91,7 @@ func (h *startSignal) Handle(ctx context.Context, r slog.Record) error {
 func TestCloseWaitsForCallInProgress(t *testing.T) {
 	for _, width := range []int{1, 3} {
 		h := &startSignal{started: make(chan struct{})}
-		e := newEngine(t, Config{Concurrency: width, Logger: slog.New(h)})
-		m, err := e.LoadSource(context.Background(), "sleepy.py", sleepySource)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := loadModule(t, Config{Concurrency: width, Logger: slog.New(h)}, "sleepy.py", sleepySource)
 		sleepy, active := function(t, m, "sleepy"), function(t, m, "active")
 		done := make(chan error, 1)
 		go func() {

@@ -12,8 +12,7 @@ import (
 // times and checks that Python's count of allocated memory blocks does not
 // grow with the number of calls: no reference is leaked on any path.
 func TestNoPythonObjectsLeak(t *testing.T) {
-	e := newEngine(t, Config{})
-	m, err := e.LoadSource(context.Background(), "leaks.py", `
+	m := loadModule(t, Config{}, "leaks.py", `
 import gc, sys
 from pyudf import udf
 ident = udf(lambda x: x, input_types=['ARRAY<ROW<s STRING, m MAP<STRING, DECIMAL(10, 2)>, t TIMESTAMP_LTZ(6)>>'],
@@ -28,9 +27,6 @@ def blocks():
     gc.collect()
     return sys.getallocatedblocks()
 `)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ident, raises, wrong := function(t, m, "ident"), function(t, m, "raises"), function(t, m, "wrong")
 	unconvertible, spin, blocks := function(t, m, "unconvertible"), function(t, m, "spin"), function(t, m, "blocks")
 	value := []any{bridge.Row{"text", map[string]any{"k": "1.25"}, time.Unix(1700000000, 0)}, nil}

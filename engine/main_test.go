@@ -83,3 +83,13 @@ func newEngine(tb testing.TB, cfg Config) *Engine {
 	})
 	return e
 }
+
+// loadModule loads source as module name into a new engine (see newEngine).
+func loadModule(tb testing.TB, cfg Config, name, source string) *Module {
+	tb.Helper()
+	m, err := newEngine(tb, cfg).LoadSource(context.Background(), name, source)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m
+}

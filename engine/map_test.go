@@ -36,11 +36,7 @@ not_a_row = udf(lambda row: 1, result_type='BIGINT')
 
 func TestMapRowWiseAndPandasAgree(t *testing.T) {
 	modes(t, func(t *testing.T) {
-		e := newEngine(t, Config{})
-		m, err := e.LoadSource(context.Background(), "maps.py", mapSource)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := loadModule(t, Config{}, "maps.py", mapSource)
 		mem := checkedAllocator(t)
 		in := batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[1, 2, 3]`, arrow.BinaryTypes.String, `["a", null, "c"]`)
 		in = renamed(t, in, "id", "name")
@@ -77,13 +73,9 @@ func TestMapRowWiseAndPandasAgree(t *testing.T) {
 
 func TestMapErrors(t *testing.T) {
 	modes(t, func(t *testing.T) {
-		e := newEngine(t, Config{})
-		m, err := e.LoadSource(context.Background(), "maps.py", mapSource)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := loadModule(t, Config{}, "maps.py", mapSource)
 		in := renamed(t, batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Int64, `[1, 2]`, arrow.BinaryTypes.String, `["a", "b"]`), "id", "name")
-		_, err = function(t, m, "missing_field").Map(context.Background(), in)
+		_, err := function(t, m, "missing_field").Map(context.Background(), in)
 		wantMessage(t, err, "TypeError: the results cannot be converted to struct<id: int64, label: string>: the result row has no field 'label'")
 		_, err = function(t, m, "short_frame").Map(context.Background(), in)
 		wantMessage(t, err, "ValueError: the Pandas map's result has 1 values for a batch of 2 rows")

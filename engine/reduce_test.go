@@ -35,11 +35,7 @@ visited = udaf(Visited(), input_types=['STRING'], result_type='STRING')
 
 func TestPandasUDAFReduce(t *testing.T) {
 	modes(t, func(t *testing.T) {
-		e := newEngine(t, Config{})
-		m, err := e.LoadSource(context.Background(), "reduce_udfs.py", reduceSource)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := loadModule(t, Config{}, "reduce_udfs.py", reduceSource)
 		mem := checkedAllocator(t)
 		ctx := context.Background()
 		v, err := function(t, m, "mean").Reduce(ctx, batchOf(t, mem, arrow.PrimitiveTypes.Float64, `[1, 2, null, 6]`))
@@ -66,11 +62,7 @@ func TestPandasUDAFReduce(t *testing.T) {
 
 func TestVisitedItemsPandasAndGeneralAgree(t *testing.T) {
 	modes(t, func(t *testing.T) {
-		e := newEngine(t, Config{})
-		m, err := e.LoadSource(context.Background(), "reduce_udfs.py", reduceSource)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := loadModule(t, Config{}, "reduce_udfs.py", reduceSource)
 		ctx := context.Background()
 		windows := map[string]string{
 			"alice": `["shoes", "hat", "shoes", null, "bag"]`,

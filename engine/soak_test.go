@@ -29,15 +29,11 @@ func rss(t *testing.T) int64 {
 // TestSoakTenMillionCalls: 10 million row calls (one in ten with strings)
 // grow the resident set by less than 5 MB after warm-up.
 func TestSoakTenMillionCalls(t *testing.T) {
-	e := newEngine(t, Config{})
-	m, err := e.LoadSource(context.Background(), "soak.py", `
+	m := loadModule(t, Config{}, "soak.py", `
 from pyudf import udf
 add = udf(lambda a, b: a + b, input_types=['BIGINT', 'BIGINT'], result_type='BIGINT')
 upper = udf(lambda s: s.upper(), input_types=['STRING'], result_type='STRING')
 `)
-	if err != nil {
-		t.Fatal(err)
-	}
 	add, upper := function(t, m, "add"), function(t, m, "upper")
 	ctx := context.Background()
 	run := func(n int) {

@@ -25,11 +25,7 @@ shout = udf(_shout, input_types=["STRING", "INT"], result_type="STRING")
 
 func TestStreamDeliversEveryRowInOrder(t *testing.T) {
 	modes(t, func(t *testing.T) {
-		e := newEngine(t, Config{BundleSize: 1000, BundleTime: 20 * time.Millisecond})
-		m, err := e.LoadSource(context.Background(), "stream.py", streamSource)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := loadModule(t, Config{BundleSize: 1000, BundleTime: 20 * time.Millisecond}, "stream.py", streamSource)
 		s, err := function(t, m, "shout").Stream(context.Background())
 		if err != nil {
 			t.Fatal(err)
@@ -83,11 +79,7 @@ func repeatBang(n int) string {
 
 // A bundle goes out when its first row has waited BundleTime, full or not.
 func TestStreamBundleTime(t *testing.T) {
-	e := newEngine(t, Config{Mode: Process, Workers: 1, BundleSize: 1000, BundleTime: 100 * time.Millisecond})
-	m, err := e.LoadSource(context.Background(), "stream.py", streamSource)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := loadModule(t, Config{Mode: Process, Workers: 1, BundleSize: 1000, BundleTime: 100 * time.Millisecond}, "stream.py", streamSource)
 	s, err := function(t, m, "shout").Stream(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -40,12 +40,7 @@ def fails(n):
 `
 
 func tableModule(t *testing.T) *Module {
-	e := newEngine(t, Config{})
-	m, err := e.LoadSource(context.Background(), "tables.py", tableSource)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return loadModule(t, Config{}, "tables.py", tableSource)
 }
 
 func collect(t *testing.T, f *Function, args ...any) []bridge.Row {

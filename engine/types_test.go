@@ -85,12 +85,7 @@ func typeModule(t *testing.T, cases []typeCase) *Module {
 		fmt.Fprintf(&src, "repr_%d = udf(lambda x: repr(x), input_types=[%q], result_type='STRING')\n", i, c.ddl)
 		fmt.Fprintf(&src, "make_%d = udf(lambda: %s, input_types=[], result_type=%q)\n", i, c.literal, c.ddl)
 	}
-	e := newEngine(t, Config{})
-	m, err := e.LoadSource(context.Background(), "types_cases.py", src.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return loadModule(t, Config{}, "types_cases.py", src.String())
 }
 
 func call(t *testing.T, m *Module, name string, args ...any) any {
@@ -180,8 +175,7 @@ func sameValue(a, b any) bool {
 // Without declared types, values convert by their Go and Python types.
 func TestUndeclaredTypes(t *testing.T) {
 	modes(t, func(t *testing.T) {
-		e := newEngine(t, Config{})
-		m, err := e.LoadSource(context.Background(), "untyped.py", `
+		m := loadModule(t, Config{}, "untyped.py", `
 import datetime, decimal
 def echo(x):
     return x
@@ -190,9 +184,6 @@ def kinds(*args):
 def big():
     return 2**70
 `)
-		if err != nil {
-			t.Fatal(err)
-		}
 		when := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
 		got := call(t, m, "kinds", true, 1, 2.5, "s", []byte("b"), when, []int{1}, map[string]int{"a": 1},
 			bridge.Dec{Unscaled: big.NewInt(5), Scale: 1}, nil)
@@ -216,8 +207,7 @@ def big():
 
 func TestResultConversions(t *testing.T) {
 	modes(t, func(t *testing.T) {
-		e := newEngine(t, Config{})
-		m, err := e.LoadSource(context.Background(), "results.py", `
+		m := loadModule(t, Config{}, "results.py", `
 import numpy as np
 from pyudf import udf
 int_for_double = udf(lambda: 3, input_types=[], result_type='DOUBLE')
@@ -226,9 +216,6 @@ numpy_array = udf(lambda: np.array([1.5, 2.5]), input_types=[], result_type='ARR
 rounded = udf(lambda: 1.005, input_types=[], result_type='DECIMAL(5, 1)')
 float_arg = udf(lambda x: x * 2, input_types=['DOUBLE'], result_type='DOUBLE')
 `)
-		if err != nil {
-			t.Fatal(err)
-		}
 		if got := call(t, m, "int_for_double"); got != 3.0 {
 			t.Errorf("int for DOUBLE = %#v", got)
 		}

@@ -77,11 +77,7 @@ def undeclared(x):
 
 func TestFivePyFlinkStyles(t *testing.T) {
 	modes(t, func(t *testing.T) {
-		e := newEngine(t, Config{})
-		m, err := e.LoadSource(context.Background(), "styles.py", stylesSource)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := loadModule(t, Config{}, "styles.py", stylesSource)
 		for _, name := range []string{"add_class", "add_decorated", "add_lambda", "add_callable", "add_declared"} {
 			if got := call(t, m, name, int64(40), int64(2)); got != int64(42) {
 				t.Errorf("%s(40, 2) = %#v", name, got)
@@ -95,11 +91,7 @@ func TestFivePyFlinkStyles(t *testing.T) {
 
 func TestDeclaredTypes(t *testing.T) {
 	modes(t, func(t *testing.T) {
-		e := newEngine(t, Config{})
-		m, err := e.LoadSource(context.Background(), "styles.py", stylesSource)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := loadModule(t, Config{}, "styles.py", stylesSource)
 		for _, c := range []struct {
 			name, inputs, result string
 		}{
@@ -159,8 +151,7 @@ func TestInvalidDeclaredType(t *testing.T) {
 
 func TestUnsupportedKinds(t *testing.T) {
 	modes(t, func(t *testing.T) {
-		e := newEngine(t, Config{})
-		m, err := e.LoadSource(context.Background(), "kinds.py", `
+		m := loadModule(t, Config{}, "kinds.py", `
 from pyudf import udf, udaf, AggregateFunction
 vectorized = udf(lambda s: s + 1, result_type='BIGINT', func_type='pandas')
 class Sum(AggregateFunction):
@@ -169,9 +160,6 @@ class Sum(AggregateFunction):
     def get_value(self, acc): return acc[0]
 total = udaf(Sum(), result_type='BIGINT')
 `)
-		if err != nil {
-			t.Fatal(err)
-		}
 		if _, err := m.Function(context.Background(), "total"); !errors.Is(err, ErrUnsupported) {
 			t.Errorf("aggregate: want ErrUnsupported, got %v", err)
 		}
@@ -229,11 +217,7 @@ def chatty(x):
 func TestOpenCloseJobParametersMetrics(t *testing.T) {
 	modes(t, func(t *testing.T) {
 		// One worker in process mode: the events below are one interpreter's.
-		e := newEngine(t, Config{Workers: 1, JobParameters: map[string]string{"prefix": "p"}})
-		m, err := e.LoadSource(context.Background(), "lifecycle.py", lifecycleSource)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := loadModule(t, Config{Workers: 1, JobParameters: map[string]string{"prefix": "p"}}, "lifecycle.py", lifecycleSource)
 		if got := call(t, m, "get_events"); got != "" {
 			t.Fatalf("events before lookup: %q", got)
 		}
@@ -250,7 +234,7 @@ func TestOpenCloseJobParametersMetrics(t *testing.T) {
 			t.Error("a second lookup opened a second instance")
 		}
 
-		metrics, err := e.Metrics(context.Background())
+		metrics, err := m.engine.Metrics(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -275,7 +259,7 @@ func TestOpenCloseJobParametersMetrics(t *testing.T) {
 		}
 
 		reg := prometheus.NewPedanticRegistry()
-		if err := reg.Register(e.Collector()); err != nil {
+		if err := reg.Register(m.engine.Collector()); err != nil {
 			t.Fatal(err)
 		}
 		want := `
@@ -328,11 +312,7 @@ func (h *recordHandler) Handle(_ context.Context, r slog.Record) error {
 func TestPythonLoggingAndPrintReachSlog(t *testing.T) {
 	modes(t, func(t *testing.T) {
 		h := &recordHandler{level: slog.LevelInfo}
-		e := newEngine(t, Config{Logger: slog.New(h)})
-		m, err := e.LoadSource(context.Background(), "logs.py", lifecycleSource)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := loadModule(t, Config{Logger: slog.New(h)}, "logs.py", lifecycleSource)
 		call(t, m, "chatty", int64(7))
 		h.mu.Lock()
 		got := strings.Join(h.records, "\n")
@@ -383,11 +363,7 @@ func TestLoadFileAndImportFromPath(t *testing.T) {
 
 func TestConcurrentCallers(t *testing.T) {
 	modes(t, func(t *testing.T) {
-		e := newEngine(t, Config{})
-		m, err := e.LoadSource(context.Background(), "concurrent.py", stylesSource+lifecycleSource)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := loadModule(t, Config{}, "concurrent.py", stylesSource+lifecycleSource)
 		add := function(t, m, "add_declared")
 		enrich := function(t, m, "enrich")
 		var wg sync.WaitGroup
@@ -418,7 +394,7 @@ func TestConcurrentCallers(t *testing.T) {
 		for err := range errs {
 			t.Error(err)
 		}
-		metrics, err := e.Metrics(context.Background())
+		metrics, err := m.engine.Metrics(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -431,16 +407,12 @@ func TestConcurrentCallers(t *testing.T) {
 }
 
 func TestNoAllocationsPerNumericCall(t *testing.T) {
-	e := newEngine(t, Config{})
-	m, err := e.LoadSource(context.Background(), "allocs.py", `
+	m := loadModule(t, Config{}, "allocs.py", `
 from pyudf import udf
 add = udf(lambda a, b: a + b, input_types=['BIGINT', 'BIGINT'], result_type='BIGINT')
 scale = udf(lambda x, f: x * f, input_types=['INT', 'DOUBLE'], result_type='DOUBLE')
 both = udf(lambda a, b: a and b, input_types=['BOOLEAN', 'BOOLEAN'], result_type='BOOLEAN')
 `)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
 	for _, c := range []struct {
 		name string

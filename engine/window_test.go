@@ -54,12 +54,7 @@ var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 func at(seconds int) time.Time { return t0.Add(time.Duration(seconds) * time.Second) }
 
 func windowModule(t *testing.T) *Module {
-	e := newEngine(t, Config{})
-	m, err := e.LoadSource(context.Background(), "windows.py", windowSource)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return loadModule(t, Config{}, "windows.py", windowSource)
 }
 
 func fire(t *testing.T, w *Windows, wm time.Time) []string {

@@ -56,12 +56,7 @@ func faultModule(t *testing.T, cfg Config) *Module {
 	if cfg.Workers == 0 {
 		cfg.Workers = 1
 	}
-	e := newEngine(t, cfg)
-	m, err := e.LoadSource(context.Background(), "faults.py", faultSource)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return loadModule(t, cfg, "faults.py", faultSource)
 }
 
 func TestWorkerCrashIsRestarted(t *testing.T) {
