@@ -22,6 +22,7 @@ import "C"
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -185,11 +186,27 @@ type Exported struct {
 // NewArrayStructs allocates an empty ArrowArray and ArrowSchema in C memory,
 // for Python to export into.
 func NewArrayStructs() Exported {
-	return Exported{
-		Array:  (*cdata.CArrowArray)(C.calloc(1, C.size_t(unsafe.Sizeof(cdata.CArrowArray{})))),
-		Schema: (*cdata.CArrowSchema)(C.calloc(1, C.size_t(unsafe.Sizeof(cdata.CArrowSchema{})))),
-	}
+	return Exported{Array: newArrayStruct(), Schema: newSchemaStruct()}
 }
+
+// structs counts the ArrowArray and ArrowSchema structs allocated here and
+// not yet freed.
+var structs atomic.Int64
+
+func newArrayStruct() *cdata.CArrowArray {
+	structs.Add(1)
+	return (*cdata.CArrowArray)(C.calloc(1, C.size_t(unsafe.Sizeof(cdata.CArrowArray{}))))
+}
+
+func newSchemaStruct() *cdata.CArrowSchema {
+	structs.Add(1)
+	return (*cdata.CArrowSchema)(C.calloc(1, C.size_t(unsafe.Sizeof(cdata.CArrowSchema{}))))
+}
+
+// LiveStructs is the number of ArrowArray and ArrowSchema structs this
+// package allocated and has not freed: at rest, after every Exported was
+// freed or imported, it is back where it was (tests check for leaks with it).
+func LiveStructs() int64 { return structs.Load() }
 
 // ArrayAddr and SchemaAddr are the structs' addresses, as Python's
 // _import_from_c and _export_to_c take them.
@@ -201,10 +218,12 @@ func (e Exported) Free() {
 	if e.Array != nil {
 		cdata.ReleaseCArrowArray(e.Array)
 		C.free(unsafe.Pointer(e.Array))
+		structs.Add(-1)
 	}
 	if e.Schema != nil {
 		cdata.ReleaseCArrowSchema(e.Schema)
 		C.free(unsafe.Pointer(e.Schema))
+		structs.Add(-1)
 	}
 }
 
@@ -237,7 +256,7 @@ func ExportRecordBatch(rec arrow.RecordBatch) Exported {
 
 // ExportType exports t as a schema with one field named "result".
 func ExportType(t arrow.DataType, nullable bool) Exported {
-	out := Exported{Schema: NewArrayStructs().Schema}
+	out := Exported{Schema: newSchemaStruct()}
 	cdata.ExportArrowSchema(arrow.NewSchema([]arrow.Field{{Name: "result", Type: t, Nullable: nullable}}, nil), out.Schema)
 	return out
 }

@@ -96,3 +96,28 @@ func TestAcceptsEquivalentEncodings(t *testing.T) {
 		}
 	}
 }
+
+// Every struct an export allocates is freed again: exporting a batch or a
+// result type and freeing it leaves LiveStructs where it was.
+func TestExportsFreeTheirStructs(t *testing.T) {
+	mem := memory.NewCheckedAllocator(DefaultAllocator)
+	defer mem.AssertSize(t, 0)
+	col, _, err := array.FromJSON(mem, arrow.PrimitiveTypes.Int64, strings.NewReader(`[1, null, 3]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer col.Release()
+	schema := arrow.NewSchema([]arrow.Field{{Name: "a", Type: arrow.PrimitiveTypes.Int64, Nullable: true}}, nil)
+	rec := array.NewRecordBatch(schema, []arrow.Array{col}, 3)
+	defer rec.Release()
+
+	before := LiveStructs()
+	for range 10 {
+		ExportType(arrow.BinaryTypes.String, true).Free()
+		ExportRecordBatch(rec).Free()
+		NewArrayStructs().Free()
+	}
+	if got := LiveStructs() - before; got != 0 {
+		t.Errorf("%d ArrowArray/ArrowSchema structs left allocated after 30 exports were freed", got)
+	}
+}

@@ -7,10 +7,13 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/pyudf/pyudf/arrowconv"
 )
 
 // Batch evaluation, good and failing, leaves no Python object, no pyarrow
-// buffer and (checked allocator) no Go-side Arrow buffer behind.
+// buffer, no C Data Interface struct and (checked allocator) no Go-side Arrow
+// buffer behind.
 func TestBatchPathsDoNotLeak(t *testing.T) {
 	m := loadModule(t, Config{}, "batch_leaks.py", batchSource+`
 import gc, sys
@@ -69,7 +72,7 @@ spin_rows = udf(spin, input_types=['BIGINT'], result_type='BIGINT')
 		return v.(int64)
 	}
 	round(50)
-	blocks, bytes := count("python_blocks"), count("arrow_bytes")
+	blocks, bytes, structs := count("python_blocks"), count("arrow_bytes"), arrowconv.LiveStructs()
 	round(500)
 	for range 3 { // interrupted batches too
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Millisecond)
@@ -82,6 +85,9 @@ spin_rows = udf(spin, input_types=['BIGINT'], result_type='BIGINT')
 	t.Logf("after 3500 batch evaluations: Python blocks %+d, pyarrow bytes %+d", dBlocks, dBytes)
 	if dBlocks > 1000 || dBytes != 0 {
 		t.Errorf("batch evaluation leaks: Python blocks %+d, pyarrow bytes %+d", dBlocks, dBytes)
+	}
+	if d := arrowconv.LiveStructs() - structs; d != 0 {
+		t.Errorf("batch evaluation leaks %d ArrowArray/ArrowSchema structs", d)
 	}
 }
 
