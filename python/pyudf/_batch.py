@@ -24,6 +24,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+try:  # how pandas (>= 2.1) wraps an array in a Series internally; see _block_series
+    from pandas.core.internals.managers import SingleBlockManager
+except ImportError:
+    SingleBlockManager = None
+
 from .row import Row
 
 
@@ -109,10 +114,42 @@ def _pandas_column(column):
     t = column.type
     if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
         # The same values as to_pandas, without its per-call overhead.
-        return pd.Series(column.to_numpy(zero_copy_only=False), copy=False)
+        return _series(column.to_numpy(zero_copy_only=False))
     if pa.types.is_dictionary(t):
         column = column.dictionary_decode()
     return column.to_pandas(date_as_object=True)
+
+
+def _public_series(values):
+    return pd.Series(values, copy=False)
+
+
+def _block_series(values):
+    # What pandas itself does when an operation hands back a new Series
+    # (Series._constructor_from_mgr): one block over the array, a default
+    # RangeIndex, no name. Half of pd.Series' cost, which re-inspects an
+    # array it cannot know is already a plain 1-D numpy array.
+    mgr = SingleBlockManager.from_array(values, pd.RangeIndex(len(values)))
+    series = pd.Series._from_mgr(mgr, mgr.axes)
+    object.__setattr__(series, "_name", None)
+    return series
+
+
+def _pick_series_constructor():
+    """_block_series if this pandas builds Series that way exactly as
+    pd.Series(values, copy=False) does, else pd.Series itself."""
+    try:
+        for values in (np.arange(3, dtype=np.int64), np.array([0.5, np.nan]), np.array([True, False])):
+            fast, public = _block_series(values), _public_series(values)
+            pd.testing.assert_series_equal(fast, public)
+            if not np.shares_memory(fast.to_numpy(), values) or fast[1:].name is not None:
+                raise AssertionError("not a view, or no name")
+        return _block_series
+    except Exception:  # another pandas: its internals differ, use the public constructor
+        return _public_series
+
+
+_series = _pick_series_constructor()
 
 
 def evaluate_vectorized(func, func_type, array_addr, schema_addr, type_addr, out_array_addr, out_schema_addr):

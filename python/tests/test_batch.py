@@ -1,5 +1,6 @@
 """pyudf._batch through real Arrow C Data Interface structs, as the engine uses it."""
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -86,3 +87,40 @@ def test_dictionary_columns_reach_pandas_decoded():
     seen = []
     Structs(dict_batch, pa.string()).vectorized(lambda s: seen.append(s.dtype) or s.str.upper(), "pandas")
     assert str(seen[0]) in ("object", "str", "string")
+
+
+def test_pandas_udf_series_match_the_public_constructor():
+    """The Series a Pandas UDF gets are pandas' own kind: equal to
+    pd.Series(values), views over the Arrow buffers, unnamed, sliceable,
+    read-only where Arrow memory is read-only, and what pandas operations
+    on them give back is ordinary."""
+    ints = pa.RecordBatch.from_pydict({"a": pa.array([1, 2, 3], pa.int64()), "b": pa.array([0.5, None, 2.0])})
+    seen = {}
+
+    def keep(a, b):
+        seen.update(a=a, b=b)
+        return a + b
+
+    result = Structs(ints, pa.float64()).vectorized(keep, "pandas")
+    assert result.to_pylist() == [1.5, None, 5.0]
+    a, b = seen["a"], seen["b"]
+    pd.testing.assert_series_equal(a, pd.Series([1, 2, 3]))
+    pd.testing.assert_series_equal(b, pd.Series([0.5, float("nan"), 2.0]))
+    assert a.name is None and a[1:].tolist() == [2, 3] and a.index.equals(pd.RangeIndex(3))
+    assert (a * 2).rename("x").name == "x" and a.to_frame("c").shape == (3, 1)
+    with pytest.raises(ValueError, match="read-only"):
+        a[0] = 9
+    b2 = b.copy()
+    b2[1] = 7.0
+    assert b2.tolist() == [0.5, 7.0, 2.0] and pd.isna(b[1])
+
+
+def test_series_constructor_falls_back_to_public_pandas(monkeypatch):
+    """If pandas' internals differ from what _block_series expects, every
+    Series comes from the public constructor instead."""
+    values = np.arange(4, dtype=np.int64)
+    assert _batch._pick_series_constructor() is _batch._block_series  # the pandas in requirements.txt
+    monkeypatch.setattr(_batch, "SingleBlockManager", None)
+    assert _batch._pick_series_constructor() is _batch._public_series
+    pd.testing.assert_series_equal(_batch._public_series(values), pd.Series(values))
+    assert np.shares_memory(_batch._public_series(values).to_numpy(), values)
