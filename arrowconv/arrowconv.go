@@ -209,7 +209,7 @@ func newSchemaStruct() *cdata.CArrowSchema {
 func LiveStructs() int64 { return structs.Load() }
 
 // ArrayAddr and SchemaAddr are the structs' addresses, as Python's
-// _import_from_c and _export_to_c take them.
+// _import_from_c and _export_to_c take them (0 for a struct that is absent).
 func (e Exported) ArrayAddr() uintptr  { return uintptr(unsafe.Pointer(e.Array)) }
 func (e Exported) SchemaAddr() uintptr { return uintptr(unsafe.Pointer(e.Schema)) }
 
@@ -230,7 +230,15 @@ func (e Exported) Free() {
 // ExportRecordBatch exports rec for Python, without copying when its buffers
 // are memory of a registered Allocator and with one copy otherwise.
 func ExportRecordBatch(rec arrow.RecordBatch) Exported {
-	out := NewArrayStructs()
+	return exportBatch(rec, true)
+}
+
+// exportBatch exports rec, and its schema if withSchema (else e.Schema is nil).
+func exportBatch(rec arrow.RecordBatch, withSchema bool) Exported {
+	out := Exported{Array: newArrayStruct()}
+	if withSchema {
+		out.Schema = newSchemaStruct()
+	}
 	for _, col := range rec.Columns() {
 		if !inCMemory(col.Data()) {
 			out.Copied = true

@@ -340,8 +340,8 @@ int pyudf_eval_rows_fixed(PyObject *fn, int ncols, const pyudf_column *cols, int
 }
 
 int pyudf_eval_vectorized(PyObject *fn, const char *mode, uintptr_t in, uintptr_t in_schema,
-			  uintptr_t type_schema, uintptr_t out, uintptr_t out_schema,
-			  uint64_t call_id, pyudf_frame *f)
+			  int64_t in_id, uintptr_t type_schema, int64_t type_id, uintptr_t out,
+			  uintptr_t out_schema, uint64_t call_id, pyudf_frame *f)
 {
 	begin(f, call_id);
 	PyObject *module = batch_module();
@@ -351,9 +351,10 @@ int pyudf_eval_vectorized(PyObject *fn, const char *mode, uintptr_t in, uintptr_
 					 (unsigned long long)in_schema, (unsigned long long)type_schema,
 					 (unsigned long long)out, (unsigned long long)out_schema);
 	else if (module != NULL)
-		ok = PyObject_CallMethod(module, "evaluate_vectorized", "OsKKKKK", fn, mode,
+		ok = PyObject_CallMethod(module, "evaluate_vectorized", "OsKKLKLKK", fn, mode,
 					 (unsigned long long)in, (unsigned long long)in_schema,
-					 (unsigned long long)type_schema, (unsigned long long)out,
+					 (long long)in_id, (unsigned long long)type_schema,
+					 (long long)type_id, (unsigned long long)out,
 					 (unsigned long long)out_schema);
 	int status = ok != NULL ? PYUDF_OK : PYUDF_ERROR;
 	Py_XDECREF(ok);

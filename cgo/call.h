@@ -82,10 +82,12 @@ int pyudf_eval_rows_fixed(PyObject *fn, int ncols, const pyudf_column *cols, int
  * mode "pandas": fn(*columns as pd.Series); "arrow": fn(*columns as pyarrow
  * Arrays); "pandas_map": fn(batch as a DataFrame) returning a DataFrame;
  * "explode": fn(*row) for each row, a table function's rows flattened into a
- * struct array with the input row's index first. */
+ * struct array with the input row's index first. Except for "explode",
+ * in_schema and type_schema may be 0: the schema Python keeps under in_id or
+ * type_id is meant (a nonzero id with a schema: keep it under that id). */
 int pyudf_eval_vectorized(PyObject *fn, const char *mode, uintptr_t in, uintptr_t in_schema,
-			  uintptr_t type_schema, uintptr_t out, uintptr_t out_schema,
-			  uint64_t call_id, pyudf_frame *f);
+			  int64_t in_id, uintptr_t type_schema, int64_t type_id, uintptr_t out,
+			  uintptr_t out_schema, uint64_t call_id, pyudf_frame *f);
 
 /* The object the host registered under key (new reference), or NULL with f->err set. */
 PyObject *pyudf_take(long long key, pyudf_frame *f);

@@ -45,12 +45,12 @@ static int eval_rows_fixed_h(uintptr_t fn, int ncols, int64_t nrows, uint64_t id
 	return pyudf_eval_rows_fixed((PyObject *)fn, ncols, cols, nrows, &cols[ncols], id, fr);
 }
 static int eval_vectorized_h(uintptr_t fn, int mode, uintptr_t in, uintptr_t in_schema,
-			     uintptr_t type_schema, uintptr_t out, uintptr_t out_schema, uint64_t id,
-			     uintptr_t f)
+			     int64_t in_id, uintptr_t type_schema, int64_t type_id, uintptr_t out,
+			     uintptr_t out_schema, uint64_t id, uintptr_t f)
 {
 	static const char *modes[] = {"arrow", "pandas", "pandas_map", "explode"};
-	return pyudf_eval_vectorized((PyObject *)fn, modes[mode], in, in_schema, type_schema, out,
-				     out_schema, id, (pyudf_frame *)f);
+	return pyudf_eval_vectorized((PyObject *)fn, modes[mode], in, in_schema, in_id, type_schema,
+				     type_id, out, out_schema, id, (pyudf_frame *)f);
 }
 */
 import "C"
@@ -200,8 +200,12 @@ func (f *Frame) Control(request []byte) Status {
 // Batch names the Arrow C Data Interface structs of one batch evaluation, by
 // address (they are C memory): the input batch, the result type (a one-field
 // schema), the result, and for per-row errors the error column (Err zero: off).
+// For EvalVectorized, InID and TypeID name the input schema and the result
+// type on the Python side (arrowconv.Sent); InSchema or Type is 0 when Python
+// holds that schema already.
 type Batch struct {
 	In, InSchema, Type, Out, OutSchema, Err, ErrSchema uintptr
+	InID, TypeID                                       int64
 	// Rows: EvalRows passes each row as one pyudf.Row (PyFlink's map).
 	Rows bool
 }
@@ -273,8 +277,8 @@ func (f *Frame) EvalRowsFixed(fn Object, cols []Column, nrows int, out Column) (
 func (f *Frame) EvalVectorized(fn Object, mode int, b Batch) Status {
 	f.calls++
 	return Status(C.eval_vectorized_h(C.uintptr_t(uintptr(unsafe.Pointer(fn.p))), C.int(mode), C.uintptr_t(b.In),
-		C.uintptr_t(b.InSchema), C.uintptr_t(b.Type), C.uintptr_t(b.Out), C.uintptr_t(b.OutSchema),
-		C.uint64_t(f.calls), C.uintptr_t(uintptr(unsafe.Pointer(f.c)))))
+		C.uintptr_t(b.InSchema), C.int64_t(b.InID), C.uintptr_t(b.Type), C.int64_t(b.TypeID),
+		C.uintptr_t(b.Out), C.uintptr_t(b.OutSchema), C.uint64_t(f.calls), C.uintptr_t(uintptr(unsafe.Pointer(f.c)))))
 }
 
 // Row is the batch row whose call ended the last EvalRows, or -1.

@@ -128,14 +128,22 @@ func errsN(errs arrow.Array) int {
 }
 
 // evalLocal is a batch evaluation in this process's interpreter, through the
-// C Data Interface.
+// C Data Interface. Vectorized calls send the batch's schema and the result
+// type only until the interpreter holds them (arrowconv.ExportBatch).
 func (f *Function) evalLocal(ctx context.Context, batch arrow.RecordBatch, rowErrors, asMap bool, resultType arrow.DataType) (arrow.Array, arrow.Array, error) {
-	in := arrowconv.ExportRecordBatch(batch)
+	var in, typ arrowconv.Exported
+	var inSent, typSent arrowconv.Sent
+	if f.funcType == "general" {
+		in, typ = arrowconv.ExportRecordBatch(batch), arrowconv.ExportType(resultType, !f.result.NotNull)
+	} else {
+		in, inSent = arrowconv.ExportBatch(batch)
+		typ, typSent = arrowconv.ExportResultType(resultType, !f.result.NotNull)
+	}
 	defer in.Free() // whatever Python did not take
-	typ := arrowconv.ExportType(resultType, !f.result.NotNull)
 	defer typ.Free()
 	out, errOut := arrowconv.NewArrayStructs(), arrowconv.Exported{}
-	b := cgo.Batch{In: in.ArrayAddr(), InSchema: in.SchemaAddr(), Type: typ.SchemaAddr(),
+	b := cgo.Batch{In: in.ArrayAddr(), InSchema: in.SchemaAddr(), InID: inSent.ID,
+		Type: typ.SchemaAddr(), TypeID: typSent.ID,
 		Out: out.ArrayAddr(), OutSchema: out.SchemaAddr(), Rows: asMap}
 	if rowErrors {
 		errOut = arrowconv.NewArrayStructs()
@@ -160,6 +168,8 @@ func (f *Function) evalLocal(ctx context.Context, batch arrow.RecordBatch, rowEr
 		errOut.Free()
 		return nil, nil, failure
 	}
+	inSent.Confirm()
+	typSent.Confirm()
 
 	res, err := arrowconv.ImportArray(out)
 	if err != nil {

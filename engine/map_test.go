@@ -32,6 +32,8 @@ missing_field = udf(lambda row: {"id": 1}, result_type=result)
 short_frame = udf(lambda df: df.iloc[:1], result_type=result, func_type="pandas")
 declared = udf(lambda row: row, input_types=['ROW<id BIGINT, name STRING>'], result_type='ROW<id BIGINT, name STRING>')
 not_a_row = udf(lambda row: 1, result_type='BIGINT')
+columns = udf(lambda df: pd.DataFrame({"id": [len(df.columns)] * len(df), "label": [",".join(df.columns)] * len(df)}),
+              result_type=result, func_type="pandas")
 `
 
 func TestMapRowWiseAndPandasAgree(t *testing.T) {
@@ -65,6 +67,28 @@ func TestMapRowWiseAndPandasAgree(t *testing.T) {
 			}
 			if got := recordJSON(t, out); got != want {
 				t.Errorf("%s = %s, want %s", name, got, want)
+			}
+			out.Release()
+		}
+	})
+}
+
+// Thread mode sends a batch schema to Python once and then only its id: a
+// Pandas map must still see each batch's own column names, through changes
+// of names and back.
+func TestMapSeesEachBatchsColumnNames(t *testing.T) {
+	modes(t, func(t *testing.T) {
+		m := loadModule(t, Config{}, "map_names.py", mapSource)
+		mem := checkedAllocator(t)
+		in := batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[1, 2]`, arrow.BinaryTypes.String, `["a", "b"]`)
+		for _, names := range [][]string{{"id", "name"}, {"id", "name"}, {"x", "y"}, {"id", "name"}, {"y", "x"}, {"x", "y"}} {
+			out, err := function(t, m, "columns").Map(context.Background(), renamed(t, in, names...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := `[{"id":2,"label":"` + strings.Join(names, ",") + `"},{"id":2,"label":"` + strings.Join(names, ",") + `"}]`
+			if got := recordJSON(t, out); got != want {
+				t.Errorf("columns %v: %s, want %s", names, got, want)
 			}
 			out.Release()
 		}

@@ -27,8 +27,9 @@ class Structs:
     def result(self):
         return pa.Array._import_from_c(addr(self.out_array), addr(self.out_schema))
 
-    def vectorized(self, func, func_type):
-        _batch.evaluate_vectorized(func, func_type, addr(self.array), addr(self.schema), addr(self.type),
+    def vectorized(self, func, func_type, schema_id=0, type_id=0, send=True):
+        _batch.evaluate_vectorized(func, func_type, addr(self.array), addr(self.schema) if send else 0, schema_id,
+                                   addr(self.type) if send else 0, type_id,
                                    addr(self.out_array), addr(self.out_schema))
         return self.result()
 
@@ -124,3 +125,21 @@ def test_series_constructor_falls_back_to_public_pandas(monkeypatch):
     assert _batch._pick_series_constructor() is _batch._public_series
     pd.testing.assert_series_equal(_batch._public_series(values), pd.Series(values))
     assert np.shares_memory(_batch._public_series(values).to_numpy(), values)
+
+
+def test_kept_schemas_cross_once():
+    """A schema sent with an id is kept; later calls pass the id alone, and an
+    id never sent is an error, not a guess."""
+    ints = pa.RecordBatch.from_pydict({"a": pa.array([1, 2], pa.int64()), "b": pa.array([10, 20], pa.int64())})
+    add = lambda a, b: a + b  # noqa: E731
+    assert Structs(ints, pa.int64()).vectorized(add, "pandas", schema_id=9001, type_id=9002).to_pylist() == [11, 22]
+    for schema_id, outcome in ((9001, [11, 22]), (9003, KeyError)):
+        s = Structs(ints, pa.int64())
+        if outcome is KeyError:
+            with pytest.raises(KeyError):
+                s.vectorized(add, "arrow", schema_id=schema_id, type_id=9002, send=False)
+            pa.RecordBatch._import_from_c(addr(s.array), addr(s.schema))  # release what was not taken
+        else:
+            assert s.vectorized(add, "arrow", schema_id=schema_id, type_id=9002, send=False).to_pylist() == outcome
+            pa.Schema._import_from_c(addr(s.schema))
+        pa.Schema._import_from_c(addr(s.type))
