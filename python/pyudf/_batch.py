@@ -107,29 +107,38 @@ def export_errors(messages, array_addr, schema_addr):
     pa.array(messages, type=pa.string())._export_to_c(array_addr, schema_addr)
 
 
-def _pandas_column(column):
+def _pandas_column(column, index):
     """A column as PyFlink gives it to Pandas UDFs: numbers as numpy-backed Series
     (integers with nulls as float64 with NaN; views, not copies, without nulls),
-    dates as datetime.date objects."""
+    dates as datetime.date objects. ``index``: the batch's RangeIndex, shared by
+    its columns as a DataFrame's columns share its index."""
     t = column.type
     if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
         # The same values as to_pandas, without its per-call overhead.
-        return _series(column.to_numpy(zero_copy_only=False))
+        return _series(column.to_numpy(zero_copy_only=False), index)
     if pa.types.is_dictionary(t):
         column = column.dictionary_decode()
-    return column.to_pandas(date_as_object=True)
+    series = column.to_pandas(date_as_object=True)
+    series.index = index
+    return series
 
 
-def _public_series(values):
-    return pd.Series(values, copy=False)
+def _pandas_columns(batch):
+    """The batch's columns as Series sharing one RangeIndex (_pandas_column)."""
+    index = pd.RangeIndex(batch.num_rows)
+    return [_pandas_column(column, index) for column in batch.columns]
 
 
-def _block_series(values):
+def _public_series(values, index):
+    return pd.Series(values, index=index, copy=False)
+
+
+def _block_series(values, index):
     # What pandas itself does when an operation hands back a new Series
-    # (Series._constructor_from_mgr): one block over the array, a default
-    # RangeIndex, no name. Half of pd.Series' cost, which re-inspects an
+    # (Series._constructor_from_mgr): one block over the array, the index,
+    # no name. Half of pd.Series' cost, which re-inspects an
     # array it cannot know is already a plain 1-D numpy array.
-    mgr = SingleBlockManager.from_array(values, pd.RangeIndex(len(values)))
+    mgr = SingleBlockManager.from_array(values, index)
     series = pd.Series._from_mgr(mgr, mgr.axes)
     object.__setattr__(series, "_name", None)
     return series
@@ -140,7 +149,8 @@ def _pick_series_constructor():
     pd.Series(values, copy=False) does, else pd.Series itself."""
     try:
         for values in (np.arange(3, dtype=np.int64), np.array([0.5, np.nan]), np.array([True, False])):
-            fast, public = _block_series(values), _public_series(values)
+            index = pd.RangeIndex(len(values))
+            fast, public = _block_series(values, index), _public_series(values, index)
             pd.testing.assert_series_equal(fast, public)
             if not np.shares_memory(fast.to_numpy(), values) or fast[1:].name is not None:
                 raise AssertionError("not a view, or no name")
@@ -190,7 +200,7 @@ def vectorized(func, func_type, batch, result_type):
         except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError) as exc:
             raise TypeError("the Pandas map's result does not fit %s: %s" % (result_type, exc)) from None
     if func_type == "pandas":
-        args = [_pandas_column(column) for column in batch.columns]
+        args = _pandas_columns(batch)
         what = "the Pandas UDF's result"
     else:
         args = list(batch.columns)
@@ -272,7 +282,7 @@ def _check_length(result, rows, what):
 def reduce_pandas(func, array_addr, schema_addr):
     """Run a Pandas UDAF over the batch: one pd.Series per column in, one scalar out."""
     batch = import_batch(array_addr, schema_addr)
-    result = func(*[_pandas_column(column) for column in batch.columns])
+    result = func(*_pandas_columns(batch))
     if isinstance(result, (pd.Series, pd.DataFrame, np.ndarray, pa.Array, pa.ChunkedArray, list, tuple)):
         raise TypeError("the Pandas UDAF's result must be a scalar, not %s" % type(result).__name__)
     if isinstance(result, np.generic):

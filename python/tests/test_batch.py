@@ -108,6 +108,7 @@ def test_pandas_udf_series_match_the_public_constructor():
     pd.testing.assert_series_equal(a, pd.Series([1, 2, 3]))
     pd.testing.assert_series_equal(b, pd.Series([0.5, float("nan"), 2.0]))
     assert a.name is None and a[1:].tolist() == [2, 3] and a.index.equals(pd.RangeIndex(3))
+    assert a.index is b.index  # one RangeIndex for the batch, as a DataFrame's columns share one
     assert (a * 2).rename("x").name == "x" and a.to_frame("c").shape == (3, 1)
     with pytest.raises(ValueError, match="read-only"):
         a[0] = 9
@@ -123,8 +124,9 @@ def test_series_constructor_falls_back_to_public_pandas(monkeypatch):
     assert _batch._pick_series_constructor() is _batch._block_series  # the pandas in requirements.txt
     monkeypatch.setattr(_batch, "SingleBlockManager", None)
     assert _batch._pick_series_constructor() is _batch._public_series
-    pd.testing.assert_series_equal(_batch._public_series(values), pd.Series(values))
-    assert np.shares_memory(_batch._public_series(values).to_numpy(), values)
+    series = _batch._public_series(values, pd.RangeIndex(4))
+    pd.testing.assert_series_equal(series, pd.Series(values))
+    assert np.shares_memory(series.to_numpy(), values)
 
 
 def test_kept_schemas_cross_once():
@@ -143,3 +145,4 @@ def test_kept_schemas_cross_once():
             assert s.vectorized(add, "arrow", schema_id=schema_id, type_id=9002, send=False).to_pylist() == outcome
             pa.Schema._import_from_c(addr(s.schema))
         pa.Schema._import_from_c(addr(s.type))
+
