@@ -86,9 +86,10 @@ def _to_array(values, result_type, what):
                 values = values.cast(result_type)
             return values
         if type(values).__module__.startswith("pandas"):
-            plain = isinstance(values.dtype, np.dtype) and values.dtype.kind in "biuf"
-            numpy_values = values.to_numpy() if plain else None
-            if numpy_values is not None:  # numeric: the cheap path, NaN still becomes null
+            # Numbers: the Series' own numpy array (what to_numpy() returns, without
+            # its argument handling), converted without a copy; NaN still becomes null.
+            numpy_values = getattr(values, "_values", None)
+            if type(numpy_values) is np.ndarray and numpy_values.dtype.kind in "biuf":
                 return pa.array(numpy_values, type=result_type, from_pandas=True)
             return pa.Array.from_pandas(values, type=result_type)
         return pa.array(values, type=result_type)
