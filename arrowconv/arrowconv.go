@@ -264,8 +264,17 @@ func exportBatch(rec arrow.RecordBatch, withSchema bool) Exported {
 
 // ExportType exports t as a schema with one field named "result".
 func ExportType(t arrow.DataType, nullable bool) Exported {
+	return exportSchema(resultSchema(t, nullable))
+}
+
+// resultSchema is how a result type crosses: a schema with one field, "result".
+func resultSchema(t arrow.DataType, nullable bool) *arrow.Schema {
+	return arrow.NewSchema([]arrow.Field{{Name: "result", Type: t, Nullable: nullable}}, nil)
+}
+
+func exportSchema(s *arrow.Schema) Exported {
 	out := Exported{Schema: newSchemaStruct()}
-	cdata.ExportArrowSchema(arrow.NewSchema([]arrow.Field{{Name: "result", Type: t, Nullable: nullable}}, nil), out.Schema)
+	cdata.ExportArrowSchema(s, out.Schema)
 	return out
 }
 

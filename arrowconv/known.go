@@ -4,7 +4,6 @@ import (
 	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/cdata"
 )
 
 // Schemas the embedded interpreter already holds. Exporting a schema through
@@ -20,14 +19,13 @@ import (
 // in full every time.
 var known = struct {
 	sync.Mutex
-	byPrint map[string][]knownSchema // by Fingerprint
-	n       int64                    // ids assigned
-	held    map[int64]bool           // ids the interpreter holds (a call carrying them succeeded)
-}{byPrint: map[string][]knownSchema{}, held: map[int64]bool{}}
+	byPrint map[string][]int64 // ids by Fingerprint
+	schemas []knownSchema      // by id - 1
+}{byPrint: map[string][]int64{}}
 
 type knownSchema struct {
 	schema *arrow.Schema
-	id     int64
+	held   bool // the interpreter holds it: a call that carried it succeeded
 }
 
 const maxKnown = 1024
@@ -47,7 +45,7 @@ func (s Sent) Confirm() {
 		return
 	}
 	known.Lock()
-	known.held[s.ID] = true
+	known.schemas[s.ID-1].held = true
 	known.Unlock()
 }
 
@@ -59,17 +57,18 @@ func lookup(s *arrow.Schema) Sent {
 	}
 	known.Lock()
 	defer known.Unlock()
-	for _, k := range known.byPrint[fp] {
-		if k.schema.Equal(s) && k.schema.Metadata().Equal(s.Metadata()) {
-			return Sent{ID: k.id, Carried: !known.held[k.id]}
+	for _, id := range known.byPrint[fp] {
+		if k := known.schemas[id-1]; k.schema.Equal(s) && k.schema.Metadata().Equal(s.Metadata()) {
+			return Sent{ID: id, Carried: !k.held}
 		}
 	}
-	if known.n == maxKnown {
+	if len(known.schemas) == maxKnown {
 		return Sent{Carried: true}
 	}
-	known.n++
-	known.byPrint[fp] = append(known.byPrint[fp], knownSchema{s, known.n})
-	return Sent{ID: known.n, Carried: true}
+	known.schemas = append(known.schemas, knownSchema{schema: s})
+	id := int64(len(known.schemas))
+	known.byPrint[fp] = append(known.byPrint[fp], id)
+	return Sent{ID: id, Carried: true}
 }
 
 // ExportBatch is ExportRecordBatch for a call into pyudf._batch, which keeps
@@ -83,12 +82,10 @@ func ExportBatch(rec arrow.RecordBatch) (Exported, Sent) {
 
 // ExportResultType is ExportType on the terms of ExportBatch.
 func ExportResultType(t arrow.DataType, nullable bool) (Exported, Sent) {
-	schema := arrow.NewSchema([]arrow.Field{{Name: "result", Type: t, Nullable: nullable}}, nil)
+	schema := resultSchema(t, nullable)
 	sent := lookup(schema)
 	if !sent.Carried {
 		return Exported{}, sent
 	}
-	out := Exported{Schema: newSchemaStruct()}
-	cdata.ExportArrowSchema(schema, out.Schema)
-	return out, sent
+	return exportSchema(schema), sent
 }

@@ -32,17 +32,32 @@ except ImportError:
 from .row import Row
 
 
-def import_batch(array_addr, schema_addr):
-    """The batch Go exported, imported without copying its buffers. A process-mode
-    worker, which read the batch from Arrow IPC, passes the RecordBatch itself."""
+def import_batch(array_addr, schema_addr, schema_id=0):
+    """The batch Go exported, imported without copying its buffers (its schema:
+    see _known_schema). A process-mode worker, which read the batch from Arrow
+    IPC, passes the RecordBatch itself."""
     if isinstance(array_addr, pa.RecordBatch):
         return array_addr
-    return pa.RecordBatch._import_from_c(array_addr, schema_addr)
+    return pa.RecordBatch._import_from_c(array_addr, _known_schema(schema_addr, schema_id))
 
 
-def import_type(schema_addr):
-    """The result type Go exported as a one-field schema."""
-    return pa.Schema._import_from_c(schema_addr).field(0).type
+def import_type(schema_addr, schema_id=0):
+    """The result type Go exported as a one-field schema (see _known_schema)."""
+    return _known_schema(schema_addr, schema_id).field(0).type
+
+
+_known_schemas = {}  # id Go assigned -> pa.Schema (arrowconv.ExportBatch)
+
+
+def _known_schema(schema_addr, schema_id):
+    """The schema Go exported at ``schema_addr`` (kept under ``schema_id``
+    unless that is 0), or with ``schema_addr`` 0 the one kept under ``schema_id``."""
+    if not schema_addr:
+        return _known_schemas[schema_id]
+    schema = pa.Schema._import_from_c(schema_addr)
+    if schema_id:
+        _known_schemas[schema_id] = schema
+    return schema
 
 
 def columns(array_addr, schema_addr):
@@ -163,28 +178,14 @@ def _pick_series_constructor():
 _series = _pick_series_constructor()
 
 
-_known_schemas = {}  # id Go assigned -> pa.Schema (arrowconv.ExportBatch)
-
-
-def _known_schema(schema_addr, schema_id):
-    """The schema Go exported at ``schema_addr`` (kept under ``schema_id``
-    unless that is 0), or with ``schema_addr`` 0 the one kept under ``schema_id``."""
-    if not schema_addr:
-        return _known_schemas[schema_id]
-    schema = pa.Schema._import_from_c(schema_addr)
-    if schema_id:
-        _known_schemas[schema_id] = schema
-    return schema
-
-
 def evaluate_vectorized(func, func_type, array_addr, schema_addr, schema_id, type_addr, type_id,
                         out_array_addr, out_schema_addr):
     """Run a Pandas or Arrow UDF, or a Pandas map, over the batch and export its
     result. The batch's schema and the result type come as exported schemas, or
     (address 0) as the ids of schemas Go sent before."""
-    batch = pa.RecordBatch._import_from_c(array_addr, _known_schema(schema_addr, schema_id))
-    result_type = _known_schema(type_addr, type_id).field(0).type
-    vectorized(func, func_type, batch, result_type)._export_to_c(out_array_addr, out_schema_addr)
+    result = vectorized(func, func_type, import_batch(array_addr, schema_addr, schema_id),
+                        import_type(type_addr, type_id))
+    result._export_to_c(out_array_addr, out_schema_addr)
 
 
 def vectorized(func, func_type, batch, result_type):
