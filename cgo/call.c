@@ -1,5 +1,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#if PY_VERSION_HEX < 0x030B0000
+#include <longintrepr.h> /* PyLongObject; Python.h includes it from 3.11 */
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -199,37 +202,115 @@ static void set_bit(uint8_t *bits, int64_t i, int on)
 		bits[i >> 3] &= (uint8_t)~(1u << (i & 7));
 }
 
-/* The value at row i of c as a new reference. */
-static PyObject *column_value(const pyudf_column *c, int64_t row)
+/* Values the row loop makes for one row and no longer needs at the next: an
+ * int or float that nothing but the loop refers to any more (the UDF did not
+ * keep it) takes the next row's value in place, instead of being freed and
+ * another allocated. CPython itself reuses a float this way when an operation
+ * consumes its last reference. Reused: exact ints of one digit outside the
+ * small-int cache (so a cached small int is never made twice) and exact
+ * floats; never an object anyone else holds. Not on free-threaded builds,
+ * where a reference count of 1 does not mean sole ownership. */
+static int set_int_in_place(PyObject *o, long long v)
+{
+#ifdef Py_GIL_DISABLED
+	return 0;
+#else
+	unsigned long long magnitude = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+	if (o == NULL || !PyLong_CheckExact(o) || Py_REFCNT(o) != 1 || (v >= -5 && v <= 256) ||
+	    magnitude >= PyLong_BASE)
+		return 0;
+	PyLongObject *l = (PyLongObject *)o;
+#if PY_VERSION_HEX >= 0x030C0000
+	/* lv_tag: digit count << _PyLong_NON_SIZE_BITS | sign (0 positive, 2 negative) */
+	if ((l->long_value.lv_tag >> _PyLong_NON_SIZE_BITS) != 1 ||
+	    (l->long_value.lv_tag & _PyLong_SIGN_MASK) == 1)
+		return 0;
+	l->long_value.lv_tag = ((uintptr_t)1 << _PyLong_NON_SIZE_BITS) | (v < 0 ? 2 : 0);
+	l->long_value.ob_digit[0] = (digit)magnitude;
+#else
+	if (Py_SIZE(l) != 1 && Py_SIZE(l) != -1)
+		return 0;
+	Py_SET_SIZE(l, v < 0 ? -1 : 1);
+	l->ob_digit[0] = (digit)magnitude;
+#endif
+	return 1;
+#endif
+}
+
+static int set_float_in_place(PyObject *o, double v)
+{
+#ifdef Py_GIL_DISABLED
+	return 0;
+#else
+	if (o == NULL || !PyFloat_CheckExact(o) || Py_REFCNT(o) != 1)
+		return 0;
+	((PyFloatObject *)o)->ob_fval = v;
+	return 1;
+#endif
+}
+
+/* The value at row i of c in *held, which owns it (a reference the caller
+ * borrows), or NULL with an exception set. *held comes in as the value of the
+ * row before (or NULL), which is reused in place when it can be. */
+static PyObject *column_value(const pyudf_column *c, int64_t row, PyObject **held)
 {
 	int64_t i = c->offset + row;
 	const void *values = (const void *)c->values;
-	if (c->validity != 0 && !bit((const uint8_t *)c->validity, i))
-		Py_RETURN_NONE;
+	PyObject *value;
+	long long n;
+	double x;
+	if (c->validity != 0 && !bit((const uint8_t *)c->validity, i)) {
+		value = Py_NewRef(Py_None);
+		goto made;
+	}
 	switch (c->type) {
 	case PYUDF_COL_BOOL:
-		return PyBool_FromLong(bit(values, i));
+		value = PyBool_FromLong(bit(values, i));
+		goto made;
 	case PYUDF_COL_INT8:
-		return PyLong_FromLong(((const int8_t *)values)[i]);
+		n = ((const int8_t *)values)[i];
+		goto integer;
 	case PYUDF_COL_INT16:
-		return PyLong_FromLong(((const int16_t *)values)[i]);
+		n = ((const int16_t *)values)[i];
+		goto integer;
 	case PYUDF_COL_INT32:
-		return PyLong_FromLong(((const int32_t *)values)[i]);
+		n = ((const int32_t *)values)[i];
+		goto integer;
 	case PYUDF_COL_INT64:
-		return PyLong_FromLongLong(((const int64_t *)values)[i]);
+		n = ((const int64_t *)values)[i];
+		goto integer;
 	case PYUDF_COL_UINT8:
-		return PyLong_FromLong(((const uint8_t *)values)[i]);
+		n = ((const uint8_t *)values)[i];
+		goto integer;
 	case PYUDF_COL_UINT16:
-		return PyLong_FromLong(((const uint16_t *)values)[i]);
+		n = ((const uint16_t *)values)[i];
+		goto integer;
 	case PYUDF_COL_UINT32:
-		return PyLong_FromUnsignedLong(((const uint32_t *)values)[i]);
+		n = ((const uint32_t *)values)[i];
+		goto integer;
 	case PYUDF_COL_FLOAT32:
-		return PyFloat_FromDouble(((const float *)values)[i]);
+		x = ((const float *)values)[i];
+		goto floating;
 	case PYUDF_COL_FLOAT64:
-		return PyFloat_FromDouble(((const double *)values)[i]);
+		x = ((const double *)values)[i];
+		goto floating;
 	}
 	PyErr_Format(PyExc_SystemError, "pyudf: unknown column type %d", c->type);
 	return NULL;
+integer:
+	if (set_int_in_place(*held, n))
+		return *held;
+	value = PyLong_FromLongLong(n);
+	goto made;
+floating:
+	if (set_float_in_place(*held, x))
+		return *held;
+	value = PyFloat_FromDouble(x);
+made:
+	if (value == NULL)
+		return NULL;
+	Py_XSETREF(*held, value);
+	return value;
 }
 
 static const char *column_sql_name(int type)
@@ -309,9 +390,10 @@ int pyudf_eval_rows_fixed(PyObject *fn, int ncols, const pyudf_column *cols, int
 			  pyudf_column *out, uint64_t call_id, pyudf_frame *f)
 {
 	begin(f, call_id);
-	PyObject *small[STACK_ARGS], **argv = small;
+	/* argv[j] holds column j's value for the current row (see column_value). */
+	PyObject *small[STACK_ARGS] = {NULL}, **argv = small;
 	int status = PYUDF_ERROR;
-	if (ncols > STACK_ARGS && (argv = PyMem_Malloc(sizeof(PyObject *) * ncols)) == NULL) {
+	if (ncols > STACK_ARGS && (argv = PyMem_Calloc(ncols, sizeof(PyObject *))) == NULL) {
 		PyErr_NoMemory();
 		return end(f, status);
 	}
@@ -319,12 +401,9 @@ int pyudf_eval_rows_fixed(PyObject *fn, int ncols, const pyudf_column *cols, int
 	int64_t i = 0;
 	for (; i < nrows; i++) {
 		int j = 0;
-		for (; j < ncols; j++)
-			if ((argv[j] = column_value(&cols[j], i)) == NULL)
-				break;
+		while (j < ncols && column_value(&cols[j], i, &argv[j]) != NULL)
+			j++;
 		PyObject *r = j == ncols ? PyObject_Vectorcall(fn, argv, ncols, NULL) : NULL;
-		while (j-- > 0)
-			Py_DECREF(argv[j]);
 		int stored = r != NULL ? store_result(out, i, r) : -1;
 		Py_XDECREF(r);
 		if (stored < 0)
@@ -334,6 +413,8 @@ int pyudf_eval_rows_fixed(PyObject *fn, int ncols, const pyudf_column *cols, int
 		status = PYUDF_OK;
 	else
 		f->row = i;
+	for (int j = 0; j < ncols; j++)
+		Py_XDECREF(argv[j]);
 	if (argv != small)
 		PyMem_Free(argv);
 	return end(f, status);

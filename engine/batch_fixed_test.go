@@ -76,3 +76,55 @@ func TestFixedPathSlicesBooleansAndMixedWidths(t *testing.T) {
 		}
 	})
 }
+
+// The C loop gives an int or float argument the next row's value in place
+// once nothing else refers to it; a UDF that keeps some of its arguments
+// must still see each kept one unchanged, through sign changes, values
+// past one digit (2^30) and the small-int cache.
+func TestFixedPathArgumentsAUDFKeepsStayTheirOwn(t *testing.T) {
+	m := loadModule(t, Config{}, "keep.py", `
+from pyudf import udf
+kept = []
+def keep_int(i):
+    if i is not None and i % 3 == 0:
+        kept.append(i)
+    return None if i is None else -i
+def keep_float(f):
+    if f is not None and f > 5:
+        kept.append(f)
+    return None if f is None else -f
+keep_ints = udf(keep_int, input_types=['BIGINT'], result_type='BIGINT')
+keep_small_ints = udf(keep_int, input_types=['SMALLINT'], result_type='BIGINT')
+keep_floats = udf(keep_float, input_types=['DOUBLE'], result_type='DOUBLE')
+kept_so_far = udf(lambda: repr(kept), input_types=[], result_type='STRING')
+`)
+	mem := checkedAllocator(t)
+	for _, c := range []struct {
+		name, typ string
+		in, want  string
+		dt        arrow.DataType
+	}{
+		{"keep_ints", "BIGINT",
+			`[300, -300, 301, 3000, -3000, 1073741823, 1073741824, 6, -3, null, 999, -999, 4611686018427387904, 1000000005, -7, 7]`,
+			`[-300,300,-301,-3000,3000,-1073741823,-1073741824,-6,3,null,-999,999,-4611686018427387904,-1000000005,7,-7]`,
+			arrow.PrimitiveTypes.Int64},
+		{"keep_small_ints", "SMALLINT", `[3000, -3000, 3001, 255, 258, -258]`, `[-3000,3000,-3001,-255,-258,258]`,
+			arrow.PrimitiveTypes.Int16},
+		{"keep_floats", "DOUBLE", `[0.5, 6.5, -1.5, 7.25, null, 8, 2]`, `[-0.5,-6.5,1.5,-7.25,null,-8,-2]`,
+			arrow.PrimitiveTypes.Float64},
+	} {
+		if got := eval(t, m, c.name, batchOf(t, mem, c.dt, c.in)); got != c.want {
+			t.Errorf("%s(%s) = %s, want %s", c.name, c.in, got, c.want)
+		}
+	}
+	got, err := function(t, m, "kept_so_far").Call(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "[300, -300, 3000, -3000, 1073741823, 6, -3, 999, -999, 1000000005, " +
+		"3000, -3000, 255, 258, -258, " +
+		"6.5, 7.25, 8.0]"
+	if got != want {
+		t.Errorf("the arguments the UDFs kept are %s, want %s", got, want)
+	}
+}
