@@ -320,6 +320,25 @@ static const char *column_sql_name(int type)
 	return type > 0 && type <= PYUDF_COL_FLOAT64 ? names[type] : "?";
 }
 
+/* The value of r if it is an exact int of at most one digit (most results
+ * are), read without a call into CPython. 1 if it is, else 0. */
+static inline int compact_int(PyObject *r, long long *v)
+{
+	if (!PyLong_CheckExact(r))
+		return 0;
+#if PY_VERSION_HEX >= 0x030C0000
+	if (!_PyLong_IsCompact((PyLongObject *)r))
+		return 0;
+	*v = _PyLong_CompactValue((PyLongObject *)r);
+#else
+	Py_ssize_t size = Py_SIZE(r);
+	if (size < -1 || size > 1)
+		return 0;
+	*v = size == 0 ? 0 : size * (long long)((PyLongObject *)r)->ob_digit[0];
+#endif
+	return 1;
+}
+
 /* Store result r at row i of out. 0, or -1 with an exception set. */
 static int store_result(pyudf_column *out, int64_t i, PyObject *r)
 {
@@ -349,12 +368,15 @@ static int store_result(pyudf_column *out, int64_t i, PyObject *r)
 			((double *)values)[i] = v;
 		return 0;
 	}
-	if (!PyLong_Check(r) || PyBool_Check(r))
-		goto wrong_type;
-	int overflow;
-	long long v = PyLong_AsLongLongAndOverflow(r, &overflow);
-	if (v == -1 && PyErr_Occurred())
-		return -1;
+	long long v;
+	int overflow = 0;
+	if (!compact_int(r, &v)) {
+		if (!PyLong_Check(r) || PyBool_Check(r))
+			goto wrong_type;
+		v = PyLong_AsLongLongAndOverflow(r, &overflow);
+		if (v == -1 && PyErr_Occurred())
+			return -1;
+	}
 	switch (out->type) {
 	case PYUDF_COL_INT8:
 		if (overflow || v < INT8_MIN || v > INT8_MAX)
