@@ -288,3 +288,14 @@ func ImportArray(e Exported) (arrow.Array, error) {
 	}
 	return arr, nil
 }
+
+// ImportArrayOfType is ImportArray for an array Python exported without its
+// schema (e.Schema stays empty): its type is t, which the caller declared.
+func ImportArrayOfType(e Exported, t arrow.DataType) (arrow.Array, error) {
+	defer e.Free()
+	arr, err := cdata.ImportCArrayWithType(e.Array, t)
+	if err != nil {
+		return nil, fmt.Errorf("pyudf: importing the result from Python: %w", err)
+	}
+	return arr, nil
+}

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arrays.h"
 #include "call.h"
 #include "interp.h"
 
@@ -31,6 +32,7 @@ static void begin(pyudf_frame *f, uint64_t call_id)
 	f->out.len = 0;
 	f->err.len = 0;
 	f->row = -1;
+	f->plain = 0;
 }
 
 /* Leave Python. An interruption that arrived too late to be raised is withdrawn,
@@ -460,6 +462,12 @@ int pyudf_eval_vectorized(PyObject *fn, const char *mode, uintptr_t in, uintptr_
 					 (long long)type_id, (unsigned long long)out,
 					 (unsigned long long)out_schema);
 	int status = ok != NULL ? PYUDF_OK : PYUDF_ERROR;
+	if (ok != NULL && ok != Py_None) {
+		if (pyudf_export_plain(ok, out) == 0)
+			f->plain = 1;
+		else
+			status = PYUDF_ERROR;
+	}
 	Py_XDECREF(ok);
 	return end(f, status);
 }

@@ -3,7 +3,8 @@
 // The C side is a few coarse functions, one file per concern: interp.c starts
 // the interpreter and manages thread states and the GIL, call.c runs calls,
 // convert.c converts the argument/result wire format to and from Python
-// objects, errors.c describes exceptions. One Go→C crossing does one whole
+// objects, arrays.c exports numpy results as Arrow arrays, errors.c describes
+// exceptions. One Go→C crossing does one whole
 // unit of work (one row call, one control request); the GIL is taken and
 // released inside it.
 //
@@ -19,6 +20,7 @@ package cgo
 #include <stdlib.h>
 #include "interp.h"
 #include "call.h"
+#include "arrays.h"
 #include <patchlevel.h>
 #define PYUDF_STR2(x) #x
 #define PYUDF_STR(x) PYUDF_STR2(x)
@@ -283,6 +285,14 @@ func (f *Frame) EvalVectorized(fn Object, mode int, b Batch) Status {
 
 // Row is the batch row whose call ended the last EvalRows, or -1.
 func (f *Frame) Row() int { return int(f.c.row) }
+
+// PlainResult tells whether EvalVectorized's result went out plain: into
+// Batch.Out alone, with no schema, to be imported with the declared type.
+func (f *Frame) PlainResult() bool { return f.c.plain != 0 }
+
+// PlainLive is the number of plain results exported and not yet released
+// (tests check for leaks with it).
+func PlainLive() int64 { return int64(C.pyudf_plain_live()) }
 
 // Take fetches the object the host registered under key.
 func (f *Frame) Take(key int64) (Object, Status) {

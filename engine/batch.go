@@ -157,11 +157,14 @@ func (f *Function) evalLocal(ctx context.Context, batch arrow.RecordBatch, rowEr
 	case f.funcType == "pandas":
 		mode = cgo.VectorPandas
 	}
+	plain := false // the result came out without a schema (cgo.Frame.PlainResult)
 	failure := f.runBatch(ctx, func(fr *frame) cgo.Status {
 		if f.funcType == "general" {
 			return fr.EvalRows(f.obj, b)
 		}
-		return fr.EvalVectorized(f.obj, mode, b)
+		st := fr.EvalVectorized(f.obj, mode, b)
+		plain = fr.PlainResult()
+		return st
 	})
 	if failure != nil {
 		out.Free()
@@ -171,7 +174,13 @@ func (f *Function) evalLocal(ctx context.Context, batch arrow.RecordBatch, rowEr
 	inSent.Confirm()
 	typSent.Confirm()
 
-	res, err := arrowconv.ImportArray(out)
+	var res arrow.Array
+	var err error
+	if plain {
+		res, err = arrowconv.ImportArrayOfType(out, resultType)
+	} else {
+		res, err = arrowconv.ImportArray(out)
+	}
 	if err != nil {
 		errOut.Free()
 		return nil, nil, err

@@ -9,6 +9,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/pyudf/pyudf/arrowconv"
+	"github.com/pyudf/pyudf/cgo"
 )
 
 // Batch evaluation, good and failing, leaves no Python object, no pyarrow
@@ -37,15 +38,26 @@ spin_rows = udf(spin, input_types=['BIGINT'], result_type='BIGINT')
 	mem := checkedAllocator(t)
 	ints := batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[1, 2, 3, null, 5]`, arrow.PrimitiveTypes.Int64, `[1, 2, 3, 4, 5]`)
 	one := batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[1, 2, 3, 4]`)
+	noNulls := batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[1, 2]`, arrow.PrimitiveTypes.Int64, `[3, 4]`)
+	doubles := batchOf(t, mem, arrow.PrimitiveTypes.Float64, `[1, 2.5]`)
 	ctx := context.Background()
 	round := func(n int) {
 		for range n {
-			for _, name := range []string{"add", "add_pandas", "add_arrow"} {
-				res, err := function(t, m, name).Eval(ctx, ints)
+			for _, c := range []struct {
+				name string
+				rec  arrow.RecordBatch
+			}{{"add", ints}, {"add_pandas", ints}, {"add_arrow", ints}, // results through pyarrow
+				{"add_pandas", noNulls}, {"scale_pandas", doubles}} { // plain results (cgo/arrays.c)
+				res, err := function(t, m, c.name).Eval(ctx, c.rec)
 				if err != nil {
 					t.Fatal(err)
 				}
 				res.Release()
+			}
+			for _, name := range []string{"two_d_plain", "no_buffer_plain"} {
+				if _, err := function(t, m, name).Eval(ctx, one); err == nil {
+					t.Fatalf("%s: no error", name)
+				}
 			}
 			if _, err := function(t, m, "fail_on_3").Eval(ctx, one); err == nil {
 				t.Fatal("no error")
@@ -72,7 +84,7 @@ spin_rows = udf(spin, input_types=['BIGINT'], result_type='BIGINT')
 		return v.(int64)
 	}
 	round(50)
-	blocks, bytes, structs := count("python_blocks"), count("arrow_bytes"), arrowconv.LiveStructs()
+	blocks, bytes, structs, plain := count("python_blocks"), count("arrow_bytes"), arrowconv.LiveStructs(), cgo.PlainLive()
 	round(500)
 	for range 3 { // interrupted batches too
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Millisecond)
@@ -88,6 +100,9 @@ spin_rows = udf(spin, input_types=['BIGINT'], result_type='BIGINT')
 	}
 	if d := arrowconv.LiveStructs() - structs; d != 0 {
 		t.Errorf("batch evaluation leaks %d ArrowArray/ArrowSchema structs", d)
+	}
+	if d := cgo.PlainLive() - plain; d != 0 {
+		t.Errorf("batch evaluation leaks %d plain result arrays", d)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pyudf/pyudf/arrowconv"
 	"github.com/pyudf/pyudf/bridge"
+	"github.com/pyudf/pyudf/cgo"
 )
 
 // checkedAllocator returns an allocator whose buffers cross to Python without
@@ -87,6 +88,24 @@ scalar_result = udf(lambda x: 42, input_types=['DOUBLE'], result_type='DOUBLE', 
 upper = udf(lambda s: None if s is None else s.upper(), input_types=['STRING'], result_type='STRING')
 upper_pandas = udf(lambda s: s.str.upper(), input_types=['STRING'], result_type='STRING', func_type='pandas')
 count_nulls = udf(lambda x: pd.Series([int(x.isna().sum())] * len(x)), input_types=['DOUBLE'], result_type='BIGINT', func_type='pandas')
+
+# Make the C shim's export of a plain result fail once: pyudf._batch hands it
+# what bad_plain holds instead of the result's numpy array.
+import numpy as np
+import pyudf._batch as _batch
+_plain_result = _batch._plain_result
+bad_plain = []
+def _hand_over_bad(result, result_type):
+    _batch._plain_result = _plain_result
+    return bad_plain[0]
+def _export_fails(what):
+    def f(x):
+        bad_plain[:] = [what]
+        _batch._plain_result = _hand_over_bad
+        return x
+    return udf(f, input_types=['BIGINT'], result_type='BIGINT', func_type='pandas')
+two_d_plain = _export_fails(np.zeros((2, 2), dtype=np.int64))
+no_buffer_plain = _export_fails(object())
 `
 
 func batchModule(t *testing.T) *Module {
@@ -265,4 +284,70 @@ func TestDictionaryEncodedStrings(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A Pandas UDF's result that already is the result's Arrow data (a numpy
+// array of exactly the declared type, no NaN) reaches Go without pyarrow:
+// the values are right, the numpy array stays alive as long as Go holds the
+// result and no longer, and an export that fails is an error naming why.
+func TestPandasPlainResults(t *testing.T) {
+	m := loadModule(t, Config{}, "plain.py", batchSource+`
+import gc, weakref
+made = []
+def doubled(x):
+    out = x.to_numpy() * 2
+    made.append(weakref.ref(out))
+    return pd.Series(out, copy=False)
+doubled_pandas = udf(doubled, input_types=['BIGINT'], result_type='BIGINT', func_type='pandas')
+
+@udf(result_type='BIGINT')
+def alive():
+    gc.collect()
+    return sum(ref() is not None for ref in made)
+`)
+	ctx := context.Background()
+	mem := checkedAllocator(t)
+	ints := batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[1, -2, 3000000000]`)
+	alive := func() int64 {
+		v, err := function(t, m, "alive").Call(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.(int64)
+	}
+	live := cgo.PlainLive()
+	res, err := function(t, m, "doubled_pandas").Eval(ctx, ints)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cgo.PlainLive() - live; got != 1 {
+		t.Errorf("%d plain results live, want 1 (the result did not go out plain)", got)
+	}
+	if n := alive(); n != 1 {
+		t.Errorf("while Go holds the result, %d of its numpy arrays are alive, want 1", n)
+	}
+	if got := jsonOf(t, res); got != `[2,-4,6000000000]` {
+		t.Errorf("doubled = %s", got)
+	}
+	res.Release()
+	if n := alive(); n != 0 || cgo.PlainLive() != live {
+		t.Errorf("after Release: %d numpy arrays alive, %d plain results live, want 0 and %d", n, cgo.PlainLive(), live)
+	}
+	if got := eval(t, m, "scale_pandas", batchOf(t, mem, arrow.PrimitiveTypes.Float64, `[1, -2]`)); got != `[1.5,-3]` {
+		t.Errorf("scale_pandas = %s", got)
+	}
+
+	for name, message := range map[string]string{
+		"two_d_plain":     "TypeError: pyudf: a plain result must be one-dimensional, not 2-dimensional",
+		"no_buffer_plain": "TypeError: a bytes-like object is required, not 'object'",
+	} {
+		_, err := function(t, m, name).Eval(ctx, ints)
+		wantMessage(t, err, message)
+	}
+	if got := eval(t, m, "add_pandas", batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[1]`, arrow.PrimitiveTypes.Int64, `[2]`)); got != `[3]` {
+		t.Errorf("after failed exports: add_pandas = %s", got)
+	}
+	if cgo.PlainLive() != live {
+		t.Errorf("%d plain results live after the test, want %d", cgo.PlainLive(), live)
+	}
 }

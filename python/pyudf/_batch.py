@@ -3,7 +3,10 @@
 Go hands over a batch as the addresses of an ``ArrowArray`` and an
 ``ArrowSchema`` (C memory), and the result type as an ``ArrowSchema`` with
 one field. pyarrow imports them without copying buffers. Results go back the
-same way: exported into ``ArrowArray``/``ArrowSchema`` structs Go allocated.
+same way: exported into ``ArrowArray``/``ArrowSchema`` structs Go allocated;
+except that a Pandas or Arrow UDF's result that already is a numpy array of
+exactly the result type goes back to the C shim as it is, which exports its
+buffer without pyarrow (see :func:`_plain_result`).
 
 Three ways to run a scalar UDF over a batch:
 
@@ -182,15 +185,29 @@ def evaluate_vectorized(func, func_type, array_addr, schema_addr, schema_id, typ
                         out_array_addr, out_schema_addr):
     """Run a Pandas or Arrow UDF, or a Pandas map, over the batch and export its
     result. The batch's schema and the result type come as exported schemas, or
-    (address 0) as the ids of schemas Go sent before."""
-    result = vectorized(func, func_type, import_batch(array_addr, schema_addr, schema_id),
-                        import_type(type_addr, type_id))
-    result._export_to_c(out_array_addr, out_schema_addr)
+    (address 0) as the ids of schemas Go sent before.
+
+    Returns None once the result is exported, or the numpy array the result
+    already is (see _plain_result): the C shim hands that one to Go as it is."""
+    result_type = import_type(type_addr, type_id)
+    result, what = _apply(func, func_type, import_batch(array_addr, schema_addr, schema_id), result_type)
+    plain = _plain_result(result, result_type)
+    if plain is not None:
+        return plain
+    _to_array(result, result_type, what)._export_to_c(out_array_addr, out_schema_addr)
+    return None
 
 
 def vectorized(func, func_type, batch, result_type):
     """The result array of a Pandas UDF (``func_type="pandas"``), an Arrow UDF
     (``"arrow"``) or a Pandas map (``"pandas_map"``: a struct array) over ``batch``."""
+    result, what = _apply(func, func_type, batch, result_type)
+    return _to_array(result, result_type, what)
+
+
+def _apply(func, func_type, batch, result_type):
+    """(what the function returned over ``batch``, checked for its length; how
+    to name it in an error) for vectorized."""
     if func_type == "pandas_map":
         result = func(batch.to_pandas(date_as_object=True))
         _check_length(result, batch.num_rows, "the Pandas map's result")
@@ -198,7 +215,7 @@ def vectorized(func, func_type, batch, result_type):
             raise TypeError("the Pandas map's result must be a DataFrame, not %s" % type(result).__name__)
         schema = pa.schema(list(result_type))
         try:
-            return pa.RecordBatch.from_pandas(result, schema=schema, preserve_index=False).to_struct_array()
+            return pa.RecordBatch.from_pandas(result, schema=schema, preserve_index=False).to_struct_array(), None
         except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError) as exc:
             raise TypeError("the Pandas map's result does not fit %s: %s" % (result_type, exc)) from None
     if func_type == "pandas":
@@ -209,7 +226,30 @@ def vectorized(func, func_type, batch, result_type):
         what = "the Arrow UDF's result"
     result = func(*args)
     _check_length(result, batch.num_rows, what)
-    return _to_array(result, result_type, what)
+    return result, what
+
+
+# Result types whose Arrow layout is a numpy array's: values only, native order.
+_PLAIN_DTYPES = {t: np.dtype(t.to_pandas_dtype()) for t in (
+    pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint16(), pa.uint32(), pa.uint64(),
+    pa.float32(), pa.float64())}
+
+
+def _plain_result(result, result_type):
+    """The numpy array ``result`` is, or a Series holds, when it already is the
+    result's Arrow data: one-dimensional, contiguous, not empty, of exactly
+    ``result_type``'s dtype, and, for floats, without NaN (which _to_array turns
+    into null, as PyFlink does). Else None: the result goes through _to_array."""
+    dtype = _PLAIN_DTYPES.get(result_type)
+    if dtype is None:
+        return None
+    values = result._values if type(result) is pd.Series else result
+    if (type(values) is not np.ndarray or values.dtype != dtype or values.ndim != 1
+            or not values.flags.c_contiguous or not len(values)):
+        return None
+    if dtype.kind == "f" and np.isnan(values).any():
+        return None
+    return values
 
 
 class RowError(Exception):

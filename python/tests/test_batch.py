@@ -28,9 +28,11 @@ class Structs:
         return pa.Array._import_from_c(addr(self.out_array), addr(self.out_schema))
 
     def vectorized(self, func, func_type, schema_id=0, type_id=0, send=True):
-        _batch.evaluate_vectorized(func, func_type, addr(self.array), addr(self.schema) if send else 0, schema_id,
-                                   addr(self.type) if send else 0, type_id,
-                                   addr(self.out_array), addr(self.out_schema))
+        plain = _batch.evaluate_vectorized(func, func_type, addr(self.array), addr(self.schema) if send else 0,
+                                           schema_id, addr(self.type) if send else 0, type_id,
+                                           addr(self.out_array), addr(self.out_schema))
+        if plain is not None:  # the C shim would hand it to Go as it is
+            return pa.array(plain)
         return self.result()
 
 
@@ -127,6 +129,31 @@ def test_series_constructor_falls_back_to_public_pandas(monkeypatch):
     series = _batch._public_series(values, pd.RangeIndex(4))
     pd.testing.assert_series_equal(series, pd.Series(values))
     assert np.shares_memory(series.to_numpy(), values)
+
+
+@pytest.mark.parametrize("result, result_type, plain", [
+    (pd.Series([1, 2], dtype="int64"), pa.int64(), True),
+    (np.array([1, 2], dtype=np.int32), pa.int32(), True),
+    (pd.Series([0.5, 1.5]), pa.float64(), True),
+    (pd.Series([1, 2], dtype="int64"), pa.int32(), False),  # needs a cast, checked for overflow
+    (pd.Series([0.5, np.nan]), pa.float64(), False),  # NaN becomes null
+    (pd.Series([1, None], dtype="Int64"), pa.int64(), False),  # a pandas extension array
+    (np.arange(6, dtype=np.int64)[::2], pa.int64(), False),  # not contiguous
+    (np.arange(6, dtype=np.int64).reshape(2, 3), pa.int64(), False),
+    (np.array([], dtype=np.int64), pa.int64(), False),
+    (np.array([1, 2], dtype=">i8"), pa.int64(), False),  # not in native byte order
+    (np.array([True, False]), pa.bool_(), False),  # Arrow packs booleans into bits
+    ([1, 2], pa.int64(), False),
+    (pa.array([1, 2], pa.int64()), pa.int64(), False),
+])
+def test_plain_results(result, result_type, plain):
+    """Only a numpy array that already is the result's Arrow data goes to Go as it is."""
+    got = _batch._plain_result(result, result_type)
+    if not plain:
+        assert got is None
+        return
+    assert type(got) is np.ndarray and np.shares_memory(got, np.asarray(result))
+    assert pa.array(got).type == result_type
 
 
 def test_kept_schemas_cross_once():
