@@ -26,7 +26,8 @@ typedef struct {
 	const void *buffers[2]; /* no validity bitmap, then the values */
 } plain;
 
-static _Atomic int64_t live;
+static _Atomic int64_t live;          /* plain results exported, not yet released */
+static _Atomic int64_t live_batches;  /* batches moved into a keeper, not yet released */
 
 int64_t pyudf_plain_live(void) { return live; }
 
@@ -69,4 +70,114 @@ int pyudf_export_plain(PyObject *values, uintptr_t out)
 	};
 	live++;
 	return 0;
+}
+
+/* --- batches in: columns over an imported ArrowArray's buffers ----------- */
+
+/* A batch's ArrowArray, moved here out of the struct Go exported it into.
+ * Released (and Go's record with it) when the last column over it is gone. */
+typedef struct {
+	PyObject_HEAD
+	struct ArrowArray array;
+} keeper;
+
+static void keeper_dealloc(PyObject *self)
+{
+	keeper *k = (keeper *)self;
+	if (k->array.release != NULL)
+		k->array.release(&k->array);
+	live_batches--;
+	PyObject_Free(self);
+}
+
+static PyTypeObject keeper_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "_pyudf_host.PlainBatch",
+    .tp_basicsize = sizeof(keeper),
+    .tp_dealloc = keeper_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "An Arrow batch from Go, kept until no column views it.",
+};
+
+/* One column's values: a read-only bytes buffer over the batch's memory. */
+typedef struct {
+	PyObject_HEAD
+	PyObject *batch; /* the keeper */
+	void *data;
+	Py_ssize_t len;
+} column;
+
+static void column_dealloc(PyObject *self)
+{
+	Py_DECREF(((column *)self)->batch);
+	PyObject_Free(self);
+}
+
+static int column_getbuffer(PyObject *self, Py_buffer *view, int flags)
+{
+	column *c = (column *)self;
+	return PyBuffer_FillInfo(view, self, c->data, c->len, 1, flags);
+}
+
+static PyBufferProcs column_buffer = {.bf_getbuffer = column_getbuffer};
+
+static PyTypeObject column_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "_pyudf_host.PlainColumn",
+    .tp_basicsize = sizeof(column),
+    .tp_dealloc = column_dealloc,
+    .tp_as_buffer = &column_buffer,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A column's values in an Arrow batch from Go (read-only buffer).",
+};
+
+int64_t pyudf_plain_batches_live(void) { return live_batches; }
+
+PyObject *pyudf_plain_columns(PyObject *self, PyObject *args)
+{
+	unsigned long long addr;
+	const char *sizes;
+	Py_ssize_t ncols;
+	if (!PyArg_ParseTuple(args, "Ky#", &addr, &sizes, &ncols))
+		return NULL;
+	struct ArrowArray *batch = (struct ArrowArray *)(uintptr_t)addr;
+	if (batch == NULL || batch->release == NULL) {
+		PyErr_SetString(PyExc_ValueError, "plain_columns: no batch at that address (null or released)");
+		return NULL;
+	}
+	if (batch->n_children != ncols) {
+		PyErr_Format(PyExc_ValueError, "plain_columns: the batch has %lld columns, %zd item sizes given",
+			     (long long)batch->n_children, ncols);
+		return NULL;
+	}
+	for (Py_ssize_t i = 0; i < ncols; i++) {
+		const struct ArrowArray *c = batch->children[i];
+		if (c->null_count != 0 || c->n_buffers != 2 || c->n_children != 0 || c->dictionary != NULL)
+			Py_RETURN_NONE; /* nulls (or unknown), or not a fixed-width layout */
+	}
+	if (PyType_Ready(&keeper_type) < 0 || PyType_Ready(&column_type) < 0)
+		return NULL;
+	PyObject *columns = PyList_New(ncols);
+	keeper *k = columns ? PyObject_New(keeper, &keeper_type) : NULL;
+	if (k == NULL) {
+		Py_XDECREF(columns);
+		return NULL;
+	}
+	k->array = *batch; /* moved: the exporter's struct is marked released */
+	batch->release = NULL;
+	live_batches++;
+	for (Py_ssize_t i = 0; i < ncols; i++) {
+		const struct ArrowArray *c = k->array.children[i];
+		column *col = PyObject_New(column, &column_type);
+		if (col == NULL) {
+			Py_DECREF(columns); /* releases the batch once the columns made so far are gone */
+			Py_DECREF(k);
+			return NULL;
+		}
+		col->batch = Py_NewRef((PyObject *)k);
+		col->data = (char *)c->buffers[1] + (c->offset + k->array.offset) * sizes[i];
+		col->len = (Py_ssize_t)(k->array.length * sizes[i]);
+		PyList_SET_ITEM(columns, i, (PyObject *)col);
+	}
+	PyObject *result = Py_BuildValue("(NL)", columns, (long long)k->array.length);
+	Py_DECREF(k);
+	return result;
 }

@@ -1,6 +1,13 @@
-/* Results that leave Python as Arrow C Data arrays without going through pyarrow.
+/* Arrow C Data arrays between Go and numpy, without going through pyarrow.
  *
- * A Pandas UDF's result is most often a Series over a numpy array of exactly
+ * Batches in: a Pandas UDF whose columns are all numbers without nulls gets
+ * them from pyudf_plain_columns (the Python function
+ * _pyudf_host.plain_columns): read-only buffers over the batch's memory, for
+ * np.frombuffer, with no pyarrow import. The batch's ArrowArray is moved into
+ * an object the columns share and released, with the GIL held, when the last
+ * of them is gone.
+ *
+ * Results out: a Pandas UDF's result is most often a Series over a numpy array of exactly
  * the declared type. pyudf._batch then hands that array to the C shim, which
  * exports its buffer as it is: an ArrowArray with no validity buffer whose
  * private data keeps the numpy array alive until the consumer (Go) releases
@@ -21,5 +28,15 @@ int pyudf_export_plain(PyObject *values, uintptr_t out);
 
 /* The number of arrays pyudf_export_plain made that were not released yet. */
 int64_t pyudf_plain_live(void);
+
+/* _pyudf_host.plain_columns(batch_addr, item_sizes): the columns of the batch
+ * exported at batch_addr as ([one read-only buffer per column], rows), the
+ * batch moved out of its struct; item_sizes holds one byte per column, its
+ * values' width. None, with the batch left where it is, when a column has
+ * nulls or is not one buffer of fixed-width values. */
+PyObject *pyudf_plain_columns(PyObject *self, PyObject *args);
+
+/* The number of batches pyudf_plain_columns took that were not released yet. */
+int64_t pyudf_plain_batches_live(void);
 
 #endif

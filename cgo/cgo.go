@@ -294,6 +294,10 @@ func (f *Frame) PlainResult() bool { return f.c.plain != 0 }
 // (tests check for leaks with it).
 func PlainLive() int64 { return int64(C.pyudf_plain_live()) }
 
+// PlainBatchesLive is the number of batches Python took as plain columns
+// (arrays.h) and has not released yet.
+func PlainBatchesLive() int64 { return int64(C.pyudf_plain_batches_live()) }
+
 // Take fetches the object the host registered under key.
 func (f *Frame) Take(key int64) (Object, Status) {
 	p := C.pyudf_take(C.longlong(key), f.c)

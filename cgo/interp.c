@@ -2,6 +2,7 @@
 #include <Python.h>
 #include <pthread.h>
 
+#include "arrays.h"
 #include "interp.h"
 #include "errors.h"
 #include "_cgo_export.h"
@@ -58,6 +59,8 @@ static PyObject *native_log(PyObject *self, PyObject *args)
 
 static PyMethodDef native_methods[] = {
     {"log", native_log, METH_VARARGS, "Send a log record to the Go host."},
+    {"plain_columns", pyudf_plain_columns, METH_VARARGS,
+     "plain_columns(batch_addr, item_sizes) -> ([buffer per column], rows) or None (arrays.h)."},
     {NULL, NULL, 0, NULL},
 };
 

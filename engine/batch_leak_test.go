@@ -84,7 +84,8 @@ spin_rows = udf(spin, input_types=['BIGINT'], result_type='BIGINT')
 		return v.(int64)
 	}
 	round(50)
-	blocks, bytes, structs, plain := count("python_blocks"), count("arrow_bytes"), arrowconv.LiveStructs(), cgo.PlainLive()
+	blocks, bytes, structs := count("python_blocks"), count("arrow_bytes"), arrowconv.LiveStructs()
+	plain, plainBatches := cgo.PlainLive(), cgo.PlainBatchesLive()
 	round(500)
 	for range 3 { // interrupted batches too
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Millisecond)
@@ -103,6 +104,9 @@ spin_rows = udf(spin, input_types=['BIGINT'], result_type='BIGINT')
 	}
 	if d := cgo.PlainLive() - plain; d != 0 {
 		t.Errorf("batch evaluation leaks %d plain result arrays", d)
+	}
+	if d := cgo.PlainBatchesLive() - plainBatches; d != 0 {
+		t.Errorf("batch evaluation holds on to %d batches taken as plain columns", d)
 	}
 }
 

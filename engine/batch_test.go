@@ -351,3 +351,139 @@ def alive():
 		t.Errorf("%d plain results live after the test, want %d", cgo.PlainLive(), live)
 	}
 }
+
+// A Pandas UDF whose columns are all numbers without nulls gets Series
+// straight over the batch's buffers (cgo/arrays.h), without pyarrow: views,
+// read-only, right through slices and every width; the batch stays alive
+// while Python keeps a Series and is released once it does not.
+func TestPandasPlainColumns(t *testing.T) {
+	m := loadModule(t, Config{}, "plain_columns.py", `
+import gc
+import numpy as np
+import pandas as pd
+from pyudf import udf
+
+kept = []
+
+@udf(input_types=['TINYINT', 'SMALLINT', 'INT', 'BIGINT', 'FLOAT', 'DOUBLE'], result_type='DOUBLE', func_type='pandas')
+def total(a, b, c, d, e, f):
+    kept.append(d)
+    return a + b + c + d + e + f
+
+@udf(input_types=['BIGINT'], result_type='STRING', func_type='pandas')
+def how(x):
+    """How the column arrived: over what memory, a view or not, writable or not."""
+    values = owner = x.to_numpy()
+    while isinstance(owner, np.ndarray) and owner.base is not None:
+        owner = owner.base
+    return pd.Series(["%s view=%s writeable=%s" % (type(owner).__name__, not values.flags.owndata,
+                                                    values.flags.writeable)] * len(x))
+
+@udf(result_type='BIGINT')
+def drop():
+    kept.clear()
+    gc.collect()
+    return 0
+
+@udf(result_type='BIGINT')
+def kept_sum():
+    return int(sum(s.sum() for s in kept))
+`)
+	ctx := context.Background()
+	mem := checkedAllocator(t)
+	call := func(name string) any {
+		v, err := function(t, m, name).Call(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	before := cgo.PlainBatchesLive()
+	all := batchOf(t, mem, arrow.PrimitiveTypes.Int8, `[1, -2, 3]`, arrow.PrimitiveTypes.Int16, `[300, 0, -300]`,
+		arrow.PrimitiveTypes.Int32, `[70000, 1, 2]`, arrow.PrimitiveTypes.Int64, `[5000000000, 4, 5]`,
+		arrow.PrimitiveTypes.Float32, `[0.5, 0.25, 0]`, arrow.PrimitiveTypes.Float64, `[0.125, 1, -1]`)
+	if got := eval(t, m, "total", all); got != `[5000070301.625,4.25,-291]` {
+		t.Errorf("total = %s", got)
+	}
+	slice := all.NewSlice(1, 3)
+	defer slice.Release()
+	if got := eval(t, m, "total", slice); got != `[4.25,-291]` {
+		t.Errorf("total over a slice = %s", got)
+	}
+	if got := cgo.PlainBatchesLive() - before; got != 2 {
+		t.Errorf("while Python keeps a Series of each, %d batches are held, want 2", got)
+	}
+	if got := call("kept_sum"); got != int64(5000000000+4+5+4+5) {
+		t.Errorf("the kept Series sum to %v", got)
+	}
+	call("drop")
+	if got := cgo.PlainBatchesLive() - before; got != 0 {
+		t.Errorf("after Python dropped them, %d batches are held", got)
+	}
+
+	for _, c := range []struct{ json, want string }{
+		{`[1, 2]`, `PlainColumn view=True writeable=False`},
+		{`[1, null]`, `PyCapsule view=True writeable=False`}, // nulls: pyarrow makes float64 with NaN
+	} {
+		got := eval(t, m, "how", batchOf(t, mem, arrow.PrimitiveTypes.Int64, c.json))
+		if !strings.Contains(got, c.want) {
+			t.Errorf("%s arrived as %s, want %s", c.json, got, c.want)
+		}
+	}
+	if got := cgo.PlainBatchesLive() - before; got != 0 {
+		t.Errorf("%d batches still held", got)
+	}
+}
+
+// _pyudf_host.plain_columns refuses what it cannot take with a clear error,
+// and leaves a batch it declines (nulls) for pyarrow.
+func TestPlainColumnsRefusesBadInput(t *testing.T) {
+	m := loadModule(t, Config{}, "plain_columns_errors.py", `
+import _pyudf_host
+import pyarrow as pa
+from pyarrow.cffi import ffi
+from pyudf import udf
+
+def exported(batch):
+    array, schema = ffi.new("struct ArrowArray*"), ffi.new("struct ArrowSchema*")
+    addrs = int(ffi.cast("uintptr_t", array)), int(ffi.cast("uintptr_t", schema))
+    batch._export_to_c(*addrs)
+    return (array, schema), addrs
+
+@udf(result_type='STRING')
+def outcomes():
+    out = []
+    keep, (array, schema) = exported(pa.RecordBatch.from_pydict({"a": pa.array([1, 2], pa.int64())}))
+    for args in ((0, b""), (array, b"\x08\x08")):
+        try:
+            _pyudf_host.plain_columns(*args)
+        except ValueError as exc:
+            out.append(str(exc))
+    keep2, (array2, schema2) = exported(pa.RecordBatch.from_pydict({"a": pa.array([1, None], pa.int64())}))
+    out.append(repr(_pyudf_host.plain_columns(array2, b"\x08")))
+    out.append(str(pa.RecordBatch._import_from_c(array2, schema2).column(0).to_pylist()))  # still there
+    columns, rows = _pyudf_host.plain_columns(array, b"\x08")
+    out.append("%d rows, %s" % (rows, bytes(columns[0])[:8].hex()))
+    try:
+        _pyudf_host.plain_columns(array, b"\x08")
+    except ValueError as exc:
+        out.append(str(exc))
+    pa.Schema._import_from_c(schema)
+    return " | ".join(out)
+`)
+	v, err := function(t, m, "outcomes").Call(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "plain_columns: no batch at that address (null or released) | " +
+		"plain_columns: the batch has 1 columns, 2 item sizes given | " +
+		"None | [1, None] | " +
+		"2 rows, 0100000000000000 | " +
+		"plain_columns: no batch at that address (null or released)"
+	if v != want {
+		t.Errorf("plain_columns said:\n%s\nwant:\n%s", v, want)
+	}
+	if n := cgo.PlainBatchesLive(); n != 0 {
+		t.Errorf("%d batches held after the columns were dropped", n)
+	}
+}

@@ -34,6 +34,11 @@ except ImportError:
 
 from .row import Row
 
+try:  # the C shim's functions, present when running embedded in Go (cgo/arrays.h)
+    import _pyudf_host as _native
+except ImportError:
+    _native = None
+
 
 def import_batch(array_addr, schema_addr, schema_id=0):
     """The batch Go exported, imported without copying its buffers (its schema:
@@ -190,7 +195,13 @@ def evaluate_vectorized(func, func_type, array_addr, schema_addr, schema_id, typ
     Returns None once the result is exported, or the numpy array the result
     already is (see _plain_result): the C shim hands that one to Go as it is."""
     result_type = import_type(type_addr, type_id)
-    result, what = _apply(func, func_type, import_batch(array_addr, schema_addr, schema_id), result_type)
+    schema = _known_schema(schema_addr, schema_id)
+    plain = _plain_columns(array_addr, schema, schema_id) if func_type == "pandas" else None
+    if plain is None:
+        result, what = _apply(func, func_type, pa.RecordBatch._import_from_c(array_addr, schema), result_type)
+    else:
+        columns, rows = plain
+        result, what = _call(func, columns, rows, func_type)
     plain = _plain_result(result, result_type)
     if plain is not None:
         return plain
@@ -218,15 +229,45 @@ def _apply(func, func_type, batch, result_type):
             return pa.RecordBatch.from_pandas(result, schema=schema, preserve_index=False).to_struct_array(), None
         except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError) as exc:
             raise TypeError("the Pandas map's result does not fit %s: %s" % (result_type, exc)) from None
-    if func_type == "pandas":
-        args = _pandas_columns(batch)
-        what = "the Pandas UDF's result"
-    else:
-        args = list(batch.columns)
-        what = "the Arrow UDF's result"
+    args = _pandas_columns(batch) if func_type == "pandas" else list(batch.columns)
+    return _call(func, args, batch.num_rows, func_type)
+
+
+def _call(func, args, rows, func_type):
+    """(func(*args), checked to hold ``rows`` values; how to name it in an error)."""
+    what = "the Pandas UDF's result" if func_type == "pandas" else "the Arrow UDF's result"
     result = func(*args)
-    _check_length(result, batch.num_rows, what)
+    _check_length(result, rows, what)
     return result, what
+
+
+_plain_layouts = {}  # kept schema's id -> (numpy dtypes, item sizes) or None
+
+
+def _plain_columns(array_addr, schema, schema_id):
+    """The batch's columns as Series straight over its buffers, and its row
+    count, when every column is a number type and none has nulls: the C shim
+    takes the ArrowArray and hands over one buffer per column
+    (_pyudf_host.plain_columns), so pyarrow does not import the batch. Else
+    None, and the batch is left for pyarrow. Only when running embedded."""
+    if _native is None:
+        return None
+    if schema_id and schema_id in _plain_layouts:
+        layout = _plain_layouts[schema_id]
+    else:
+        dtypes = [_PLAIN_DTYPES.get(field.type) for field in schema]
+        layout = None if any(d is None for d in dtypes) else (dtypes, bytes(d.itemsize for d in dtypes))
+        if schema_id:
+            _plain_layouts[schema_id] = layout
+    if layout is None:
+        return None
+    dtypes, sizes = layout
+    taken = _native.plain_columns(array_addr, sizes)
+    if taken is None:  # a column has nulls
+        return None
+    buffers, rows = taken
+    index = pd.RangeIndex(rows)
+    return [_series(np.frombuffer(b, dtype), index) for b, dtype in zip(buffers, dtypes)], rows
 
 
 # Result types whose Arrow layout is a numpy array's: values only, native order.

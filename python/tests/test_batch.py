@@ -173,3 +173,28 @@ def test_kept_schemas_cross_once():
             pa.Schema._import_from_c(addr(s.schema))
         pa.Schema._import_from_c(addr(s.type))
 
+
+
+def test_plain_columns_only_for_numbers(monkeypatch):
+    """Series over the buffers the C shim hands over, for number columns only
+    (float64 included: numpy's dtype compares equal to None)."""
+    asked = []
+
+    class Shim:  # stands in for _pyudf_host, which exists only when embedded
+        @staticmethod
+        def plain_columns(addr, sizes):
+            asked.append(sizes)
+            return [np.arange(3, dtype=np.int64).tobytes(), np.array([0.5, 1, 2]).tobytes()], 3
+
+    monkeypatch.setattr(_batch, "_native", Shim)
+    monkeypatch.setattr(_batch, "_plain_layouts", {})
+    schema = pa.schema([("a", pa.int64()), ("b", pa.float64())])
+    columns, rows = _batch._plain_columns(1234, schema, 7)
+    assert rows == 3 and asked == [b"\x08\x08"]
+    assert columns[0].tolist() == [0, 1, 2] and columns[1].tolist() == [0.5, 1.0, 2.0]
+    assert columns[0].index is columns[1].index and not columns[0].to_numpy().flags.writeable
+    for schema_id, other in enumerate((pa.string(), pa.bool_(), pa.date32()), start=8):
+        assert _batch._plain_columns(1234, pa.schema([("x", other)]), schema_id) is None
+    assert asked == [b"\x08\x08"]  # the shim was not asked about those
+    monkeypatch.setattr(_batch, "_native", None)  # not embedded (process mode): pyarrow imports
+    assert _batch._plain_columns(1234, schema, 7) is None
