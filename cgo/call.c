@@ -204,6 +204,25 @@ static void set_bit(uint8_t *bits, int64_t i, int on)
 		bits[i >> 3] &= (uint8_t)~(1u << (i & 7));
 }
 
+/* The value of r if it is an exact int of at most one digit (most values
+ * are), read without a call into CPython. 1 if it is, else 0. */
+static inline int compact_int(PyObject *r, long long *v)
+{
+	if (!PyLong_CheckExact(r))
+		return 0;
+#if PY_VERSION_HEX >= 0x030C0000
+	if (!_PyLong_IsCompact((PyLongObject *)r))
+		return 0;
+	*v = _PyLong_CompactValue((PyLongObject *)r);
+#else
+	Py_ssize_t size = Py_SIZE(r);
+	if (size < -1 || size > 1)
+		return 0;
+	*v = size == 0 ? 0 : size * (long long)((PyLongObject *)r)->ob_digit[0];
+#endif
+	return 1;
+}
+
 /* Values the row loop makes for one row and no longer needs at the next: an
  * int or float that nothing but the loop refers to any more (the UDF did not
  * keep it) takes the next row's value in place, instead of being freed and
@@ -259,7 +278,7 @@ static PyObject *column_value(const pyudf_column *c, int64_t row, PyObject **hel
 	int64_t i = c->offset + row;
 	const void *values = (const void *)c->values;
 	PyObject *value;
-	long long n;
+	long long n, same;
 	double x;
 	if (c->validity != 0 && !bit((const uint8_t *)c->validity, i)) {
 		value = Py_NewRef(Py_None);
@@ -300,6 +319,8 @@ static PyObject *column_value(const pyudf_column *c, int64_t row, PyObject **hel
 	PyErr_Format(PyExc_SystemError, "pyudf: unknown column type %d", c->type);
 	return NULL;
 integer:
+	if (*held != NULL && compact_int(*held, &same) && same == n)
+		return *held; /* the row before's value again (a small int, say): nothing to make */
 	if (set_int_in_place(*held, n))
 		return *held;
 	value = PyLong_FromLongLong(n);
@@ -322,26 +343,8 @@ static const char *column_sql_name(int type)
 	return type > 0 && type <= PYUDF_COL_FLOAT64 ? names[type] : "?";
 }
 
-/* The value of r if it is an exact int of at most one digit (most results
- * are), read without a call into CPython. 1 if it is, else 0. */
-static inline int compact_int(PyObject *r, long long *v)
-{
-	if (!PyLong_CheckExact(r))
-		return 0;
-#if PY_VERSION_HEX >= 0x030C0000
-	if (!_PyLong_IsCompact((PyLongObject *)r))
-		return 0;
-	*v = _PyLong_CompactValue((PyLongObject *)r);
-#else
-	Py_ssize_t size = Py_SIZE(r);
-	if (size < -1 || size > 1)
-		return 0;
-	*v = size == 0 ? 0 : size * (long long)((PyLongObject *)r)->ob_digit[0];
-#endif
-	return 1;
-}
-
-/* Store result r at row i of out. 0, or -1 with an exception set. */
+/* Store result r at row i of out, whose validity bit is set already. 0, or -1
+ * with an exception set. */
 static int store_result(pyudf_column *out, int64_t i, PyObject *r)
 {
 	uint8_t *validity = (uint8_t *)out->validity;
@@ -351,7 +354,6 @@ static int store_result(pyudf_column *out, int64_t i, PyObject *r)
 		out->offset++; /* the null count */
 		return 0;
 	}
-	set_bit(validity, i, 1);
 	if (out->type == PYUDF_COL_BOOL) {
 		if (!PyBool_Check(r))
 			goto wrong_type;
@@ -422,6 +424,7 @@ int pyudf_eval_rows_fixed(PyObject *fn, int ncols, const pyudf_column *cols, int
 		return end(f, status);
 	}
 	out->offset = 0;
+	memset((void *)out->validity, 0xff, (size_t)((nrows + 7) / 8)); /* store_result clears nulls */
 	int64_t i = 0;
 	for (; i < nrows; i++) {
 		int j = 0;
