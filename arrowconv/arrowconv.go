@@ -290,9 +290,13 @@ func ImportArray(e Exported) (arrow.Array, error) {
 }
 
 // ImportArrayOfType is ImportArray for an array Python exported without its
-// schema (e.Schema stays empty): its type is t, which the caller declared.
-func ImportArrayOfType(e Exported, t arrow.DataType) (arrow.Array, error) {
+// schema (e.Schema stays empty): its type is t, which the caller declared, and
+// its values are width bytes wide, which must be t's width.
+func ImportArrayOfType(e Exported, t arrow.DataType, width int) (arrow.Array, error) {
 	defer e.Free()
+	if fw, ok := t.(arrow.FixedWidthDataType); !ok || fw.BitWidth() != 8*width {
+		return nil, fmt.Errorf("pyudf: importing the result from Python: its values are %d bytes wide, not those of %s", width, t)
+	}
 	arr, err := cdata.ImportCArrayWithType(e.Array, t)
 	if err != nil {
 		return nil, fmt.Errorf("pyudf: importing the result from Python: %w", err)

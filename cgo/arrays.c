@@ -19,6 +19,8 @@ struct ArrowArray {
 	void *private_data;
 };
 
+/* --- results out: a numpy array's buffer as an ArrowArray ---------------- */
+
 /* What a plain array owns: the buffer view (holding a reference to the
  * object that exports it) and the array's buffer list. */
 typedef struct {
@@ -42,7 +44,7 @@ static void release_plain(struct ArrowArray *a)
 	live--;
 }
 
-int pyudf_export_plain(PyObject *values, uintptr_t out)
+int pyudf_export_plain(PyObject *values, uintptr_t out, int *width)
 {
 	plain *p = calloc(1, sizeof *p);
 	if (p == NULL) {
@@ -53,7 +55,7 @@ int pyudf_export_plain(PyObject *values, uintptr_t out)
 		free(p);
 		return -1;
 	}
-	if (p->view.ndim != 1 || p->view.itemsize <= 0) {
+	if (p->view.ndim != 1) {
 		PyErr_Format(PyExc_TypeError, "pyudf: a plain result must be one-dimensional, not %d-dimensional",
 			     p->view.ndim);
 		PyBuffer_Release(&p->view);
@@ -68,6 +70,7 @@ int pyudf_export_plain(PyObject *values, uintptr_t out)
 		.release = release_plain,
 		.private_data = p,
 	};
+	*width = (int)p->view.itemsize;
 	live++;
 	return 0;
 }

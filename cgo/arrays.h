@@ -22,9 +22,10 @@
 
 /* Export values (an object with a one-dimensional, contiguous buffer of
  * fixed-width values and no nulls, such as a numpy array) into the ArrowArray
- * at address out. 0, or -1 with an exception set and *out untouched. The GIL
- * must be held. */
-int pyudf_export_plain(PyObject *values, uintptr_t out);
+ * at address out, and the width of one value in bytes into *width (for Go to
+ * check against the type it declared). 0, or -1 with an exception set and
+ * *out untouched. The GIL must be held. */
+int pyudf_export_plain(PyObject *values, uintptr_t out, int *width);
 
 /* The number of arrays pyudf_export_plain made that were not released yet. */
 int64_t pyudf_plain_live(void);

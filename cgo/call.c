@@ -466,9 +466,7 @@ int pyudf_eval_vectorized(PyObject *fn, const char *mode, uintptr_t in, uintptr_
 					 (unsigned long long)out_schema);
 	int status = ok != NULL ? PYUDF_OK : PYUDF_ERROR;
 	if (ok != NULL && ok != Py_None) {
-		if (pyudf_export_plain(ok, out) == 0)
-			f->plain = 1;
-		else
+		if (pyudf_export_plain(ok, out, &f->plain) < 0)
 			status = PYUDF_ERROR;
 	}
 	Py_XDECREF(ok);

@@ -20,7 +20,8 @@ typedef struct {
 	int running;              /* a call is in progress */
 	int interrupted;          /* pyudf_interrupt raised in it */
 	int64_t row;              /* the batch row whose call failed, or -1 */
-	int plain;                /* pyudf_eval_vectorized: the result went out plain (arrays.h) */
+	int plain;                /* pyudf_eval_vectorized: the width in bytes of a result's values
+				     that went out plain (arrays.h), else 0 */
 } pyudf_frame;
 
 pyudf_frame *pyudf_frame_new(void);
@@ -88,7 +89,8 @@ int pyudf_eval_rows_fixed(PyObject *fn, int ncols, const pyudf_column *cols, int
  * type_id is meant (a nonzero id with a schema: keep it under that id).
  * A result pyudf._batch hands back as a plain array (a numpy array of exactly
  * the result type) is exported by pyudf_export_plain into out alone, out_schema
- * untouched, and f->plain set: Go imports it with the type it declared. */
+ * untouched, and f->plain set to its values' width: Go imports it with the
+ * type it declared. */
 int pyudf_eval_vectorized(PyObject *fn, const char *mode, uintptr_t in, uintptr_t in_schema,
 			  int64_t in_id, uintptr_t type_schema, int64_t type_id, uintptr_t out,
 			  uintptr_t out_schema, uint64_t call_id, pyudf_frame *f);

@@ -286,9 +286,10 @@ func (f *Frame) EvalVectorized(fn Object, mode int, b Batch) Status {
 // Row is the batch row whose call ended the last EvalRows, or -1.
 func (f *Frame) Row() int { return int(f.c.row) }
 
-// PlainResult tells whether EvalVectorized's result went out plain: into
-// Batch.Out alone, with no schema, to be imported with the declared type.
-func (f *Frame) PlainResult() bool { return f.c.plain != 0 }
+// PlainResult is, when EvalVectorized's result went out plain (into
+// Batch.Out alone, with no schema, to be imported with the declared type),
+// the width of its values in bytes; else 0.
+func (f *Frame) PlainResult() int { return int(f.c.plain) }
 
 // PlainLive is the number of plain results exported and not yet released
 // (tests check for leaks with it).

@@ -157,7 +157,7 @@ func (f *Function) evalLocal(ctx context.Context, batch arrow.RecordBatch, rowEr
 	case f.funcType == "pandas":
 		mode = cgo.VectorPandas
 	}
-	plain := false // the result came out without a schema (cgo.Frame.PlainResult)
+	plain := 0 // the width of the result's values when it came out without a schema (cgo.Frame.PlainResult)
 	failure := f.runBatch(ctx, func(fr *frame) cgo.Status {
 		if f.funcType == "general" {
 			return fr.EvalRows(f.obj, b)
@@ -176,8 +176,8 @@ func (f *Function) evalLocal(ctx context.Context, batch arrow.RecordBatch, rowEr
 
 	var res arrow.Array
 	var err error
-	if plain {
-		res, err = arrowconv.ImportArrayOfType(out, resultType)
+	if plain != 0 {
+		res, err = arrowconv.ImportArrayOfType(out, resultType, plain)
 	} else {
 		res, err = arrowconv.ImportArray(out)
 	}

@@ -54,7 +54,7 @@ spin_rows = udf(spin, input_types=['BIGINT'], result_type='BIGINT')
 				}
 				res.Release()
 			}
-			for _, name := range []string{"two_d_plain", "no_buffer_plain"} {
+			for _, name := range []string{"two_d_plain", "no_buffer_plain", "narrow_plain"} {
 				if _, err := function(t, m, name).Eval(ctx, one); err == nil {
 					t.Fatalf("%s: no error", name)
 				}

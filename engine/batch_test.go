@@ -106,6 +106,7 @@ def _export_fails(what):
     return udf(f, input_types=['BIGINT'], result_type='BIGINT', func_type='pandas')
 two_d_plain = _export_fails(np.zeros((2, 2), dtype=np.int64))
 no_buffer_plain = _export_fails(object())
+narrow_plain = _export_fails(np.array([1, 2, 3], dtype=np.int32))  # BIGINT needs 8 bytes a value
 `
 
 func batchModule(t *testing.T) *Module {
@@ -340,6 +341,7 @@ def alive():
 	for name, message := range map[string]string{
 		"two_d_plain":     "TypeError: pyudf: a plain result must be one-dimensional, not 2-dimensional",
 		"no_buffer_plain": "TypeError: a bytes-like object is required, not 'object'",
+		"narrow_plain":    "its values are 4 bytes wide, not those of int64",
 	} {
 		_, err := function(t, m, name).Eval(ctx, ints)
 		wantMessage(t, err, message)
