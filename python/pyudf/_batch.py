@@ -270,7 +270,8 @@ def _plain_columns(array_addr, schema, schema_id):
     return [_series(np.frombuffer(b, dtype), index) for b, dtype in zip(buffers, dtypes)], rows
 
 
-# Result types whose Arrow layout is a numpy array's: values only, native order.
+# Arrow types laid out as a numpy array is (values only, native order): columns
+# and results of these types can cross without pyarrow (_plain_columns, _plain_result).
 _PLAIN_DTYPES = {t: np.dtype(t.to_pandas_dtype()) for t in (
     pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint16(), pa.uint32(), pa.uint64(),
     pa.float32(), pa.float64())}
