@@ -372,6 +372,11 @@ def total(a, b, c, d, e, f):
     kept.append(d)
     return a + b + c + d + e + f
 
+@udf(input_types=['BIGINT'], result_type='BIGINT', func_type='pandas')
+def keep_one(d):
+    kept.append(d)
+    return d + 1
+
 @udf(input_types=['BIGINT'], result_type='STRING', func_type='pandas')
 def how(x):
     """How the column arrived: over what memory, a view or not, writable or not."""
@@ -421,6 +426,31 @@ def kept_sum():
 	call("drop")
 	if got := cgo.PlainBatchesLive() - before; got != 0 {
 		t.Errorf("after Python dropped them, %d batches are held", got)
+	}
+
+	// Go lets go of its batch while Python still keeps a Series over it.
+	allocated := mem.CurrentAlloc()
+	col, _, err := array.FromJSON(mem, arrow.PrimitiveTypes.Int64, strings.NewReader(`[7, 8, 9]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := array.NewRecordBatch(arrow.NewSchema([]arrow.Field{{Name: "d", Type: arrow.PrimitiveTypes.Int64, Nullable: true}}, nil),
+		[]arrow.Array{col}, 3)
+	col.Release()
+	if got := eval(t, m, "keep_one", own); got != `[8,9,10]` {
+		t.Errorf("keep_one = %s", got)
+	}
+	own.Release()
+	if mem.CurrentAlloc() == allocated {
+		t.Error("the batch's memory was freed while Python keeps a Series over it")
+	}
+	if got := call("kept_sum"); got != int64(7+8+9) {
+		t.Errorf("after Go released its batch, the kept Series sums to %v, want 24", got)
+	}
+	call("drop")
+	if got := cgo.PlainBatchesLive() - before; got != 0 || mem.CurrentAlloc() != allocated {
+		t.Errorf("after Python dropped it: %d batches held, %d bytes allocated, want 0 and %d",
+			got, mem.CurrentAlloc(), allocated)
 	}
 
 	if got := eval(t, m, "how", batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[1, 2]`)); !strings.Contains(got, `"PlainColumn view=True writeable=False"`) {
