@@ -284,6 +284,10 @@ static PyObject *column_value(const pyudf_column *c, int64_t row, PyObject **hel
 		value = Py_NewRef(Py_None);
 		goto made;
 	}
+	if (c->type == PYUDF_COL_INT64) { /* the common case first: no jump table */
+		n = ((const int64_t *)values)[i];
+		goto integer;
+	}
 	switch (c->type) {
 	case PYUDF_COL_BOOL:
 		value = PyBool_FromLong(bit(values, i));
@@ -349,6 +353,11 @@ static int store_result(pyudf_column *out, int64_t i, PyObject *r)
 {
 	uint8_t *validity = (uint8_t *)out->validity;
 	void *values = (void *)out->values;
+	long long v;
+	if (out->type == PYUDF_COL_INT64 && compact_int(r, &v)) { /* the common case first */
+		((int64_t *)values)[i] = v;
+		return 0;
+	}
 	if (r == Py_None) {
 		set_bit(validity, i, 0);
 		out->offset++; /* the null count */
@@ -372,7 +381,6 @@ static int store_result(pyudf_column *out, int64_t i, PyObject *r)
 			((double *)values)[i] = v;
 		return 0;
 	}
-	long long v;
 	int overflow = 0;
 	if (!compact_int(r, &v)) {
 		if (!PyLong_Check(r) || PyBool_Check(r))
