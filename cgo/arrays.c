@@ -134,6 +134,11 @@ static PyTypeObject column_type = {
 
 int64_t pyudf_plain_batches_live(void) { return live_batches; }
 
+int pyudf_arrays_ready(void)
+{
+	return PyType_Ready(&keeper_type) < 0 || PyType_Ready(&column_type) < 0 ? -1 : 0;
+}
+
 PyObject *pyudf_plain_columns(PyObject *self, PyObject *args)
 {
 	unsigned long long addr;
@@ -156,8 +161,6 @@ PyObject *pyudf_plain_columns(PyObject *self, PyObject *args)
 		if (c->null_count != 0 || c->n_buffers != 2 || c->n_children != 0 || c->dictionary != NULL)
 			Py_RETURN_NONE; /* nulls (or unknown), or not a fixed-width layout */
 	}
-	if (PyType_Ready(&keeper_type) < 0 || PyType_Ready(&column_type) < 0)
-		return NULL;
 	PyObject *columns = PyList_New(ncols);
 	keeper *k = columns ? PyObject_New(keeper, &keeper_type) : NULL;
 	if (k == NULL) {

@@ -30,6 +30,10 @@ int pyudf_export_plain(PyObject *values, uintptr_t out, int *width);
 /* The number of arrays pyudf_export_plain made that were not released yet. */
 int64_t pyudf_plain_live(void);
 
+/* Make the types of pyudf_plain_columns' objects ready: once, when the
+ * _pyudf_host module is created. 0, or -1 with an exception set. */
+int pyudf_arrays_ready(void);
+
 /* _pyudf_host.plain_columns(batch_addr, item_sizes): the columns of the batch
  * exported at batch_addr as ([one read-only buffer per column], rows), the
  * batch moved out of its struct; item_sizes holds one byte per column, its

@@ -284,7 +284,7 @@ static PyObject *column_value(const pyudf_column *c, int64_t row, PyObject **hel
 		value = Py_NewRef(Py_None);
 		goto made;
 	}
-	if (c->type == PYUDF_COL_INT64) { /* the common case first: no jump table */
+	if (c->type == PYUDF_COL_INT64) { /* the common case, before the jump table of the others */
 		n = ((const int64_t *)values)[i];
 		goto integer;
 	}
@@ -300,9 +300,6 @@ static PyObject *column_value(const pyudf_column *c, int64_t row, PyObject **hel
 		goto integer;
 	case PYUDF_COL_INT32:
 		n = ((const int32_t *)values)[i];
-		goto integer;
-	case PYUDF_COL_INT64:
-		n = ((const int64_t *)values)[i];
 		goto integer;
 	case PYUDF_COL_UINT8:
 		n = ((const uint8_t *)values)[i];

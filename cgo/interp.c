@@ -69,7 +69,10 @@ static struct PyModuleDef native_module = {
     native_methods,
 };
 
-static PyObject *native_init(void) { return PyModule_Create(&native_module); }
+static PyObject *native_init(void)
+{
+	return pyudf_arrays_ready() < 0 ? NULL : PyModule_Create(&native_module);
+}
 
 /* Execute the bootstrap source and install the in-memory importer. */
 static int install_runtime(const char *bootstrap, const char *sources_json)

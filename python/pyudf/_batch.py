@@ -196,11 +196,11 @@ def evaluate_vectorized(func, func_type, array_addr, schema_addr, schema_id, typ
     already is (see _plain_result): the C shim hands that one to Go as it is."""
     result_type = import_type(type_addr, type_id)
     schema = _known_schema(schema_addr, schema_id)
-    plain = _plain_columns(array_addr, schema, schema_id) if func_type == "pandas" else None
-    if plain is None:
+    taken = _plain_columns(array_addr, schema, schema_id) if func_type == "pandas" else None
+    if taken is None:
         result, what = _apply(func, func_type, pa.RecordBatch._import_from_c(array_addr, schema), result_type)
     else:
-        columns, rows = plain
+        columns, rows = taken
         result, what = _call(func, columns, rows, func_type)
     plain = _plain_result(result, result_type)
     if plain is not None:
