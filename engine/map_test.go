@@ -61,14 +61,9 @@ func TestMapRowWiseAndPandasAgree(t *testing.T) {
 			"as_dict":  `[{"id":1,"label":"d"},{"id":2,"label":"d"},{"id":3,"label":"d"}]`,
 			"declared": `[{"id":1,"name":"a"},{"id":2,"name":null},{"id":3,"name":"c"}]`,
 		} {
-			out, err := function(t, m, name).Map(context.Background(), in)
-			if err != nil {
-				t.Fatalf("%s: %v", name, err)
-			}
-			if got := recordJSON(t, out); got != want {
+			if got := mapJSON(t, m, name, in); got != want {
 				t.Errorf("%s = %s, want %s", name, got, want)
 			}
-			out.Release()
 		}
 	})
 }
@@ -82,15 +77,10 @@ func TestMapSeesEachBatchsColumnNames(t *testing.T) {
 		mem := checkedAllocator(t)
 		in := batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[1, 2]`, arrow.BinaryTypes.String, `["a", "b"]`)
 		for _, names := range [][]string{{"id", "name"}, {"id", "name"}, {"x", "y"}, {"id", "name"}, {"y", "x"}, {"x", "y"}} {
-			out, err := function(t, m, "columns").Map(context.Background(), renamed(t, in, names...))
-			if err != nil {
-				t.Fatal(err)
-			}
 			want := `[{"id":2,"label":"` + strings.Join(names, ",") + `"},{"id":2,"label":"` + strings.Join(names, ",") + `"}]`
-			if got := recordJSON(t, out); got != want {
+			if got := mapJSON(t, m, "columns", renamed(t, in, names...)); got != want {
 				t.Errorf("columns %v: %s, want %s", names, got, want)
 			}
-			out.Release()
 		}
 	})
 }
@@ -121,6 +111,18 @@ func renamed(t *testing.T, rec arrow.RecordBatch, names ...string) arrow.RecordB
 	out := array.NewRecordBatch(arrow.NewSchema(fields, nil), rec.Columns(), rec.NumRows())
 	t.Cleanup(out.Release)
 	return out
+}
+
+// mapJSON maps rec with function name of m and returns the result as JSON
+// (Map's counterpart of eval).
+func mapJSON(t *testing.T, m *Module, name string, rec arrow.RecordBatch) string {
+	t.Helper()
+	out, err := function(t, m, name).Map(context.Background(), rec)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	defer out.Release()
+	return recordJSON(t, out)
 }
 
 func recordJSON(t *testing.T, rec arrow.RecordBatch) string {
