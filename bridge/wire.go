@@ -423,8 +423,8 @@ func ratOf(x any) (*big.Rat, bool, error) {
 }
 
 // rowFields returns a ROW value's fields in t's order: from a Row or slice
-// (by position), a map[string]any (by name: a missing key is NULL, a key
-// that names no field an error) or a struct (see structFields).
+// (by position), a map[string]any (by name: a key for every field and no
+// other) or a struct (see structFields).
 func rowFields(x any, t *DataType) ([]any, bool, error) {
 	switch r := x.(type) {
 	case Row:
@@ -443,6 +443,13 @@ func rowFields(x any, t *DataType) ([]any, bool, error) {
 				return nil, false, convErr("map key %q is not a field of %s", k, t)
 			}
 			out[i] = v
+		}
+		if len(r) != len(t.Fields) {
+			for _, f := range t.Fields {
+				if _, ok := r[f.Name]; !ok {
+					return nil, false, convErr("map has no key for %s's field %q", t, f.Name)
+				}
+			}
 		}
 		return out, true, nil
 	}
@@ -742,6 +749,9 @@ func decodeComplex(tag byte, b []byte, t *DataType, depth int) (any, []byte, err
 		if tag == TagMap {
 			return decodeMap(b, t.Key, t.Value, depth)
 		}
+		if tag == TagList {
+			return decodePairs(b, t, depth)
+		}
 	case RowType:
 		return decodeRow(tag, b, t, depth)
 	}
@@ -804,6 +814,44 @@ func decodeMap(b []byte, kt, vt *DataType, depth int) (map[any]any, []byte, erro
 	return out, b, nil
 }
 
+// decodePairs reads a MAP given as a list of (key, value) pairs, the way
+// pyarrow hands a MAP argument to a row-wise UDF.
+func decodePairs(b []byte, t *DataType, depth int) (map[any]any, []byte, error) {
+	n, b, err := readCount(b, depth, 1)
+	if err != nil {
+		return nil, b, err
+	}
+	out := make(map[any]any, n)
+	for i := range n {
+		var m int
+		if len(b) == 0 || b[0] != TagList {
+			return nil, b, convErr("a %s given as a list holds (key, value) pairs", t)
+		}
+		if m, b, err = readCount(b[1:], depth+1, 1); err == nil && m != 2 {
+			err = convErr("a %s given as a list holds (key, value) pairs, not %d values", t, m)
+		}
+		var k, v Value
+		if err == nil {
+			k, b, err = decodeResult(b, t.Key, depth+2)
+		}
+		if err == nil {
+			v, b, err = decodeResult(b, t.Value, depth+2)
+		}
+		if err != nil {
+			return nil, b, errAt(err, fmt.Sprintf("[%d]", i))
+		}
+		key := k.Any()
+		if key != nil && !reflect.TypeOf(key).Comparable() {
+			return nil, b, convErr("dict key %v (%T) cannot be a Go map key", key, key)
+		}
+		if bs, ok := key.([]byte); ok {
+			key = string(bs)
+		}
+		out[key] = v.Any()
+	}
+	return out, b, nil
+}
+
 // decodeRow accepts a Row with names (matched by name), a list or tuple (by
 // position) and a dict (by name).
 func decodeRow(tag byte, b []byte, t *DataType, depth int) (Row, []byte, error) {
@@ -858,9 +906,7 @@ func decodeRow(tag byte, b []byte, t *DataType, depth int) (Row, []byte, error) 
 	}
 	for i, f := range t.Fields {
 		if !seen[i] {
-			if f.Type.NotNull {
-				return nil, b, convErr("field %q of %s is missing", f.Name, t)
-			}
+			return nil, b, convErr("field %q of %s is missing", f.Name, t)
 		}
 	}
 	return out, b, nil
