@@ -767,7 +767,7 @@ func readCount(b []byte, depth, size int) (int, []byte, error) {
 	}
 	n, rest, err := readLen(b)
 	if err == nil && n > len(rest)/size {
-		err = errMalformed
+		return 0, b, errMalformed
 	}
 	return n, rest, err
 }
