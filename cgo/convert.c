@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "convert.h"
+#include "interp.h"
 
 static PyObject *decimal_type; /* decimal.Decimal */
 static PyObject *row_type;     /* pyudf.row.Row */
@@ -546,3 +547,24 @@ static int encode_value(PyObject *obj, pyudf_buf *out, int normalized, int depth
 }
 
 int pyudf_encode(PyObject *obj, pyudf_buf *out) { return encode_value(obj, out, 0, 0); }
+
+/* For fuzzing the decoder from Go: decode count values from data (any bytes)
+ * and drop them. 0 when they decoded, 1 when the data was refused with an
+ * exception (cleared), which is the only other outcome allowed. */
+int pyudf_decode_check(const char *data, size_t n, int count)
+{
+	pyudf_gil_enter();
+	const char *p = data, *end = data + n;
+	int rc = 0;
+	for (int i = 0; rc == 0 && i < count; i++) {
+		PyObject *v = pyudf_decode(&p, end);
+		if (v == NULL)
+			rc = 1;
+		Py_XDECREF(v);
+	}
+	if (rc == 1 && !PyErr_Occurred())
+		rc = 2; /* NULL without an exception: a bug */
+	PyErr_Clear();
+	pyudf_gil_leave();
+	return rc;
+}

@@ -74,4 +74,9 @@ int pyudf_encode(PyObject *obj, pyudf_buf *out);
  * exception set. */
 PyObject *pyudf_normalize(PyObject *obj);
 
+/* Decode count values from n bytes at data and drop them, taking the GIL
+ * itself: 0 decoded, 1 refused with an exception, 2 refused without one (a
+ * bug). For fuzzing the decoder. */
+int pyudf_decode_check(const char *data, size_t n, int count);
+
 #endif
