@@ -596,6 +596,33 @@ func appendDynamic(b []byte, v Value, depth int) ([]byte, error) {
 
 // --- decoding results --------------------------------------------------------
 
+// The result rule: which Python results convert to which declared type. Every
+// path that brings a row-wise result to Go applies it — Call (cgo/convert.c's
+// encoder, then DecodeResult), row-wise Eval over fixed-width columns
+// (store_result in cgo/call.c), Eval, EvalRowErrors and Map through pyarrow
+// (python/pyudf/_results.py), and the same in process mode (_wire.py) — so a
+// result is accepted or refused the same way whichever path it takes:
+//
+//	None                 NULL (refused for NOT NULL)
+//	BOOLEAN              bool
+//	TINYINT..BIGINT      int, not bool (a subclass by its digits), range-checked
+//	FLOAT, DOUBLE        float, int (not bool); FLOAT refuses a finite value beyond float32
+//	STRING               str (not bytes)
+//	BYTES                bytes, bytearray (not str)
+//	DECIMAL(p, s)        Decimal, int, finite float: rounded half away from zero
+//	                     to s digits (Flink's HALF_UP), refused beyond p digits
+//	DATE                 date, datetime (its date, in UTC when aware)
+//	TIME                 time
+//	TIMESTAMP[_LTZ]      datetime (an aware one as its UTC instant)
+//	ARRAY                list, tuple
+//	MAP                  dict, or a list of (key, value) pairs
+//	ROW                  a named Row or dict (by name: every field, no other),
+//	                     a list, tuple or unnamed Row (by position, every field)
+//
+// Any other object goes once through pyudf._host.normalize (numpy scalars and
+// arrays, pandas NA, sets, PyFlink's Row) and then through the same checks.
+// Containers nest at most MaxDepth levels.
+
 // DecodeResult reads one value from b as type t (nil: as Python gave it) and
 // returns it with the rest of b. Numbers and bools decode without allocating.
 func DecodeResult(b []byte, t *DataType) (Value, []byte, error) {
