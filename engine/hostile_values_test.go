@@ -120,6 +120,9 @@ def mutate_dict():
     out["b"] = DictClearing(None)
     return out
 mutating_dict = udf(mutate_dict)
+specials = udf(lambda x: [float("nan"), float("inf"), -float("inf"), 1.0][x], input_types=['BIGINT'], result_type='FLOAT')
+specials_s = udf(lambda s: [float("nan"), float("inf"), -float("inf"), 1.0][len(s)], input_types=['STRING'], result_type='DOUBLE')
+surrogate = udf(lambda x: "\ud800", input_types=['BIGINT'], result_type='STRING')
 `
 
 func hostileModule(t *testing.T) *Module {
@@ -556,4 +559,47 @@ func TestHostileMalformedResultData(t *testing.T) {
 	if _, _, err := bridge.DecodeResult(deep, nil); err == nil || !strings.Contains(err.Error(), "nested deeper than 100 levels") {
 		t.Errorf("101 levels decoded: %v", err)
 	}
+}
+
+// NaN and the infinities are FLOAT and DOUBLE values: they pass on every path.
+func TestHostileNaNAndInfinitiesPass(t *testing.T) {
+	modes(t, func(t *testing.T) {
+		m := hostileModule(t)
+		if got := call(t, m, "specials", int64(0)).(float32); !math.IsNaN(float64(got)) {
+			t.Errorf("NaN came back as %v", got)
+		}
+		callWant(t, m, "specials", float32(math.Inf(1)), int64(1))
+		callWant(t, m, "specials", float32(math.Inf(-1)), int64(2))
+		mem := checkedAllocator(t)
+		res, err := function(t, m, "specials").Eval(context.Background(), batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[0, 1, 2, 3]`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := res.(*array.Float32)
+		if !math.IsNaN(float64(f.Value(0))) || !math.IsInf(float64(f.Value(1)), 1) || !math.IsInf(float64(f.Value(2)), -1) || f.Value(3) != 1 || f.NullN() != 0 {
+			t.Errorf("Eval (fixed-width) specials = %v", f)
+		}
+		res.Release()
+		res, err = function(t, m, "specials_s").Eval(context.Background(), batchOf(t, mem, arrow.BinaryTypes.String, `["", "a", "ab", "abc"]`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := res.(*array.Float64)
+		if !math.IsNaN(d.Value(0)) || !math.IsInf(d.Value(1), 1) || !math.IsInf(d.Value(2), -1) || d.Value(3) != 1 {
+			t.Errorf("Eval (pyarrow) specials = %v", d)
+		}
+		res.Release()
+		stillWorks(t, m)
+	})
+}
+
+// A str that cannot be UTF-8 (a lone surrogate) is refused as a STRING result.
+func TestHostileSurrogateStringResult(t *testing.T) {
+	modes(t, func(t *testing.T) {
+		m := hostileModule(t)
+		wantPython(t, callError(t, m, "surrogate", int64(1)), "UnicodeEncodeError", "surrogates not allowed")
+		_, err := function(t, m, "surrogate").Eval(context.Background(), batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Int64, `[1]`))
+		wantPython(t, err, "TypeError", "surrogates not allowed")
+		stillWorks(t, m)
+	})
 }
