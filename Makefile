@@ -23,7 +23,7 @@ GO_TEST_FLAGS ?= -race -count=1
 PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
 MATRIX ?= 3.10 3.11 3.12 3.13
 
-.PHONY: all deps build vet test test-go test-py demo bench bench-quick bench-anchors test-matrix env clean
+.PHONY: all deps build vet test test-go test-py test-fuzz fuzz demo bench bench-quick bench-anchors test-matrix env clean
 
 all: build
 
@@ -47,7 +47,7 @@ vet: deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || \
 		{ echo "gofmt needed:"; gofmt -l .; exit 1; }
 
-test: vet test-py test-go
+test: vet test-py test-go test-fuzz
 
 # Everything under the race detector; then what the race detector distorts
 # (allocation counts, as sync.Pool drops items under -race, and the memory
@@ -56,6 +56,22 @@ test-go: deps
 	go test $(GO_TEST_FLAGS) ./...
 	go test -count=1 -run 'NoAllocations|Soak' ./engine
 	GOEXPERIMENT=cgocheck2 go test -count=1 ./engine ./arrowconv
+
+# The value codec's fuzz targets (package:target): briefly in make test, for
+# FUZZTIME each in make fuzz. Go fuzzes one target per command.
+FUZZ_TARGETS := bridge:FuzzDecodeResult engine:FuzzRoundTrip engine:FuzzCDecoder
+FUZZTIME ?= 60s
+FUZZ_SHORT ?= 5s
+
+test-fuzz: deps
+	@for t in $(FUZZ_TARGETS); do \
+		go test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZ_SHORT) -parallel 1 ./$${t%%:*} || exit 1; \
+	done
+
+fuzz: deps
+	@for t in $(FUZZ_TARGETS); do \
+		go test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) ./$${t%%:*} || exit 1; \
+	done
 
 test-py: deps
 	cd python && PYTHONDONTWRITEBYTECODE=1 $(PY_EXE) -m pytest -q -p no:cacheprovider tests

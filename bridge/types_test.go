@@ -114,7 +114,7 @@ func TestValueKinds(t *testing.T) {
 			t.Errorf("ValueOf(%#v).Kind() = %d, want %d", c.in, got, c.kind)
 		}
 	}
-	if got := plainValue(ValueOf(celsius(1.5))); got.Kind() != KindFloat64 || got.AsFloat64() != 1.5 {
+	if got, _ := plainValue(ValueOf(celsius(1.5))); got.Kind() != KindFloat64 || got.AsFloat64() != 1.5 {
 		t.Errorf("named float converts to %v", got)
 	}
 	if s := String("héllo"); s.AsString() != "héllo" || s.Any() != "héllo" {

@@ -230,14 +230,20 @@ func decFromRat(r *big.Rat, scale int) (Dec, bool) {
 	return Dec{Unscaled: q, Scale: scale}, m.Sign() == 0
 }
 
-// Rat returns d as an exact fraction.
+// Rat returns d as an exact fraction. A negative Scale multiplies:
+// Dec{Unscaled: 5, Scale: -3} is 5000.
 func (d Dec) Rat() *big.Rat {
 	u := d.Unscaled
 	if u == nil {
 		u = new(big.Int)
 	}
-	return new(big.Rat).SetFrac(u, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(d.Scale)), nil))
+	if d.Scale < 0 {
+		return new(big.Rat).SetInt(new(big.Int).Mul(u, pow10(-d.Scale)))
+	}
+	return new(big.Rat).SetFrac(u, pow10(d.Scale))
 }
+
+func pow10(n int) *big.Int { return new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(n)), nil) }
 
 // String spells d with exactly Scale fractional digits ("12.30").
 func (d Dec) String() string {

@@ -115,10 +115,10 @@ static PyObject *row_error_text(void)
 	pyudf_error_capture(&text);
 	PyObject *out = NULL;
 	uint32_t n1, n2;
-	if (text.len >= 8) {
-		/* type and message are the first two strings: make "type: message" in place */
-		memcpy(&n1, text.data, 4);
-		memcpy(&n2, text.data + 4 + n1, 4);
+	/* type and message are the first two strings: make "type: message" in place,
+	 * once the buffer is known to hold both (a short one, out of memory, is none) */
+	if (text.len >= 8 && (memcpy(&n1, text.data, 4), n1 <= text.len - 8) &&
+	    (memcpy(&n2, text.data + 4 + n1, 4), n2 <= text.len - 8 - n1)) {
 		char *type = text.data + 4, *message = text.data + 8 + n1;
 		memmove(type + n1 + 2, message, n2);
 		type[n1] = ':';
@@ -345,8 +345,11 @@ static const char *column_sql_name(int type)
 }
 
 /* Store result r at row i of out, whose validity bit is set already. 0, or -1
- * with an exception set. */
-static int store_result(pyudf_column *out, int64_t i, PyObject *r)
+ * with an exception set. It accepts what Call accepts (the result rule in
+ * bridge/wire.go): the exact types here, and anything else once it went
+ * through pyudf._host.normalize (numpy scalars); ints are read from their
+ * digits, never through a method a subclass may override. */
+static int store_result(pyudf_column *out, int64_t i, PyObject *r, int normalized)
 {
 	uint8_t *validity = (uint8_t *)out->validity;
 	void *values = (void *)out->values;
@@ -367,15 +370,23 @@ static int store_result(pyudf_column *out, int64_t i, PyObject *r)
 		return 0;
 	}
 	if (out->type == PYUDF_COL_FLOAT32 || out->type == PYUDF_COL_FLOAT64) {
-		if (!PyFloat_Check(r) && !(PyLong_Check(r) && !PyBool_Check(r)))
+		double v;
+		if (PyFloat_Check(r))
+			v = PyFloat_AS_DOUBLE(r);
+		else if (PyLong_Check(r) && !PyBool_Check(r))
+			v = PyLong_AsDouble(r);
+		else
 			goto wrong_type;
-		double v = PyFloat_AsDouble(r);
 		if (v == -1.0 && PyErr_Occurred())
 			return -1;
-		if (out->type == PYUDF_COL_FLOAT32)
-			((float *)values)[i] = (float)v;
-		else
+		if (out->type == PYUDF_COL_FLOAT32) {
+			float f = (float)v;
+			if (isinf(f) && !isinf(v))
+				goto overflow; /* NaN and the infinities pass; a finite value must fit */
+			((float *)values)[i] = f;
+		} else {
 			((double *)values)[i] = v;
+		}
 		return 0;
 	}
 	int overflow = 0;
@@ -409,6 +420,17 @@ static int store_result(pyudf_column *out, int64_t i, PyObject *r)
 		return 0;
 	}
 wrong_type:
+	if (!normalized) {
+		PyObject *plain = pyudf_normalize(r);
+		if (plain != NULL) {
+			int rc = store_result(out, i, plain, 1);
+			Py_DECREF(plain);
+			return rc;
+		}
+		if (!PyErr_ExceptionMatches(PyExc_TypeError))
+			return -1;
+		PyErr_Clear(); /* "cannot convert": say what was wanted instead */
+	}
 	PyErr_Format(PyExc_TypeError, "result: Python %.100s is not a %s", Py_TYPE(r)->tp_name,
 		     column_sql_name(out->type));
 	return -1;
@@ -436,7 +458,7 @@ int pyudf_eval_rows_fixed(PyObject *fn, int ncols, const pyudf_column *cols, int
 		while (j < ncols && column_value(&cols[j], i, &argv[j]) != NULL)
 			j++;
 		PyObject *r = j == ncols ? PyObject_Vectorcall(fn, argv, ncols, NULL) : NULL;
-		int stored = r != NULL ? store_result(out, i, r) : -1;
+		int stored = r != NULL ? store_result(out, i, r, 0) : -1;
 		Py_XDECREF(r);
 		if (stored < 0)
 			break;

@@ -21,6 +21,7 @@ package cgo
 #include "interp.h"
 #include "call.h"
 #include "arrays.h"
+#include "convert.h"
 #include <patchlevel.h>
 #define PYUDF_STR2(x) #x
 #define PYUDF_STR(x) PYUDF_STR2(x)
@@ -350,6 +351,20 @@ func pyudfLog(level C.int, name *C.char, nameLen C.int, msg *C.char, msgLen C.in
 
 // LinkedVersion is the "major.minor" of the CPython this package was built against.
 const LinkedVersion = C.PYUDF_LINKED_VERSION
+
+// MaxDepth is the C codec's nesting limit (PYUDF_MAX_DEPTH), for a test
+// that checks it agrees with bridge.MaxDepth.
+const MaxDepth = C.PYUDF_MAX_DEPTH
+
+// DecodeCheck decodes count values from b with the C decoder and drops them:
+// 0 when they decoded, 1 when the data was refused with a Python exception,
+// 2 when it was refused without one. For fuzzing; needs Init.
+func DecodeCheck(b []byte, count int) int {
+	if len(b) == 0 {
+		b = []byte{0}[:0:1]
+	}
+	return int(C.pyudf_decode_check((*C.char)(unsafe.Pointer(unsafe.SliceData(b))), C.size_t(len(b)), C.int(count)))
+}
 
 // WireTags lists the C side's wire tags (enum pyudf_tag), indexed by name,
 // so a test can check that bridge's constants agree.

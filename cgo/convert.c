@@ -5,12 +5,15 @@
 #include <string.h>
 
 #include "convert.h"
+#include "interp.h"
 
 static PyObject *decimal_type; /* decimal.Decimal */
 static PyObject *row_type;     /* pyudf.row.Row */
 static PyObject *row_from_fields;
 static PyObject *normalize;    /* pyudf._host.normalize */
 static PyObject *utc;          /* datetime.timezone.utc */
+static PyObject *decimal_str;  /* decimal.Decimal.__str__, unbound */
+static PyObject *astimezone;   /* datetime.datetime.astimezone, unbound */
 
 int pyudf_buf_reserve(pyudf_buf *b, size_t n)
 {
@@ -46,10 +49,27 @@ int pyudf_convert_init(PyObject *host)
 		return -1;
 	decimal_type = PyObject_GetAttrString(decimal, "Decimal");
 	Py_DECREF(decimal);
+	decimal_str = decimal_type ? PyObject_GetAttrString(decimal_type, "__str__") : NULL;
+	astimezone = PyObject_GetAttrString((PyObject *)PyDateTimeAPI->DateTimeType, "astimezone");
 	row_type = PyObject_GetAttrString(host, "Row");
 	row_from_fields = row_type ? PyObject_GetAttrString(row_type, "from_fields") : NULL;
 	normalize = PyObject_GetAttrString(host, "normalize");
-	return decimal_type && row_type && row_from_fields && normalize ? 0 : -1;
+	if (!(decimal_type && decimal_str && astimezone && row_type && row_from_fields && normalize))
+		return -1;
+	/* They are cast to PyTypeObject * for PyObject_TypeCheck below. */
+	if (!PyType_Check(decimal_type) || !PyType_Check(row_type)) {
+		PyErr_SetString(PyExc_TypeError, "pyudf: decimal.Decimal and pyudf.Row must be classes");
+		return -1;
+	}
+	return 0;
+}
+
+PyObject *pyudf_normalize(PyObject *obj) { return PyObject_CallOneArg(normalize, obj); }
+
+static int too_deep(const char *what)
+{
+	PyErr_Format(PyExc_ValueError, "pyudf: %s " PYUDF_DEEP_TEXT, what);
+	return -1;
 }
 
 /* --- decoding: wire -> Python ------------------------------------------- */
@@ -73,6 +93,19 @@ static int read_len(const char **p, const char *end, uint32_t *n)
 	return need(*p, end, 0);
 }
 
+/* The count of a container at depth whose n items take at least size bytes
+ * each: a count the data cannot hold is refused before anything is allocated. */
+static int read_count(const char **p, const char *end, int depth, size_t size, uint32_t *n)
+{
+	if (depth >= PYUDF_MAX_DEPTH)
+		return too_deep("argument");
+	if (read_len(p, end, n) < 0)
+		return -1;
+	return need(*p, end, (size_t)*n * size);
+}
+
+static PyObject *decode_value(const char **p, const char *end, int depth);
+
 static PyObject *decode_text(const char **p, const char *end, int tag)
 {
 	uint32_t n;
@@ -85,11 +118,12 @@ static PyObject *decode_text(const char **p, const char *end, int tag)
 		return PyUnicode_DecodeUTF8(s, n, "strict");
 	case PYUDF_BYTES:
 		return PyBytes_FromStringAndSize(s, n);
-	default: { /* DECIMAL */
+	default: { /* DECIMAL, BIGINT */
 		PyObject *text = PyUnicode_DecodeUTF8(s, n, "strict");
 		if (text == NULL)
 			return NULL;
-		PyObject *d = PyObject_CallOneArg(decimal_type, text);
+		PyObject *d = tag == PYUDF_BIGINT ? PyLong_FromUnicodeObject(text, 10)
+						  : PyObject_CallOneArg(decimal_type, text);
 		Py_DECREF(text);
 		return d;
 	}
@@ -123,14 +157,14 @@ static int read_time(const char **p, const char *end, fields *f)
 	return 0;
 }
 
-static PyObject *decode_list(const char **p, const char *end)
+static PyObject *decode_list(const char **p, const char *end, int depth)
 {
 	uint32_t n;
-	if (read_len(p, end, &n) < 0)
+	if (read_count(p, end, depth, 1, &n) < 0)
 		return NULL;
 	PyObject *list = PyList_New(n);
 	for (uint32_t i = 0; list && i < n; i++) {
-		PyObject *item = pyudf_decode(p, end);
+		PyObject *item = decode_value(p, end, depth + 1);
 		if (item == NULL)
 			Py_CLEAR(list);
 		else
@@ -139,15 +173,15 @@ static PyObject *decode_list(const char **p, const char *end)
 	return list;
 }
 
-static PyObject *decode_map(const char **p, const char *end)
+static PyObject *decode_map(const char **p, const char *end, int depth)
 {
 	uint32_t n;
-	if (read_len(p, end, &n) < 0)
+	if (read_count(p, end, depth, 2, &n) < 0)
 		return NULL;
 	PyObject *dict = PyDict_New();
 	for (uint32_t i = 0; dict && i < n; i++) {
-		PyObject *key = pyudf_decode(p, end);
-		PyObject *value = key ? pyudf_decode(p, end) : NULL;
+		PyObject *key = decode_value(p, end, depth + 1);
+		PyObject *value = key ? decode_value(p, end, depth + 1) : NULL;
 		if (value == NULL || PyDict_SetItem(dict, key, value) < 0)
 			Py_CLEAR(dict);
 		Py_XDECREF(key);
@@ -156,10 +190,10 @@ static PyObject *decode_map(const char **p, const char *end)
 	return dict;
 }
 
-static PyObject *decode_row(const char **p, const char *end)
+static PyObject *decode_row(const char **p, const char *end, int depth)
 {
 	uint32_t n;
-	if (read_len(p, end, &n) < 0)
+	if (read_count(p, end, depth, 5, &n) < 0)
 		return NULL;
 	PyObject *names = PyTuple_New(n), *values = PyTuple_New(n), *row = NULL;
 	if (names == NULL || values == NULL)
@@ -169,7 +203,7 @@ static PyObject *decode_row(const char **p, const char *end)
 		if (name == NULL)
 			goto done;
 		PyTuple_SET_ITEM(names, i, name);
-		PyObject *value = pyudf_decode(p, end);
+		PyObject *value = decode_value(p, end, depth + 1);
 		if (value == NULL)
 			goto done;
 		PyTuple_SET_ITEM(values, i, value);
@@ -181,7 +215,7 @@ done:
 	return row;
 }
 
-PyObject *pyudf_decode(const char **p, const char *end)
+static PyObject *decode_value(const char **p, const char *end, int depth)
 {
 	if (end - *p >= 9 && **p == PYUDF_INT) { /* the commonest argument */
 		int64_t v;
@@ -217,6 +251,7 @@ PyObject *pyudf_decode(const char **p, const char *end)
 	case PYUDF_STR:
 	case PYUDF_BYTES:
 	case PYUDF_DECIMAL:
+	case PYUDF_BIGINT:
 		return decode_text(p, end, tag);
 	case PYUDF_DATE:
 		if (read_date(p, end, &f) < 0)
@@ -234,16 +269,18 @@ PyObject *pyudf_decode(const char **p, const char *end)
 		    f.year, f.month, f.day, f.hour, f.minute, f.second, f.usec,
 		    tag == PYUDF_TIMESTAMP_UTC ? utc : Py_None, PyDateTimeAPI->DateTimeType);
 	case PYUDF_LIST:
-		return decode_list(p, end);
+		return decode_list(p, end, depth);
 	case PYUDF_MAP:
-		return decode_map(p, end);
+		return decode_map(p, end, depth);
 	case PYUDF_ROW:
-		return decode_row(p, end);
+		return decode_row(p, end, depth);
 	default:
 		PyErr_Format(PyExc_ValueError, "pyudf: unknown argument tag %d", tag);
 		return NULL;
 	}
 }
+
+PyObject *pyudf_decode(const char **p, const char *end) { return decode_value(p, end, 0); }
 
 /* --- encoding: Python -> wire ------------------------------------------- */
 
@@ -272,16 +309,38 @@ static int put_text(pyudf_buf *out, uint8_t tag, const char *s, Py_ssize_t n)
 	return put(out, &len, 4) < 0 ? -1 : put(out, s, len);
 }
 
-/* str(obj) as text with the given tag (Decimal, int beyond int64). */
-static int put_str_of(pyudf_buf *out, uint8_t tag, PyObject *obj)
+
+/* text, which must be a str, with the given tag; the reference is consumed. */
+static int put_str_obj(pyudf_buf *out, uint8_t tag, PyObject *text)
 {
-	PyObject *text = PyObject_Str(obj);
 	if (text == NULL)
 		return -1;
-	Py_ssize_t n;
-	const char *s = PyUnicode_AsUTF8AndSize(text, &n);
-	int rc = s ? put_text(out, tag, s, n) : -1;
+	int rc = -1;
+	if (!PyUnicode_Check(text)) {
+		PyErr_Format(PyExc_TypeError, "pyudf: __str__ returned %.100s, not str", Py_TYPE(text)->tp_name);
+	} else {
+		Py_ssize_t n;
+		const char *s = PyUnicode_AsUTF8AndSize(text, &n);
+		rc = s ? put_text(out, tag, s, n) : -1;
+	}
 	Py_DECREF(text);
+	return rc;
+}
+
+/* An int beyond int64 as decimal text. The digits come from an exact int
+ * (PyNumber_Index copies a subclass's value into one), never from the
+ * object's own __str__, which a subclass may override. */
+static int put_bigint(pyudf_buf *out, PyObject *obj)
+{
+	PyObject *exact = PyNumber_Index(obj);
+	if (exact == NULL)
+		return -1;
+	int rc = -1;
+	if (PyLong_CheckExact(exact))
+		rc = put_str_obj(out, PYUDF_BIGINT, PyObject_Str(exact));
+	else
+		PyErr_SetString(PyExc_TypeError, "pyudf: an int did not convert to an exact int");
+	Py_DECREF(exact);
 	return rc;
 }
 
@@ -297,17 +356,22 @@ static int put_time(pyudf_buf *out, uint8_t h, uint8_t mi, uint8_t s, uint32_t u
 	return put(out, &us, 4);
 }
 
+/* obj passed PyDateTime_Check, so its fields are a datetime's (a subclass
+ * shares the layout). Its tzinfo is read from the struct, and an aware one is
+ * moved to UTC by datetime.astimezone itself, not by an override, and the
+ * result is type-checked before its fields are read. */
 static int encode_datetime(PyObject *obj, pyudf_buf *out)
 {
-	PyObject *tz = PyObject_GetAttrString(obj, "tzinfo");
-	if (tz == NULL)
-		return -1;
-	int aware = tz != Py_None;
-	Py_DECREF(tz);
-	PyObject *dt = aware ? PyObject_CallMethod(obj, "astimezone", "O", utc) : Py_NewRef(obj);
+	int aware = PyDateTime_DATE_GET_TZINFO(obj) != Py_None;
+	PyObject *dt = aware ? PyObject_CallFunctionObjArgs(astimezone, obj, utc, NULL) : Py_NewRef(obj);
 	if (dt == NULL)
 		return -1;
-	int rc = put_tag(out, aware ? PYUDF_TIMESTAMP_UTC : PYUDF_TIMESTAMP);
+	int rc = -1;
+	if (!PyDateTime_Check(dt))
+		PyErr_Format(PyExc_TypeError, "pyudf: astimezone returned %.100s, not a datetime",
+			     Py_TYPE(dt)->tp_name);
+	else
+		rc = put_tag(out, aware ? PYUDF_TIMESTAMP_UTC : PYUDF_TIMESTAMP);
 	if (rc == 0)
 		rc = put_date(out, PyDateTime_GET_YEAR(dt), PyDateTime_GET_MONTH(dt),
 			      PyDateTime_GET_DAY(dt));
@@ -318,23 +382,38 @@ static int encode_datetime(PyObject *obj, pyudf_buf *out)
 	return rc;
 }
 
-static int encode_sequence(PyObject *obj, pyudf_buf *out, PyObject *names)
+static int encode_value(PyObject *obj, pyudf_buf *out, int normalized, int depth);
+
+/* The items of a list or tuple (a subclass too) as a tuple that holds them:
+ * converting one item may run Python code (normalize, a Row's _fields ...)
+ * that changes a list, so a list is copied first; a tuple cannot change. */
+static PyObject *items_of(PyObject *obj)
 {
-	if (Py_EnterRecursiveCall(" while converting a UDF result"))
+	if (PyTuple_Check(obj))
+		return Py_NewRef(obj);
+	return PyList_AsTuple(obj); /* obj passed PyList_Check */
+}
+
+/* A LIST, or a ROW with the given field names (a tuple of the items' length). */
+static int encode_sequence(PyObject *obj, pyudf_buf *out, PyObject *names, int depth)
+{
+	if (depth >= PYUDF_MAX_DEPTH)
+		return too_deep("result");
+	PyObject *items = items_of(obj);
+	if (items == NULL)
 		return -1;
-	PyObject *seq = PySequence_Fast(obj, "not a sequence");
-	if (seq == NULL) {
-		Py_LeaveRecursiveCall();
-		return -1;
-	}
-	Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+	Py_ssize_t n = PyTuple_GET_SIZE(items);
+	if (names != NULL && PyTuple_GET_SIZE(names) != n)
+		names = NULL;
 	uint32_t len = (uint32_t)n;
-	int rc = put_tag(out, names ? PYUDF_ROW : PYUDF_LIST) < 0 || put(out, &len, 4) < 0 ? -1 : 0;
+	int rc = (size_t)n > UINT32_MAX ? (PyErr_SetString(PyExc_OverflowError, "pyudf: more than 2^32 items"), -1) : 0;
+	if (rc == 0)
+		rc = put_tag(out, names ? PYUDF_ROW : PYUDF_LIST) < 0 || put(out, &len, 4) < 0 ? -1 : 0;
 	for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
 		if (names) {
-			PyObject *name = PyTuple_GetItem(names, i);
+			PyObject *name = PyTuple_GET_ITEM(names, i);
 			Py_ssize_t nlen;
-			const char *s = name && PyUnicode_Check(name) ? PyUnicode_AsUTF8AndSize(name, &nlen) : NULL;
+			const char *s = PyUnicode_Check(name) ? PyUnicode_AsUTF8AndSize(name, &nlen) : NULL;
 			if (s == NULL) {
 				if (!PyErr_Occurred())
 					PyErr_SetString(PyExc_TypeError, "Row field names must be str");
@@ -344,42 +423,54 @@ static int encode_sequence(PyObject *obj, pyudf_buf *out, PyObject *names)
 			rc = put_text(out, 0, s, nlen);
 		}
 		if (rc == 0)
-			rc = pyudf_encode(PySequence_Fast_GET_ITEM(seq, i), out);
+			rc = encode_value(PyTuple_GET_ITEM(items, i), out, 0, depth + 1);
 	}
-	Py_DECREF(seq);
-	Py_LeaveRecursiveCall();
+	Py_DECREF(items);
 	return rc;
 }
 
-static int encode_dict(PyObject *obj, pyudf_buf *out)
+/* A MAP. The (key, value) pairs are taken first (PyDict_Items holds them):
+ * converting a key or value may run Python code that changes the dict. */
+static int encode_dict(PyObject *obj, pyudf_buf *out, int depth)
 {
-	uint32_t len = (uint32_t)PyDict_Size(obj);
-	if (put_tag(out, PYUDF_MAP) < 0 || put(out, &len, 4) < 0)
+	if (depth >= PYUDF_MAX_DEPTH)
+		return too_deep("result");
+	PyObject *pairs = PyDict_Items(obj);
+	if (pairs == NULL)
 		return -1;
-	if (Py_EnterRecursiveCall(" while converting a UDF result"))
-		return -1;
-	Py_ssize_t pos = 0;
-	PyObject *key, *value;
-	int rc = 0;
-	while (rc == 0 && PyDict_Next(obj, &pos, &key, &value))
-		if (pyudf_encode(key, out) < 0 || pyudf_encode(value, out) < 0)
+	Py_ssize_t n = PyList_GET_SIZE(pairs);
+	uint32_t len = (uint32_t)n;
+	int rc = put_tag(out, PYUDF_MAP) < 0 || put(out, &len, 4) < 0 ? -1 : 0;
+	for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
+		PyObject *pair = PyList_GET_ITEM(pairs, i); /* a 2-tuple PyDict_Items made */
+		if (encode_value(PyTuple_GET_ITEM(pair, 0), out, 0, depth + 1) < 0 ||
+		    encode_value(PyTuple_GET_ITEM(pair, 1), out, 0, depth + 1) < 0)
 			rc = -1;
-	Py_LeaveRecursiveCall();
+	}
+	Py_DECREF(pairs);
 	return rc;
 }
 
-static int encode_row(PyObject *obj, pyudf_buf *out)
+/* obj passed PyObject_TypeCheck(row_type): pyudf.Row is a tuple subclass. */
+static int encode_row(PyObject *obj, pyudf_buf *out, int depth)
 {
+	if (!PyTuple_Check(obj)) {
+		PyErr_SetString(PyExc_TypeError, "pyudf: a Row that is not a tuple");
+		return -1;
+	}
 	PyObject *names = PyObject_GetAttrString(obj, "_fields");
 	if (names == NULL)
 		return -1;
-	int named = PyTuple_Check(names) && PyTuple_GET_SIZE(names) == PyTuple_GET_SIZE(obj);
-	int rc = encode_sequence(obj, out, named ? names : NULL);
+	int rc = encode_sequence(obj, out, PyTuple_Check(names) ? names : NULL, depth);
 	Py_DECREF(names);
 	return rc;
 }
 
-static int encode_value(PyObject *obj, pyudf_buf *out, int normalized)
+/* Every cast below follows a check of the object's type (exact, or a
+ * subclass whose C layout is the checked type's); values are read from that
+ * layout or through the base type's own method, never through a method a
+ * subclass may override. */
+static int encode_value(PyObject *obj, pyudf_buf *out, int normalized, int depth)
 {
 	if (PyLong_CheckExact(obj) && out->len + 9 <= out->cap) { /* the commonest result */
 		int overflow;
@@ -397,10 +488,11 @@ static int encode_value(PyObject *obj, pyudf_buf *out, int normalized)
 	if (PyBool_Check(obj))
 		return put_tag(out, obj == Py_True ? PYUDF_TRUE : PYUDF_FALSE);
 	if (PyLong_Check(obj)) {
+		/* reads the digits of the int (a subclass's too), calls no method */
 		int overflow;
 		long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
 		if (overflow)
-			return put_str_of(out, PYUDF_BIGINT, obj);
+			return put_bigint(out, obj);
 		if (v == -1 && PyErr_Occurred())
 			return -1;
 		int64_t v64 = v;
@@ -433,25 +525,46 @@ static int encode_value(PyObject *obj, pyudf_buf *out, int normalized)
 		return put_time(out, PyDateTime_TIME_GET_HOUR(obj), PyDateTime_TIME_GET_MINUTE(obj),
 				PyDateTime_TIME_GET_SECOND(obj), PyDateTime_TIME_GET_MICROSECOND(obj));
 	}
-	if (PyObject_TypeCheck(obj, (PyTypeObject *)decimal_type))
-		return put_str_of(out, PYUDF_DECIMAL, obj);
+	if (PyObject_TypeCheck(obj, (PyTypeObject *)decimal_type)) /* checked a type at init */
+		return put_str_obj(out, PYUDF_DECIMAL, PyObject_CallOneArg(decimal_str, obj));
 	if (PyObject_TypeCheck(obj, (PyTypeObject *)row_type))
-		return encode_row(obj, out);
+		return encode_row(obj, out, depth);
 	if (PyList_Check(obj) || PyTuple_Check(obj))
-		return encode_sequence(obj, out, NULL);
+		return encode_sequence(obj, out, NULL, depth);
 	if (PyDict_Check(obj))
-		return encode_dict(obj, out);
+		return encode_dict(obj, out, depth);
 	if (normalized) {
 		PyErr_Format(PyExc_TypeError, "cannot convert a Python %.200s to a SQL value",
 			     Py_TYPE(obj)->tp_name);
 		return -1;
 	}
-	PyObject *plain = PyObject_CallOneArg(normalize, obj);
+	PyObject *plain = pyudf_normalize(obj);
 	if (plain == NULL)
 		return -1;
-	int rc = encode_value(plain, out, 1);
+	int rc = encode_value(plain, out, 1, depth);
 	Py_DECREF(plain);
 	return rc;
 }
 
-int pyudf_encode(PyObject *obj, pyudf_buf *out) { return encode_value(obj, out, 0); }
+int pyudf_encode(PyObject *obj, pyudf_buf *out) { return encode_value(obj, out, 0, 0); }
+
+/* For fuzzing the decoder from Go: decode count values from data (any bytes)
+ * and drop them. 0 when they decoded, 1 when the data was refused with an
+ * exception (cleared), which is the only other outcome allowed. */
+int pyudf_decode_check(const char *data, size_t n, int count)
+{
+	pyudf_gil_enter();
+	const char *p = data, *end = data + n;
+	int rc = 0;
+	for (int i = 0; rc == 0 && i < count; i++) {
+		PyObject *v = pyudf_decode(&p, end);
+		if (v == NULL)
+			rc = 1;
+		Py_XDECREF(v);
+	}
+	if (rc == 1 && !PyErr_Occurred())
+		rc = 2; /* NULL without an exception: a bug */
+	PyErr_Clear();
+	pyudf_gil_leave();
+	return rc;
+}

@@ -12,6 +12,12 @@
  *   ROW        uint32 n, n (uint32 name length, name, value)
  * Go encodes arguments (bridge/wire.go) and decodes results; this file does
  * the Python half. Every function here needs the GIL.
+ *
+ * Containers (LIST, MAP, ROW) nest at most PYUDF_MAX_DEPTH levels, both ways,
+ * as in bridge.MaxDepth and pyudf._wire.MAX_DEPTH; deeper values are refused
+ * with PYUDF_DEEP_TEXT, so neither C stack can overflow whatever Python's
+ * recursion limit is. Which Python results convert to which SQL type is
+ * written down once, in bridge/wire.go ("The result rule").
  */
 #ifndef PYUDF_CONVERT_H
 #define PYUDF_CONVERT_H
@@ -40,6 +46,9 @@ enum pyudf_tag {
 	PYUDF_BIGINT = 15,
 };
 
+#define PYUDF_MAX_DEPTH 100
+#define PYUDF_DEEP_TEXT "nested deeper than 100 levels (or cyclic)"
+
 /* A growable byte buffer in C memory. */
 typedef struct {
 	char *data;
@@ -59,5 +68,15 @@ PyObject *pyudf_decode(const char **p, const char *end);
 
 /* Append obj to out. 0, or -1 with an exception set. */
 int pyudf_encode(PyObject *obj, pyudf_buf *out);
+
+/* pyudf._host.normalize(obj): a result of a type the shim does not convert
+ * itself (numpy scalars ...) as one it does. New reference, or NULL with an
+ * exception set. */
+PyObject *pyudf_normalize(PyObject *obj);
+
+/* Decode count values from n bytes at data and drop them, taking the GIL
+ * itself: 0 decoded, 1 refused with an exception, 2 refused without one (a
+ * bug). For fuzzing the decoder. */
+int pyudf_decode_check(const char *data, size_t n, int count);
 
 #endif

@@ -11,6 +11,10 @@ int pyudf_errors_init(PyObject *host)
 {
 	describe = PyObject_GetAttrString(host, "describe_exception");
 	cancelled = PyObject_GetAttrString(host, "Cancelled");
+	if (cancelled != NULL && !PyType_Check(cancelled)) { /* cast for PyObject_TypeCheck below */
+		PyErr_SetString(PyExc_TypeError, "pyudf: _host.Cancelled must be a class");
+		Py_CLEAR(cancelled);
+	}
 	return describe && cancelled ? 0 : -1;
 }
 
@@ -60,7 +64,7 @@ int pyudf_error_capture(pyudf_buf *err)
 		pyudf_error_set(err, "SystemError", "error reported without an exception");
 		return PYUDF_ERROR;
 	}
-	int status = PyObject_TypeCheck(exc, (PyTypeObject *)cancelled) ? PYUDF_CANCELLED : PYUDF_ERROR;
+	int status = PyObject_TypeCheck(exc, (PyTypeObject *)cancelled) ? PYUDF_CANCELLED : PYUDF_ERROR; /* a type: init */
 	PyObject *parts = PyObject_CallOneArg(describe, exc);
 	if (parts == NULL || !PyTuple_Check(parts) || PyTuple_GET_SIZE(parts) != 3) {
 		PyErr_Clear();
@@ -69,7 +73,8 @@ int pyudf_error_capture(pyudf_buf *err)
 		err->len = 0;
 		for (int i = 0; i < 3; i++) {
 			Py_ssize_t n = 0;
-			const char *s = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(parts, i), &n);
+			PyObject *part = PyTuple_GET_ITEM(parts, i); /* parts passed PyTuple_Check, size 3 */
+			const char *s = PyUnicode_Check(part) ? PyUnicode_AsUTF8AndSize(part, &n) : NULL;
 			if (s == NULL) {
 				PyErr_Clear();
 				s = "";

@@ -36,9 +36,9 @@ func TestFixedPathResultErrorsNameTheRow(t *testing.T) {
 			row            int
 		}{
 			{"str_for_bigint", `[1, 2, 3]`, `row 1: TypeError: result: Python str is not a BIGINT`,
-				`row 1: TypeError: the results cannot be converted to int64: Could not convert 's'`, arrow.PrimitiveTypes.Int64, 1},
+				`row 1: TypeError: result: Python str is not a BIGINT`, arrow.PrimitiveTypes.Int64, 1},
 			{"too_big", `[1, 2]`, `row 1: OverflowError: result: 200 overflows TINYINT`,
-				`row 1: TypeError: the results cannot be converted to int8: Value 200 too large`, arrow.PrimitiveTypes.Int32, 1},
+				`row 1: TypeError: result: 200 overflows TINYINT`, arrow.PrimitiveTypes.Int32, 1},
 		} {
 			if modeOf(t.Name()) == Process {
 				c.message = c.processMessage

@@ -32,6 +32,7 @@ try:  # how pandas (>= 2.1) wraps an array in a Series internally; see _block_se
 except ImportError:
     SingleBlockManager = None
 
+from . import _results
 from .row import Row
 
 try:  # the C shim's functions, present when running embedded in Go (cgo/arrays.h)
@@ -121,9 +122,27 @@ def _to_array(values, result_type, what):
 
 
 def export_result(values, type_addr, array_addr, schema_addr):
-    """Build the result array of ``values`` (a list) and export it to Go."""
-    array = _to_array(values, import_type(type_addr), "the results")
+    """Build the result array of row-wise ``values`` (a list) and export it to Go."""
+    try:
+        array = _row_results(values, import_type(type_addr))
+    except _results.ResultError as exc:
+        raise TypeError(str(exc)) from None  # "row N: result: why"
     array._export_to_c(array_addr, schema_addr)
+
+
+def _row_results(values, result_type):
+    """Row-wise results as an array of ``result_type``: checked by the result
+    rule Call applies (see :mod:`pyudf._results`), then converted by pyarrow.
+    Raises :class:`pyudf._results.ResultError` naming the first bad row."""
+    from ._host import normalize
+    values = _results.conform(values, result_type, normalize)
+    try:
+        return _to_array(values, result_type, "the results")
+    except TypeError:
+        error = _results.explain(values, result_type, normalize)
+        if error is None:
+            raise
+        raise error from None
 
 
 def export_errors(messages, array_addr, schema_addr):
@@ -335,24 +354,12 @@ def evaluate_rows(func, batch, result_type, as_rows=False, row_errors=False):
             results.append(None)
             errors.append(error_text(exc))
     try:
-        out = _to_array(results, result_type, "the results")
-    except TypeError:
-        out = None
-    if out is None:
-        raise _first_bad_row(results, result_type)
+        out = _row_results(results, result_type)
+    except _results.ResultError as exc:
+        error = RowError(exc.row)
+        error.__cause__ = TypeError(exc.reason)
+        raise error from error.__cause__
     return out, (pa.array(errors, type=pa.string()) if row_errors else None)
-
-
-def _first_bad_row(results, result_type):
-    """The RowError naming the first result that does not convert to ``result_type``."""
-    for i, value in enumerate(results):
-        try:
-            _to_array([value], result_type, "the results")
-        except TypeError as exc:
-            error = RowError(i)
-            error.__cause__ = exc
-            return error
-    return TypeError("the results cannot be converted to %s" % result_type)
 
 
 def _check_length(result, rows, what):

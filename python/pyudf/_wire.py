@@ -16,16 +16,28 @@ A value is a one-byte tag and a payload in native byte order::
     TIMESTAMP, TIMESTAMP_UTC           DATE fields, TIME fields (UTC: an aware datetime)
     LIST       uint32 n, n values      MAP  uint32 n, n (key, value) pairs
     ROW        uint32 n, n (uint32 name length, name, value)
+
+Containers nest at most :data:`MAX_DEPTH` levels, both ways, as in the C shim
+(``PYUDF_MAX_DEPTH``) and Go (``bridge.MaxDepth``), with the same words. Results
+are read as the C shim reads them: from the value itself (an ``int``
+subclass's digits, a ``datetime``'s fields), through the base type's methods,
+never through methods a subclass may override; containers are copied before
+their items are converted, since converting one may run code that changes them.
 """
 
 import datetime
 import decimal
+import operator
 import struct
 
 from .row import Row
 
 NULL, FALSE, TRUE, INT, FLOAT, STR, BYTES, DECIMAL = range(8)
 DATE, TIME, TIMESTAMP, TIMESTAMP_UTC, LIST, MAP, ROW, BIGINT = range(8, 16)
+
+#: How deeply containers may nest (bridge.MaxDepth, PYUDF_MAX_DEPTH in C).
+MAX_DEPTH = 100
+DEEP_TEXT = "nested deeper than %d levels (or cyclic)" % MAX_DEPTH
 
 _I64 = struct.Struct("=q")
 _F64 = struct.Struct("=d")
@@ -34,6 +46,12 @@ _DATE = struct.Struct("=iBB")
 _TIME = struct.Struct("=BBBI")
 _INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
 _UTC = datetime.timezone.utc
+_DATE_FIELDS = tuple(getattr(datetime.date, f).__get__ for f in ("year", "month", "day"))
+_CLOCK_FIELDS = tuple(getattr(datetime.datetime, f).__get__ for f in ("hour", "minute", "second", "microsecond"))
+_TIME_FIELDS = tuple(getattr(datetime.time, f).__get__ for f in ("hour", "minute", "second", "microsecond"))
+_TZINFO = datetime.datetime.tzinfo.__get__
+_ASTIMEZONE = datetime.datetime.astimezone
+_DECIMAL_STR = decimal.Decimal.__str__
 
 
 # --- decoding: arguments ----------------------------------------------------
@@ -43,7 +61,7 @@ def decode_args(data, count):
     view = memoryview(data)
     values, pos = [], 0
     for _ in range(count):
-        value, pos = _decode(view, pos)
+        value, pos = _decode(view, pos, 0)
         values.append(value)
     return values
 
@@ -61,7 +79,17 @@ def _text(view, pos):
     return view[pos:pos + n], pos + n
 
 
-def _decode(view, pos):
+def _count(view, pos, depth, size):
+    """The item count of a container at ``depth`` whose items take ``size`` bytes or more."""
+    if depth >= MAX_DEPTH:
+        raise ValueError("pyudf: argument " + DEEP_TEXT)
+    _need(view, pos, 4)
+    (n,) = _U32.unpack_from(view, pos)
+    _need(view, pos + 4, n * size)
+    return n, pos + 4
+
+
+def _decode(view, pos, depth):
     _need(view, pos, 1)
     tag = view[pos]
     pos += 1
@@ -75,11 +103,13 @@ def _decode(view, pos):
     if tag == FLOAT:
         _need(view, pos, 8)
         return _F64.unpack_from(view, pos)[0], pos + 8
-    if tag in (STR, BYTES, DECIMAL):
+    if tag in (STR, BYTES, DECIMAL, BIGINT):
         raw, pos = _text(view, pos)
         if tag == BYTES:
             return bytes(raw), pos
         text = str(raw, "utf-8")
+        if tag == BIGINT:
+            return int(text), pos
         return (text if tag == STR else decimal.Decimal(text)), pos
     if tag == DATE:
         _need(view, pos, 6)
@@ -93,27 +123,27 @@ def _decode(view, pos):
         h, mi, s, us = _TIME.unpack_from(view, pos + 6)
         tz = _UTC if tag == TIMESTAMP_UTC else None
         return datetime.datetime(y, mo, d, h, mi, s, us, tzinfo=tz), pos + 13
-    if tag in (LIST, MAP, ROW):
-        _need(view, pos, 4)
-        (n,) = _U32.unpack_from(view, pos)
-        pos += 4
-        if tag == LIST:
-            items = []
-            for _ in range(n):
-                item, pos = _decode(view, pos)
-                items.append(item)
-            return items, pos
-        if tag == MAP:
-            out = {}
-            for _ in range(n):
-                key, pos = _decode(view, pos)
-                out[key], pos = _decode(view, pos)
-            return out, pos
+    if tag == LIST:
+        n, pos = _count(view, pos, depth, 1)
+        items = []
+        for _ in range(n):
+            item, pos = _decode(view, pos, depth + 1)
+            items.append(item)
+        return items, pos
+    if tag == MAP:
+        n, pos = _count(view, pos, depth, 2)
+        out = {}
+        for _ in range(n):
+            key, pos = _decode(view, pos, depth + 1)
+            out[key], pos = _decode(view, pos, depth + 1)
+        return out, pos
+    if tag == ROW:
+        n, pos = _count(view, pos, depth, 5)
         names, values = [], []
         for _ in range(n):
             name, pos = _text(view, pos)
             names.append(str(name, "utf-8"))
-            value, pos = _decode(view, pos)
+            value, pos = _decode(view, pos, depth + 1)
             values.append(value)
         return Row.from_fields(tuple(names), tuple(values)), pos
     raise ValueError("pyudf: unknown argument tag %d" % tag)
@@ -125,7 +155,7 @@ def encode(obj, normalize):
     """``obj`` encoded as one value. ``normalize`` turns objects of other types
     into ones this encoder knows (numpy scalars ...) or raises TypeError."""
     out = bytearray()
-    _encode(obj, out, normalize, False)
+    _encode(obj, out, normalize, False, 0)
     return bytes(out)
 
 
@@ -136,64 +166,76 @@ def _put_text(out, tag, raw):
     out += raw
 
 
-def _encode(obj, out, normalize, normalized):
+def _encode(obj, out, normalize, normalized, depth):
     cls = type(obj)
     if obj is None:
         out.append(NULL)
     elif cls is bool:
         out.append(TRUE if obj else FALSE)
-    elif isinstance(obj, int) and not isinstance(obj, bool):
-        if _INT_MIN <= obj <= _INT_MAX:
+    elif issubclass(cls, int):
+        value = operator.index(obj)  # an exact int of the same digits, whatever the subclass says
+        if _INT_MIN <= value <= _INT_MAX:
             out.append(INT)
-            out += _I64.pack(obj)
+            out += _I64.pack(value)
         else:
-            _put_text(out, BIGINT, str(int(obj)).encode())
-    elif isinstance(obj, float):
+            _put_text(out, BIGINT, str(value).encode())
+    elif issubclass(cls, float):
         out.append(FLOAT)
         out += _F64.pack(obj)
-    elif isinstance(obj, str):
-        _put_text(out, STR, obj.encode("utf-8"))
-    elif isinstance(obj, (bytes, bytearray)):
-        _put_text(out, BYTES, bytes(obj))
-    elif isinstance(obj, datetime.datetime):
-        aware = obj.tzinfo is not None
+    elif issubclass(cls, str):
+        _put_text(out, STR, str.encode(obj, "utf-8"))
+    elif issubclass(cls, bytes):
+        _put_text(out, BYTES, bytes.__getitem__(obj, slice(None)))
+    elif issubclass(cls, bytearray):
+        _put_text(out, BYTES, bytes(bytearray.__getitem__(obj, slice(None))))
+    elif issubclass(cls, datetime.datetime):
+        aware = _TZINFO(obj) is not None
         if aware:
-            obj = obj.astimezone(_UTC)
+            obj = _ASTIMEZONE(obj, _UTC)
+            if not isinstance(obj, datetime.datetime):
+                raise TypeError("pyudf: astimezone returned %s, not a datetime" % type(obj).__name__)
         out.append(TIMESTAMP_UTC if aware else TIMESTAMP)
-        out += _DATE.pack(obj.year, obj.month, obj.day)
-        out += _TIME.pack(obj.hour, obj.minute, obj.second, obj.microsecond)
-    elif isinstance(obj, datetime.date):
+        out += _DATE.pack(*(f(obj) for f in _DATE_FIELDS))
+        out += _TIME.pack(*(f(obj) for f in _CLOCK_FIELDS))
+    elif issubclass(cls, datetime.date):
         out.append(DATE)
-        out += _DATE.pack(obj.year, obj.month, obj.day)
-    elif isinstance(obj, datetime.time):
+        out += _DATE.pack(*(f(obj) for f in _DATE_FIELDS))
+    elif issubclass(cls, datetime.time):
         out.append(TIME)
-        out += _TIME.pack(obj.hour, obj.minute, obj.second, obj.microsecond)
-    elif isinstance(obj, decimal.Decimal):
-        _put_text(out, DECIMAL, str(obj).encode())
-    elif isinstance(obj, Row):
+        out += _TIME.pack(*(f(obj) for f in _TIME_FIELDS))
+    elif issubclass(cls, decimal.Decimal):
+        _put_text(out, DECIMAL, _DECIMAL_STR(obj).encode())
+    elif issubclass(cls, Row):
         names = obj._fields
-        named = isinstance(names, tuple) and len(names) == len(obj)
-        _encode_sequence(obj, out, normalize, names if named else None)
-    elif isinstance(obj, (list, tuple)):
-        _encode_sequence(obj, out, normalize, None)
-    elif isinstance(obj, dict):
+        _encode_sequence(obj, out, normalize, names if isinstance(names, tuple) else None, depth)
+    elif issubclass(cls, (list, tuple)):
+        _encode_sequence(obj, out, normalize, None, depth)
+    elif issubclass(cls, dict):
+        if depth >= MAX_DEPTH:
+            raise ValueError("pyudf: result " + DEEP_TEXT)
+        pairs = list(dict.items(obj))
         out.append(MAP)
-        out += _U32.pack(len(obj))
-        for key, value in obj.items():
-            _encode(key, out, normalize, False)
-            _encode(value, out, normalize, False)
+        out += _U32.pack(len(pairs))
+        for key, value in pairs:
+            _encode(key, out, normalize, False, depth + 1)
+            _encode(value, out, normalize, False, depth + 1)
     elif normalized:
         raise TypeError("cannot convert a Python %s to a SQL value" % cls.__name__)
     else:
-        _encode(normalize(obj), out, normalize, True)
+        _encode(normalize(obj), out, normalize, True, depth)
 
 
-def _encode_sequence(seq, out, normalize, names):
+def _encode_sequence(seq, out, normalize, names, depth):
+    if depth >= MAX_DEPTH:
+        raise ValueError("pyudf: result " + DEEP_TEXT)
+    items = list.copy(seq) if issubclass(type(seq), list) else tuple.__getitem__(seq, slice(None))
+    if names is not None and len(names) != len(items):
+        names = None
     out.append(ROW if names is not None else LIST)
-    out += _U32.pack(len(seq))
-    for i, item in enumerate(seq):
+    out += _U32.pack(len(items))
+    for i, item in enumerate(items):
         if names is not None:
             if not isinstance(names[i], str):
                 raise TypeError("Row field names must be str")
-            _put_text(out, None, names[i].encode("utf-8"))
-        _encode(item, out, normalize, False)
+            _put_text(out, None, str.encode(names[i], "utf-8"))
+        _encode(item, out, normalize, False, depth + 1)

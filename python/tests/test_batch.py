@@ -55,7 +55,7 @@ def test_export_result_and_row_shapes():
     assert s.result().to_pylist() == [{"id": 1, "label": "n"}, {"id": 2, "label": "t"},
                                       {"id": 3, "label": "d"}, None]
     s = Structs(BATCH, pa.int64())
-    with pytest.raises(TypeError, match="the results cannot be converted to int64"):
+    with pytest.raises(TypeError, match="row 0: result: Python str is not a BIGINT"):
         _batch.export_result(["no"], addr(s.type), addr(s.out_array), addr(s.out_schema))
 
 
