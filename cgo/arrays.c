@@ -139,6 +139,24 @@ int pyudf_arrays_ready(void)
 	return PyType_Ready(&keeper_type) < 0 || PyType_Ready(&column_type) < 0 ? -1 : 0;
 }
 
+/* Whether rows [from, from + length) of column c (a struct's child: the
+ * batch's offset and length) hold a null. The null count covers the whole
+ * column and may be -1, unknown (Arrow C++ exports slices so): then, or when
+ * the batch covers part of the column, the validity bitmap tells, bit by bit
+ * from c's own offset, aligned to a byte or not. No bitmap: no nulls. */
+static int holds_nulls(const struct ArrowArray *c, int64_t from, int64_t length)
+{
+	if (c->null_count == 0 || c->buffers[0] == NULL)
+		return 0;
+	if (c->null_count > 0 && from == 0 && length == c->length)
+		return 1;
+	const uint8_t *bits = c->buffers[0];
+	for (int64_t i = c->offset + from, stop = i + length; i < stop; i++)
+		if (!((bits[i >> 3] >> (i & 7)) & 1))
+			return 1;
+	return 0;
+}
+
 PyObject *pyudf_plain_columns(PyObject *self, PyObject *args)
 {
 	unsigned long long addr;
@@ -156,10 +174,21 @@ PyObject *pyudf_plain_columns(PyObject *self, PyObject *args)
 			     (long long)batch->n_children, ncols);
 		return NULL;
 	}
+	if (batch->length < 0 || batch->offset < 0 || (ncols > 0 && batch->children == NULL)) {
+		PyErr_SetString(PyExc_ValueError, "plain_columns: the batch's length, offset or columns are invalid");
+		return NULL;
+	}
 	for (Py_ssize_t i = 0; i < ncols; i++) {
 		const struct ArrowArray *c = batch->children[i];
-		if (c->null_count != 0 || c->n_buffers != 2 || c->n_children != 0 || c->dictionary != NULL)
-			Py_RETURN_NONE; /* nulls (or unknown), or not a fixed-width layout */
+		if (c == NULL || c->release == NULL || c->offset < 0 || c->length < batch->offset + batch->length) {
+			PyErr_Format(PyExc_ValueError, "plain_columns: column %zd is missing, released or shorter "
+				     "than the batch's %lld rows", i, (long long)batch->length);
+			return NULL;
+		}
+		if (c->n_buffers != 2 || c->buffers == NULL || c->n_children != 0 || c->dictionary != NULL ||
+		    (batch->length > 0 && c->buffers[1] == NULL) ||
+		    holds_nulls(c, batch->offset, batch->length))
+			Py_RETURN_NONE; /* not a fixed-width layout, or nulls */
 	}
 	PyObject *columns = PyList_New(ncols);
 	keeper *k = columns ? PyObject_New(keeper, &keeper_type) : NULL;

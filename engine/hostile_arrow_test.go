@@ -272,6 +272,69 @@ func TestHostileSlicedAndImportedNullsReachEveryPath(t *testing.T) {
 	})
 }
 
+// _pyudf_host.plain_columns (a Pandas UDF's numbers without pyarrow) reads
+// the validity bitmap when a column's null count is unknown (-1) or covers
+// more rows than the batch's window, at offsets that are not a multiple of
+// 8, and refuses a column shorter than the batch.
+func TestHostilePlainColumnsUnknownNullCounts(t *testing.T) {
+	m := loadModule(t, Config{}, "plain_unknown.py", `
+import _pyudf_host
+import pyarrow as pa
+from pyarrow.cffi import ffi
+from pyudf import udf
+
+def outcome(batch, edit):
+    array, schema = ffi.new("struct ArrowArray*"), ffi.new("struct ArrowSchema*")
+    batch._export_to_c(int(ffi.cast("uintptr_t", array)), int(ffi.cast("uintptr_t", schema)))
+    edit(array)
+    try:
+        taken = _pyudf_host.plain_columns(int(ffi.cast("uintptr_t", array)), b"\x08")
+    except ValueError as exc:
+        taken = str(exc)
+    pa.Schema._import_from_c(int(ffi.cast("uintptr_t", schema)))
+    if array.release != ffi.NULL:  # not taken: still the exporter's
+        array.release(array)
+        return "declined %s" % taken if taken is None else taken
+    columns, rows = taken
+    return "took %d rows: %s" % (rows, list(memoryview(columns[0]).cast("q")))
+
+def unknown(array):
+    array.children[0].null_count = -1
+
+def window(offset, length):
+    def edit(array):
+        array.children[0].null_count = -1
+        array.offset, array.length = offset, length
+    return edit
+
+def short(array):
+    array.children[0].length = 2
+
+@udf(result_type='STRING')
+def outcomes():
+    values = pa.array([None, 1, 2, 3, 4, 5, 6, 7, 8, 9, None, 11], pa.int64())
+    batch = pa.RecordBatch.from_pydict({"a": values})
+    return " | ".join([
+        outcome(batch, unknown),                  # nulls at 0 and 10
+        outcome(batch.slice(1, 9), unknown),      # offset 1: no null in rows 1 to 9
+        outcome(batch.slice(9, 3), unknown),      # offset 9: row 10 is null
+        outcome(batch, window(3, 6)),             # the batch's own offset 3: rows 3 to 8
+        outcome(batch, window(5, 6)),             # rows 5 to 10: 10 is null
+        outcome(batch, short),
+    ])
+`)
+	v, err := function(t, m, "outcomes").Call(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "declined None | took 9 rows: [1, 2, 3, 4, 5, 6, 7, 8, 9] | declined None | " +
+		"took 6 rows: [3, 4, 5, 6, 7, 8] | declined None | " +
+		"plain_columns: column 0 is missing, released or shorter than the batch's 12 rows"
+	if v != want {
+		t.Errorf("plain_columns said:\n%s\nwant:\n%s", v, want)
+	}
+}
+
 var (
 	_ = errors.New
 	_ = bridge.Int64
