@@ -44,6 +44,49 @@ static void release_plain(struct ArrowArray *a)
 	live--;
 }
 
+/* Whether o's flags say it owns its memory (numpy's ndarray.flags.owndata):
+ * 1 or 0, or -1 with an exception set. */
+static int owns_data(PyObject *o)
+{
+	PyObject *flags = PyObject_GetAttrString(o, "flags");
+	PyObject *owndata = flags != NULL ? PyObject_GetAttrString(flags, "owndata") : NULL;
+	int owns = owndata != NULL ? PyObject_IsTrue(owndata) : -1;
+	Py_XDECREF(owndata);
+	Py_XDECREF(flags);
+	return owns;
+}
+
+/* Whether the result values are exclusively the result's: the only
+ * references to them are the ours (the caller's, a buffer view's), so not
+ * a UDF's that fills one output buffer batch after batch
+ * (np.multiply(x, 2, out=self.buf)), and they own their memory, or view
+ * memory that only they refer to (a view of a temporary). 1 or 0, or -1 with an exception set. On
+ * a free-threaded build a reference count does not prove it: 0. */
+static int exclusively_results(PyObject *values, Py_ssize_t ours)
+{
+#ifdef Py_GIL_DISABLED
+	return 0;
+#else
+	if (Py_REFCNT(values) != ours)
+		return 0;
+	PyObject *base = PyObject_GetAttrString(values, "base");
+	if (base == NULL)
+		return -1;
+	int sole;
+	if (base == Py_None) {
+		sole = owns_data(values);
+	} else if (Py_TYPE(base) == Py_TYPE(values) && Py_REFCNT(base) == 2) { /* the view's and ours */
+		PyObject *grand = PyObject_GetAttrString(base, "base");
+		sole = grand == NULL ? -1 : grand == Py_None ? owns_data(base) : 0;
+		Py_XDECREF(grand);
+	} else {
+		sole = 0;
+	}
+	Py_DECREF(base);
+	return sole;
+#endif
+}
+
 int pyudf_export_plain(PyObject *values, uintptr_t out, int *width)
 {
 	plain *p = calloc(1, sizeof *p);
@@ -54,6 +97,17 @@ int pyudf_export_plain(PyObject *values, uintptr_t out, int *width)
 	if (PyObject_GetBuffer(values, &p->view, PyBUF_C_CONTIGUOUS) < 0) {
 		free(p);
 		return -1;
+	}
+	int sole = p->view.ndim == 1 ? exclusively_results(values, p->view.obj == values ? 2 : 1) : 1;
+	if (sole <= 0) { /* not exclusively the result's: a copy is (ndarray.copy(): C-contiguous, owned) */
+		PyBuffer_Release(&p->view);
+		PyObject *copy = sole == 0 ? PyObject_CallMethod(values, "copy", NULL) : NULL;
+		int got = copy != NULL ? PyObject_GetBuffer(copy, &p->view, PyBUF_C_CONTIGUOUS) : -1;
+		Py_XDECREF(copy); /* the view holds its own reference */
+		if (got < 0) {
+			free(p);
+			return -1;
+		}
 	}
 	if (p->view.ndim != 1) {
 		PyErr_Format(PyExc_TypeError, "pyudf: a plain result must be one-dimensional, not %d-dimensional",

@@ -335,6 +335,174 @@ def outcomes():
 	}
 }
 
+// zeroColumns is a batch of rows rows and no columns.
+func zeroColumns(t *testing.T, rows int64) arrow.RecordBatch {
+	rec := array.NewRecordBatch(arrow.NewSchema(nil, nil), nil, rows)
+	t.Cleanup(rec.Release)
+	return rec
+}
+
+// Item 7 of issue 11: Map over a batch with rows but no columns gives each
+// row an empty Row (it dereferenced an empty list in C: SIGSEGV), row-wise
+// and in Pandas form; Eval of a function of no arguments calls it once a row.
+func TestHostileZeroColumnBatches(t *testing.T) {
+	modes(t, func(t *testing.T) {
+		m := loadModule(t, Config{}, "zero_columns.py", `
+import pandas as pd
+from pyflink.table import DataTypes, Row
+from pyudf import udf
+counted = DataTypes.ROW([DataTypes.FIELD("n", DataTypes.BIGINT())])
+fields = udf(lambda r: Row(n=len(r)), result_type=counted)
+frame = udf(lambda df: pd.DataFrame({"n": [len(df.columns)] * len(df)}), result_type=counted, func_type='pandas')
+seven = udf(lambda: 7, input_types=[], result_type='BIGINT')
+seven_pandas = udf(lambda: pd.Series([7, 7, 7]), input_types=[], result_type='BIGINT', func_type='pandas')
+add = udf(lambda a, b: a + b, input_types=['BIGINT', 'BIGINT'], result_type='BIGINT')
+`)
+		rec := zeroColumns(t, 3)
+		for _, name := range []string{"fields", "frame"} {
+			if got, want := mapJSON(t, m, name, rec), `[{"n":0},{"n":0},{"n":0}]`; got != want {
+				t.Errorf("%s over 3 rows of no columns = %s, want %s", name, got, want)
+			}
+		}
+		if got := eval(t, m, "seven", rec); got != `[7,7,7]` {
+			t.Errorf("seven = %s", got)
+		}
+		if got := eval(t, m, "seven_pandas", rec); got != `[7,7,7]` {
+			t.Errorf("seven_pandas = %s", got)
+		}
+		_, err := function(t, m, "seven_pandas").Eval(context.Background(), zeroColumns(t, 2))
+		wantMessage(t, err, "ValueError: the Pandas UDF's result has 3 values for a batch of 2 rows")
+		_, err = function(t, m, "add").Eval(context.Background(), rec)
+		wantMessage(t, err, `function "add": the batch has 0 columns, the function takes 2 arguments`)
+		if got := eval(t, m, "add", batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Int64, `[1]`, arrow.PrimitiveTypes.Int64, `[2]`)); got != `[3]` {
+			t.Errorf("add = %s", got)
+		}
+	})
+}
+
+// The C row loop checks the columns it indexes against the row count: a
+// column list shorter than the batch, or not a list at all, is an error
+// naming it, not a read past the list (thread mode: the loop is C).
+func TestHostileRowLoopChecksColumnSizes(t *testing.T) {
+	m := loadModule(t, Config{Mode: Thread}, "row_loop_sizes.py", `
+import pyudf._batch as _batch
+from pyudf import udf
+_columns = _batch.columns
+def _once(result):
+    def columns(array_addr, schema_addr):
+        _batch.columns = _columns
+        _columns(array_addr, schema_addr)  # takes the batch, as the real one does
+        return result
+    return columns
+def lying(result):
+    def f(x):
+        return x
+    g = udf(f, input_types=['STRING'], result_type='STRING')
+    def arm():
+        _batch.columns = _once(result)
+        return 0
+    return g, udf(arm, input_types=[], result_type='BIGINT')
+short_column, arm_short = lying(([["a"]], 3))
+not_a_list, arm_not_a_list = lying(([("a", "b", "c")], 3))
+not_a_tuple, arm_not_a_tuple = lying([["a", "b", "c"], 3])
+negative_rows, arm_negative = lying(([], -1))
+`)
+	ctx := context.Background()
+	rec := batchOf(t, checkedAllocator(t), arrow.BinaryTypes.String, `["x", "y", "z"]`)
+	for _, c := range []struct{ name, arm, message string }{
+		{"short_column", "arm_short", "SystemError: pyudf: column 0 of the batch holds 1 values for 3 rows"},
+		{"not_a_list", "arm_not_a_list", "SystemError: pyudf: column 0 of the batch holds -1 values for 3 rows"},
+		{"not_a_tuple", "arm_not_a_tuple", "SystemError: pyudf: the batch's columns are not a (list, int) tuple"},
+		{"negative_rows", "arm_negative", "SystemError: pyudf: the batch has -1 rows"},
+	} {
+		if _, err := function(t, m, c.arm).Call(ctx); err != nil {
+			t.Fatal(err)
+		}
+		_, err := function(t, m, c.name).Eval(ctx, rec)
+		var pe *bridge.PythonError
+		if !errors.As(err, &pe) {
+			t.Fatalf("%s: want a PythonError, got %v", c.name, err)
+		}
+		wantMessage(t, err, c.message)
+		if got := eval(t, m, c.name, rec); got != `["x","y","z"]` {
+			t.Errorf("after the error, %s = %s", c.name, got)
+		}
+	}
+}
+
+// Item 4 of issue 11: a Pandas UDF that fills one output buffer batch after
+// batch, and returns it, a view of it or a Series over it, no longer rewrites
+// the results Go already holds: the first batch's result keeps its values
+// after the second call. Fresh results still cross without a copy
+// (TestPandasPlainResults).
+func TestHostileReusedOutputBuffers(t *testing.T) {
+	modes(t, func(t *testing.T) {
+		m := loadModule(t, Config{}, "reuse.py", `
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from pyudf import udf
+
+class Reuse:
+    """Doubles x into one buffer it keeps; shape says what it returns."""
+    def __init__(self, shape, dtype=np.int64, nan_first=False):
+        self.buf, self.shape, self.dtype, self.nan_first = None, shape, dtype, nan_first
+    def __call__(self, x):
+        n = len(x)
+        if self.buf is None or len(self.buf) < n + 2:
+            self.buf = np.zeros(n + 2, dtype=self.dtype)
+        out = self.buf[1:n + 1] if self.shape.startswith("view") else self.buf[:n]
+        np.multiply(x.to_numpy(), 2, out=out)
+        if self.nan_first:
+            out[0] = np.nan  # a null: the result goes through pyarrow, which wraps numpy memory
+        if self.shape == "array":
+            return self.buf[:n] if n < len(self.buf) else self.buf
+        if self.shape in ("view", "view_series"):
+            return out if self.shape == "view" else pd.Series(out, copy=False)
+        return pd.Series(out, copy=False)
+
+def reuse(shape, sql='BIGINT', **kw):
+    return udf(Reuse(shape, **kw), input_types=[sql], result_type=sql, func_type='pandas')
+
+reuse_array = reuse("array")
+reuse_view = reuse("view")
+reuse_view_series = reuse("view_series")
+reuse_series = reuse("series")
+reuse_nan = reuse("series", 'DOUBLE', dtype=np.float64, nan_first=True)
+reuse_nan_array = reuse("array", 'DOUBLE', dtype=np.float64, nan_first=True)
+`)
+		mem := checkedAllocator(t)
+		for _, c := range []struct {
+			name, typ, first, second, want1, want2 string
+		}{
+			{"reuse_array", "bigint", `[1, 2, 3]`, `[10, 20, 30]`, `[2,4,6]`, `[20,40,60]`},
+			{"reuse_view", "bigint", `[1, 2, 3]`, `[10, 20, 30]`, `[2,4,6]`, `[20,40,60]`},
+			{"reuse_view_series", "bigint", `[1, 2, 3]`, `[10, 20, 30]`, `[2,4,6]`, `[20,40,60]`},
+			{"reuse_series", "bigint", `[1, 2, 3]`, `[10, 20, 30]`, `[2,4,6]`, `[20,40,60]`},
+			{"reuse_nan", "double", `[1, 2, 3]`, `[10, 20, 30]`, `[null,4,6]`, `[null,40,60]`},
+			// a bare numpy array keeps NaN as a value (pa.array without from_pandas)
+			{"reuse_nan_array", "double", `[1, 2, 3]`, `[10, 20, 30]`, `["NaN",4,6]`, `["NaN",40,60]`},
+		} {
+			dt := map[string]arrow.DataType{"bigint": arrow.PrimitiveTypes.Int64, "double": arrow.PrimitiveTypes.Float64}[c.typ]
+			f := function(t, m, c.name)
+			first, err := f.Eval(context.Background(), batchOf(t, mem, dt, c.first))
+			if err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			if got := jsonOf(t, first); got != c.want1 {
+				t.Errorf("%s first batch = %s, want %s", c.name, got, c.want1)
+			}
+			if got := eval(t, m, c.name, batchOf(t, mem, dt, c.second)); got != c.want2 {
+				t.Errorf("%s second batch = %s, want %s", c.name, got, c.want2)
+			}
+			if got := jsonOf(t, first); got != c.want1 {
+				t.Errorf("%s: after the second call the first result is %s, want %s", c.name, got, c.want1)
+			}
+			first.Release()
+		}
+	})
+}
+
 var (
 	_ = errors.New
 	_ = bridge.Int64

@@ -78,6 +78,8 @@ def rows(array_addr, schema_addr):
     """([one Row per row], row count): the single argument list of a row-wise map."""
     batch = import_batch(array_addr, schema_addr)
     names = tuple(batch.schema.names)
+    if not names:  # no columns to zip: one empty Row per row
+        return [[Row.from_fields((), ()) for _ in range(batch.num_rows)]], batch.num_rows
     values = zip(*(column.to_pylist() for column in batch.columns))
     return [[Row.from_fields(names, v) for v in values]], batch.num_rows
 
@@ -110,14 +112,30 @@ def _to_array(values, result_type, what):
             return values
         if type(values).__module__.startswith("pandas"):
             # Numbers: the Series' own numpy array (what to_numpy() returns, without
-            # its argument handling), converted without a copy; NaN still becomes null.
+            # its argument handling); NaN still becomes null.
             numpy_values = getattr(values, "_values", None)
             if type(numpy_values) is np.ndarray and numpy_values.dtype.kind in "biuf":
-                return pa.array(numpy_values, type=result_type, from_pandas=True)
+                return _owned(pa.array(numpy_values, type=result_type, from_pandas=True), numpy_values,
+                              lambda v: pa.array(v, type=result_type, from_pandas=True))
             return pa.Array.from_pandas(values, type=result_type)
+        if type(values) is np.ndarray:
+            return _owned(pa.array(values, type=result_type), values, lambda v: pa.array(v, type=result_type))
         return pa.array(values, type=result_type)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError) as exc:
         raise TypeError("%s cannot be converted to %s: %s" % (what, result_type, exc)) from None
+
+
+def _owned(array, values, convert):
+    """``array`` (converted from the numpy array ``values``), or ``convert``
+    of a copy of ``values`` when ``array`` may lie in their memory: pyarrow
+    wraps a numpy array of the same dtype without copying, and a UDF that fills
+    one output buffer batch after batch (``np.multiply(x, 2, out=self.buf)``)
+    would rewrite results Go already holds. The C shim decides the same for a
+    plain result (cgo/arrays.h), where reference counts tell exactly."""
+    for buf in array.buffers():
+        if buf is not None and buf.size and np.may_share_memory(np.frombuffer(buf, dtype=np.uint8), values):
+            return convert(values.copy())
+    return array
 
 
 def export_result(values, type_addr, array_addr, schema_addr):
