@@ -15,6 +15,7 @@ import (
 
 	"github.com/pyudf/pyudf/arrowconv"
 	"github.com/pyudf/pyudf/bridge"
+	"github.com/pyudf/pyudf/cgo"
 )
 
 // Hostile Arrow input: batches a caller can build with arrow-go (slices at
@@ -501,6 +502,55 @@ reuse_nan_array = reuse("array", 'DOUBLE', dtype=np.float64, nan_first=True)
 			first.Release()
 		}
 	})
+}
+
+// Item 17 of issue 11: one outsized call (a 24 MB argument, a 48 MB result,
+// a 24 MB error message) leaves its frame's C buffers at their start size
+// once it is over, not at the call's size for the engine's life; the values
+// were right. Thread mode: the frames are this process's.
+func TestHostileOutsizedCallBuffersShrink(t *testing.T) {
+	m := loadModule(t, Config{Mode: Thread}, "outsized.py", `
+from pyudf import udf
+twice = udf(lambda s: s + s, input_types=['STRING'], result_type='STRING')
+@udf(input_types=['STRING'], result_type='BIGINT')
+def refuse(s):
+    raise ValueError(s)
+add = udf(lambda a, b: a + b, input_types=['BIGINT', 'BIGINT'], result_type='BIGINT')
+`)
+	ctx := context.Background()
+	if got := call(t, m, "add", int64(1), int64(2)); got != int64(3) {
+		t.Fatalf("add = %v", got)
+	}
+	before := cgo.FrameBytes()
+	big := strings.Repeat("abcdefgh", 3<<20) // 24 MiB
+	v, err := function(t, m, "twice").Call(ctx, big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := v.(string); !ok || len(s) != 2*len(big) || s[:len(big)] != big || s[len(big):] != big {
+		t.Fatalf("twice returned %d bytes, want %d (the argument twice)", len(fmt.Sprint(v)), 2*len(big))
+	}
+	if got := cgo.FrameBytes(); got > before+1<<20 {
+		t.Errorf("after a 24 MiB argument and a 48 MiB result the frames hold %d bytes, %d before", got, before)
+	}
+	err = callErr(t, function(t, m, "refuse"), big)
+	var pe *bridge.PythonError
+	if !errors.As(err, &pe) || pe.Type != "ValueError" || pe.Message != big {
+		t.Fatalf("refuse: want the ValueError with the 24 MiB message, got %d bytes of %v", len(fmt.Sprint(err)), pe != nil)
+	}
+	if got := cgo.FrameBytes(); got > before+1<<20 {
+		t.Errorf("after a 24 MiB error the frames hold %d bytes, %d before", got, before)
+	}
+	rec := batchOf(t, checkedAllocator(t), arrow.BinaryTypes.String, `["`+strings.Repeat("x", 2<<20)+`"]`)
+	if got := eval(t, m, "twice", rec); len(got) != 4<<20+4 {
+		t.Errorf("twice over a batch: %d bytes of JSON", len(got))
+	}
+	if got := cgo.FrameBytes(); got > before+1<<20 {
+		t.Errorf("after a batch the frames hold %d bytes, %d before", got, before)
+	}
+	if got := call(t, m, "add", int64(2), int64(3)); got != int64(5) {
+		t.Errorf("add = %v", got)
+	}
 }
 
 var (
