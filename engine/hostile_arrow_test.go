@@ -553,6 +553,129 @@ add = udf(lambda a, b: a + b, input_types=['BIGINT', 'BIGINT'], result_type='BIG
 	}
 }
 
+// evalErr evaluates rec with function name of m, wanting an error.
+func evalErr(t *testing.T, m *Module, name string, rec arrow.RecordBatch) error {
+	t.Helper()
+	res, err := function(t, m, name).Eval(context.Background(), rec)
+	if err == nil {
+		defer res.Release()
+		t.Fatalf("%s = %s, want an error", name, jsonOf(t, res))
+	}
+	return err
+}
+
+// stillAdds checks that m's add (BIGINT, BIGINT) answers a normal batch.
+func stillAdds(t *testing.T, m *Module) {
+	t.Helper()
+	if got := eval(t, m, "add", batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Int64, `[1, 4]`, arrow.PrimitiveTypes.Int64, `[2, 3]`)); got != `[3,7]` {
+		t.Fatalf("afterwards, add = %s", got)
+	}
+}
+
+// Bit-packed booleans and their validity bitmap, sliced at every offset from
+// 0 to 16 and every length, through the row loop's direct reads of the
+// buffers (thread mode) and pyarrow (process mode).
+func TestHostileBitmapsAtEveryOffset(t *testing.T) {
+	modes(t, func(t *testing.T) {
+		m := loadModule(t, Config{}, "offsets.py", `
+from pyudf import udf
+negate = udf(lambda b: None if b is None else not b, input_types=['BOOLEAN'], result_type='BOOLEAN')
+neg = udf(lambda x: None if x is None else -x, input_types=['INT'], result_type='INT')
+add = udf(lambda a, b: a + b, input_types=['BIGINT', 'BIGINT'], result_type='BIGINT')
+`)
+		mem := checkedAllocator(t)
+		var bools, ints []string
+		for i := range 24 {
+			switch {
+			case i%5 == 2 || i%7 == 0:
+				bools, ints = append(bools, "null"), append(ints, "null")
+			default:
+				bools, ints = append(bools, fmt.Sprint(i%3 == 1)), append(ints, fmt.Sprint(i))
+			}
+		}
+		rec := batchOf(t, mem, arrow.FixedWidthTypes.Boolean, "["+strings.Join(bools, ",")+"]",
+			arrow.PrimitiveTypes.Int32, "["+strings.Join(ints, ",")+"]")
+		for from := int64(0); from <= 16; from++ {
+			for _, n := range []int64{1, 3, 7, 8} {
+				s := rec.NewSlice(from, from+n)
+				var wantB, wantI []string
+				for i := from; i < from+n; i++ {
+					switch b := bools[i]; b {
+					case "null":
+						wantB, wantI = append(wantB, "null"), append(wantI, "null")
+					default:
+						wantB, wantI = append(wantB, fmt.Sprint(b != "true")), append(wantI, "-"+ints[i])
+					}
+				}
+				if got, want := eval(t, m, "negate", pick(t, s, "c0")), "["+strings.Join(wantB, ",")+"]"; got != want {
+					t.Errorf("negate of rows [%d, %d) = %s, want %s", from, from+n, got, want)
+				}
+				if got, want := strings.ReplaceAll(eval(t, m, "neg", pick(t, s, "c1")), "-0", "0"), strings.ReplaceAll("["+strings.Join(wantI, ",")+"]", "-0", "0"); got != want {
+					t.Errorf("neg of rows [%d, %d) = %s, want %s", from, from+n, got, want)
+				}
+				s.Release()
+			}
+		}
+		stillAdds(t, m)
+	})
+}
+
+// Batches of zero rows, as built and as the empty slice of a longer batch,
+// through every batch path: empty results of the declared types, the UDF
+// never called.
+func TestHostileZeroRowBatches(t *testing.T) {
+	modes(t, func(t *testing.T) {
+		m := hostileArrowModule(t)
+		ctx := context.Background()
+		full := nullsBatch(t, checkedAllocator(t))
+		for how, rec := range map[string]arrow.RecordBatch{"built": batchOf(t, checkedAllocator(t),
+			arrow.PrimitiveTypes.Int64, `[]`, arrow.BinaryTypes.String, `[]`, arrow.FixedWidthTypes.Boolean, `[]`,
+			arrow.PrimitiveTypes.Float64, `[]`, arrow.BinaryTypes.String, `[]`), "slice": sliced(t, full, 7, 7)} {
+			rec = renamed(t, rec, "v", "s", "b", "d", "k")
+			for _, ft := range []string{"general", "pandas", "arrow"} {
+				for typ := range nullColumns {
+					if got := eval(t, m, "ident_"+ft+"_"+typ, pick(t, rec, nullColumnNames[typ])); got != `[]` {
+						t.Errorf("%s: ident_%s_%s = %s", how, ft, typ, got)
+					}
+				}
+			}
+			res, errs, err := function(t, m, "doubled_or_raise").EvalRowErrors(ctx, pick(t, rec, "v"))
+			if err != nil || res.Len() != 0 || errs.Len() != 0 || errs.DataType().ID() != arrow.STRING {
+				t.Errorf("%s: EvalRowErrors = %v, %v, %v", how, res, errs, err)
+			} else {
+				res.Release()
+				errs.Release()
+			}
+			for _, name := range []string{"map_general", "map_pandas"} {
+				if got := mapJSON(t, m, name, pick(t, rec, "v", "s")); got != `[]` {
+					t.Errorf("%s: %s = %s", how, name, got)
+				}
+			}
+			if v, err := function(t, m, "sum_udaf").Reduce(ctx, pick(t, rec, "v")); err != nil || v != int64(0) {
+				t.Errorf("%s: sum_udaf of no rows = %v, %v, want 0", how, v, err)
+			}
+			out, err := function(t, m, "echo_rows").Explode(ctx, pick(t, rec, "v"))
+			if err != nil || out.NumRows() != 0 || out.NumCols() != 2 {
+				t.Errorf("%s: Explode = %v, %v", how, out, err)
+			} else {
+				out.Release()
+			}
+			agg, err := m.Aggregate(ctx, "nulls_and_sum")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := agg.AccumulateBatch(ctx, pick(t, rec, "k", "v"), 0); err != nil {
+				t.Errorf("%s: AccumulateBatch of no rows: %v", how, err)
+			}
+			if n, err := agg.Len(ctx); err != nil || n != 0 {
+				t.Errorf("%s: after no rows the aggregate has %d keys, %v", how, n, err)
+			}
+			agg.Close()
+		}
+		stillAdds(t, m)
+	})
+}
+
 var (
 	_ = errors.New
 	_ = bridge.Int64
