@@ -559,10 +559,13 @@ func evalErr(t *testing.T, m *Module, name string, rec arrow.RecordBatch) error 
 	res, err := function(t, m, name).Eval(context.Background(), rec)
 	if err == nil {
 		defer res.Release()
-		t.Fatalf("%s = %s, want an error", name, jsonOf(t, res))
+		t.Errorf("%s = %s, want an error", name, jsonOf(t, res))
+		return errNoError
 	}
 	return err
 }
+
+var errNoError = errors.New("(there was no error)")
 
 // stillAdds checks that m's add (BIGINT, BIGINT) answers a normal batch.
 func stillAdds(t *testing.T, m *Module) {
@@ -671,6 +674,274 @@ func TestHostileZeroRowBatches(t *testing.T) {
 				t.Errorf("%s: after no rows the aggregate has %d keys, %v", how, n, err)
 			}
 			agg.Close()
+		}
+		stillAdds(t, m)
+	})
+}
+
+// dictionaryColumn is a dictionary-encoded column of JSON values.
+func dictionaryColumn(t *testing.T, mem memory.Allocator, value arrow.DataType, json string) arrow.Array {
+	dt := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int16, ValueType: value}
+	arr, _, err := array.FromJSON(mem, dt, strings.NewReader(json))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(arr.Release)
+	return arr
+}
+
+func oneColumn(t *testing.T, arr arrow.Array) arrow.RecordBatch {
+	rec := array.NewRecordBatch(arrow.NewSchema([]arrow.Field{{Name: "x", Type: arr.DataType(), Nullable: true}}, nil),
+		[]arrow.Array{arr}, int64(arr.Len()))
+	t.Cleanup(rec.Release)
+	return rec
+}
+
+// Dictionary-encoded columns, whole and sliced (nulls included), reach every
+// kind of function decoded; a dictionary of values the function does not
+// take is refused by name.
+func TestHostileDictionaryColumns(t *testing.T) {
+	modes(t, func(t *testing.T) {
+		m := hostileArrowModule(t)
+		mem := checkedAllocator(t)
+		strs := dictionaryColumn(t, mem, arrow.BinaryTypes.String, `["a", null, "bb", "a", "", "bb", null, "a", "ccc", "a"]`)
+		ints := dictionaryColumn(t, mem, arrow.PrimitiveTypes.Int64, `[5, null, 7, 5, 5, 9, null, 7, 5, 1]`)
+		for _, ft := range []string{"general", "pandas", "arrow"} {
+			for _, c := range []struct {
+				typ  string
+				arr  arrow.Array
+				want string
+			}{
+				{"string", strs, `["a",null,"bb","a","","bb",null,"a","ccc","a"]`},
+				{"bigint", ints, `[5,null,7,5,5,9,null,7,5,1]`},
+			} {
+				name := "ident_" + ft + "_" + c.typ
+				if got := eval(t, m, name, oneColumn(t, c.arr)); got != c.want {
+					t.Errorf("%s of a dictionary column = %s, want %s", name, got, c.want)
+				}
+				slice := array.NewSlice(c.arr, 1, 7)
+				want := "[" + strings.Join(strings.Split(strings.Trim(c.want, "[]"), ",")[1:7], ",") + "]"
+				if got := eval(t, m, name, oneColumn(t, slice)); got != want {
+					t.Errorf("%s of a sliced dictionary column = %s, want %s", name, got, want)
+				}
+				slice.Release()
+			}
+		}
+		floats := dictionaryColumn(t, mem, arrow.PrimitiveTypes.Float64, `[1.5]`)
+		err := evalErr(t, m, "ident_general_bigint", oneColumn(t, floats))
+		wantMessage(t, err, `column 0 ("x") is dictionary<values=float64, indices=int16, ordered=false>, the function's argument 1 is BIGINT`)
+		stillAdds(t, m)
+	})
+}
+
+// Columns that do not match the declared input types are refused before
+// Python runs, naming the column and both types; columns of narrower
+// encodings of the same SQL type are accepted and give the right values.
+func TestHostileSchemaMismatch(t *testing.T) {
+	modes(t, func(t *testing.T) {
+		m := hostileArrowModule(t)
+		mem := checkedAllocator(t)
+		for _, c := range []struct {
+			name    string
+			rec     arrow.RecordBatch
+			message string
+		}{
+			{"ident_general_bigint", batchOf(t, mem, arrow.PrimitiveTypes.Uint64, `[1]`),
+				`column 0 ("c0") is uint64, the function's argument 1 is BIGINT (Arrow int64)`},
+			{"ident_pandas_bigint", batchOf(t, mem, arrow.PrimitiveTypes.Float64, `[1]`),
+				`column 0 ("c0") is float64, the function's argument 1 is BIGINT (Arrow int64)`},
+			{"ident_arrow_string", batchOf(t, mem, arrow.BinaryTypes.Binary, `["eA=="]`),
+				`column 0 ("c0") is binary, the function's argument 1 is STRING (Arrow utf8)`},
+			{"ident_general_double", batchOf(t, mem, arrow.Null, `[null]`),
+				`column 0 ("c0") is null, the function's argument 1 is DOUBLE (Arrow float64)`},
+			{"add", batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[1]`, arrow.PrimitiveTypes.Int64, `[1]`, arrow.PrimitiveTypes.Int64, `[1]`),
+				`the batch has 3 columns, the function takes 2 arguments`},
+			{"ident_general_bool", batchOf(t, mem, arrow.ListOf(arrow.FixedWidthTypes.Boolean), `[[true]]`),
+				`column 0 ("c0") is list<item: bool, nullable>, the function's argument 1 is BOOLEAN (Arrow bool)`},
+		} {
+			err := evalErr(t, m, c.name, c.rec)
+			wantMessage(t, err, fmt.Sprintf("function %q: %s", c.name, c.message))
+		}
+		for _, ft := range []string{"general", "pandas", "arrow"} {
+			for _, c := range []struct {
+				typ  string
+				rec  arrow.RecordBatch
+				want string
+			}{
+				{"bigint", batchOf(t, mem, arrow.PrimitiveTypes.Int32, `[1, null, -3]`), `[1,null,-3]`},
+				{"bigint", batchOf(t, mem, arrow.PrimitiveTypes.Uint32, `[4294967295, null]`), `[4294967295,null]`},
+				{"double", batchOf(t, mem, arrow.PrimitiveTypes.Float32, `[0.5, null]`), `[0.5,null]`},
+				{"string", batchOf(t, mem, arrow.BinaryTypes.LargeString, `["x", null, ""]`), `["x",null,""]`},
+			} {
+				if got := eval(t, m, "ident_"+ft+"_"+c.typ, c.rec); got != c.want {
+					t.Errorf("ident_%s_%s of %s = %s, want %s", ft, c.typ, c.rec.Column(0).DataType(), got, c.want)
+				}
+			}
+		}
+		stillAdds(t, m)
+	})
+}
+
+// Empty strings, a column of empty strings only, NUL bytes, multi-byte
+// UTF-8 and string views, whole and sliced, through every kind of function.
+func TestHostileEmptyAndOddStrings(t *testing.T) {
+	modes(t, func(t *testing.T) {
+		m := hostileArrowModule(t)
+		mem := checkedAllocator(t)
+		for _, want := range []string{
+			`["",null,"","a\u0000b","é€😀",""]`,
+			`["","",""]`,
+		} {
+			for _, dt := range []arrow.DataType{arrow.BinaryTypes.String, arrow.BinaryTypes.LargeString, arrow.BinaryTypes.StringView} {
+				rec := batchOf(t, mem, dt, want)
+				for _, ft := range []string{"general", "pandas", "arrow"} {
+					if got := eval(t, m, "ident_"+ft+"_string", rec); got != want {
+						t.Errorf("ident_%s_string of %s %s = %s", ft, dt, want, got)
+					}
+					s := sliced(t, rec, 1, 3)
+					if got, wantS := eval(t, m, "ident_"+ft+"_string", s), "["+strings.Join(strings.Split(strings.Trim(want, "[]"), ",")[1:3], ",")+"]"; got != wantS {
+						t.Errorf("ident_%s_string of sliced %s = %s, want %s", ft, dt, got, wantS)
+					}
+				}
+			}
+		}
+		stillAdds(t, m)
+	})
+}
+
+const hostileResultsSource = `
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyudf import udf
+
+def pandas(f, result='BIGINT'):
+    return udf(f, input_types=['BIGINT'], result_type=result, func_type='pandas')
+
+def arrow(f, result='BIGINT'):
+    return udf(f, input_types=['BIGINT'], result_type=result, func_type='arrow')
+
+add = udf(lambda a, b: a + b, input_types=['BIGINT', 'BIGINT'], result_type='BIGINT')
+
+too_long = pandas(lambda x: pd.concat([x, x]))
+too_short = pandas(lambda x: x.iloc[:1])
+empty = pandas(lambda x: pd.Series([], dtype='int64'))
+scalar = pandas(lambda x: 7)
+none = pandas(lambda x: None)
+a_string = pandas(lambda x: "abc")
+strings_for_bigint = pandas(lambda x: x.astype(str))
+fractions_for_bigint = pandas(lambda x: x / 3)
+whole_floats_for_bigint = pandas(lambda x: x * 1.0)
+ints_for_string = pandas(lambda x: x, 'STRING')
+too_big_for_int = pandas(lambda x: x * 2**40, 'INT')
+bools_for_bigint = pandas(lambda x: x > 1)
+frame = pandas(lambda x: pd.DataFrame({"a": x}))
+two_d = pandas(lambda x: np.zeros((len(x), 2), dtype=np.int64))
+object_mix = pandas(lambda x: pd.Series([1, "two", 3.0][:len(x)], dtype=object))
+int32_for_bigint = pandas(lambda x: x.astype(np.int32))
+nan_for_bigint = pandas(lambda x: pd.Series([np.nan] * len(x)))
+list_result = pandas(lambda x: [int(v) * 2 for v in x])
+tuple_result = pandas(lambda x: tuple(int(v) * 3 for v in x))
+
+chunked = arrow(lambda x: pa.chunked_array([x.slice(0, 1), x.slice(1)]))
+chunked_empty_chunks = arrow(lambda x: pa.chunked_array([x.slice(0, 0), x, x.slice(0, 0)]))
+chunked_no_chunks = arrow(lambda x: pa.chunked_array([], pa.int64()))
+arrow_list = arrow(lambda x: [None if v is None else v * 2 for v in x.to_pylist()])
+arrow_numpy = arrow(lambda x: np.arange(len(x), dtype=np.int64))
+arrow_scalar = arrow(lambda x: pa.scalar(1))
+arrow_none = arrow(lambda x: None)
+arrow_batch = arrow(lambda x: pa.RecordBatch.from_arrays([x], ["a"]))
+arrow_int32 = arrow(lambda x: pc.cast(x, pa.int32()))
+arrow_strings = arrow(lambda x: pc.cast(x, pa.string()))
+arrow_uncastable = arrow(lambda x: pa.array(["a"] * len(x)))
+arrow_offset = arrow(lambda x: pa.concat_arrays([pa.array([99, 98, 97], pa.int64()), x]).slice(3))
+arrow_too_long = arrow(lambda x: pa.concat_arrays([x, x]))
+arrow_dictionary_strings = arrow(lambda x: pc.cast(x, pa.string()).dictionary_encode(), 'STRING')
+arrow_chunked_strings = arrow(lambda x: pa.chunked_array([pa.array([""]), pa.array([], pa.string()), pc.cast(x, pa.string()).slice(1)]), 'STRING')
+`
+
+// A Pandas UDF's result of the wrong length, of a dtype that does not fit
+// the declared type, or not array-like at all: the exact error, and results
+// that do fit (lists, tuples, narrower ints, whole floats) the exact values.
+func TestHostilePandasResults(t *testing.T) {
+	modes(t, func(t *testing.T) {
+		m := loadModule(t, Config{}, "pandas_results.py", hostileResultsSource)
+		rec := batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Int64, `[1, 2, 3]`)
+		for name, message := range map[string]string{
+			"too_long":             "ValueError: the Pandas UDF's result has 6 values for a batch of 3 rows",
+			"too_short":            "ValueError: the Pandas UDF's result has 1 values for a batch of 3 rows",
+			"empty":                "ValueError: the Pandas UDF's result has 0 values for a batch of 3 rows",
+			"scalar":               "TypeError: the Pandas UDF's result must be a Series or array-like of 3 values, not int",
+			"none":                 "TypeError: the Pandas UDF's result must be a Series or array-like of 3 values, not NoneType",
+			"a_string":             "TypeError: the Pandas UDF's result must be a Series or array-like of 3 values, not str",
+			"strings_for_bigint":   "TypeError: the Pandas UDF's result cannot be converted to int64",
+			"fractions_for_bigint": "TypeError: the Pandas UDF's result cannot be converted to int64: Float value 0.333333 was truncated converting to int64",
+			"ints_for_string":      "TypeError: the Pandas UDF's result cannot be converted to string",
+			"too_big_for_int":      "TypeError: the Pandas UDF's result cannot be converted to int32",
+			"bools_for_bigint":     "TypeError: the Pandas UDF's result cannot be converted to int64",
+			"two_d":                "TypeError: the Pandas UDF's result cannot be converted to int64",
+			"object_mix":           "TypeError: the Pandas UDF's result cannot be converted to int64",
+		} {
+			err := evalErr(t, m, name, rec)
+			var pe *bridge.PythonError
+			if !errors.As(err, &pe) {
+				t.Errorf("%s: want a PythonError, got %v", name, err)
+			}
+			wantMessage(t, err, message)
+		}
+		for name, want := range map[string]string{
+			"whole_floats_for_bigint": `[1,2,3]`,
+			"int32_for_bigint":        `[1,2,3]`,
+			"nan_for_bigint":          `[null,null,null]`,
+			"list_result":             `[2,4,6]`,
+			"tuple_result":            `[3,6,9]`,
+		} {
+			if got := eval(t, m, name, rec); got != want {
+				t.Errorf("%s = %s, want %s", name, got, want)
+			}
+		}
+		stillAdds(t, m)
+	})
+}
+
+// An Arrow UDF's result: a ChunkedArray (empty chunks included) or a Python
+// list or numpy array is converted; a scalar, None or a RecordBatch is
+// refused; another Arrow type is cast when it can be and refused by name
+// when not; an array with an offset or a dictionary comes back right.
+func TestHostileArrowResults(t *testing.T) {
+	modes(t, func(t *testing.T) {
+		m := loadModule(t, Config{}, "arrow_results.py", hostileResultsSource)
+		rec := batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Int64, `[1, null, 3]`)
+		for name, want := range map[string]string{
+			"chunked":                  `[1,null,3]`,
+			"chunked_empty_chunks":     `[1,null,3]`,
+			"arrow_list":               `[2,null,6]`,
+			"arrow_numpy":              `[0,1,2]`,
+			"arrow_int32":              `[1,null,3]`,
+			"arrow_offset":             `[1,null,3]`,
+			"arrow_dictionary_strings": `["1",null,"3"]`,
+			"arrow_chunked_strings":    `["",null,"3"]`,
+		} {
+			if got := eval(t, m, name, rec); got != want {
+				t.Errorf("%s = %s, want %s", name, got, want)
+			}
+		}
+		for name, message := range map[string]string{
+			"chunked_no_chunks": "ValueError: the Arrow UDF's result has 0 values for a batch of 3 rows",
+			"arrow_scalar":      "TypeError: the Arrow UDF's result must be a Series or array-like of 3 values, not Int64Scalar",
+			"arrow_none":        "TypeError: the Arrow UDF's result must be a Series or array-like of 3 values, not NoneType",
+			"arrow_batch":       "TypeError: the Arrow UDF's result cannot be converted to int64",
+			"arrow_strings":     "TypeError: the Arrow UDF's result cannot be converted to int64",
+			"arrow_uncastable":  "TypeError: the Arrow UDF's result cannot be converted to int64",
+			"arrow_too_long":    "ValueError: the Arrow UDF's result has 6 values for a batch of 3 rows",
+		} {
+			err := evalErr(t, m, name, rec)
+			var pe *bridge.PythonError
+			if !errors.As(err, &pe) {
+				t.Errorf("%s: want a PythonError, got %v", name, err)
+			}
+			wantMessage(t, err, message)
 		}
 		stillAdds(t, m)
 	})

@@ -222,3 +222,29 @@ def test_results_do_not_alias_the_udfs_arrays(values, result_type, from_pandas):
     assert result.to_pylist() == want
     converted = _batch._to_array(np.array([1, 2], dtype=np.int64), pa.int32(), "the results")  # a cast: no copy needed
     assert converted.to_pylist() == [1, 2]
+
+
+@pytest.mark.parametrize("result, result_type, message", [
+    (pa.array(["1", "2"]), pa.int64(), "its values are a string (string), not a number"),
+    (pa.array([1, 2]), pa.string(), "its values are a number (int64), not a string"),
+    (pa.array([True, False]), pa.int64(), "its values are a boolean (bool), not a number"),
+    (pd.Series(["1", "2"]), pa.int64(), "its values are a string"),
+    (pd.Series([True, False]), pa.int64(), "its values are a boolean (bool), not a number"),
+    (np.array([1.0, 2.0]), pa.bool_(), "its values are a number (double), not a boolean"),
+])
+def test_results_of_another_kind_are_refused(result, result_type, message):
+    """pyarrow would parse strings into numbers or print numbers as strings:
+    a result of another kind of value than declared is an error instead."""
+    with pytest.raises(TypeError, match=message):
+        _batch._to_array(result, result_type, "the result")
+
+
+@pytest.mark.parametrize("result, result_type, want", [
+    (pa.array([1, 2], pa.int32()), pa.int64(), [1, 2]),
+    (pa.array(["a"]).dictionary_encode(), pa.string(), ["a"]),
+    (pa.array(["a"], pa.large_string()), pa.string(), ["a"]),
+    (pd.Series([1, None], dtype=object), pa.int64(), [1, None]),
+    (np.array([1.0, 2.0]), pa.int64(), [1, 2]),
+])
+def test_results_of_the_same_kind_convert(result, result_type, want):
+    assert _batch._to_array(result, result_type, "the result").to_pylist() == want
