@@ -947,6 +947,165 @@ func TestHostileArrowResults(t *testing.T) {
 	})
 }
 
+const hostileMoreSource = `
+import math
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyflink.table import DataTypes, Row
+from pyflink.table.udf import udtf
+from pyudf import udf
+add = udf(lambda a, b: a + b, input_types=['BIGINT', 'BIGINT'], result_type='BIGINT')
+describe = udf(lambda x: 'null' if x is None else 'nan' if math.isnan(x) else 'inf' if math.isinf(x) else 'value',
+               input_types=['DOUBLE'], result_type='STRING')
+describe_pandas = udf(lambda x: x.map(lambda v: 'nan-or-null' if pd.isna(v) else 'inf' if math.isinf(v) else 'value'),
+                      input_types=['DOUBLE'], result_type='STRING', func_type='pandas')
+same_double = udf(lambda x: x, input_types=['DOUBLE'], result_type='DOUBLE')
+same_double_pandas = udf(lambda x: x, input_types=['DOUBLE'], result_type='DOUBLE', func_type='pandas')
+same_double_arrow = udf(lambda x: x, input_types=['DOUBLE'], result_type='DOUBLE', func_type='arrow')
+lists = udf(lambda x: x, input_types=['ARRAY<BIGINT>'], result_type='ARRAY<BIGINT>')
+lists_arrow = udf(lambda x: x, input_types=['ARRAY<BIGINT>'], result_type='ARRAY<BIGINT>', func_type='arrow')
+rows = udf(lambda x: x, input_types=['ROW<a BIGINT, b STRING>'], result_type='ROW<a BIGINT, b STRING>')
+rows_arrow = udf(lambda x: x, input_types=['ROW<a BIGINT, b STRING>'], result_type='ROW<a BIGINT, b STRING>', func_type='arrow')
+decimals = udf(lambda x: x, input_types=['DECIMAL(10, 2)'], result_type='DECIMAL(10, 2)')
+decimals_pandas = udf(lambda x: x, input_types=['DECIMAL(10, 2)'], result_type='DECIMAL(10, 2)', func_type='pandas')
+times = udf(lambda x: x, input_types=['TIMESTAMP(3)'], result_type='TIMESTAMP(3)')
+times_pandas = udf(lambda x: x, input_types=['TIMESTAMP(3)'], result_type='TIMESTAMP(3)', func_type='pandas')
+rowtype = DataTypes.ROW([DataTypes.FIELD("n", DataTypes.BIGINT())])
+short_frame = udf(lambda df: df.iloc[:1], result_type=rowtype, func_type='pandas')
+missing_column = udf(lambda df: pd.DataFrame({"m": df["v"]}), result_type=rowtype, func_type='pandas')
+not_a_frame = udf(lambda df: df["v"], result_type=rowtype, func_type='pandas')
+strings_column = udf(lambda df: pd.DataFrame({"n": df["v"].astype(str)}), result_type=rowtype, func_type='pandas')
+
+@udtf(input_types=['BIGINT'], result_types=['BIGINT'])
+def repeat(n):
+    if n is None:
+        return None
+    for i in range(n):
+        yield i
+
+@udtf(input_types=['BIGINT'], result_types=['BIGINT'])
+def not_iterable(n):
+    return 5
+`
+
+// NaN and infinities in a DOUBLE column are values, not nulls: row-wise
+// UDFs see them as such and they come back as values; a Pandas UDF sees
+// NaN and null alike (pandas has one missing value) and a NaN it returns is
+// null, as in PyFlink; an Arrow UDF keeps them apart.
+func TestHostileNaNIsAValue(t *testing.T) {
+	modes(t, func(t *testing.T) {
+		m := loadModule(t, Config{}, "nan.py", hostileMoreSource)
+		rec := batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Float64, `[1, null, "NaN", "+Inf", "-Inf"]`)
+		rec = sliced(t, cImported(t, rec), 0, 5)
+		for name, want := range map[string]string{
+			"describe":           `["value",null,"nan","inf","inf"]`,
+			"describe_pandas":    `["value","nan-or-null","nan-or-null","inf","inf"]`,
+			"same_double":        `[1,null,"NaN","+Inf","-Inf"]`,
+			"same_double_pandas": `[1,null,null,"+Inf","-Inf"]`,
+			"same_double_arrow":  `[1,null,"NaN","+Inf","-Inf"]`,
+		} {
+			got := eval(t, m, name, rec)
+			if name == "describe" {
+				want = `["value","null","nan","inf","inf"]`
+			}
+			if got != want {
+				t.Errorf("%s = %s, want %s", name, got, want)
+			}
+		}
+		stillAdds(t, m)
+	})
+}
+
+// Nested, DECIMAL and TIMESTAMP columns sliced at an offset that is not a
+// multiple of 8, nulls at every level, and through the C Data Interface.
+func TestHostileNestedAndWideColumnsSliced(t *testing.T) {
+	modes(t, func(t *testing.T) {
+		m := loadModule(t, Config{}, "nested.py", hostileMoreSource)
+		mem := checkedAllocator(t)
+		for _, c := range []struct {
+			names []string
+			dt    arrow.DataType
+			json  string
+			want  string
+		}{
+			{[]string{"lists", "lists_arrow"}, arrow.ListOf(arrow.PrimitiveTypes.Int64),
+				`[[0], null, [1, null], [], [2, 3], null, [null], [4], [5, 6, 7], null, [8]]`,
+				`[[1,null],[],[2,3],null,[null],[4],[5,6,7],null]`},
+			{[]string{"rows", "rows_arrow"}, arrow.StructOf(arrow.Field{Name: "a", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+				arrow.Field{Name: "b", Type: arrow.BinaryTypes.String, Nullable: true}),
+				`[{"a": 0, "b": "z"}, null, {"a": 1, "b": null}, {"a": null, "b": "y"}, null, {"a": 2, "b": "x"}, {"a": 3, "b": ""}, null, {"a": 4, "b": "w"}, null, {"a": 5, "b": "v"}]`,
+				`[{"a":1,"b":null},{"a":null,"b":"y"},null,{"a":2,"b":"x"},{"a":3,"b":""},null,{"a":4,"b":"w"},null]`},
+			{[]string{"decimals", "decimals_pandas"}, &arrow.Decimal128Type{Precision: 10, Scale: 2},
+				`["0.01", null, "1.25", "-3.50", null, "99999999.99", "0", null, "7.07", "1", "2"]`,
+				`["1.25","-3.5",null,"99999999.99","0",null,"7.07","1"]`},
+			{[]string{"times", "times_pandas"}, &arrow.TimestampType{Unit: arrow.Millisecond},
+				`["2024-01-01 00:00:00.001", null, "1969-12-31 23:59:59.999", null, "2024-02-29 12:00:00", "1970-01-01", null, "2038-01-19 03:14:08", "9999-12-31 23:59:59.999", null, "2000-01-01"]`,
+				`["1969-12-31T23:59:59.999",null,"2024-02-29T12:00:00","1970-01-01T00:00:00",null,"2038-01-19T03:14:08","9999-12-31T23:59:59.999",null]`},
+		} {
+			rec := renamed(t, batchOf(t, mem, c.dt, c.json), "x")
+			for how, in := range map[string]arrow.RecordBatch{"sliced": sliced(t, rec, 2, 10), "imported-sliced": sliced(t, cImported(t, rec), 2, 10)} {
+				if got := strings.ReplaceAll(jsonOf(t, in.Column(0)), "\n", ""); got != c.want {
+					t.Errorf("%s input as Go sees it = %s\nwant %s", how, got, c.want)
+				}
+				for _, name := range c.names {
+					if got := strings.ReplaceAll(eval(t, m, name, in), "\n", ""); got != c.want {
+						t.Errorf("%s %s = %s\nwant %s", how, name, got, c.want)
+					}
+				}
+			}
+		}
+		stillAdds(t, m)
+	})
+}
+
+// A Pandas map whose DataFrame is short, lacks a declared column, is not a
+// DataFrame or holds strings for a BIGINT column: the exact error.
+func TestHostilePandasMapResults(t *testing.T) {
+	modes(t, func(t *testing.T) {
+		m := loadModule(t, Config{}, "pandas_maps.py", hostileMoreSource)
+		rec := renamed(t, batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Int64, `[1, 2, 3]`), "v")
+		for name, message := range map[string]string{
+			"short_frame":    "ValueError: the Pandas map's result has 1 values for a batch of 3 rows",
+			"missing_column": "TypeError: the Pandas map's result does not fit struct<n: int64>",
+			"not_a_frame":    "TypeError: the Pandas map's result must be a DataFrame, not Series",
+			"strings_column": "TypeError: the Pandas map's result does not fit struct<n: int64>",
+		} {
+			_, err := function(t, m, name).Map(context.Background(), rec)
+			var pe *bridge.PythonError
+			if !errors.As(err, &pe) {
+				t.Errorf("%s: want a PythonError, got %v", name, err)
+			}
+			wantMessage(t, err, message)
+		}
+		stillAdds(t, m)
+	})
+}
+
+// A table function over a sliced batch with nulls: None means no rows,
+// rows keep the index of their input row; one that returns a non-iterable
+// is an error naming it.
+func TestHostileExplodeOfSlices(t *testing.T) {
+	modes(t, func(t *testing.T) {
+		m := loadModule(t, Config{}, "explode.py", hostileMoreSource)
+		rec := renamed(t, batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Int64, `[9, 9, 9, 2, null, 0, 3, null, 1, 9]`), "n")
+		for how, in := range map[string]arrow.RecordBatch{"sliced": sliced(t, rec, 3, 9), "imported-sliced": sliced(t, cImported(t, rec), 3, 9)} {
+			out, err := function(t, m, "repeat").Explode(context.Background(), in)
+			if err != nil {
+				t.Fatalf("%s: %v", how, err)
+			}
+			want := `[{"f0":0,"row":0},{"f0":1,"row":0},{"f0":0,"row":3},{"f0":1,"row":3},{"f0":2,"row":3},{"f0":0,"row":5}]`
+			if got := recordJSON(t, out); got != want {
+				t.Errorf("%s: repeat = %s\nwant %s", how, got, want)
+			}
+			out.Release()
+		}
+		_, err := function(t, m, "not_iterable").Explode(context.Background(), batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Int64, `[1]`))
+		wantMessage(t, err, "TypeError: 'int' object is not iterable")
+		stillAdds(t, m)
+	})
+}
+
 var (
 	_ = errors.New
 	_ = bridge.Int64

@@ -288,8 +288,12 @@ def _apply(func, func_type, batch, result_type):
             raise TypeError("the Pandas map's result must be a DataFrame, not %s" % type(result).__name__)
         schema = pa.schema(list(result_type))
         try:
+            for field in schema:
+                column = result[field.name]
+                if _kind(field.type) not in (None, "a string") and column.dtype.kind in "OSU":
+                    _check_kind(_inferred_type(column), field.type)  # pyarrow would parse strings
             return pa.RecordBatch.from_pandas(result, schema=schema, preserve_index=False).to_struct_array(), None
-        except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError) as exc:
+        except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError, TypeError) as exc:
             raise TypeError("the Pandas map's result does not fit %s: %s" % (result_type, exc)) from None
     args = _pandas_columns(batch) if func_type == "pandas" else list(batch.columns)
     return _call(func, args, batch.num_rows, func_type)
