@@ -239,7 +239,7 @@ func exportBatch(rec arrow.RecordBatch, withSchema bool) Exported {
 	if withSchema {
 		out.Schema = newSchemaStruct()
 	}
-	rec = unsliceColumns(rec)
+	rec = Exportable(rec)
 	defer rec.Release()
 	for _, col := range rec.Columns() {
 		if !inCMemory(col.Data()) {
@@ -261,36 +261,6 @@ func exportBatch(rec arrow.RecordBatch, withSchema bool) Exported {
 		defer rec.Release() // the export holds its own reference
 	}
 	cdata.ExportArrowRecordBatch(rec, out.Array, out.Schema)
-	return out
-}
-
-// unsliceColumns is rec with its sliced struct columns rebased (see
-// unsliceStructs), or rec itself when it has none, with a reference of its own.
-func unsliceColumns(rec arrow.RecordBatch) arrow.RecordBatch {
-	var cols []arrow.Array
-	for i, col := range rec.Columns() {
-		if !hasSlicedStruct(col.Data()) {
-			continue
-		}
-		if cols == nil {
-			cols = append([]arrow.Array{}, rec.Columns()...)
-			for _, c := range cols {
-				c.Retain()
-			}
-		}
-		d := unsliceStructs(col.Data(), DefaultAllocator)
-		cols[i].Release()
-		cols[i] = array.MakeFromData(d)
-		d.Release()
-	}
-	if cols == nil {
-		rec.Retain()
-		return rec
-	}
-	out := array.NewRecordBatch(rec.Schema(), cols, rec.NumRows())
-	for _, c := range cols {
-		c.Release()
-	}
 	return out
 }
 

@@ -30,64 +30,104 @@ func NullCount(d arrow.ArrayData) int {
 	return d.Len() - bitutil.CountSetBits(bufs[0].Bytes(), d.Offset(), d.Len())
 }
 
-// hasSlicedStruct reports whether d holds, at any depth, a struct array with
-// an offset (a slice of a struct column).
-func hasSlicedStruct(d arrow.ArrayData) bool {
-	if d.DataType().ID() == arrow.STRUCT && d.Offset() != 0 {
+// needsRebuild reports whether d holds, at any depth, an array whose null
+// count is unknown or a struct array with an offset (a slice of a struct
+// column): see Exportable.
+func needsRebuild(d arrow.ArrayData) bool {
+	if d.NullN() == array.UnknownNullCount || (d.DataType().ID() == arrow.STRUCT && d.Offset() != 0) {
 		return true
 	}
 	for _, child := range d.Children() {
-		if hasSlicedStruct(child) {
+		if needsRebuild(child) {
 			return true
 		}
 	}
-	return d.DataType().ID() == arrow.DICTIONARY && d.Dictionary() != nil && hasSlicedStruct(d.Dictionary())
+	return d.DataType().ID() == arrow.DICTIONARY && d.Dictionary() != nil && needsRebuild(d.Dictionary())
 }
 
-// unsliceStructs returns d with every struct array in it rebased to offset
-// 0: its children sliced to its rows and its validity bitmap copied from its
-// offset (into mem). arrow-go's C Data export of a sliced struct array
-// (v18.8.0) writes the struct's offset and children already sliced by it, so
-// a consumer applies the offset twice: it reads other rows, and past the end
-// of the children. Arrays that hold no sliced struct are returned as they are
-// (with a reference of their own). Release the result.
-func unsliceStructs(d arrow.ArrayData, mem memory.Allocator) arrow.ArrayData {
-	if !hasSlicedStruct(d) {
+// rebuild returns d with every null count known and every struct array
+// rebased to offset 0 (its children sliced to its rows, its validity bitmap
+// copied from its offset into mem), sharing d's other buffers; d itself, with
+// a reference of its own, when it needs neither. Release the result.
+func rebuild(d arrow.ArrayData, mem memory.Allocator) arrow.ArrayData {
+	if !needsRebuild(d) {
 		d.Retain()
 		return d
 	}
 	children := make([]arrow.ArrayData, len(d.Children()))
-	offset, isStruct := d.Offset(), d.DataType().ID() == arrow.STRUCT
+	offset, rebase := d.Offset(), d.DataType().ID() == arrow.STRUCT && d.Offset() != 0
 	for i, child := range d.Children() {
-		if isStruct {
+		if rebase {
 			child = array.NewSliceData(child, int64(offset), int64(offset+d.Len()))
-			children[i] = unsliceStructs(child, mem)
+			children[i] = rebuild(child, mem)
 			child.Release()
 		} else {
-			children[i] = unsliceStructs(child, mem)
+			children[i] = rebuild(child, mem)
 		}
 	}
-	buffers := d.Buffers()
-	nulls := d.NullN()
-	if isStruct {
+	buffers, nulls := d.Buffers(), NullCount(d)
+	if rebase {
 		buffers = []*memory.Buffer{nil}
-		if NullCount(d) > 0 {
+		if nulls > 0 {
 			bitmap := memory.NewResizableBuffer(mem)
 			bitmap.Resize((d.Len() + 7) / 8)
 			bitutil.CopyBitmap(d.Buffers()[0].Bytes(), offset, d.Len(), bitmap.Bytes(), 0)
 			buffers[0] = bitmap
 			defer bitmap.Release()
 		}
-		nulls, offset = NullCount(d), 0
+		offset = 0
 	}
 	out := array.NewData(d.DataType(), d.Len(), buffers, children, nulls, offset)
 	for _, child := range children {
 		child.Release()
 	}
 	if d.DataType().ID() == arrow.DICTIONARY && d.Dictionary() != nil {
-		dict := unsliceStructs(d.Dictionary(), mem)
+		dict := rebuild(d.Dictionary(), mem)
 		out.SetDictionary(dict)
 		dict.Release()
+	}
+	return out
+}
+
+// Exportable is rec as arrow-go's C Data exporter and IPC writer can be given
+// it, or rec itself (with a reference of its own) when it already is. Release
+// the result. Two things in rec would go wrong there:
+//
+//   - an array whose null count is unknown (every slice): both ask
+//     arrow.Array.NullN, which counts and writes the count into the ArrayData
+//     the caller's batch shares, a data race when two goroutines pass the
+//     same batch at once; the copy carries the count (NullCount) instead;
+//   - a sliced struct column: the C Data export (v18.8.0) writes the struct's
+//     offset and children already sliced by it, so the consumer applies the
+//     offset twice, reads other rows and past the children's end; the copy is
+//     rebased to offset 0.
+//
+// Only the ArrayData objects are new; the buffers are shared, except a
+// rebased struct's validity bitmap, copied into DefaultAllocator's memory.
+func Exportable(rec arrow.RecordBatch) arrow.RecordBatch {
+	var cols []arrow.Array
+	for i, col := range rec.Columns() {
+		if !needsRebuild(col.Data()) {
+			continue
+		}
+		if cols == nil {
+			cols = append([]arrow.Array{}, rec.Columns()...)
+			for _, c := range cols {
+				c.Retain()
+			}
+		}
+		d := rebuild(col.Data(), DefaultAllocator)
+		cols[i].Release()
+		cols[i] = array.MakeFromData(d)
+		d.Release()
+	}
+	if cols == nil {
+		rec.Retain()
+		return rec
+	}
+	out := array.NewRecordBatch(rec.Schema(), cols, rec.NumRows())
+	for _, c := range cols {
+		c.Release()
 	}
 	return out
 }
