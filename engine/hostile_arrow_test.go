@@ -1269,8 +1269,3 @@ length_arrow = udf(lambda s: pc.utf8_length(s), input_types=['STRING'], result_t
 		stillAdds(t, m)
 	})
 }
-
-var (
-	_ = errors.New
-	_ = bridge.Int64
-)
