@@ -239,6 +239,8 @@ func exportBatch(rec arrow.RecordBatch, withSchema bool) Exported {
 	if withSchema {
 		out.Schema = newSchemaStruct()
 	}
+	rec = Exportable(rec)
+	defer rec.Release()
 	for _, col := range rec.Columns() {
 		if !inCMemory(col.Data()) {
 			out.Copied = true

@@ -43,7 +43,7 @@ func FixedColumns(rec arrow.RecordBatch) (cols []cgo.Column, release func()) {
 			copies = append(copies, d)
 		}
 		c := cgo.Column{Type: fixedTypes[d.DataType().ID()], Values: bufAddr(d.Buffers()[1]), Offset: int64(d.Offset())}
-		if d.NullN() > 0 {
+		if NullCount(d) > 0 {
 			c.Validity = bufAddr(d.Buffers()[0])
 		}
 		cols = append(cols, c)

@@ -44,6 +44,49 @@ static void release_plain(struct ArrowArray *a)
 	live--;
 }
 
+/* Whether o's flags say it owns its memory (numpy's ndarray.flags.owndata):
+ * 1 or 0, or -1 with an exception set. */
+static int owns_data(PyObject *o)
+{
+	PyObject *flags = PyObject_GetAttrString(o, "flags");
+	PyObject *owndata = flags != NULL ? PyObject_GetAttrString(flags, "owndata") : NULL;
+	int owns = owndata != NULL ? PyObject_IsTrue(owndata) : -1;
+	Py_XDECREF(owndata);
+	Py_XDECREF(flags);
+	return owns;
+}
+
+/* Whether the result values are exclusively the result's: the only
+ * references to them are the ours (the caller's, a buffer view's), so not
+ * a UDF's that fills one output buffer batch after batch
+ * (np.multiply(x, 2, out=self.buf)), and they own their memory, or view
+ * memory that only they refer to (a view of a temporary). 1 or 0, or -1 with an exception set. On
+ * a free-threaded build a reference count does not prove it: 0. */
+static int exclusively_results(PyObject *values, Py_ssize_t ours)
+{
+#ifdef Py_GIL_DISABLED
+	return 0;
+#else
+	if (Py_REFCNT(values) != ours)
+		return 0;
+	PyObject *base = PyObject_GetAttrString(values, "base");
+	if (base == NULL)
+		return -1;
+	int sole;
+	if (base == Py_None) {
+		sole = owns_data(values);
+	} else if (Py_TYPE(base) == Py_TYPE(values) && Py_REFCNT(base) == 2) { /* the view's and ours */
+		PyObject *grand = PyObject_GetAttrString(base, "base");
+		sole = grand == NULL ? -1 : grand == Py_None ? owns_data(base) : 0;
+		Py_XDECREF(grand);
+	} else {
+		sole = 0;
+	}
+	Py_DECREF(base);
+	return sole;
+#endif
+}
+
 int pyudf_export_plain(PyObject *values, uintptr_t out, int *width)
 {
 	plain *p = calloc(1, sizeof *p);
@@ -54,6 +97,17 @@ int pyudf_export_plain(PyObject *values, uintptr_t out, int *width)
 	if (PyObject_GetBuffer(values, &p->view, PyBUF_C_CONTIGUOUS) < 0) {
 		free(p);
 		return -1;
+	}
+	int sole = p->view.ndim == 1 ? exclusively_results(values, p->view.obj == values ? 2 : 1) : 1;
+	if (sole <= 0) { /* not exclusively the result's: a copy is (ndarray.copy(): C-contiguous, owned) */
+		PyBuffer_Release(&p->view);
+		PyObject *copy = sole == 0 ? PyObject_CallMethod(values, "copy", NULL) : NULL;
+		int got = copy != NULL ? PyObject_GetBuffer(copy, &p->view, PyBUF_C_CONTIGUOUS) : -1;
+		Py_XDECREF(copy); /* the view holds its own reference */
+		if (got < 0) {
+			free(p);
+			return -1;
+		}
 	}
 	if (p->view.ndim != 1) {
 		PyErr_Format(PyExc_TypeError, "pyudf: a plain result must be one-dimensional, not %d-dimensional",
@@ -139,6 +193,24 @@ int pyudf_arrays_ready(void)
 	return PyType_Ready(&keeper_type) < 0 || PyType_Ready(&column_type) < 0 ? -1 : 0;
 }
 
+/* Whether rows [from, from + length) of column c (a struct's child: the
+ * batch's offset and length) hold a null. The null count covers the whole
+ * column and may be -1, unknown (Arrow C++ exports slices so): then, or when
+ * the batch covers part of the column, the validity bitmap tells, bit by bit
+ * from c's own offset, aligned to a byte or not. No bitmap: no nulls. */
+static int holds_nulls(const struct ArrowArray *c, int64_t from, int64_t length)
+{
+	if (c->null_count == 0 || c->buffers[0] == NULL)
+		return 0;
+	if (c->null_count > 0 && from == 0 && length == c->length)
+		return 1;
+	const uint8_t *bits = c->buffers[0];
+	for (int64_t i = c->offset + from, stop = i + length; i < stop; i++)
+		if (!((bits[i >> 3] >> (i & 7)) & 1))
+			return 1;
+	return 0;
+}
+
 PyObject *pyudf_plain_columns(PyObject *self, PyObject *args)
 {
 	unsigned long long addr;
@@ -156,10 +228,21 @@ PyObject *pyudf_plain_columns(PyObject *self, PyObject *args)
 			     (long long)batch->n_children, ncols);
 		return NULL;
 	}
+	if (batch->length < 0 || batch->offset < 0 || (ncols > 0 && batch->children == NULL)) {
+		PyErr_SetString(PyExc_ValueError, "plain_columns: the batch's length, offset or columns are invalid");
+		return NULL;
+	}
 	for (Py_ssize_t i = 0; i < ncols; i++) {
 		const struct ArrowArray *c = batch->children[i];
-		if (c->null_count != 0 || c->n_buffers != 2 || c->n_children != 0 || c->dictionary != NULL)
-			Py_RETURN_NONE; /* nulls (or unknown), or not a fixed-width layout */
+		if (c == NULL || c->release == NULL || c->offset < 0 || c->length < batch->offset + batch->length) {
+			PyErr_Format(PyExc_ValueError, "plain_columns: column %zd is missing, released or shorter "
+				     "than the batch's %lld rows", i, (long long)batch->length);
+			return NULL;
+		}
+		if (c->n_buffers != 2 || c->buffers == NULL || c->n_children != 0 || c->dictionary != NULL ||
+		    (batch->length > 0 && c->buffers[1] == NULL) ||
+		    holds_nulls(c, batch->offset, batch->length))
+			Py_RETURN_NONE; /* not a fixed-width layout, or nulls */
 	}
 	PyObject *columns = PyList_New(ncols);
 	keeper *k = columns ? PyObject_New(keeper, &keeper_type) : NULL;

@@ -9,7 +9,8 @@
  *
  * Results out: a Pandas UDF's result is most often a Series over a numpy array of exactly
  * the declared type. pyudf._batch then hands that array to the C shim, which
- * exports its buffer as it is: an ArrowArray with no validity buffer whose
+ * exports its buffer (as it is when the array is exclusively the result's,
+ * else a copy of it): an ArrowArray with no validity buffer whose
  * private data keeps the numpy array alive until the consumer (Go) releases
  * it. Go imports it with the result type it declared, so no ArrowSchema is
  * made. The release callback may run on any thread; it takes the GIL.
@@ -23,8 +24,12 @@
 /* Export values (an object with a one-dimensional, contiguous buffer of
  * fixed-width values and no nulls, such as a numpy array) into the ArrowArray
  * at address out, and the width of one value in bytes into *width (for Go to
- * check against the type it declared). 0, or -1 with an exception set and
- * *out untouched. The GIL must be held. */
+ * check against the type it declared). The buffer goes out as it is only when
+ * it is exclusively the result's: the caller's reference to values is the
+ * only one, and values own their memory or view a temporary that does;
+ * otherwise (the UDF keeps the array to fill it again, a view of its buffer)
+ * a copy goes out, so Go's result never changes under it. 0, or -1 with an
+ * exception set and *out untouched. The GIL must be held. */
 int pyudf_export_plain(PyObject *values, uintptr_t out, int *width);
 
 /* The number of arrays pyudf_export_plain made that were not released yet. */

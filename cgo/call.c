@@ -129,6 +129,37 @@ static PyObject *row_error_text(void)
 	return out;
 }
 
+/* Check what pyudf._batch.columns or rows returned, before the row loop
+ * indexes it without checks: a (list of columns, row count) tuple, every
+ * column a list of exactly that many values. The counts go into *ncols and
+ * *nrows. 0, or -1 with an exception set. */
+static int check_columns(PyObject *cols_rows, Py_ssize_t *ncols, Py_ssize_t *nrows)
+{
+	if (!PyTuple_CheckExact(cols_rows) || PyTuple_GET_SIZE(cols_rows) != 2 ||
+	    !PyList_CheckExact(PyTuple_GET_ITEM(cols_rows, 0)) || !PyLong_CheckExact(PyTuple_GET_ITEM(cols_rows, 1))) {
+		PyErr_SetString(PyExc_SystemError, "pyudf: the batch's columns are not a (list, int) tuple");
+		return -1;
+	}
+	PyObject *cols = PyTuple_GET_ITEM(cols_rows, 0);
+	*ncols = PyList_GET_SIZE(cols);
+	*nrows = PyLong_AsSsize_t(PyTuple_GET_ITEM(cols_rows, 1));
+	if (*nrows == -1 && PyErr_Occurred())
+		return -1;
+	if (*nrows < 0) {
+		PyErr_Format(PyExc_SystemError, "pyudf: the batch has %zd rows", *nrows);
+		return -1;
+	}
+	for (Py_ssize_t j = 0; j < *ncols; j++) {
+		PyObject *col = PyList_GET_ITEM(cols, j);
+		if (!PyList_CheckExact(col) || PyList_GET_SIZE(col) != *nrows) {
+			PyErr_Format(PyExc_SystemError, "pyudf: column %zd of the batch holds %zd values for %zd rows",
+				     j, PyList_CheckExact(col) ? PyList_GET_SIZE(col) : (Py_ssize_t)-1, *nrows);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int pyudf_eval_rows(PyObject *fn, int as_rows, uintptr_t in, uintptr_t in_schema, uintptr_t type_schema,
 		    uintptr_t out, uintptr_t out_schema, uintptr_t err, uintptr_t err_schema,
 		    uint64_t call_id, pyudf_frame *f)
@@ -143,8 +174,10 @@ int pyudf_eval_rows(PyObject *fn, int as_rows, uintptr_t in, uintptr_t in_schema
 					(unsigned long long)in_schema);
 	if (cols_rows == NULL)
 		goto done;
+	Py_ssize_t ncols, nrows;
+	if (check_columns(cols_rows, &ncols, &nrows) < 0)
+		goto done;
 	PyObject *cols = PyTuple_GET_ITEM(cols_rows, 0);
-	Py_ssize_t ncols = PyList_GET_SIZE(cols), nrows = PyLong_AsSsize_t(PyTuple_GET_ITEM(cols_rows, 1));
 	if (ncols > STACK_ARGS && (argv = PyMem_Malloc(sizeof(PyObject *) * ncols)) == NULL) {
 		PyErr_NoMemory();
 		goto done;

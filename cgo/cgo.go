@@ -47,6 +47,19 @@ static int eval_rows_fixed_h(uintptr_t fn, int ncols, int64_t nrows, uint64_t id
 	pyudf_column *cols = (pyudf_column *)fr->in.data;
 	return pyudf_eval_rows_fixed((PyObject *)fn, ncols, cols, nrows, &cols[ncols], id, fr);
 }
+// Shrink b back to start bytes if it holds more than keep (its contents are
+// dropped: called between calls only).
+static void buf_trim(pyudf_buf *b, size_t keep, size_t start)
+{
+	if (b->cap <= keep)
+		return;
+	char *data = realloc(b->data, start);
+	if (data != NULL) {
+		b->data = data;
+		b->cap = start;
+	}
+	b->len = 0;
+}
 static int eval_vectorized_h(uintptr_t fn, int mode, uintptr_t in, uintptr_t in_schema,
 			     int64_t in_id, uintptr_t type_schema, int64_t type_id, uintptr_t out,
 			     uintptr_t out_schema, uint64_t id, uintptr_t f)
@@ -151,15 +164,72 @@ type Frame struct {
 	calls uint64 // id of the latest call; only the goroutine using the frame writes it
 }
 
-// NewFrame allocates a frame in C memory, freed by Free or, failing that, when
-// the frame becomes unreachable.
+// A frame's buffers start at FrameStart bytes and grow as a call needs. One
+// outsized call (a 100 MB argument or result) must not keep its buffers that
+// large for the engine's life: a buffer past FrameKeep bytes is shrunk back
+// to FrameStart once the call no longer needs it (see Trim).
+const (
+	FrameStart = 256
+	FrameKeep  = 1 << 20
+)
+
+// frames are the live frames' C structs, for FrameBytes.
+var frames sync.Map // *C.pyudf_frame -> struct{}
+
+// NewFrame allocates a frame in C memory, freed when the frame becomes
+// unreachable.
 func NewFrame() *Frame {
 	f := &Frame{c: C.pyudf_frame_new()}
-	if f.c == nil || C.pyudf_buf_reserve(&f.c.in, 256) != 0 || C.pyudf_buf_reserve(&f.c.out, 256) != 0 {
+	if f.c == nil || C.pyudf_buf_reserve(&f.c.in, FrameStart) != 0 || C.pyudf_buf_reserve(&f.c.out, FrameStart) != 0 {
 		panic("pyudf: out of C memory for a call frame")
 	}
-	runtime.AddCleanup(f, func(c *C.pyudf_frame) { C.pyudf_frame_free(c) }, f.c)
+	frames.Store(f.c, struct{}{})
+	runtime.AddCleanup(f, func(c *C.pyudf_frame) {
+		frames.Delete(c)
+		C.pyudf_frame_free(c)
+	}, f.c)
 	return f
+}
+
+// FrameBytes is the capacity of every live frame's buffers (argument,
+// result, error), in bytes. Read it while no call runs (tests do, to check
+// that an outsized call's buffers were shrunk).
+func FrameBytes() int {
+	total := 0
+	frames.Range(func(k, _ any) bool {
+		c := k.(*C.pyudf_frame)
+		total += int(c.in.cap + c.out.cap + c.err.cap)
+		return true
+	})
+	return total
+}
+
+// trimIn shrinks the argument buffer once a call has consumed it. The
+// capacity is read here, so a call in steady state crosses into C no more.
+func (f *Frame) trimIn() {
+	if f.c.in.cap > FrameKeep {
+		C.buf_trim(&f.c.in, FrameKeep, FrameStart)
+	}
+}
+
+// Trim shrinks whatever buffer of f an outsized call grew past FrameKeep
+// back to FrameStart. It ends the validity of Out and Err: call it when the
+// frame goes back to its pool. Every call trims the buffers it no longer
+// needs itself (the arguments when it returns, the last result and error
+// when it starts), so Trim only makes it sooner.
+func (f *Frame) Trim() {
+	f.trimIn()
+	f.trimOut()
+}
+
+// trimOut shrinks the result and error buffers, before a call overwrites them.
+func (f *Frame) trimOut() {
+	if f.c.out.cap > FrameKeep {
+		C.buf_trim(&f.c.out, FrameKeep, FrameStart)
+	}
+	if f.c.err.cap > FrameKeep {
+		C.buf_trim(&f.c.err, FrameKeep, FrameStart)
+	}
 }
 
 // NextCall returns the id the next Call or Control on f will have.
@@ -187,17 +257,23 @@ func (f *Frame) setIn(b []byte) {
 // Call runs fn(*args), nargs values encoded in args (see convert.h). On OK the
 // encoded result is in Out.
 func (f *Frame) Call(fn Object, args []byte, nargs int) Status {
+	f.trimOut()
 	f.setIn(args)
 	f.calls++
-	return Status(C.call_h(C.uintptr_t(uintptr(unsafe.Pointer(fn.p))), C.int(nargs),
+	st := Status(C.call_h(C.uintptr_t(uintptr(unsafe.Pointer(fn.p))), C.int(nargs),
 		C.uint64_t(f.calls), C.uintptr_t(uintptr(unsafe.Pointer(f.c)))))
+	f.trimIn()
+	return st
 }
 
 // Control runs one JSON request through pyudf._host.control; the reply is in Out.
 func (f *Frame) Control(request []byte) Status {
+	f.trimOut()
 	f.setIn(request)
 	f.calls++
-	return Status(C.pyudf_control(C.uint64_t(f.calls), f.c))
+	st := Status(C.pyudf_control(C.uint64_t(f.calls), f.c))
+	f.trimIn()
+	return st
 }
 
 // Batch names the Arrow C Data Interface structs of one batch evaluation, by
@@ -224,6 +300,7 @@ const (
 // EvalRows calls fn once per row of the batch (see call.h). When a row's call
 // fails the batch, Row tells which.
 func (f *Frame) EvalRows(fn Object, b Batch) Status {
+	f.trimOut()
 	f.calls++
 	rows := C.int(0)
 	if b.Rows {
@@ -260,6 +337,7 @@ const (
 // writing the Arrow buffers directly (see call.h), and returns the number of
 // null results. When a row fails, Row tells which.
 func (f *Frame) EvalRowsFixed(fn Object, cols []Column, nrows int, out Column) (nulls int64, st Status) {
+	f.trimOut()
 	n := len(cols) + 1
 	f.c.in.len = 0
 	if C.pyudf_buf_reserve(&f.c.in, C.size_t(n)*C.sizeof_pyudf_column) != 0 {
@@ -273,11 +351,14 @@ func (f *Frame) EvalRowsFixed(fn Object, cols []Column, nrows int, out Column) (
 	f.calls++
 	st = Status(C.eval_rows_fixed_h(C.uintptr_t(uintptr(unsafe.Pointer(fn.p))), C.int(len(cols)),
 		C.int64_t(nrows), C.uint64_t(f.calls), C.uintptr_t(uintptr(unsafe.Pointer(f.c)))))
-	return int64(descs[len(cols)].offset), st
+	nulls = int64(descs[len(cols)].offset)
+	f.trimIn()
+	return nulls, st
 }
 
 // EvalVectorized calls fn once on the whole batch, in one of the Vector modes.
 func (f *Frame) EvalVectorized(fn Object, mode int, b Batch) Status {
+	f.trimOut()
 	f.calls++
 	return Status(C.eval_vectorized_h(C.uintptr_t(uintptr(unsafe.Pointer(fn.p))), C.int(mode), C.uintptr_t(b.In),
 		C.uintptr_t(b.InSchema), C.int64_t(b.InID), C.uintptr_t(b.Type), C.int64_t(b.TypeID),
@@ -302,6 +383,7 @@ func PlainBatchesLive() int64 { return int64(C.pyudf_plain_batches_live()) }
 
 // Take fetches the object the host registered under key.
 func (f *Frame) Take(key int64) (Object, Status) {
+	f.trimOut()
 	p := C.pyudf_take(C.longlong(key), f.c)
 	if p == nil {
 		return Object{}, Error

@@ -216,7 +216,7 @@ func (f *Function) evalRemote(ctx context.Context, batch arrow.RecordBatch, mode
 	if f.closed.Load() {
 		return nil, nil, ErrClosed
 	}
-	data, err := ipcBatch(batch)
+	data, err := exportableIPC(batch)
 	if err != nil {
 		return nil, nil, fmt.Errorf("pyudf: function %q: cannot write the batch as Arrow IPC: %w", f.name, err)
 	}
@@ -261,7 +261,7 @@ func (f *Function) callBatchRemote(ctx context.Context, batch arrow.RecordBatch,
 	if f.closed.Load() {
 		return bridge.Value{}, ErrClosed
 	}
-	data, err := ipcBatch(batch)
+	data, err := exportableIPC(batch)
 	if err != nil {
 		return bridge.Value{}, fmt.Errorf("pyudf: function %q: cannot write the batch as Arrow IPC: %w", f.name, err)
 	}
@@ -269,6 +269,14 @@ func (f *Function) callBatchRemote(ctx context.Context, batch arrow.RecordBatch,
 		extra = []any{}
 	}
 	return f.callWorker(ctx, map[string]any{"op": "call_batch", "extra": extra}, data, result)
+}
+
+// exportableIPC writes a batch a caller passed as Arrow IPC, without writing
+// into it (arrowconv.Exportable).
+func exportableIPC(batch arrow.RecordBatch) ([]byte, error) {
+	batch = arrowconv.Exportable(batch)
+	defer batch.Release()
+	return ipcBatch(batch)
 }
 
 func allFixed(batch arrow.RecordBatch) bool {

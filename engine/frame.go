@@ -20,7 +20,10 @@ var frames = sync.Pool{New: func() any { return newFrame() }}
 
 func getFrame() *frame { return frames.Get().(*frame) }
 
-func putFrame(fr *frame) { frames.Put(fr) }
+func putFrame(fr *frame) {
+	fr.Trim() // the call is over: an outsized call's buffers shrink now
+	frames.Put(fr)
+}
 
 // run performs one call on fr, interrupting it if ctx ends first.
 func (fr *frame) run(ctx context.Context, call func() cgo.Status) cgo.Status {

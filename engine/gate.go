@@ -41,6 +41,7 @@ func (g *gate) enter() *frame {
 }
 
 func (g *gate) leave(fr *frame) {
+	fr.Trim() // the call is over: an outsized call's buffers shrink now
 	if g.slots == nil {
 		g.mu.Unlock()
 	} else {

@@ -79,6 +79,8 @@ def rows(array_addr, schema_addr):
     """([one Row per row], row count): the single argument list of a row-wise map."""
     batch = import_batch(array_addr, schema_addr)
     names = tuple(batch.schema.names)
+    if not names:  # no columns to zip: one empty Row per row
+        return [[Row.from_fields((), ()) for _ in range(batch.num_rows)]], batch.num_rows
     values = zip(*(column.to_pylist() for column in batch.columns))
     return [[Row.from_fields(names, v) for v in values]], batch.num_rows
 
@@ -107,18 +109,78 @@ def _to_array(values, result_type, what):
             values = [_struct_tuple(v, names) for v in values]
         if isinstance(values, pa.Array):
             if values.type != result_type:
+                _check_kind(values.type, result_type)
                 values = values.cast(result_type)
             return values
         if type(values).__module__.startswith("pandas"):
+            if _kind(result_type) not in (None, "a string") and getattr(values, "dtype", None) is not None \
+                    and values.dtype.kind in "OSU":
+                _check_kind(_inferred_type(values), result_type)  # pyarrow would parse strings
             # Numbers: the Series' own numpy array (what to_numpy() returns, without
-            # its argument handling), converted without a copy; NaN still becomes null.
+            # its argument handling); NaN still becomes null.
             numpy_values = getattr(values, "_values", None)
             if type(numpy_values) is np.ndarray and numpy_values.dtype.kind in "biuf":
-                return pa.array(numpy_values, type=result_type, from_pandas=True)
+                _check_kind(pa.from_numpy_dtype(numpy_values.dtype), result_type)
+                return _owned(pa.array(numpy_values, type=result_type, from_pandas=True), numpy_values,
+                              lambda v: pa.array(v, type=result_type, from_pandas=True))
             return pa.Array.from_pandas(values, type=result_type)
+        if type(values) is np.ndarray:
+            if values.dtype.kind in "biuf":
+                _check_kind(pa.from_numpy_dtype(values.dtype), result_type)
+            return _owned(pa.array(values, type=result_type), values, lambda v: pa.array(v, type=result_type))
         return pa.array(values, type=result_type)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError) as exc:
         raise TypeError("%s cannot be converted to %s: %s" % (what, result_type, exc)) from None
+
+
+def _kind(t):
+    """What kind of values Arrow type ``t`` holds, for _check_kind (None: not one of these)."""
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    for kind, test in (("a number", lambda t: pa.types.is_integer(t) or pa.types.is_floating(t)),
+                       ("a boolean", pa.types.is_boolean),
+                       ("a string", lambda t: pa.types.is_string(t) or pa.types.is_large_string(t)
+                        or pa.types.is_string_view(t)),
+                       ("binary", lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t)
+                        or pa.types.is_binary_view(t) or pa.types.is_fixed_size_binary(t)),
+                       ("a date or time", pa.types.is_temporal)):
+        if test(t):
+            return kind
+    return None
+
+
+def _inferred_type(values):
+    """The Arrow type pyarrow infers for a pandas object of Python objects
+    (null when it infers none: then the typed conversion decides)."""
+    try:
+        return pa.Array.from_pandas(values).type
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError):
+        return pa.null()
+
+
+def _check_kind(got, want):
+    """Refuse to convert values of Arrow type ``got`` to ``want`` when they are
+    another kind of value (pyarrow's casts parse strings into numbers and print
+    numbers as strings): a UDF that returns strings for BIGINT gets an error,
+    not its strings parsed. Numbers of any width convert to each other (a cast
+    that loses a value fails), dictionaries to their values; nested and NULL
+    types are left to pyarrow."""
+    kinds = _kind(got), _kind(want)
+    if None not in kinds and kinds[0] != kinds[1] and not pa.types.is_null(got):
+        raise TypeError("its values are %s (%s), not %s" % (kinds[0], got, kinds[1]))
+
+
+def _owned(array, values, convert):
+    """``array`` (converted from the numpy array ``values``), or ``convert``
+    of a copy of ``values`` when ``array`` may lie in their memory: pyarrow
+    wraps a numpy array of the same dtype without copying, and a UDF that fills
+    one output buffer batch after batch (``np.multiply(x, 2, out=self.buf)``)
+    would rewrite results Go already holds. The C shim decides the same for a
+    plain result (cgo/arrays.h), where reference counts tell exactly."""
+    for buf in array.buffers():
+        if buf is not None and buf.size and np.may_share_memory(np.frombuffer(buf, dtype=np.uint8), values):
+            return convert(values.copy())
+    return array
 
 
 def export_result(values, type_addr, array_addr, schema_addr):
@@ -245,8 +307,12 @@ def _apply(func, func_type, batch, result_type):
             raise TypeError("the Pandas map's result must be a DataFrame, not %s" % type(result).__name__)
         schema = pa.schema(list(result_type))
         try:
+            for field in schema:
+                column = result[field.name]
+                if _kind(field.type) not in (None, "a string") and column.dtype.kind in "OSU":
+                    _check_kind(_inferred_type(column), field.type)  # pyarrow would parse strings
             return pa.RecordBatch.from_pandas(result, schema=schema, preserve_index=False).to_struct_array(), None
-        except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError) as exc:
+        except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError, TypeError) as exc:
             raise TypeError("the Pandas map's result does not fit %s: %s" % (result_type, exc)) from None
     args = _pandas_columns(batch) if func_type == "pandas" else list(batch.columns)
     return _call(func, args, batch.num_rows, func_type)

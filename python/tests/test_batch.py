@@ -1,5 +1,7 @@
 """pyudf._batch through real Arrow C Data Interface structs, as the engine uses it."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -198,3 +200,53 @@ def test_plain_columns_only_for_numbers(monkeypatch):
     assert asked == [b"\x08\x08"]  # the shim was not asked about those
     monkeypatch.setattr(_batch, "_native", None)  # not embedded (process mode): pyarrow imports
     assert _batch._plain_columns(1234, schema, 7) is None
+
+
+def test_rows_of_a_batch_without_columns():
+    """A batch of rows but no columns: one empty Row per row (the C row loop
+    indexes one list of that many Rows)."""
+    empty = pa.RecordBatch.from_struct_array(pa.array([{}] * 3, pa.struct([])))
+    s = Structs(empty, pa.int64())
+    (rows,), n = _batch.rows(addr(s.array), addr(s.schema))
+    assert n == 3 and len(rows) == 3 and all(isinstance(r, Row) and len(r) == 0 for r in rows)
+
+
+@pytest.mark.parametrize("values, result_type, from_pandas", [
+    (np.array([1.0, np.nan, 3.0]), pa.float64(), True),
+    (np.array([1, 2, 3], dtype=np.int64), pa.int64(), False),
+])
+def test_results_do_not_alias_the_udfs_arrays(values, result_type, from_pandas):
+    """A result converted from a numpy array that pyarrow would wrap as it is
+    owns a copy: the UDF may fill the same array again for the next batch."""
+    result = _batch._to_array(pd.Series(values, copy=False) if from_pandas else values, result_type, "the results")
+    want = result.to_pylist()
+    values *= 10
+    assert result.to_pylist() == want
+    converted = _batch._to_array(np.array([1, 2], dtype=np.int64), pa.int32(), "the results")  # a cast: no copy needed
+    assert converted.to_pylist() == [1, 2]
+
+
+@pytest.mark.parametrize("result, result_type, message", [
+    (pa.array(["1", "2"]), pa.int64(), "its values are a string (string), not a number"),
+    (pa.array([1, 2]), pa.string(), "its values are a number (int64), not a string"),
+    (pa.array([True, False]), pa.int64(), "its values are a boolean (bool), not a number"),
+    (pd.Series(["1", "2"]), pa.int64(), "its values are a string"),
+    (pd.Series([True, False]), pa.int64(), "its values are a boolean (bool), not a number"),
+    (np.array([1.0, 2.0]), pa.bool_(), "its values are a number (double), not a boolean"),
+])
+def test_results_of_another_kind_are_refused(result, result_type, message):
+    """pyarrow would parse strings into numbers or print numbers as strings:
+    a result of another kind of value than declared is an error instead."""
+    with pytest.raises(TypeError, match=re.escape(message)):
+        _batch._to_array(result, result_type, "the result")
+
+
+@pytest.mark.parametrize("result, result_type, want", [
+    (pa.array([1, 2], pa.int32()), pa.int64(), [1, 2]),
+    (pa.array(["a"]).dictionary_encode(), pa.string(), ["a"]),
+    (pa.array(["a"], pa.large_string()), pa.string(), ["a"]),
+    (pd.Series([1, None], dtype=object), pa.int64(), [1, None]),
+    (np.array([1.0, 2.0]), pa.int64(), [1, 2]),
+])
+def test_results_of_the_same_kind_convert(result, result_type, want):
+    assert _batch._to_array(result, result_type, "the result").to_pylist() == want
