@@ -204,7 +204,6 @@ type workers struct {
 	next   atomic.Uint32
 	ids    atomic.Uint64 // request ids, for interruption
 
-	spawn  *spawner    // starts every worker of the pool from one OS thread
 	closed atomic.Bool // set by close: no request runs and no worker starts after it
 
 	// setupMu is taken exclusively to change what every worker has loaded
@@ -249,7 +248,7 @@ func startWorkers(ctx context.Context, e *Engine) (*workers, error) {
 	if n <= 0 {
 		n = runtime.NumCPU()
 	}
-	p := &workers{engine: e, python: python, spawn: newSpawner(),
+	p := &workers{engine: e, python: python,
 		args: []string{"-c", prog, "--memory-limit", fmt.Sprint(e.cfg.WorkerMemoryLimit)}}
 	for i := range n {
 		w := &worker{pool: p, index: i, mu: newCtxMutex()}
@@ -446,7 +445,6 @@ func (p *workers) metrics(ctx context.Context, parts [][]byte, out any) error {
 // every later one, fail with ErrClosed, and no worker is started again.
 func (p *workers) close() {
 	p.closed.Store(true)
-	defer p.spawn.close()
 	var wg sync.WaitGroup
 	for _, w := range p.list {
 		wg.Add(1)
@@ -513,10 +511,7 @@ func (w *worker) start(ctx context.Context) error {
 	w.stderr = &tail{logger: logger}
 	cmd.Stderr = w.stderr
 	cmd.WaitDelay = stderrDrain
-	if err := p.spawn.start(cmd); err != nil {
-		if errors.Is(err, ErrClosed) {
-			return err
-		}
+	if err := spawn(cmd); err != nil {
 		return fmt.Errorf("pyudf: cannot start Python worker %q: %w", p.python, err)
 	}
 	w.cmd, w.pid, w.stdin = cmd, cmd.Process.Pid, stdin
@@ -949,16 +944,21 @@ func (l *ctxRWMutex) changedLocked() {
 
 // --- starting workers from one thread ---------------------------------------------
 
-// spawner starts a pool's worker processes from one goroutine locked to its
-// OS thread for the pool's life. Pdeathsig, which makes a worker die with
-// this process, fires when the *thread* that started the worker ends
-// (golang/go#27505); a worker started from any goroutine would be killed
+// spawner starts every worker process from one goroutine locked to its OS
+// thread for the life of this process. Pdeathsig, which makes a worker die
+// with this process, fires when the *thread* that started the worker ends
+// (golang/go#27505): a worker started from any goroutine would be killed
 // when the runtime retires that goroutine's thread, or when a caller that
 // locked its goroutine to a thread returns.
-type spawner struct {
-	reqs chan spawnRequest
-	done chan struct{}
+//
+// One thread for the process, not one per engine ended at Close: ending a
+// thread that ever ran a thread-mode call destroys its Python thread state,
+// and on CPython 3.11 destroying the last one (the interpreter's initial
+// one included) makes the next thread state fatal ("init_threadstate:
+// thread state already initialized").
+var spawner struct {
 	once sync.Once
+	reqs chan spawnRequest
 }
 
 type spawnRequest struct {
@@ -966,36 +966,21 @@ type spawnRequest struct {
 	err chan error
 }
 
-func newSpawner() *spawner {
-	s := &spawner{reqs: make(chan spawnRequest), done: make(chan struct{})}
-	go func() {
-		// Never unlocked: the thread ends with this goroutine, at close,
-		// once every worker it started was stopped.
-		runtime.LockOSThread()
-		for {
-			select {
-			case r := <-s.reqs:
+// spawn runs cmd.Start on the spawner's thread.
+func spawn(cmd *exec.Cmd) error {
+	spawner.once.Do(func() {
+		spawner.reqs = make(chan spawnRequest)
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread lives as long as the process
+			for r := range spawner.reqs {
 				r.err <- r.cmd.Start()
-			case <-s.done:
-				return
 			}
-		}
-	}()
-	return s
-}
-
-// start runs cmd.Start on the spawner's thread.
-func (s *spawner) start(cmd *exec.Cmd) error {
+		}()
+	})
 	errc := make(chan error, 1)
-	select {
-	case s.reqs <- spawnRequest{cmd, errc}:
-		return <-errc
-	case <-s.done:
-		return ErrClosed
-	}
+	spawner.reqs <- spawnRequest{cmd, errc}
+	return <-errc
 }
-
-func (s *spawner) close() { s.once.Do(func() { close(s.done) }) }
 
 // --- Arrow IPC ------------------------------------------------------------------
 
