@@ -2,12 +2,19 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/pyudf/pyudf/cgo"
 )
@@ -58,6 +65,76 @@ var childScenarios = map[string]func() error{
 			return err
 		}
 		return expectCall(m, "which", "real/pyflink.table.udf")
+	},
+	// A worker started while the engine was made on a goroutine locked to an
+	// OS thread that then ended is not killed by Pdeathsig.
+	"workerthread": func() error {
+		ctx := context.Background()
+		made := make(chan *Engine, 1)
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
+			e, err := New(ctx, Config{Mode: Process, Workers: 1})
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+			}
+			made <- e
+		}()
+		e := <-made
+		if e == nil {
+			return errors.New("no engine")
+		}
+		defer e.Close()
+		before := e.Workers()[0].PID
+		time.Sleep(300 * time.Millisecond) // the thread has ended
+		m, err := e.LoadSource(ctx, "pid.py", "import os\ndef pid():\n    return os.getpid()\n")
+		if err != nil {
+			return err
+		}
+		if err := expectCall(m, "pid", int64(before)); err != nil {
+			return fmt.Errorf("the worker started on the ended thread: %w", err)
+		}
+		if ws := e.Workers(); ws[0].Restarts != 0 {
+			return fmt.Errorf("the worker was restarted: %+v", ws)
+		}
+		return nil
+	},
+	// A user module named pyarrow.py, loaded before anything imported
+	// pyarrow, does not take its name: an Arrow batch call works after it.
+	"pyarrowname": func() error {
+		ctx := context.Background()
+		e, err := New(ctx, Config{})
+		if err != nil {
+			return err
+		}
+		m, err := e.LoadSource(ctx, "pyarrow.py", "from pyudf import udf\n"+
+			"import pyarrow.compute as pc\n"+
+			"double = udf(lambda x: pc.multiply(x, 2), input_types=['BIGINT'], result_type='BIGINT', func_type='arrow')\n")
+		if err != nil {
+			return err
+		}
+		if m.Name() != "pyudf_user_pyarrow" {
+			return fmt.Errorf("pyarrow.py loaded as %q", m.Name())
+		}
+		f, err := m.Function(ctx, "double")
+		if err != nil {
+			return err
+		}
+		b := array.NewInt64Builder(memory.DefaultAllocator)
+		b.AppendValues([]int64{1, 2, 3}, nil)
+		col := b.NewArray()
+		defer col.Release()
+		rec := array.NewRecordBatch(arrow.NewSchema([]arrow.Field{{Name: "x", Type: arrow.PrimitiveTypes.Int64}}, nil),
+			[]arrow.Array{col}, 3)
+		defer rec.Release()
+		res, err := f.Eval(ctx, rec)
+		if err != nil {
+			return err
+		}
+		defer res.Release()
+		if got := res.(*array.Int64).Int64Values(); fmt.Sprint(got) != "[2 4 6]" {
+			return fmt.Errorf("double = %v", got)
+		}
+		return nil
 	},
 }
 

@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
@@ -203,10 +204,12 @@ type workers struct {
 	next   atomic.Uint32
 	ids    atomic.Uint64 // request ids, for interruption
 
+	closed atomic.Bool // set by close: no request runs and no worker starts after it
+
 	// setupMu is taken exclusively to change what every worker has loaded
 	// and opened (a broadcast), and shared by requests, so that a worker
 	// restarted in the middle of a request replays a stable setup.
-	setupMu sync.RWMutex
+	setupMu ctxRWMutex
 	setup   [][][]byte // the requests a restarted worker replays, in order
 }
 
@@ -248,7 +251,7 @@ func startWorkers(ctx context.Context, e *Engine) (*workers, error) {
 	p := &workers{engine: e, python: python,
 		args: []string{"-c", prog, "--memory-limit", fmt.Sprint(e.cfg.WorkerMemoryLimit)}}
 	for i := range n {
-		w := &worker{pool: p, index: i}
+		w := &worker{pool: p, index: i, mu: newCtxMutex()}
 		p.list = append(p.list, w)
 		if err := w.start(ctx); err != nil {
 			p.close()
@@ -259,17 +262,25 @@ func startWorkers(ctx context.Context, e *Engine) (*workers, error) {
 }
 
 // pick returns an idle worker, locked; if none is idle, it waits for the
-// next one in round-robin order.
-func (p *workers) pick() *worker {
+// next one in round-robin order, until ctx ends.
+func (p *workers) pick(ctx context.Context) (*worker, error) {
 	start := int(p.next.Add(1))
 	for i := range p.list {
 		if w := p.list[(start+i)%len(p.list)]; w.mu.TryLock() {
-			return w
+			return w, nil
 		}
 	}
 	w := p.list[start%len(p.list)]
-	w.mu.Lock()
-	return w
+	if err := w.mu.LockContext(ctx); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// interrupted wraps ctx's error for a request of function name that ctx
+// ended while it waited or ran.
+func interrupted(name string, err error) error {
+	return fmt.Errorf("pyudf: function %q interrupted: %w", name, err)
 }
 
 // request runs one request on the worker f is pinned to, or on any idle one,
@@ -277,20 +288,27 @@ func (p *workers) pick() *worker {
 // with Config.RetryInFlight a call without state on the worker runs again,
 // once.
 func (p *workers) request(ctx context.Context, f *Function, op string, parts [][]byte) (*reply, error) {
-	p.setupMu.RLock()
+	if err := p.setupMu.RLock(ctx); err != nil {
+		return nil, interrupted(f.name, err)
+	}
 	defer p.setupMu.RUnlock()
 	retry := p.engine.cfg.RetryInFlight && f.state == nil
 	for attempt := 0; ; attempt++ {
 		var w *worker
 		if f.state != nil {
 			w = p.list[f.state.worker]
-			w.mu.Lock()
-			if f.method != "restore" && f.state.gen.Load() != w.gen.Load() {
+			if err := w.mu.LockContext(ctx); err != nil {
+				return nil, interrupted(f.name, err)
+			}
+			if f.method != "restore" && f.state.gen.Load() != w.gen.Load() && !p.closed.Load() {
 				w.mu.Unlock()
 				return nil, fmt.Errorf("function %q: %w", f.name, ErrStateLost)
 			}
 		} else {
-			w = p.pick()
+			var err error
+			if w, err = p.pick(ctx); err != nil {
+				return nil, interrupted(f.name, err)
+			}
 		}
 		rep, err := w.request(ctx, parts)
 		if f.state != nil && err == nil && rep.Error == nil && f.method == "restore" {
@@ -309,7 +327,7 @@ func (p *workers) request(ctx context.Context, f *Function, op string, parts [][
 		}
 		if err != nil {
 			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-				return nil, fmt.Errorf("pyudf: function %q interrupted: %w", f.name, err)
+				return nil, interrupted(f.name, err)
 			}
 			return nil, err
 		}
@@ -341,13 +359,20 @@ func (p *workers) control(ctx context.Context, op string, req map[string]any, ou
 	if req["op"] == "metrics" {
 		return p.metrics(ctx, parts, out)
 	}
-	p.setupMu.Lock()
+	if err := p.setupMu.Lock(ctx); err != nil {
+		return err
+	}
 	defer p.setupMu.Unlock()
 	var first *reply
 	var firstErr error
 	var done []*worker
 	for _, w := range p.list {
-		w.mu.Lock()
+		if err := w.mu.LockContext(ctx); err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			break
+		}
 		rep, err := w.call(ctx, parts, op)
 		w.mu.Unlock()
 		if err != nil {
@@ -391,7 +416,9 @@ func (p *workers) control(ctx context.Context, op string, req map[string]any, ou
 func (p *workers) metrics(ctx context.Context, parts [][]byte, out any) error {
 	var all []json.RawMessage
 	for _, w := range p.list {
-		w.mu.Lock()
+		if err := w.mu.LockContext(ctx); err != nil {
+			return err
+		}
 		rep, err := w.call(ctx, parts, "read metrics")
 		w.mu.Unlock()
 		if err != nil {
@@ -413,8 +440,11 @@ func (p *workers) metrics(ctx context.Context, parts [][]byte, out any) error {
 }
 
 // close stops every worker: stdin closed (the worker exits), then killed
-// if it has not exited within a few seconds.
+// with its process group if it has not exited within a few seconds. It
+// waits for the requests in progress; those still waiting for a worker, and
+// every later one, fail with ErrClosed, and no worker is started again.
 func (p *workers) close() {
+	p.closed.Store(true)
 	var wg sync.WaitGroup
 	for _, w := range p.list {
 		wg.Add(1)
@@ -434,8 +464,8 @@ type worker struct {
 	pool  *workers
 	index int
 
-	mu     sync.Mutex // held for a request and its reply, and for (re)starts
-	cmd    *exec.Cmd  // nil: not running
+	mu     ctxMutex  // held for a request and its reply, and for (re)starts
+	cmd    *exec.Cmd // nil: not running
 	pid    int
 	stdin  io.WriteCloser
 	in     *bufio.Writer
@@ -451,14 +481,23 @@ type worker struct {
 	interrupted bool
 }
 
+// stderrDrain bounds how long a dead worker's stderr is read: a process
+// that left its group but holds the pipe cannot keep the worker unreaped.
+const stderrDrain = time.Second
+
 // start launches the worker process, waits for its ready message and
 // replays the pool's setup. Called with mu held.
 func (w *worker) start(ctx context.Context) error {
 	p := w.pool
+	if p.closed.Load() {
+		return ErrClosed
+	}
 	cmd := exec.Command(p.python, p.args...)
 	cmd.Env = append(os.Environ(), "PYTHONUNBUFFERED=1")
 	// Own process group: a terminal's Ctrl-C goes to the Go program, which
-	// decides what to interrupt. Pdeathsig: workers die with this process.
+	// decides what to interrupt, and whatever the worker starts (a UDF's
+	// subprocess, a fork) is killed with the group when the worker ends.
+	// Pdeathsig: workers die with this process (see spawner).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -468,25 +507,25 @@ func (w *worker) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return err
-	}
-	if err := cmd.Start(); err != nil {
+	logger := p.engine.logger.With("worker", w.index)
+	w.stderr = &tail{logger: logger}
+	cmd.Stderr = w.stderr
+	cmd.WaitDelay = stderrDrain
+	if err := spawn(cmd); err != nil {
 		return fmt.Errorf("pyudf: cannot start Python worker %q: %w", p.python, err)
 	}
 	w.cmd, w.pid, w.stdin = cmd, cmd.Process.Pid, stdin
+	w.stderr.setLogger(logger.With("pid", w.pid))
 	w.in, w.out = bufio.NewWriterSize(stdin, 1<<16), bufio.NewReaderSize(stdout, 1<<16)
 	w.done = make(chan struct{})
-	w.stderr = &tail{closed: make(chan struct{})}
 	w.gen.Add(1)
-	logger := p.engine.logger.With("worker", w.index, "pid", w.pid)
-	go w.stderr.forward(stderr, logger)
-	go func(done chan struct{}) {
-		<-w.stderr.closed // read everything the process wrote before reaping it
-		cmd.Wait()
+	go func(pid int, stderr *tail, done chan struct{}) {
+		waitExited(pid)                     // not reaped yet: pid still names its group
+		syscall.Kill(-pid, syscall.SIGKILL) // what the worker started ends with it
+		cmd.Wait()                          // reaps, after reading stderr to its end (at most stderrDrain)
+		stderr.flush()
 		close(done)
-	}(w.done)
+	}(w.pid, w.stderr, w.done)
 
 	rep, err := w.receive()
 	if err == nil && !bytes.Contains(rep.raw, []byte(`"ready"`)) {
@@ -507,6 +546,19 @@ func (w *worker) start(ctx context.Context) error {
 	return nil
 }
 
+// waitExited blocks until process pid (a child) has exited, without reaping
+// it (waitid with WNOWAIT, as package os does before it reaps).
+func waitExited(pid int) {
+	var info [16]uint64 // siginfo_t
+	for {
+		_, _, errno := syscall.Syscall6(syscall.SYS_WAITID, 1 /* P_PID */, uintptr(pid),
+			uintptr(unsafe.Pointer(&info)), syscall.WEXITED|0x01000000 /* WNOWAIT */, 0, 0)
+		if errno != syscall.EINTR {
+			return
+		}
+	}
+}
+
 // call is request for the control plane: a Python exception in the reply
 // becomes a *bridge.PythonError for op. mu is held.
 func (w *worker) call(ctx context.Context, parts [][]byte, op string) (*reply, error) {
@@ -518,10 +570,18 @@ func (w *worker) call(ctx context.Context, parts [][]byte, op string) (*reply, e
 }
 
 // request sends one request and reads its reply; mu is held. A worker
-// that is not running is started first. When ctx ends, the worker gets
-// SIGINT (Cancelled is raised in the UDF), and is killed if it does not
-// answer within interruptGrace.
+// that is not running is started first (not after the pool's close:
+// ErrClosed). When ctx ends, the worker gets SIGINT (Cancelled is raised in
+// the UDF), and is killed if it does not answer within interruptGrace.
+//
+// SIGINT is sent only once the whole request is written, and the worker
+// keeps a SIGINT that comes while it reads for the moment it has read the
+// request (see pyudf._worker): whenever it comes, it cancels this request
+// or, after the reply, the ping sent to absorb it; never the next request.
 func (w *worker) request(ctx context.Context, parts [][]byte) (*reply, error) {
+	if w.pool.closed.Load() {
+		return nil, ErrClosed
+	}
 	if w.cmd == nil {
 		if err := w.start(ctx); err != nil {
 			return nil, err
@@ -534,13 +594,13 @@ func (w *worker) request(ctx context.Context, parts [][]byte) (*reply, error) {
 	w.sigMu.Lock()
 	w.calling = id
 	w.sigMu.Unlock()
-	stop := context.AfterFunc(ctx, func() { w.interrupt(id) })
 	err := w.send(parts)
 	var rep *reply
 	if err == nil {
+		stop := context.AfterFunc(ctx, func() { w.interrupt(id) })
 		rep, err = w.receive()
+		stop()
 	}
-	stop()
 	w.sigMu.Lock()
 	interrupted := w.interrupted
 	w.calling, w.interrupted = 0, false
@@ -647,10 +707,11 @@ func (w *worker) receive() (*reply, error) {
 }
 
 // died reaps a worker whose pipe broke and starts a new one (unless it
-// died replaying its setup: start reports that). mu is held.
+// died replaying its setup: start reports that; or the pool is closed).
+// mu is held.
 func (w *worker) died() *WorkerError {
 	werr := w.reap()
-	if w.replaying {
+	if w.replaying || w.pool.closed.Load() {
 		return werr
 	}
 	w.pool.engine.logger.Warn("pyudf: worker process died; restarting it", "worker", w.index, "pid", werr.PID, "reason", werr.Reason)
@@ -683,7 +744,9 @@ func exitReason(st *os.ProcessState) string {
 	}
 }
 
-// stop ends the process: stdin closed, then SIGKILL after wait. mu is held.
+// stop ends the process: stdin closed, then its group killed after wait.
+// Every wait is bounded: the process is reaped at most stderrDrain after it
+// ends. mu is held.
 func (w *worker) stop(wait time.Duration) {
 	if w.cmd == nil {
 		return
@@ -692,33 +755,73 @@ func (w *worker) stop(wait time.Duration) {
 	select {
 	case <-w.done:
 	case <-time.After(wait):
-		syscall.Kill(w.pid, syscall.SIGKILL)
+		syscall.Kill(-w.pid, syscall.SIGKILL)
 		<-w.done
 	}
 	w.cmd = nil
 }
 
-// tail forwards what reaches a worker's stderr outside Python's logging and
-// print (C code, a dying interpreter) to slog, and keeps the last lines.
+// maxStderrLine is the longest stderr line a worker's log keeps; the rest
+// of a longer line is counted, not kept.
+const maxStderrLine = 64 << 10
+
+// tail receives what reaches a worker's stderr outside Python's logging and
+// print (C code, a dying interpreter): it forwards each line to slog and
+// keeps the last lines. Its Write never fails and never waits on the
+// worker, so the pipe is always drained, whatever the worker writes.
 type tail struct {
-	mu     sync.Mutex
-	lines  []string
-	closed chan struct{}
+	mu      sync.Mutex
+	logger  *slog.Logger
+	partial []byte // the line being written, at most maxStderrLine bytes
+	cut     int    // bytes of it beyond maxStderrLine
+	lines   []string
 }
 
-func (t *tail) forward(r io.Reader, logger *slog.Logger) {
-	defer close(t.closed)
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		logger.Warn(line, "logger", "worker stderr", "source", "python")
-		t.mu.Lock()
-		t.lines = append(t.lines, line)
-		if len(t.lines) > 20 {
-			t.lines = t.lines[len(t.lines)-20:]
+func (t *tail) setLogger(l *slog.Logger) {
+	t.mu.Lock()
+	t.logger = l
+	t.mu.Unlock()
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := len(p)
+	for len(p) > 0 {
+		chunk, rest, eol := bytes.Cut(p, []byte{'\n'})
+		if room := maxStderrLine - len(t.partial); len(chunk) > room {
+			t.cut += len(chunk) - room
+			chunk = chunk[:room]
 		}
-		t.mu.Unlock()
+		t.partial = append(t.partial, chunk...)
+		if !eol {
+			break
+		}
+		t.lineLocked()
+		p = rest
+	}
+	return n, nil
+}
+
+// flush logs a last line that did not end in a newline.
+func (t *tail) flush() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.partial) > 0 || t.cut > 0 {
+		t.lineLocked()
+	}
+}
+
+func (t *tail) lineLocked() {
+	line := string(t.partial)
+	if t.cut > 0 {
+		line += fmt.Sprintf(" [... %d more bytes]", t.cut)
+	}
+	t.partial, t.cut = t.partial[:0], 0
+	t.logger.Warn(line, "logger", "worker stderr", "source", "python")
+	t.lines = append(t.lines, line)
+	if len(t.lines) > 20 {
+		t.lines = t.lines[len(t.lines)-20:]
 	}
 }
 
@@ -726,6 +829,157 @@ func (t *tail) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return strings.Join(t.lines, "\n")
+}
+
+// --- waiting that honours a context ----------------------------------------------
+
+// ctxMutex is a mutex whose Lock can give up when a context ends.
+type ctxMutex chan struct{}
+
+func newCtxMutex() ctxMutex { return make(ctxMutex, 1) }
+
+func (m ctxMutex) Lock() { m <- struct{}{} }
+
+func (m ctxMutex) Unlock() { <-m }
+
+func (m ctxMutex) TryLock() bool {
+	select {
+	case m <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// LockContext locks m, or returns ctx's error if ctx ends first.
+func (m ctxMutex) LockContext(ctx context.Context) error {
+	if m.TryLock() {
+		return nil
+	}
+	select {
+	case m <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ctxRWMutex is a readers-writer lock whose waits give up when a context
+// ends. A waiting writer holds back new readers, as in sync.RWMutex. The
+// zero value is unlocked.
+type ctxRWMutex struct {
+	mu      sync.Mutex
+	readers int
+	writer  bool
+	waiting int           // writers waiting
+	changed chan struct{} // closed when the lock changes hands
+}
+
+// RLock takes a shared lock, or returns ctx's error if ctx ends first.
+func (l *ctxRWMutex) RLock(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for l.writer || l.waiting > 0 {
+		if err := l.waitLocked(ctx); err != nil {
+			return err
+		}
+	}
+	l.readers++
+	return nil
+}
+
+func (l *ctxRWMutex) RUnlock() {
+	l.mu.Lock()
+	if l.readers--; l.readers == 0 {
+		l.changedLocked()
+	}
+	l.mu.Unlock()
+}
+
+// Lock takes the exclusive lock, or returns ctx's error if ctx ends first.
+func (l *ctxRWMutex) Lock(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.waiting++
+	defer func() { l.waiting-- }()
+	for l.writer || l.readers > 0 {
+		if err := l.waitLocked(ctx); err != nil {
+			l.changedLocked() // readers held back by this writer may go
+			return err
+		}
+	}
+	l.writer = true
+	return nil
+}
+
+func (l *ctxRWMutex) Unlock() {
+	l.mu.Lock()
+	l.writer = false
+	l.changedLocked()
+	l.mu.Unlock()
+}
+
+// waitLocked waits, with l.mu released, until the lock changes or ctx ends.
+func (l *ctxRWMutex) waitLocked(ctx context.Context) error {
+	if l.changed == nil {
+		l.changed = make(chan struct{})
+	}
+	ch := l.changed
+	l.mu.Unlock()
+	defer l.mu.Lock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (l *ctxRWMutex) changedLocked() {
+	if l.changed != nil {
+		close(l.changed)
+		l.changed = nil
+	}
+}
+
+// --- starting workers from one thread ---------------------------------------------
+
+// spawner starts every worker process from one goroutine locked to its OS
+// thread for the life of this process. Pdeathsig, which makes a worker die
+// with this process, fires when the *thread* that started the worker ends
+// (golang/go#27505): a worker started from any goroutine would be killed
+// when the runtime retires that goroutine's thread, or when a caller that
+// locked its goroutine to a thread returns.
+//
+// One thread for the process, not one per engine ended at Close: ending a
+// thread that ever ran a thread-mode call destroys its Python thread state,
+// and on CPython 3.11 destroying the last one (the interpreter's initial
+// one included) makes the next thread state fatal ("init_threadstate:
+// thread state already initialized").
+var spawner struct {
+	once sync.Once
+	reqs chan spawnRequest
+}
+
+type spawnRequest struct {
+	cmd *exec.Cmd
+	err chan error
+}
+
+// spawn runs cmd.Start on the spawner's thread.
+func spawn(cmd *exec.Cmd) error {
+	spawner.once.Do(func() {
+		spawner.reqs = make(chan spawnRequest)
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread lives as long as the process
+			for r := range spawner.reqs {
+				r.err <- r.cmd.Start()
+			}
+		}()
+	})
+	errc := make(chan error, 1)
+	spawner.reqs <- spawnRequest{cmd, errc}
+	return <-errc
 }
 
 // --- Arrow IPC ------------------------------------------------------------------

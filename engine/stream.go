@@ -36,8 +36,12 @@ type StreamResult struct {
 //
 // Read Results while sending: in thread mode Send blocks while Results is
 // full; in process mode a bundle's results wait to be read in the goroutine
-// that ran it. Close sends the last bundle; Results is closed after the last
-// result.
+// that ran it, and Send blocks while twice Config.Workers bundles are in
+// flight (filled, run or waiting for their results to be read), so a
+// producer faster than the workers or than the reader of Results is held
+// back instead of piling up bundles. A Send blocked so returns the error of
+// the stream's context if it ends. Close sends the last bundle; Results is
+// closed after the last result.
 type Stream struct {
 	f       *Function
 	ctx     context.Context
@@ -54,6 +58,8 @@ type Stream struct {
 	first   int64                // its first row's Seq
 	timer   *time.Timer
 	closed  bool
+	slots   chan struct{}  // process mode: one per bundle in flight, the bound of back-pressure
+	held    bool           // process mode: the bundle being filled holds a slot
 	flushes sync.WaitGroup // process mode: bundles being run or delivered
 	next    int64          // process mode: the Seq whose results are due next
 	cond    *sync.Cond
@@ -109,6 +115,7 @@ func (f *Function) Stream(ctx context.Context) (*Stream, error) {
 			fields[i] = arrow.Field{Name: fmt.Sprintf("arg%d", i+1), Type: arrowconv.ArrowType(t), Nullable: true}
 		}
 		s.bundle = array.NewRecordBuilder(memory.DefaultAllocator, arrow.NewSchema(fields, nil))
+		s.slots = make(chan struct{}, 2*len(f.engine.proc.list))
 	}
 	s.results = make(chan StreamResult, s.size)
 	s.cond = sync.NewCond(&s.mu)
@@ -137,6 +144,22 @@ func (s *Stream) Send(args ...any) error {
 	if s.closed {
 		s.mu.Unlock()
 		return ErrClosed
+	}
+	if s.slots != nil && !s.held { // this row starts a bundle: wait for a slot
+		s.mu.Unlock()
+		if err := s.acquireSlot(); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			<-s.slots
+			return ErrClosed
+		}
+		if s.held { // another Send started the bundle meanwhile
+			<-s.slots
+		}
+		s.held = true
 	}
 	seq := s.seq
 	s.seq++
@@ -167,6 +190,22 @@ func (s *Stream) Send(args ...any) error {
 	return nil
 }
 
+// acquireSlot waits until fewer bundles than the bound are in flight, or
+// the stream's context ends.
+func (s *Stream) acquireSlot() error {
+	select {
+	case s.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case s.slots <- struct{}{}:
+		return nil
+	case <-s.ctx.Done():
+		return fmt.Errorf("pyudf: function %q: stream: %w", s.f.name, s.ctx.Err())
+	}
+}
+
 // columnValues converts a row's arguments to the values of the bundle's
 // columns, refusing, at Send, a row that does not fit them.
 func (s *Stream) columnValues(args []any) ([]any, error) {
@@ -186,12 +225,14 @@ func (s *Stream) flushLocked() {
 	rec, n, first := s.bundle.NewRecordBatch(), s.pending, s.first
 	s.pending = 0
 	s.first = -1
+	s.held = false // the slot goes with the bundle, freed once its results are read
 	if s.timer != nil {
 		s.timer.Stop()
 	}
 	s.flushes.Add(1)
 	go func() {
 		defer s.flushes.Done()
+		defer func() { <-s.slots }()
 		out := s.runBundle(rec)
 		s.mu.Lock()
 		for s.next != first {

@@ -138,14 +138,42 @@ def _add_module(engine, module, owned):
 _user_modules = set()  # names of modules that LoadSource/LoadFile created
 
 
-def _module_name(stem):
-    """The sys.modules name for user code from file ``stem``: the stem itself
-    (so pickled objects unpickle elsewhere), unless that would replace a module
-    pyudf did not load (``json.py`` must not shadow the json package)."""
-    if stem.isidentifier() and (stem not in sys.modules or stem in _user_modules):
+def _module_name(stem, path=None):
+    """The sys.modules name for user code from file ``stem`` (at ``path``, for a file).
+
+    The stem itself, so that objects pickled from the module (an aggregate's
+    accumulators) unpickle in another worker or process, unless an import of
+    that name would find something else: a module already imported, the
+    standard library's, or one on sys.path (``json.py``, ``pyarrow.py``,
+    ``numpy.py`` must not take the name of the package, or every later
+    import of it, pyudf's own included, gets the user's module). Such code is
+    registered as ``pyudf_user_<stem>``, a name as stable, so pickle finds
+    it in every worker that loaded it.
+    """
+    if not stem.isidentifier():
+        return "pyudf_user_%d_module" % next(_module_ids)
+    if stem in _user_modules or not _importable(stem, path):
         _user_modules.add(stem)
         return stem
-    return "pyudf_user_%d_%s" % (next(_module_ids), stem if stem.isidentifier() else "module")
+    safe = "pyudf_user_" + stem
+    if safe in _user_modules or not _importable(safe, path):
+        _user_modules.add(safe)
+        return safe
+    return "pyudf_user_%d_%s" % (next(_module_ids), stem)
+
+
+def _importable(name, path=None):
+    """Whether ``import name`` would find a module other than the file at ``path``."""
+    if name in sys.modules or name in getattr(sys, "stdlib_module_names", ()) or name in sys.builtin_module_names:
+        return True
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return True  # something answers to the name, if unhelpfully: keep off it
+    if spec is None:
+        return False
+    origin = getattr(spec, "origin", None)
+    return not (path and origin and os.path.abspath(origin) == path)
 
 
 def _run_module(engine, module, execute):
@@ -175,7 +203,7 @@ def _load_file(engine, path):
     path = os.path.abspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError("no such file: %s" % path)
-    modname = _module_name(os.path.splitext(os.path.basename(path))[0])
+    modname = _module_name(os.path.splitext(os.path.basename(path))[0], path)
     spec = importlib.util.spec_from_file_location(modname, path)
     return _run_module(engine, importlib.util.module_from_spec(spec), spec.loader.exec_module)
 

@@ -34,10 +34,21 @@ Requests (``op`` in the header):
     here instead of in the next call.
 
 A reply header holds ``error`` (type, message, traceback and the failing
-``row``), ``cancelled``, or nothing. SIGINT interrupts the running request by
-raising :class:`pyudf._host.Cancelled` in it. A ``MemoryError`` (the worker
-may run under an address-space rlimit) is fatal: the worker reports it and
-exits with status 70, and the engine starts a new one.
+``row``), ``cancelled``, or nothing. Any exception of the request, even
+``SystemExit`` or ``KeyboardInterrupt`` raised by a UDF, is its ``error``;
+the worker serves on. A ``MemoryError`` (the worker may run under an
+address-space rlimit) is fatal: the worker reports it and exits with status
+70, and the engine starts a new one.
+
+SIGINT cancels the request it arrives in by raising
+:class:`pyudf._host.Cancelled` in it. One that arrives while the worker is
+still reading a request is kept and cancels that request as soon as it is
+read; one that arrives after the reply is kept for the next request, which
+the engine then sends as a ``ping`` to absorb it. So a SIGINT at any point
+cancels one request and never leaves the worker stuck or killed.
+
+A process forked by a UDF (``os.fork()``) that returns from it instead of
+exiting never answers: only the worker's own process writes replies.
 
 Python's logging records and ``print`` output go back with the reply of the
 request that produced them (``logs``: level, logger, message), and the
@@ -66,8 +77,10 @@ class Worker:
         self._out = out
         self._modules = {}    # Go handle -> the host's module id
         self._functions = {}  # Go handle -> (host function id, {method: callable})
-        self.busy = False
+        self.busy = False     # a request is being handled: SIGINT raises Cancelled
+        self.interrupt_pending = False  # a SIGINT came while not busy
         self.logs = []        # (level, logger, message) of the request in progress
+        self._pid = os.getpid()
 
     def log(self, level, logger, message):
         """Keep a log record or line of print output for the reply (as ``_pyudf_host.log``)."""
@@ -104,29 +117,55 @@ class Worker:
 
     # --- serving ------------------------------------------------------------
 
+    def interrupt(self, signum=None, frame=None):
+        """The SIGINT handler: cancel the request being handled, or keep the
+        interrupt for the next one (:meth:`serve` checks it once read)."""
+        if self.busy:
+            self.interrupt_pending = False
+            raise _host.Cancelled("interrupted by the Go caller")
+        self.interrupt_pending = True
+
+    def _check_interrupt(self):
+        # The C-level handler has run for a SIGINT sent before the request
+        # was complete; pthread_sigmask runs the Python-level handlers now
+        # (PyErr_CheckSignals), so a pending interrupt cancels this request.
+        signal.pthread_sigmask(signal.SIG_BLOCK, ())
+        if self.interrupt_pending:
+            self.interrupt_pending = False
+            raise _host.Cancelled("interrupted by the Go caller")
+
     def serve(self):
         """Answer requests until the engine closes stdin."""
         while True:
             parts = self.read_message()
             if parts is None:
                 return
-            header = json.loads(parts[0])
             try:
                 self.busy = True
                 try:
-                    reply = self.handle(header, parts[1:])
+                    self._check_interrupt()
+                    reply = self.handle(json.loads(parts[0]), parts[1:])
                 finally:
                     self.busy = False
             except _host.Cancelled:
                 reply = ({"cancelled": True},)
             except MemoryError as exc:
+                self._only_in_worker()
                 self.write_message({"fatal": _describe(exc, -1), "logs": self.logs})
                 os._exit(EXIT_OUT_OF_MEMORY)
-            except Exception as exc:  # the UDF's (or the request's) failure goes back to Go
+            except BaseException as exc:  # the UDF's (or the request's) failure goes back to Go
+                # SystemExit and KeyboardInterrupt too: as in thread mode, a
+                # UDF's exception fails its call, not the worker.
                 reply = ({"error": _describe(exc, -1)},)
+            self._only_in_worker()
             if self.logs:
                 reply[0]["logs"], self.logs = self.logs, []
             self.write_message(*reply)
+
+    def _only_in_worker(self):
+        """End a process forked by a UDF that returned from it: it must not answer."""
+        if os.getpid() != self._pid:
+            os._exit(0)
 
     def handle(self, header, payloads):
         """One request: returns (reply header, *payloads)."""
@@ -246,14 +285,18 @@ def main(argv=None):
     worker = Worker(proto_in, proto_out)
     _host._native = worker  # logging and print are routed to worker.log by engine_open
 
-    def interrupt(signum, frame):
-        if worker.busy:
-            raise _host.Cancelled("interrupted by the Go caller")
-
-    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGINT, worker.interrupt)
     worker.write_message({"ready": True, "pid": os.getpid(), "python": sys.version.split()[0],
                           "executable": sys.executable})
     worker.serve()
+    # The engine closed stdin. Run atexit handlers, then exit without
+    # waiting for threads a UDF left running (a non-daemon thread would
+    # keep the interpreter, and Close, waiting until the engine kills it).
+    import atexit
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

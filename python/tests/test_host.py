@@ -76,3 +76,51 @@ def test_embedded_finder_serves_packages_from_memory():
         sys.meta_path.remove(finder)
         for name in ("memonly", "memonly.sub"):
             sys.modules.pop(name, None)
+
+
+@pytest.mark.parametrize("stem", ["pyarrow", "numpy", "pandas", "json", "csv", "decimal"])
+def test_user_module_never_takes_an_importable_name(stem):
+    """A user module named like a package (imported or not yet) is renamed, and
+    pickles of its classes resolve under the new name."""
+    import pickle
+    control(op="engine_open", engine=9002, job_parameters={}, path=[], log_level=20)
+    before = sys.modules.get(stem)
+    module = control(op="load_source", engine=9002, name=stem + ".py", source=(
+        "class Acc:\n"
+        "    def __init__(self, n):\n"
+        "        self.n = n\n"
+        "VALUE = 42\n"))
+    try:
+        assert module["name"] == "pyudf_user_" + stem
+        assert sys.modules.get(stem) is before  # the real package's name is untouched
+        loaded = sys.modules[module["name"]]
+        assert loaded.VALUE == 42
+        again = pickle.loads(pickle.dumps(loaded.Acc(7)))
+        assert type(again) is loaded.Acc and again.n == 7
+        __import__(stem)  # still importable: the real one
+        assert sys.modules[stem] is not loaded
+    finally:
+        control(op="engine_close", engine=9002)
+
+
+def test_user_module_keeps_a_free_name():
+    control(op="engine_open", engine=9003, job_parameters={}, path=[], log_level=20)
+    try:
+        module = control(op="load_source", engine=9003, name="my_free_udfs.py", source="X = 1\n")
+        assert module["name"] == "my_free_udfs"
+        assert not _host._importable("my_free_udfs_never_seen")
+        assert _host._importable("pyarrow") and _host._importable("os")
+    finally:
+        control(op="engine_close", engine=9003)
+
+
+def test_loaded_file_on_sys_path_keeps_its_name(tmp_path, monkeypatch):
+    path = tmp_path / "on_path_udfs.py"
+    path.write_text("X = 2\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    control(op="engine_open", engine=9004, job_parameters={}, path=[], log_level=20)
+    try:
+        module = control(op="load_file", engine=9004, path=str(path))
+        assert module["name"] == "on_path_udfs"  # it is what an import of the name finds
+    finally:
+        control(op="engine_close", engine=9004)

@@ -114,3 +114,96 @@ def test_worker_closes_functions_by_handle():
                   ({"op": "call", "function": 9, "nargs": 2}, _wire.encode(1, None) * 2))
     assert replies[4][0] == {}
     assert "not open" in replies[5][0]["error"]["message"]
+
+
+HOSTILE = """
+import os, sys
+from pyudf import udf
+def _exit(code):
+    sys.exit(code)
+exit_ = udf(_exit, input_types=["BIGINT"], result_type="BIGINT")
+def _interrupt():
+    raise KeyboardInterrupt("from the UDF")
+interrupt = udf(_interrupt, result_type="BIGINT")
+def _fork(x):
+    os.fork()  # both processes return from the UDF
+    return x + 1
+fork = udf(_fork, input_types=["BIGINT"], result_type="BIGINT")
+"""
+
+
+def hostile_requests():
+    return [
+        ({"op": "control", "request": {"op": "engine_open", "engine": 1, "job_parameters": {},
+                                       "path": [], "log_level": 20}},),
+        ({"op": "control", "as": 7, "request": {"op": "load_source", "engine": 1,
+                                                 "name": "hostile.py", "source": HOSTILE}},),
+        ({"op": "control", "as": 9, "request": {"op": "function", "engine": 1, "module": 7, "name": "exit_"}},),
+        ({"op": "control", "as": 10, "request": {"op": "function", "engine": 1, "module": 7, "name": "interrupt"}},),
+        ({"op": "control", "as": 11, "request": {"op": "function", "engine": 1, "module": 7, "name": "fork"}},),
+    ]
+
+
+def test_worker_answers_system_exit_and_keyboard_interrupt_as_errors():
+    replies = run(*hostile_requests(),
+                  ({"op": "call", "function": 9, "nargs": 1}, _wire.encode(3, None)),
+                  ({"op": "call", "function": 10, "nargs": 0}, b""),
+                  ({"op": "ping"},))
+    exit_, interrupt, ping = [r[0] for r in replies[5:]]
+    assert exit_["error"]["type"] == "SystemExit" and exit_["error"]["message"] == "3"
+    assert interrupt["error"]["type"] == "KeyboardInterrupt"
+    assert interrupt["error"]["message"] == "from the UDF"
+    assert ping == {}  # the worker served on
+
+
+def test_forked_process_never_answers():
+    args = _wire.encode(41, None)
+    replies = run(*hostile_requests(), *[({"op": "call", "function": 11, "nargs": 1}, args)] * 3)
+    assert len(replies) == 8  # one reply per request, none from the forked children
+    assert [_wire.decode_args(r[1][0], 1) for r in replies[5:]] == [[42]] * 3
+
+
+class _Interrupting(io.RawIOBase):
+    """A request stream that delivers SIGINT to this process after ``after`` bytes."""
+
+    def __init__(self, data, after):
+        self._data, self._pos, self._after = data, 0, after
+
+    def readable(self):
+        return True
+
+    def readinto(self, buf):
+        import os
+        import signal
+        end = min(len(self._data), self._pos + len(buf), self._after if self._pos < self._after else len(self._data))
+        n = end - self._pos
+        buf[:n] = self._data[self._pos:end]
+        self._pos = end
+        if self._pos == self._after:
+            os.kill(os.getpid(), signal.SIGINT)
+        return n
+
+
+@pytest.mark.parametrize("where", ["header", "payload", "end"])
+def test_sigint_while_reading_cancels_that_request(where):
+    import signal
+    setup = b"".join(message(*r) for r in hostile_requests())
+    call = message({"op": "call", "function": 11, "nargs": 1}, _wire.encode(1, None))
+    ping = message({"op": "ping"})
+    offset = {"header": 6, "payload": len(call) - 2, "end": len(call)}[where]
+    out = io.BytesIO()
+    # buffer_size=1: no read-ahead, so the SIGINT comes when the worker has read exactly `offset` bytes
+    raw = _Interrupting(setup + call + ping, len(setup) + offset)
+    worker = Worker(io.BufferedReader(raw, buffer_size=1), out)
+    previous = signal.signal(signal.SIGINT, worker.interrupt)
+    try:
+        worker.serve()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    reader = Worker(io.BytesIO(out.getvalue()), None)
+    replies = []
+    while (parts := reader.read_message()) is not None:
+        replies.append(json.loads(parts[0]))
+    # The interrupted call is cancelled, whatever byte the SIGINT came at; the
+    # worker reads on and answers the next request normally.
+    assert replies[5:] == [{"cancelled": True}, {}]
