@@ -23,7 +23,7 @@ GO_TEST_FLAGS ?= -race -count=1
 PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
 MATRIX ?= 3.10 3.11 3.12 3.13
 
-.PHONY: all deps build vet test test-go test-py test-fuzz fuzz demo bench bench-quick bench-anchors test-matrix env clean
+.PHONY: all deps build vet test test-go test-py test-fuzz fuzz soak demo bench bench-quick bench-anchors test-matrix env clean
 
 all: build
 
@@ -72,6 +72,11 @@ fuzz: deps
 	@for t in $(FUZZ_TARGETS); do \
 		go test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) ./$${t%%:*} || exit 1; \
 	done
+
+# The soaks at length: mixed traffic from 16 goroutines for SOAK (make test runs it for 60 s).
+SOAK ?= 30m
+soak: deps
+	PYUDF_SOAK=$(SOAK) go test -count=1 -timeout 0 -v -run 'Soak' ./engine
 
 test-py: deps
 	cd python && PYTHONDONTWRITEBYTECODE=1 $(PY_EXE) -m pytest -q -p no:cacheprovider tests
