@@ -22,7 +22,7 @@ import (
 // dies, forks, leaks processes, floods stderr, ignores signals. Each case
 // asserts the exact outcome and that the engine answers right afterwards.
 
-const hostileSource = `
+const processSource = `
 import ctypes, os, signal, subprocess, sys, threading, time
 from pyudf import udf, udaf, AggregateFunction
 
@@ -135,15 +135,15 @@ class Count(AggregateFunction):
 count = udaf(Count(), input_types=["BIGINT"], result_type="BIGINT")
 `
 
-// hostileModule loads hostileSource into a process-mode engine of one
+// processModule loads processSource into a process-mode engine of one
 // worker (unless cfg says otherwise).
-func hostileModule(t *testing.T, cfg Config) *Module {
+func processModule(t *testing.T, cfg Config) *Module {
 	t.Helper()
 	cfg.Mode = Process
 	if cfg.Workers == 0 {
 		cfg.Workers = 1
 	}
-	return loadModule(t, cfg, "hostile.py", hostileSource)
+	return loadModule(t, cfg, "hostile.py", processSource)
 }
 
 // wantWorkerDied checks err is the *WorkerError of fn's worker dying for
@@ -204,21 +204,21 @@ func closeWithin(t *testing.T, e *Engine, d time.Duration) time.Duration {
 }
 
 func TestHostileProcessOsExit(t *testing.T) {
-	m := hostileModule(t, Config{})
+	m := processModule(t, Config{})
 	before := call(t, m, "pid")
 	_, err := function(t, m, "exit_now").Call(context.Background(), int32(7))
 	wantWorkerDied(t, m, err, "exit_now", "exited with status 7", before)
 }
 
 func TestHostileProcessSegfault(t *testing.T) {
-	m := hostileModule(t, Config{})
+	m := processModule(t, Config{})
 	before := call(t, m, "pid")
 	_, err := function(t, m, "segfault").Call(context.Background())
 	wantWorkerDied(t, m, err, "segfault", "was killed by signal segmentation fault", before)
 }
 
 func TestHostileProcessSignalsItself(t *testing.T) {
-	m := hostileModule(t, Config{})
+	m := processModule(t, Config{})
 	before := call(t, m, "pid")
 	_, err := function(t, m, "kill_self").Call(context.Background())
 	wantWorkerDied(t, m, err, "kill_self", "was killed by signal terminated", before)
@@ -226,7 +226,7 @@ func TestHostileProcessSignalsItself(t *testing.T) {
 
 // A UDF may fork if its child exits: the result is right, the worker stays.
 func TestHostileProcessForkAndWait(t *testing.T) {
-	m := hostileModule(t, Config{})
+	m := processModule(t, Config{})
 	before := call(t, m, "pid")
 	f := function(t, m, "fork_and_wait")
 	for i := range int64(20) {
@@ -242,7 +242,7 @@ func TestHostileProcessForkAndWait(t *testing.T) {
 // A forked child that returns from the UDF must not answer too: a second
 // reply on the pipe would be read as the next call's result.
 func TestHostileProcessForkedChildNeverAnswers(t *testing.T) {
-	m := hostileModule(t, Config{})
+	m := processModule(t, Config{})
 	before := call(t, m, "pid")
 	f := function(t, m, "fork_both_return")
 	for i := range int64(30) {
@@ -261,7 +261,7 @@ func TestHostileProcessForkedChildNeverAnswers(t *testing.T) {
 // A forked child that lingers (holding the worker's pipes) ends with the
 // worker's process group at Close, and Close does not wait for it.
 func TestHostileProcessForkedChildLingers(t *testing.T) {
-	m := hostileModule(t, Config{})
+	m := processModule(t, Config{})
 	child := call(t, m, "fork_child_lingers").(int64)
 	wantAnswers(t, m)
 	if d := closeWithin(t, m.engine, 10*time.Second); d > 3*time.Second {
@@ -275,7 +275,7 @@ func TestHostileProcessForkedChildLingers(t *testing.T) {
 // A UDF that allocates until its (own, bounded) address-space limit: the
 // worker reports the MemoryError and is replaced.
 func TestHostileProcessExhaustsMemory(t *testing.T) {
-	m := hostileModule(t, Config{})
+	m := processModule(t, Config{})
 	before := call(t, m, "pid")
 	_, err := function(t, m, "eat_memory").Call(context.Background())
 	wantWorkerDied(t, m, err, "eat_memory", "ran out of memory", before)
@@ -285,7 +285,7 @@ func TestHostileProcessExhaustsMemory(t *testing.T) {
 // A subprocess that inherits the worker's stderr cannot keep the worker
 // from being reaped: Close returns, and the subprocess dies with the group.
 func TestHostileProcessSubprocessHoldsStderr(t *testing.T) {
-	m := hostileModule(t, Config{})
+	m := processModule(t, Config{})
 	sub := call(t, m, "spawn_holding_stderr").(int64)
 	wantAnswers(t, m)
 	if d := closeWithin(t, m.engine, 15*time.Second); d > 3*time.Second {
@@ -299,7 +299,7 @@ func TestHostileProcessSubprocessHoldsStderr(t *testing.T) {
 // The same when the worker dies: its death is reported at once, not when
 // the subprocess closes stderr, and the next call runs on a new worker.
 func TestHostileProcessDiesLeavingSubprocess(t *testing.T) {
-	m := hostileModule(t, Config{})
+	m := processModule(t, Config{})
 	before := call(t, m, "pid")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -315,7 +315,7 @@ func TestHostileProcessDiesLeavingSubprocess(t *testing.T) {
 // *bridge.PythonError in both modes; the worker serves on.
 func TestHostileSystemExitAndKeyboardInterrupt(t *testing.T) {
 	modes(t, func(t *testing.T) {
-		m := loadModule(t, Config{Workers: 1}, "hostile.py", hostileSource)
+		m := loadModule(t, Config{Workers: 1}, "hostile.py", processSource)
 		before := call(t, m, "pid")
 		for _, c := range []struct {
 			fn       string
@@ -345,7 +345,7 @@ func TestHostileSystemExitAndKeyboardInterrupt(t *testing.T) {
 // log gets the line cut to maxStderrLine, and every line after it.
 func TestHostileProcessLongStderrLine(t *testing.T) {
 	h := &recordHandler{level: slog.LevelWarn}
-	m := hostileModule(t, Config{Logger: slog.New(h)})
+	m := processModule(t, Config{Logger: slog.New(h)})
 	before := call(t, m, "pid")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -380,7 +380,7 @@ func TestHostileProcessLongStderrLine(t *testing.T) {
 // A UDF that ignores SIGINT is killed after interruptGrace; its caller
 // gets the deadline's error and the next call a new worker.
 func TestHostileProcessIgnoresInterrupt(t *testing.T) {
-	m := hostileModule(t, Config{})
+	m := processModule(t, Config{})
 	before := call(t, m, "pid")
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
@@ -400,7 +400,7 @@ func TestHostileProcessIgnoresInterrupt(t *testing.T) {
 
 // A UDF that closes the worker's protocol pipes kills only its worker.
 func TestHostileProcessClosesItsPipes(t *testing.T) {
-	m := hostileModule(t, Config{})
+	m := processModule(t, Config{})
 	before := call(t, m, "pid")
 	_, err := function(t, m, "close_every_fd").Call(context.Background())
 	wantWorkerDied(t, m, err, "close_every_fd", "worker 0", before)
@@ -408,7 +408,7 @@ func TestHostileProcessClosesItsPipes(t *testing.T) {
 
 // A non-daemon thread left running does not hold up Close.
 func TestHostileProcessThreadLeftRunning(t *testing.T) {
-	m := hostileModule(t, Config{})
+	m := processModule(t, Config{})
 	if got := call(t, m, "leave_thread_running"); got != int64(1) {
 		t.Fatalf("leave_thread_running = %v", got)
 	}
@@ -420,7 +420,7 @@ func TestHostileProcessThreadLeftRunning(t *testing.T) {
 // Item 11: a call queued behind a long one returns at its deadline, and
 // never runs later.
 func TestHostileProcessQueuedCallHonoursDeadline(t *testing.T) {
-	m := hostileModule(t, Config{})
+	m := processModule(t, Config{})
 	f := function(t, m, "sleep_then")
 	marker := t.TempDir() + "/ran"
 	long := make(chan error, 1)
@@ -451,7 +451,7 @@ func TestHostileProcessQueuedCallHonoursDeadline(t *testing.T) {
 
 // The same for a call queued behind a LoadSource that waits for the worker.
 func TestHostileProcessCallQueuedBehindLoad(t *testing.T) {
-	m := hostileModule(t, Config{})
+	m := processModule(t, Config{})
 	f, add := function(t, m, "sleep_then"), function(t, m, "add")
 	long := make(chan error, 1)
 	go func() {
@@ -493,7 +493,7 @@ func TestHostileProcessCallQueuedBehindLoad(t *testing.T) {
 // read cancels the call (or it succeeds); the worker is never killed and
 // the aggregate on it keeps its accumulators.
 func TestHostileProcessCancelDuringLargeRequest(t *testing.T) {
-	m := hostileModule(t, Config{})
+	m := processModule(t, Config{})
 	a := openAggregate(t, m, "count")
 	ctx := context.Background()
 	for range 3 {
@@ -538,7 +538,7 @@ func TestHostileProcessCloseUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := e.LoadSource(context.Background(), "hostile.py", hostileSource)
+	m, err := e.LoadSource(context.Background(), "hostile.py", processSource)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -598,7 +598,7 @@ func TestHostileProcessRequestAfterClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := e.LoadSource(context.Background(), "hostile.py", hostileSource)
+	m, err := e.LoadSource(context.Background(), "hostile.py", processSource)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -637,7 +637,7 @@ func TestHostileProcessRequestAfterClose(t *testing.T) {
 // Loading a module of the same name again: each load's functions keep
 // their own code, also after the worker is restarted and replays both.
 func TestHostileProcessReload(t *testing.T) {
-	m := hostileModule(t, Config{})
+	m := processModule(t, Config{})
 	e := m.engine
 	ctx := context.Background()
 	v1, err := e.LoadSource(ctx, "reloaded.py", "def which():\n    return 'first'\n")
@@ -697,7 +697,7 @@ func TestHostileProcessTwoEngines(t *testing.T) {
 // consumer: the bundles in flight (and the goroutines running them) stay
 // bounded, and every result is right and in order.
 func TestHostileProcessStreamBackPressure(t *testing.T) {
-	m := hostileModule(t, Config{Workers: 2, BundleSize: 10, BundleTime: time.Millisecond})
+	m := processModule(t, Config{Workers: 2, BundleSize: 10, BundleTime: time.Millisecond})
 	s, err := function(t, m, "add").Stream(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -753,7 +753,7 @@ func TestHostileProcessStreamBackPressure(t *testing.T) {
 
 // A Send held back by back-pressure returns when the stream's context ends.
 func TestHostileProcessStreamSendHonoursContext(t *testing.T) {
-	m := hostileModule(t, Config{Workers: 1, BundleSize: 1, BundleTime: time.Millisecond})
+	m := processModule(t, Config{Workers: 1, BundleSize: 1, BundleTime: time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := function(t, m, "add").Stream(ctx)
 	if err != nil {
@@ -797,7 +797,7 @@ func TestHostileModuleNamedLikePackage(t *testing.T) {
 	modes(t, func(t *testing.T) {
 		e := newEngine(t, Config{Workers: 1})
 		ctx := context.Background()
-		src := hostileSource + "\nplus_one = udf(lambda x: x + 1, input_types=['BIGINT'], result_type='BIGINT', func_type='pandas')\n"
+		src := processSource + "\nplus_one = udf(lambda x: x + 1, input_types=['BIGINT'], result_type='BIGINT', func_type='pandas')\n"
 		var last *Module
 		for _, name := range []string{"pyarrow", "numpy", "pandas", "json"} {
 			m, err := e.LoadSource(ctx, name+".py", src)

@@ -19,7 +19,7 @@ import (
 // silently, crash the host or read out of bounds. Each case asserts the exact
 // value or the exact error, then that the engine still answers.
 
-const hostileSource = `
+const valuesSource = `
 import datetime, decimal, sys
 import numpy as np
 from pyudf import udf, DataTypes, Row
@@ -125,9 +125,9 @@ specials_s = udf(lambda s: [float("nan"), float("inf"), -float("inf"), 1.0][len(
 surrogate = udf(lambda x: "\ud800", input_types=['BIGINT'], result_type='STRING')
 `
 
-func hostileModule(t *testing.T) *Module {
+func valuesModule(t *testing.T) *Module {
 	t.Helper()
-	return loadModule(t, Config{}, "hostile_values.py", hostileSource)
+	return loadModule(t, Config{}, "hostile_values.py", valuesSource)
 }
 
 // wantConversion checks err is a *bridge.ConversionError whose message holds parts.
@@ -164,7 +164,7 @@ func callError(t *testing.T, m *Module, name string, args ...any) error {
 
 func TestHostileDecNegativeScale(t *testing.T) {
 	modes(t, func(t *testing.T) {
-		m := hostileModule(t)
+		m := valuesModule(t)
 		callWant(t, m, "dec0", bridge.Dec{Unscaled: big.NewInt(5000), Scale: 0},
 			bridge.Dec{Unscaled: big.NewInt(5), Scale: -3})
 		callWant(t, m, "show", "Decimal('5000')", bridge.Dec{Unscaled: big.NewInt(5), Scale: -3})
@@ -199,7 +199,7 @@ type taggedRow struct {
 
 func TestHostileStructFieldsNeverBecomeNull(t *testing.T) {
 	modes(t, func(t *testing.T) {
-		m := hostileModule(t)
+		m := valuesModule(t)
 		err := callError(t, m, "row_repr", unexportedRow{1, "x"})
 		wantConversion(t, err, "argument 1", "Go engine.unexportedRow field a is unexported")
 		err = callError(t, m, "row_repr", missingFieldRow{1, "x"})
@@ -215,7 +215,7 @@ func TestHostileStructFieldsNeverBecomeNull(t *testing.T) {
 
 func TestHostileRowMapKeys(t *testing.T) {
 	modes(t, func(t *testing.T) {
-		m := hostileModule(t)
+		m := valuesModule(t)
 		err := callError(t, m, "row_repr", map[string]any{"a": 1, "b": "x", "zz": 2})
 		wantConversion(t, err, "argument 1", `map key "zz" is not a field of ROW<a INT, b STRING>`)
 		err = callError(t, m, "row_repr", map[string]any{"a": 1})
@@ -227,7 +227,7 @@ func TestHostileRowMapKeys(t *testing.T) {
 
 func TestHostileYearsOutsidePythonDates(t *testing.T) {
 	modes(t, func(t *testing.T) {
-		m := hostileModule(t)
+		m := valuesModule(t)
 		far := time.Date(1<<32+2024, 5, 6, 7, 8, 9, 0, time.UTC)
 		for _, name := range []string{"date_repr", "ts_repr", "ltz_repr", "show"} {
 			err := callError(t, m, name, far)
@@ -242,7 +242,7 @@ func TestHostileYearsOutsidePythonDates(t *testing.T) {
 
 func TestHostileFloatOutsideFLOAT(t *testing.T) {
 	modes(t, func(t *testing.T) {
-		m := hostileModule(t)
+		m := valuesModule(t)
 		err := callError(t, m, "float_id", 1e300)
 		wantConversion(t, err, "argument 1", "1e+300 overflows FLOAT")
 		for _, v := range []float64{math.Inf(1), math.Inf(-1), math.MaxFloat32} {
@@ -263,7 +263,7 @@ func TestHostileFloatOutsideFLOAT(t *testing.T) {
 
 func TestHostileDecimalRoundsHalfUpAsFlink(t *testing.T) {
 	modes(t, func(t *testing.T) {
-		m := hostileModule(t)
+		m := valuesModule(t)
 		d := func(s string) bridge.Dec {
 			v, err := bridge.ParseDec(s)
 			if err != nil {
@@ -298,7 +298,7 @@ func TestHostileDecimalRoundsHalfUpAsFlink(t *testing.T) {
 
 func TestHostileIntSubclassWithLyingMethods(t *testing.T) {
 	modes(t, func(t *testing.T) {
-		m := hostileModule(t)
+		m := valuesModule(t)
 		want := new(big.Int).Lsh(big.NewInt(1), 70)
 		if got := call(t, m, "liar_big").(bridge.Dec); got.Unscaled.Cmp(want) != 0 || got.Scale != 0 {
 			t.Errorf("Liar(2**70) as DECIMAL(38, 0) = %s, want %s", got, want)
@@ -319,7 +319,7 @@ func TestHostileIntSubclassWithLyingMethods(t *testing.T) {
 
 func TestHostileDecimalSubclassWithLyingStr(t *testing.T) {
 	modes(t, func(t *testing.T) {
-		m := hostileModule(t)
+		m := valuesModule(t)
 		if got := call(t, m, "lying_decimal").(bridge.Dec); got.String() != "12.34" {
 			t.Errorf("LyingDecimal('12.34') = %s", got)
 		}
@@ -329,7 +329,7 @@ func TestHostileDecimalSubclassWithLyingStr(t *testing.T) {
 
 func TestHostileDatetimeSubclassWithLyingAstimezone(t *testing.T) {
 	modes(t, func(t *testing.T) {
-		m := hostileModule(t)
+		m := valuesModule(t)
 		want := time.Date(2024, 5, 6, 5, 8, 9, 0, time.UTC)
 		for _, name := range []string{"elsewhere", "elsewhere_dynamic"} {
 			if got := call(t, m, name).(time.Time); !got.Equal(want) {
@@ -343,7 +343,7 @@ func TestHostileDatetimeSubclassWithLyingAstimezone(t *testing.T) {
 // numpy scalars are accepted by every path, as Call accepts them.
 func TestHostileNumpyScalarsEveryPath(t *testing.T) {
 	modes(t, func(t *testing.T) {
-		m := hostileModule(t)
+		m := valuesModule(t)
 		callWant(t, m, "np_int", int64(6), int64(3))
 		callWant(t, m, "np_float32", float32(1.5), int64(3))
 		callWant(t, m, "np_bool", true, int64(3))
@@ -378,7 +378,7 @@ func TestHostileNumpyScalarsEveryPath(t *testing.T) {
 // A result Call refuses is refused by every Eval path too.
 func TestHostileResultsCallRefusesEvalRefuses(t *testing.T) {
 	modes(t, func(t *testing.T) {
-		m := hostileModule(t)
+		m := valuesModule(t)
 		wantConversion(t, callError(t, m, "bytes_for_string", int64(1)), "result", "Python bytes is not a STRING")
 		wantConversion(t, callError(t, m, "bool_for_double", int64(1)), "result", "Python bool is not a DOUBLE")
 		wantConversion(t, callError(t, m, "float_for_bigint_s", "s"), "result", "Python float is not a BIGINT")
@@ -406,7 +406,7 @@ func TestHostileResultsCallRefusesEvalRefuses(t *testing.T) {
 
 func TestHostileInvalidUTF8Argument(t *testing.T) {
 	modes(t, func(t *testing.T) {
-		m := hostileModule(t)
+		m := valuesModule(t)
 		bad := "ok\xff\xfe"
 		wantConversion(t, callError(t, m, "str_len", bad), "argument 1", `Go string "ok\xff\xfe" is not valid UTF-8 (byte 2 of 4)`)
 		wantConversion(t, callError(t, m, "strs_len", []string{"a", bad}), "argument 1[1]", "is not valid UTF-8")
@@ -421,7 +421,7 @@ func TestHostileInvalidUTF8Argument(t *testing.T) {
 // clear error from pyarrow, not a crash.
 func TestHostileInvalidUTF8ArrowColumn(t *testing.T) {
 	modes(t, func(t *testing.T) {
-		m := hostileModule(t)
+		m := valuesModule(t)
 		b := array.NewStringBuilder(checkedAllocator(t))
 		b.Append("fine")
 		b.Append("bad\xff")
@@ -452,7 +452,7 @@ func nested(n int) any {
 
 func TestHostileDeepAndCyclicGoArguments(t *testing.T) {
 	modes(t, func(t *testing.T) {
-		m := hostileModule(t)
+		m := valuesModule(t)
 		deep := "nested deeper than 100 levels (or cyclic)"
 		callWant(t, m, "deep_repr", "ok", nested(bridge.MaxDepth))
 		wantConversion(t, callError(t, m, "deep_repr", nested(bridge.MaxDepth+1)), "argument 1", deep)
@@ -473,7 +473,7 @@ func TestHostileDeepAndCyclicGoArguments(t *testing.T) {
 
 func TestHostileDeepAndCyclicPythonResults(t *testing.T) {
 	modes(t, func(t *testing.T) {
-		m := hostileModule(t)
+		m := valuesModule(t)
 		deep := "nested deeper than 100 levels (or cyclic)"
 		wantPython(t, callError(t, m, "deep_dynamic", int64(200_000)), "ValueError", "pyudf: result "+deep)
 		wantPython(t, callError(t, m, "deep_result", int64(200_000)), "ValueError", "pyudf: result "+deep)
@@ -493,7 +493,7 @@ func TestHostileDeepAndCyclicPythonResults(t *testing.T) {
 // encoder works on a copy, so the result is the container as it was.
 func TestHostileContainerMutatedWhileConverted(t *testing.T) {
 	modes(t, func(t *testing.T) {
-		m := hostileModule(t)
+		m := valuesModule(t)
 		callWant(t, m, "mutating_list", []any{int64(1), int64(7), int64(3)})
 		callWant(t, m, "mutating_dict", map[any]any{"a": int64(1), "b": int64(7)})
 		stillWorks(t, m)
@@ -502,7 +502,7 @@ func TestHostileContainerMutatedWhileConverted(t *testing.T) {
 
 func TestHostileBigIntArguments(t *testing.T) {
 	modes(t, func(t *testing.T) {
-		m := hostileModule(t)
+		m := valuesModule(t)
 		big70 := new(big.Int).Lsh(big.NewInt(1), 70)
 		callWant(t, m, "show", "1180591620717411303424", big70)
 		if got, ok := call(t, m, "ident", big70).(*big.Int); !ok || got.Cmp(big70) != 0 {
@@ -564,7 +564,7 @@ func TestHostileMalformedResultData(t *testing.T) {
 // NaN and the infinities are FLOAT and DOUBLE values: they pass on every path.
 func TestHostileNaNAndInfinitiesPass(t *testing.T) {
 	modes(t, func(t *testing.T) {
-		m := hostileModule(t)
+		m := valuesModule(t)
 		if got := call(t, m, "specials", int64(0)).(float32); !math.IsNaN(float64(got)) {
 			t.Errorf("NaN came back as %v", got)
 		}
@@ -596,7 +596,7 @@ func TestHostileNaNAndInfinitiesPass(t *testing.T) {
 // A str that cannot be UTF-8 (a lone surrogate) is refused as a STRING result.
 func TestHostileSurrogateStringResult(t *testing.T) {
 	modes(t, func(t *testing.T) {
-		m := hostileModule(t)
+		m := valuesModule(t)
 		wantPython(t, callError(t, m, "surrogate", int64(1)), "UnicodeEncodeError", "surrogates not allowed")
 		_, err := function(t, m, "surrogate").Eval(context.Background(), batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Int64, `[1]`))
 		wantPython(t, err, "TypeError", "surrogates not allowed")
