@@ -17,8 +17,9 @@ typedef struct {
 	pyudf_buf err;            /* error description, as errors.h describes */
 	unsigned long thread_id;  /* Python thread id of the call in progress */
 	uint64_t call_id;         /* which call is in progress; set and read with the GIL */
+	uint64_t ended_id;        /* the latest call that has ended */
 	int running;              /* a call is in progress */
-	int interrupted;          /* pyudf_interrupt raised in it */
+	int interrupted;          /* how many times pyudf_interrupt raised in it */
 	int64_t row;              /* the batch row whose call failed, or -1 */
 	int plain;                /* pyudf_eval_vectorized: the width in bytes of a result's values
 				     that went out plain (arrays.h), else 0 */
@@ -101,8 +102,21 @@ PyObject *pyudf_take(long long key, pyudf_frame *f);
 /* Drop a reference the Go side holds. */
 void pyudf_release(PyObject *obj);
 
-/* Raise the host's Cancelled exception in call call_id of f, if it is still running. */
-void pyudf_interrupt(pyudf_frame *f, uint64_t call_id);
+/* Raise the host's Cancelled exception in call call_id of f if it is running.
+ * Returns 0 once that call has ended, else 1 (raised, or not begun yet): the
+ * caller raises again at an interval until 0, since a UDF may catch Cancelled.
+ * From the second raise on, the Cancelled the call catches traps it (see
+ * pyudf_cancel_trap); a call that was interrupted ends PYUDF_CANCELLED even if
+ * it then returned a value. A call blocked in C (time.sleep) sees the exception
+ * only when it is back in bytecode. */
+int pyudf_interrupt(pyudf_frame *f, uint64_t call_id);
+
+/* _pyudf_host.cancel_trap(), called by Cancelled.__init__ (the exception is
+ * created when a handler catches it): in a call interrupted twice or more it
+ * installs a trace function on this thread that raises Cancelled again at every
+ * line and call, so except clauses, finally blocks and __del__ methods that
+ * swallow it cannot keep the call running. The call's end removes it. */
+PyObject *pyudf_cancel_trap(PyObject *self, PyObject *unused);
 
 /* The benchmark floor: take the GIL, fn(a, b) on two ints, release it. No frame, no
  * conversion beyond int64. Returns the result, or INT64_MIN on any error. */

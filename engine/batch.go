@@ -317,7 +317,10 @@ func fieldTypes(row *bridge.DataType) []*bridge.DataType {
 // the row that raised, if one did.
 func (f *Function) runBatch(ctx context.Context, call func(fr *frame) cgo.Status) error {
 	g := f.engine.gate
-	fr := g.enter()
+	fr, err := g.enter(ctx, f.name)
+	if err != nil {
+		return err
+	}
 	defer g.leave(fr)
 	if f.closed.Load() {
 		return ErrClosed
@@ -326,7 +329,7 @@ func (f *Function) runBatch(ctx context.Context, call func(fr *frame) cgo.Status
 	if st == cgo.OK {
 		return nil
 	}
-	err := fr.failure(ctx, st, f.name, "eval")
+	err = fr.failure(ctx, st, f.name, "eval")
 	if pe, ok := err.(*bridge.PythonError); ok {
 		pe.Row = fr.Row()
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/pyudf/pyudf/bridge"
 	"github.com/pyudf/pyudf/cgo"
@@ -22,7 +23,13 @@ func getFrame() *frame { return frames.Get().(*frame) }
 
 func putFrame(fr *frame) { frames.Put(fr) }
 
-// run performs one call on fr, interrupting it if ctx ends first.
+// interruptEvery is how often a cancelled call that is still running gets
+// Cancelled raised again.
+const interruptEvery = 10 * time.Millisecond
+
+// run performs one call on fr, interrupting it if ctx ends first: Cancelled is
+// raised in it, and again every interruptEvery until it ends, since a UDF may
+// swallow it (see cgo.Frame.Interrupt). An interrupted call ends Cancelled.
 func (fr *frame) run(ctx context.Context, call func() cgo.Status) cgo.Status {
 	if ctx.Done() == nil {
 		return call()
@@ -31,7 +38,11 @@ func (fr *frame) run(ctx context.Context, call func() cgo.Status) cgo.Status {
 		return cgo.Cancelled
 	}
 	id := fr.NextCall()
-	stop := context.AfterFunc(ctx, func() { fr.Interrupt(id) })
+	stop := context.AfterFunc(ctx, func() {
+		for fr.Interrupt(id) {
+			time.Sleep(interruptEvery)
+		}
+	})
 	st := call()
 	stop()
 	return st
