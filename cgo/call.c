@@ -22,16 +22,17 @@ void pyudf_frame_free(pyudf_frame *f)
 	free(f);
 }
 
-/* The call this thread is running (set from begin to end), and whether
- * cancel_trap installed its trace function in it. */
+#if PY_VERSION_HEX >= 0x030D0000
+/* The call this thread is running, from begin to end (cancelled_init). */
 static __thread pyudf_frame *current;
-static __thread int trapped;
+#endif
 
 /* Enter Python for call call_id of f: GIL held, the call visible to pyudf_interrupt. */
 static void begin(pyudf_frame *f, uint64_t call_id)
 {
 	pyudf_gil_enter();
 	f->thread_id = PyThread_get_thread_ident();
+	f->tstate = PyThreadState_Get();
 	f->call_id = call_id;
 	f->running = 1;
 	f->interrupted = 0;
@@ -39,7 +40,9 @@ static void begin(pyudf_frame *f, uint64_t call_id)
 	f->err.len = 0;
 	f->row = -1;
 	f->plain = 0;
+#if PY_VERSION_HEX >= 0x030D0000
 	current = f;
+#endif
 }
 
 /* The trace function of a trapped call: every new line or call raises Cancelled
@@ -53,16 +56,49 @@ static int trap_trace(PyObject *obj, PyFrameObject *frame, int what, PyObject *a
 	return -1;
 }
 
-PyObject *pyudf_cancel_trap(PyObject *self, PyObject *unused)
+#if PY_VERSION_HEX >= 0x030D0000
+/* 3.13 keeps _PyEval_SetTrace (set another thread's trace function) internal,
+ * but creates an asynchronous exception's object in the thread it fires in: its
+ * __init__ (C, so that no Python frame runs while a Cancelled is made) traps the
+ * call there. Bound to the instance by PyInstanceMethod_New: args[0] is the
+ * exception, whose args BaseException.__new__ has stored. */
+static PyObject *cancelled_init(PyObject *unused, PyObject *args, PyObject *kwargs)
 {
-	(void)self, (void)unused;
+	(void)unused, (void)args, (void)kwargs;
 	pyudf_frame *f = current;
-	if (f != NULL && f->running && f->interrupted >= 2 && !trapped) {
-		trapped = 1;
+	if (f != NULL && f->running && f->interrupted >= 2 && !f->trapped) {
+		f->trapped = 1;
 		PyEval_SetTrace(trap_trace, NULL);
 	}
 	Py_RETURN_NONE;
 }
+
+static PyMethodDef cancelled_init_def = {"__init__", (PyCFunction)(void (*)(void))cancelled_init,
+					 METH_VARARGS | METH_KEYWORDS, "Trap the call if it swallows Cancelled (call.h)."};
+
+int pyudf_trap_ready(void)
+{
+	PyObject *fn = PyCFunction_New(&cancelled_init_def, NULL);
+	PyObject *method = fn != NULL ? PyInstanceMethod_New(fn) : NULL;
+	int rc = method != NULL ? PyObject_SetAttrString(pyudf_errors_cancelled(), "__init__", method) : -1;
+	Py_XDECREF(method);
+	Py_XDECREF(fn);
+	return rc;
+}
+
+static void trap(pyudf_frame *f) { (void)f; }
+#else
+int pyudf_trap_ready(void) { return 0; }
+
+/* Up to 3.12, set the trace function of the call's thread from here. */
+static void trap(pyudf_frame *f)
+{
+	if (_PyEval_SetTrace(f->tstate, trap_trace, NULL) == 0)
+		f->trapped = 1;
+	else
+		PyErr_Clear();
+}
+#endif
 
 /* Take back a Cancelled that pyudf_interrupt raised in this thread and that has
  * not fired yet, so it cannot fire in whatever the thread runs next.
@@ -89,10 +125,12 @@ static int finish(pyudf_frame *f, int status, int keep_ok)
 	f->running = 0; /* pyudf_interrupt raises nothing more in it */
 	if (f->call_id > f->ended_id)
 		f->ended_id = f->call_id;
+#if PY_VERSION_HEX >= 0x030D0000
 	current = NULL;
+#endif
 	if (f->interrupted) {
-		if (trapped) {
-			trapped = 0;
+		if (f->trapped) {
+			f->trapped = 0;
 			PyEval_SetTrace(NULL, NULL);
 		}
 		if (status != PYUDF_OK || !keep_ok) {
@@ -186,6 +224,12 @@ static PyObject *row_error_text(void)
 	}
 	pyudf_buf_free(&text);
 	return out;
+}
+
+int pyudf_import_batches(pyudf_frame *f)
+{
+	begin(f, 0);
+	return end(f, batch_module() != NULL ? PYUDF_OK : PYUDF_ERROR);
 }
 
 int pyudf_eval_rows(PyObject *fn, int as_rows, uintptr_t in, uintptr_t in_schema, uintptr_t type_schema,
@@ -559,8 +603,9 @@ int pyudf_interrupt(pyudf_frame *f, uint64_t call_id)
 	pyudf_gil_enter();
 	int pending = f->ended_id < call_id;
 	if (pending && f->running && f->call_id == call_id &&
-	    PyThreadState_SetAsyncExc(f->thread_id, pyudf_errors_cancelled()) == 1)
-		f->interrupted++;
+	    PyThreadState_SetAsyncExc(f->thread_id, pyudf_errors_cancelled()) == 1 &&
+	    ++f->interrupted >= 2 && !f->trapped)
+		trap(f);
 	pyudf_gil_leave();
 	return pending;
 }

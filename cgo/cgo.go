@@ -304,6 +304,10 @@ func (f *Frame) EvalVectorized(fn Object, mode int, b Batch) Status {
 		C.uintptr_t(b.Out), C.uintptr_t(b.OutSchema), C.uint64_t(f.calls), C.uintptr_t(uintptr(unsafe.Pointer(f.c)))))
 }
 
+// ImportBatches imports the batch calls' Python side (pyarrow, pandas, numpy)
+// in a call that Interrupt never reaches (see call.h).
+func (f *Frame) ImportBatches() Status { return Status(C.pyudf_import_batches(f.c)) }
+
 // Row is the batch row whose call ended the last EvalRows, or -1.
 func (f *Frame) Row() int { return int(f.c.row) }
 

@@ -80,8 +80,6 @@ static PyMethodDef native_methods[] = {
     {"log", native_log, METH_VARARGS, "Send a log record to the Go host."},
     {"plain_columns", pyudf_plain_columns, METH_VARARGS,
      "plain_columns(batch_addr, item_sizes) -> ([buffer per column], rows) or None (arrays.h)."},
-    {"cancel_trap", pyudf_cancel_trap, METH_NOARGS,
-     "Called by Cancelled.__init__: trap a call interrupted more than once (call.h)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -150,7 +148,8 @@ int pyudf_init(const char *program, const char *bootstrap, const char *sources_j
 	int rc = drain_ready() == 0 ? install_runtime(bootstrap, sources_json) : -1;
 	if (rc == 0) {
 		host = PyImport_ImportModule("pyudf._host");
-		rc = host && pyudf_errors_init(host) == 0 && pyudf_convert_init(host) == 0 ? 0 : -1;
+		rc = host && pyudf_errors_init(host) == 0 && pyudf_trap_ready() == 0 &&
+			     pyudf_convert_init(host) == 0 ? 0 : -1;
 	}
 	if (rc < 0) {
 		if (pyudf_errors_ready())

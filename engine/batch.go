@@ -316,6 +316,9 @@ func fieldTypes(row *bridge.DataType) []*bridge.DataType {
 // runBatch runs one batch call on a frame lent by the gate; a failure names
 // the row that raised, if one did.
 func (f *Function) runBatch(ctx context.Context, call func(fr *frame) cgo.Status) error {
+	if err := batchesReady(f.name); err != nil {
+		return err
+	}
 	g := f.engine.gate
 	fr, err := g.enter(ctx, f.name)
 	if err != nil {

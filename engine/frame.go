@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pyudf/pyudf/bridge"
@@ -46,6 +47,25 @@ func (fr *frame) run(ctx context.Context, call func() cgo.Status) cgo.Status {
 	st := call()
 	stop()
 	return st
+}
+
+// batchesImported: the batch calls' Python side is imported (batchesReady).
+var batchesImported atomic.Bool
+
+// batchesReady imports the batch calls' Python side (pyarrow, pandas, numpy)
+// on first use, outside any deadline: a cancellation that lands inside
+// numpy's import leaves numpy unimportable for the life of the process.
+func batchesReady(function string) error {
+	if batchesImported.Load() {
+		return nil
+	}
+	fr := getFrame()
+	defer putFrame(fr)
+	if st := fr.ImportBatches(); st != cgo.OK {
+		return fr.failure(context.Background(), st, function, "eval")
+	}
+	batchesImported.Store(true)
+	return nil
 }
 
 // failure turns a failed call's status into the error to return.
