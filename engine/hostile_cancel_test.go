@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -563,4 +564,76 @@ func TestHostileCancelBlockedInC(t *testing.T) {
 		}
 		stillWorks(t, m)
 	})
+}
+
+const slowdownSource = `
+from pyudf import udf
+
+@udf(input_types=['BIGINT', 'BIGINT'], result_type='BIGINT')
+def add(a, b):
+    return a + b
+
+@udf(input_types=['BIGINT'], result_type='BIGINT')
+def loop(n):
+    i = 0
+    while i < n:
+        i += 1
+    return i
+
+@udf(result_type='BIGINT')
+def spin():
+    while True:
+        pass
+`
+
+// perCall is the time of one call of fn: the fastest of rounds rounds of n
+// calls (the least disturbed by other load on the machine).
+func perCall(rounds, n int, fn func()) time.Duration {
+	times := make([]time.Duration, rounds)
+	for r := range times {
+		start := time.Now()
+		for range n {
+			fn()
+		}
+		times[r] = time.Since(start) / time.Duration(n)
+	}
+	return slices.Min(times)
+}
+
+// After a cancellation the interpreter runs as fast as before (CPython 3.10-3.12
+// kept their eval loop's "async exception" signal up for good when a pending
+// exception was withdrawn with PyThreadState_SetAsyncExc(id, NULL)).
+func TestHostileNoSlowdownAfterCancellation(t *testing.T) {
+	m := loadModule(t, Config{}, "slowdown.py", slowdownSource)
+	add, loop := function(t, m, "add"), function(t, m, "loop")
+	bg := context.Background()
+	args := []bridge.Value{bridge.Int64(2), bridge.Int64(3)}
+	measure := func() (time.Duration, time.Duration) {
+		row := perCall(30, 1000, func() {
+			if v, err := add.CallValues(bg, args...); err != nil || v != bridge.Int64(5) {
+				t.Fatalf("add = %v, %v", v, err)
+			}
+		})
+		body := perCall(40, 5, func() {
+			if v, err := loop.Call(bg, int64(10000)); err != nil || v != int64(10000) {
+				t.Fatalf("loop = %v, %v", v, err)
+			}
+		})
+		return row, body
+	}
+	measure() // warm up
+	rowBefore, loopBefore := measure()
+	for range 3 {
+		ctx, err := callWithin(t, m, 20*time.Millisecond, "spin")
+		wantCancelled(t, ctx, err, "spin")
+	}
+	rowAfter, loopAfter := measure()
+	t.Logf("row call %v before, %v after; 10K-iteration loop %v before, %v after", rowBefore, rowAfter, loopBefore, loopAfter)
+	// The bug made this loop 1.4x slower on 3.12; noise here stays under 5%.
+	if r := float64(loopAfter) / float64(loopBefore); r > 1.2 {
+		t.Errorf("a Python loop is %.2fx slower after a cancellation", r)
+	}
+	if r := float64(rowAfter) / float64(rowBefore); r > 1.5 {
+		t.Errorf("a row call is %.2fx slower after a cancellation", r)
+	}
 }
