@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -296,7 +295,7 @@ func TestHostileDeadlineWhileQueued(t *testing.T) {
 				}
 			})
 		}
-		waitFor(t, func() bool { return len(m.engine.gate.slots) == 0 }) // every slot is taken
+		waitFor(t, func() bool { return gateFull(m.engine.gate) })
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		_, err := bump.Call(ctx)
 		wantCancelled(t, ctx, err, "bump")
@@ -312,6 +311,18 @@ func TestHostileDeadlineWhileQueued(t *testing.T) {
 		}
 		stillWorks(t, m)
 	}
+}
+
+// gateFull reports whether every slot of g is taken.
+func gateFull(g *gate) bool {
+	if g.slots != nil {
+		return len(g.slots) == 0
+	}
+	if g.mu.TryLock() {
+		g.mu.Unlock()
+		return false
+	}
+	return true
 }
 
 // waitFor polls cond for up to 10 s.
@@ -567,6 +578,7 @@ func TestHostileCancelBlockedInC(t *testing.T) {
 }
 
 const slowdownSource = `
+import time
 from pyudf import udf
 
 @udf(input_types=['BIGINT', 'BIGINT'], result_type='BIGINT')
@@ -575,29 +587,40 @@ def add(a, b):
 
 @udf(input_types=['BIGINT'], result_type='BIGINT')
 def loop(n):
+    """The CPU time of a tight loop of n iterations, in ns (immune to other load)."""
+    start = time.thread_time_ns()
     i = 0
     while i < n:
         i += 1
-    return i
+    return time.thread_time_ns() - start
 
 @udf(result_type='BIGINT')
 def spin():
     while True:
         pass
+
+@udf(result_type='BIGINT')
+def swallow():
+    while True:
+        try:
+            sum(range(100))
+        except:
+            pass
 `
 
 // perCall is the time of one call of fn: the fastest of rounds rounds of n
-// calls (the least disturbed by other load on the machine).
+// calls, spread over time (the least disturbed by other load on the machine).
 func perCall(rounds, n int, fn func()) time.Duration {
-	times := make([]time.Duration, rounds)
-	for r := range times {
+	best := time.Duration(1 << 62)
+	for range rounds {
 		start := time.Now()
 		for range n {
 			fn()
 		}
-		times[r] = time.Since(start) / time.Duration(n)
+		best = min(best, time.Since(start)/time.Duration(n))
+		time.Sleep(2 * time.Millisecond)
 	}
-	return slices.Min(times)
+	return best
 }
 
 // After a cancellation the interpreter runs as fast as before (CPython 3.10-3.12
@@ -608,28 +631,39 @@ func TestHostileNoSlowdownAfterCancellation(t *testing.T) {
 	add, loop := function(t, m, "add"), function(t, m, "loop")
 	bg := context.Background()
 	args := []bridge.Value{bridge.Int64(2), bridge.Int64(3)}
-	measure := func() (time.Duration, time.Duration) {
-		row := perCall(30, 1000, func() {
+	measure := func() (row, loopNs time.Duration) {
+		row = perCall(60, 300, func() {
 			if v, err := add.CallValues(bg, args...); err != nil || v != bridge.Int64(5) {
 				t.Fatalf("add = %v, %v", v, err)
 			}
 		})
-		body := perCall(40, 5, func() {
-			if v, err := loop.Call(bg, int64(10000)); err != nil || v != int64(10000) {
-				t.Fatalf("loop = %v, %v", v, err)
+		loopNs = time.Duration(1 << 62)
+		for range 30 {
+			v, err := loop.Call(bg, int64(10000))
+			if err != nil {
+				t.Fatal(err)
 			}
-		})
-		return row, body
+			loopNs = min(loopNs, time.Duration(v.(int64)))
+		}
+		return row, loopNs
 	}
 	measure() // warm up
 	rowBefore, loopBefore := measure()
-	for range 3 {
-		ctx, err := callWithin(t, m, 20*time.Millisecond, "spin")
-		wantCancelled(t, ctx, err, "spin")
+	for _, name := range []string{"spin", "swallow", "spin"} { // swallow is trapped
+		ctx, err := callWithin(t, m, 20*time.Millisecond, name)
+		wantCancelled(t, ctx, err, name)
 	}
+	// Other load on the machine (even on a sibling hyperthread, which slows
+	// CPU time too) makes a measurement slower for a while; the bug makes
+	// every one slower. So measure again, up to 5 times, keeping the best.
 	rowAfter, loopAfter := measure()
-	t.Logf("row call %v before, %v after; 10K-iteration loop %v before, %v after", rowBefore, rowAfter, loopBefore, loopAfter)
-	// The bug made this loop 1.4x slower on 3.12; noise here stays under 5%.
+	for try := 0; try < 4 && (float64(loopAfter) > 1.1*float64(loopBefore) || float64(rowAfter) > 1.2*float64(rowBefore)); try++ {
+		time.Sleep(200 * time.Millisecond)
+		row, loop := measure()
+		rowAfter, loopAfter = min(rowAfter, row), min(loopAfter, loop)
+	}
+	t.Logf("row call %v before, %v after; 10K-iteration loop %v before, %v after (CPU time)", rowBefore, rowAfter, loopBefore, loopAfter)
+	// The bug made this loop 1.4x slower on 3.12.
 	if r := float64(loopAfter) / float64(loopBefore); r > 1.2 {
 		t.Errorf("a Python loop is %.2fx slower after a cancellation", r)
 	}
