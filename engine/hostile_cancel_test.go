@@ -671,3 +671,70 @@ func TestHostileNoSlowdownAfterCancellation(t *testing.T) {
 		t.Errorf("a row call is %.2fx slower after a cancellation", r)
 	}
 }
+
+// A call whose context is done before it starts never runs.
+func TestHostileCancelledBeforeStart(t *testing.T) {
+	m := hostileModule(t, Config{})
+	bump := function(t, m, "bump")
+	before := call(t, m, "ran").(int64)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 10 {
+		if _, err := bump.Call(ctx); !errors.Is(err, context.Canceled) {
+			t.Fatalf("a call with a cancelled context: %v", err)
+		}
+	}
+	if got := call(t, m, "ran").(int64); got != before {
+		t.Errorf("%d calls with a cancelled context ran", got-before)
+	}
+	stillWorks(t, m)
+}
+
+// Module code that swallows Cancelled at import: LoadSource still ends with
+// the deadline's error, and the engine loads other code after.
+func TestHostileCancelDuringLoad(t *testing.T) {
+	e := newEngine(t, Config{Logger: slog.New(slog.DiscardHandler)})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := e.LoadSource(ctx, "swallowing_import.py", "while True:\n    try:\n        sum(range(100))\n    except:\n        pass\n")
+	late := time.Since(deadlineOf(ctx))
+	if !errors.Is(err, context.DeadlineExceeded) || late > cancelLimit {
+		t.Fatalf("load: %v, %v after the deadline", err, late)
+	}
+	m, err := e.LoadSource(context.Background(), "after.py", hostileCancelSource)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stillWorks(t, m)
+}
+
+// Goroutines at Concurrency 2 mix quick calls, swallowing calls and random
+// deadlines: every call returns its right value or its context's error.
+func TestHostileCancellationStorm(t *testing.T) {
+	m := hostileModule(t, Config{Concurrency: 2})
+	short, swallow := function(t, m, "short"), function(t, m, "bare_except_loop")
+	var wg sync.WaitGroup
+	for w := range 6 {
+		wg.Go(func() {
+			for i := range 60 {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Duration(rand.IntN(3000))*time.Microsecond)
+				if (w+i)%10 == 0 {
+					if _, err := swallow.Call(ctx); !errors.Is(err, context.DeadlineExceeded) {
+						t.Errorf("swallowing call: %v", err)
+					}
+				} else {
+					x := int64(rand.IntN(5000))
+					v, err := short.Call(ctx, x)
+					if (err != nil || v != x*(x-1)/2) && !errors.Is(err, context.DeadlineExceeded) {
+						t.Errorf("short(%d) = %v, %v", x, v, err)
+					}
+				}
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	for range 20 {
+		stillWorks(t, m)
+	}
+}
