@@ -22,33 +22,130 @@ void pyudf_frame_free(pyudf_frame *f)
 	free(f);
 }
 
+#if PY_VERSION_HEX >= 0x030D0000
+/* The call this thread is running, from begin to end (cancelled_init). */
+static __thread pyudf_frame *current;
+#endif
+
 /* Enter Python for call call_id of f: GIL held, the call visible to pyudf_interrupt. */
 static void begin(pyudf_frame *f, uint64_t call_id)
 {
 	pyudf_gil_enter();
 	f->thread_id = PyThread_get_thread_ident();
+	f->tstate = PyThreadState_Get();
 	f->call_id = call_id;
 	f->running = 1;
+	f->interrupted = 0;
 	f->out.len = 0;
 	f->err.len = 0;
 	f->row = -1;
 	f->plain = 0;
+#if PY_VERSION_HEX >= 0x030D0000
+	current = f;
+#endif
 }
 
-/* Leave Python. An interruption that arrived too late to be raised is withdrawn,
- * so it cannot fire in whatever this thread runs next. */
-static int end(pyudf_frame *f, int status)
+/* The trace function of a trapped call: every new line or call raises Cancelled
+ * again, so no except clause or finally block can keep the call running. */
+static int trap_trace(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
 {
-	if (status != PYUDF_OK)
-		status = pyudf_error_capture(&f->err);
-	if (f->interrupted) {
-		PyThreadState_SetAsyncExc(f->thread_id, NULL);
-		f->interrupted = 0;
+	(void)obj, (void)frame, (void)arg;
+	if (what != PyTrace_LINE && what != PyTrace_CALL)
+		return 0;
+	PyErr_SetNone(pyudf_errors_cancelled());
+	return -1;
+}
+
+#if PY_VERSION_HEX >= 0x030D0000
+/* 3.13 keeps _PyEval_SetTrace (set another thread's trace function) internal,
+ * but creates an asynchronous exception's object in the thread it fires in: its
+ * __init__ (C, so that no Python frame runs while a Cancelled is made) traps the
+ * call there. Bound to the instance by PyInstanceMethod_New: args[0] is the
+ * exception, whose args BaseException.__new__ has stored. */
+static PyObject *cancelled_init(PyObject *unused, PyObject *args, PyObject *kwargs)
+{
+	(void)unused, (void)args, (void)kwargs;
+	pyudf_frame *f = current;
+	if (f != NULL && f->running && f->interrupted >= 2 && !f->trapped) {
+		f->trapped = 1;
+		PyEval_SetTrace(trap_trace, NULL);
 	}
-	f->running = 0;
+	Py_RETURN_NONE;
+}
+
+static PyMethodDef cancelled_init_def = {"__init__", (PyCFunction)(void (*)(void))cancelled_init,
+					 METH_VARARGS | METH_KEYWORDS, "Trap the call if it swallows Cancelled (call.h)."};
+
+int pyudf_trap_ready(void)
+{
+	PyObject *fn = PyCFunction_New(&cancelled_init_def, NULL);
+	PyObject *method = fn != NULL ? PyInstanceMethod_New(fn) : NULL;
+	int rc = method != NULL ? PyObject_SetAttrString(pyudf_errors_cancelled(), "__init__", method) : -1;
+	Py_XDECREF(method);
+	Py_XDECREF(fn);
+	return rc;
+}
+
+static void trap(pyudf_frame *f) { (void)f; }
+#else
+int pyudf_trap_ready(void) { return 0; }
+
+/* Up to 3.12, set the trace function of the call's thread from here. */
+static void trap(pyudf_frame *f)
+{
+	if (_PyEval_SetTrace(f->tstate, trap_trace, NULL) == 0)
+		f->trapped = 1;
+	else
+		PyErr_Clear();
+}
+#endif
+
+/* Take back a Cancelled that pyudf_interrupt raised in this thread and that has
+ * not fired yet, so it cannot fire in whatever the thread runs next.
+ * PyThreadState_SetAsyncExc(id, NULL) would clear it but raise the eval loop's
+ * "async exception" signal, which on CPython 3.10-3.12 only the eval loop finding
+ * a pending exception lowers: every later call would take the slow path. So the
+ * eval loop is made to find it (pyudf_drain runs a loop of bytecode), and only
+ * if it did not look (no signal up) is the field cleared directly. */
+static void withdraw(void)
+{
+	PyThreadState *ts = PyThreadState_Get();
+	if (ts->async_exc == NULL)
+		return;
+	pyudf_drain();
+	PyErr_Clear();
+	Py_CLEAR(ts->async_exc);
+}
+
+/* Leave Python. A call that was interrupted ends Cancelled whatever it returned
+ * (a UDF may swallow Cancelled); with keep_ok (the control path, whose effects
+ * the caller must learn of) a call that succeeded stays a success. */
+static int finish(pyudf_frame *f, int status, int keep_ok)
+{
+	f->running = 0; /* pyudf_interrupt raises nothing more in it */
+	if (f->call_id > f->ended_id)
+		f->ended_id = f->call_id;
+#if PY_VERSION_HEX >= 0x030D0000
+	current = NULL;
+#endif
+	if (f->interrupted) {
+		if (f->trapped) {
+			f->trapped = 0;
+			PyEval_SetTrace(NULL, NULL);
+		}
+		if (status != PYUDF_OK || !keep_ok) {
+			PyErr_Clear();
+			status = PYUDF_CANCELLED;
+		}
+		withdraw();
+	}
+	if (status == PYUDF_ERROR)
+		status = pyudf_error_capture(&f->err);
 	pyudf_gil_leave();
 	return status;
 }
+
+static int end(pyudf_frame *f, int status) { return finish(f, status, 0); }
 
 #define STACK_ARGS 16
 
@@ -96,7 +193,7 @@ int pyudf_control(uint64_t call_id, pyudf_frame *f)
 		}
 		Py_DECREF(reply);
 	}
-	return end(f, status);
+	return finish(f, status, 1);
 }
 
 /* pyudf._batch, imported on first use (it imports pyarrow). */
@@ -158,6 +255,12 @@ static int check_columns(PyObject *cols_rows, Py_ssize_t *ncols, Py_ssize_t *nro
 		}
 	}
 	return 0;
+}
+
+int pyudf_import_batches(pyudf_frame *f)
+{
+	begin(f, 0);
+	return end(f, batch_module() != NULL ? PYUDF_OK : PYUDF_ERROR);
 }
 
 int pyudf_eval_rows(PyObject *fn, int as_rows, uintptr_t in, uintptr_t in_schema, uintptr_t type_schema,
@@ -550,13 +653,16 @@ void pyudf_release(PyObject *obj)
 	pyudf_gil_leave();
 }
 
-void pyudf_interrupt(pyudf_frame *f, uint64_t call_id)
+int pyudf_interrupt(pyudf_frame *f, uint64_t call_id)
 {
 	pyudf_gil_enter();
-	if (f->running && f->call_id == call_id && !f->interrupted &&
-	    PyThreadState_SetAsyncExc(f->thread_id, pyudf_errors_cancelled()) == 1)
-		f->interrupted = 1;
+	int pending = f->ended_id < call_id;
+	if (pending && f->running && f->call_id == call_id &&
+	    PyThreadState_SetAsyncExc(f->thread_id, pyudf_errors_cancelled()) == 1 &&
+	    ++f->interrupted >= 2 && !f->trapped)
+		trap(f);
 	pyudf_gil_leave();
+	return pending;
 }
 
 int64_t pyudf_bare_add(PyObject *fn, int64_t a, int64_t b)

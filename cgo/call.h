@@ -16,9 +16,12 @@ typedef struct {
 	pyudf_buf out;            /* encoded result (pyudf_call) or JSON reply (pyudf_control) */
 	pyudf_buf err;            /* error description, as errors.h describes */
 	unsigned long thread_id;  /* Python thread id of the call in progress */
+	struct _ts *tstate;       /* and its PyThreadState */
 	uint64_t call_id;         /* which call is in progress; set and read with the GIL */
+	uint64_t ended_id;        /* the latest call that has ended */
 	int running;              /* a call is in progress */
-	int interrupted;          /* pyudf_interrupt raised in it */
+	int interrupted;          /* how many times pyudf_interrupt raised in it */
+	int trapped;              /* its thread has the trap's trace function (pyudf_interrupt) */
 	int64_t row;              /* the batch row whose call failed, or -1 */
 	int plain;                /* pyudf_eval_vectorized: the width in bytes of a result's values
 				     that went out plain (arrays.h), else 0 */
@@ -34,6 +37,12 @@ int pyudf_call(PyObject *fn, int nargs, uint64_t call_id, pyudf_frame *f);
 /* pyudf._host.control(request), the JSON request in f->in, the reply in f->out.
  * Returns an enum pyudf_status. */
 int pyudf_control(uint64_t call_id, pyudf_frame *f);
+
+/* Import pyudf._batch (pyarrow, pandas, numpy), which the batch calls below
+ * import on first use, in a call pyudf_interrupt never reaches: an exception
+ * raised inside numpy's import leaves numpy unimportable for the life of the
+ * process. Returns an enum pyudf_status. */
+int pyudf_import_batches(pyudf_frame *f);
 
 /* Batches cross as Arrow C Data Interface structs in C memory, passed by
  * address: in/in_schema the batch (moved into Python), type_schema the result
@@ -101,8 +110,20 @@ PyObject *pyudf_take(long long key, pyudf_frame *f);
 /* Drop a reference the Go side holds. */
 void pyudf_release(PyObject *obj);
 
-/* Raise the host's Cancelled exception in call call_id of f, if it is still running. */
-void pyudf_interrupt(pyudf_frame *f, uint64_t call_id);
+/* Raise the host's Cancelled exception in call call_id of f if it is running.
+ * Returns 0 once that call has ended, else 1 (raised, or not begun yet): the
+ * caller raises again at an interval until 0, since a UDF may catch Cancelled.
+ * From the second raise on, the call is trapped: its thread gets a trace
+ * function that raises Cancelled again at every line and call, so no except
+ * clause, finally block or __del__ that swallows it can keep the call running
+ * (the call's end removes it). A call that was interrupted ends
+ * PYUDF_CANCELLED even if it then returned a value. A call blocked in C
+ * (time.sleep) sees the exception only when it is back in bytecode. */
+int pyudf_interrupt(pyudf_frame *f, uint64_t call_id);
+
+/* Prepare the host's Cancelled class for trapping (on 3.13, an __init__: see
+ * call.c). 0, or -1 with an exception set. */
+int pyudf_trap_ready(void);
 
 /* The benchmark floor: take the GIL, fn(a, b) on two ints, release it. No frame, no
  * conversion beyond int64. Returns the result, or INT64_MIN on any error. */

@@ -98,26 +98,47 @@ var (
 // call's result. program is the interpreter executable whose prefix and venv
 // to use ("" for libpython's own); bootstrap and sourcesJSON make the embedded
 // runtime importable (see interp.h).
+//
+// The OS thread that starts CPython is its main thread: there, and only there,
+// Python code may install signal handlers (signal.signal), which would take
+// signals away from Go's os/signal. So that no user call ever runs there, the
+// goroutine that ran Init stays locked to that thread for the life of the
+// process, running only what OnInitThread hands it.
 func Init(program, bootstrap, sourcesJSON string) *Exception {
 	initOnce.Do(func() {
 		done := make(chan struct{})
 		go func() {
-			runtime.LockOSThread() // CPython starts on one OS thread, start to end
-			defer runtime.UnlockOSThread()
-			defer close(done)
-			cp, cb, cs := C.CString(program), C.CString(bootstrap), C.CString(sourcesJSON)
-			defer C.free(unsafe.Pointer(cp))
-			defer C.free(unsafe.Pointer(cb))
-			defer C.free(unsafe.Pointer(cs))
-			var err C.pyudf_buf
-			defer C.pyudf_buf_free(&err)
-			if C.pyudf_init(cp, cb, cs, &err) != 0 {
-				initErr = parseException(cBytes(err.data, err.len))
+			runtime.LockOSThread() // never unlocked: see above
+			func() {
+				defer close(done)
+				cp, cb, cs := C.CString(program), C.CString(bootstrap), C.CString(sourcesJSON)
+				defer C.free(unsafe.Pointer(cp))
+				defer C.free(unsafe.Pointer(cb))
+				defer C.free(unsafe.Pointer(cs))
+				var err C.pyudf_buf
+				defer C.pyudf_buf_free(&err)
+				if C.pyudf_init(cp, cb, cs, &err) != 0 {
+					initErr = parseException(cBytes(err.data, err.len))
+				}
+			}()
+			for fn := range initThreadWork {
+				fn()
 			}
 		}()
 		<-done
 	})
 	return initErr
+}
+
+var initThreadWork = make(chan func())
+
+// OnInitThread runs fn on the OS thread that started the interpreter (which
+// lives as long as the process and runs no user call) and waits for it. Init
+// must have been called. fn must not call into Python.
+func OnInitThread(fn func()) {
+	done := make(chan struct{})
+	initThreadWork <- func() { defer close(done); fn() }
+	<-done
 }
 
 // Exception describes a Python exception (or an interpreter failure).
@@ -365,6 +386,10 @@ func (f *Frame) EvalVectorized(fn Object, mode int, b Batch) Status {
 		C.uintptr_t(b.Out), C.uintptr_t(b.OutSchema), C.uint64_t(f.calls), C.uintptr_t(uintptr(unsafe.Pointer(f.c)))))
 }
 
+// ImportBatches imports the batch calls' Python side (pyarrow, pandas, numpy)
+// in a call that Interrupt never reaches (see call.h).
+func (f *Frame) ImportBatches() Status { return Status(C.pyudf_import_batches(f.c)) }
+
 // Row is the batch row whose call ended the last EvalRows, or -1.
 func (f *Frame) Row() int { return int(f.c.row) }
 
@@ -398,9 +423,11 @@ func (f *Frame) Out() []byte { return cBytes(f.c.out.data, f.c.out.len) }
 // Err describes the exception that ended the last call.
 func (f *Frame) Err() *Exception { return parseException(cBytes(f.c.err.data, f.c.err.len)) }
 
-// Interrupt raises Cancelled in call id of f if that call is still running.
-// Safe from any goroutine, at any time.
-func (f *Frame) Interrupt(id uint64) { C.pyudf_interrupt(f.c, C.uint64_t(id)) }
+// Interrupt raises Cancelled in call id of f if that call is running, and
+// reports whether the call may still need it: false once the call has ended.
+// Call it again at an interval until false (see call.h). Safe from any
+// goroutine, at any time.
+func (f *Frame) Interrupt(id uint64) bool { return C.pyudf_interrupt(f.c, C.uint64_t(id)) != 0 }
 
 // BareAdd is the benchmark floor: fn(a, b) with the GIL taken and released
 // around it and nothing else (no frame, no wire format).

@@ -3,12 +3,14 @@
 #include <pthread.h>
 
 #include "arrays.h"
+#include "call.h"
 #include "interp.h"
 #include "errors.h"
 #include "_cgo_export.h"
 
 static PyInterpreterState *interp;
 static PyObject *host;
+static PyObject *drain_code, *drain_globals; /* see pyudf_drain */
 static pthread_key_t tstate_key;
 static __thread PyThreadState *thread_tstate;
 
@@ -42,6 +44,23 @@ void pyudf_gil_enter(void)
 }
 
 void pyudf_gil_leave(void) { PyEval_SaveThread(); }
+
+void pyudf_drain(void)
+{
+	PyObject *r = PyEval_EvalCode(drain_code, drain_globals, drain_globals);
+	Py_XDECREF(r);
+}
+
+/* The loop pyudf_drain runs: its backward jump makes the eval loop look at its
+ * signals. */
+static int drain_ready(void)
+{
+	drain_globals = PyDict_New();
+	if (drain_globals == NULL || PyDict_SetItemString(drain_globals, "__builtins__", PyEval_GetBuiltins()) < 0)
+		return -1;
+	drain_code = Py_CompileString("for _ in (0, 0):\n    pass\n", "<pyudf drain>", Py_file_input);
+	return drain_code != NULL ? 0 : -1;
+}
 
 /* _pyudf_host.log(level, logger_name, message): hand a record to Go's slog. */
 static PyObject *native_log(PyObject *self, PyObject *args)
@@ -126,10 +145,11 @@ int pyudf_init(const char *program, const char *bootstrap, const char *sources_j
 	interp = PyInterpreterState_Get();
 	adopt(PyThreadState_Get());
 
-	int rc = install_runtime(bootstrap, sources_json);
+	int rc = drain_ready() == 0 ? install_runtime(bootstrap, sources_json) : -1;
 	if (rc == 0) {
 		host = PyImport_ImportModule("pyudf._host");
-		rc = host && pyudf_errors_init(host) == 0 && pyudf_convert_init(host) == 0 ? 0 : -1;
+		rc = host && pyudf_errors_init(host) == 0 && pyudf_trap_ready() == 0 &&
+			     pyudf_convert_init(host) == 0 ? 0 : -1;
 	}
 	if (rc < 0) {
 		if (pyudf_errors_ready())

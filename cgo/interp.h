@@ -24,6 +24,10 @@ int pyudf_init(const char *program, const char *bootstrap, const char *sources_j
 void pyudf_gil_enter(void);
 void pyudf_gil_leave(void);
 
+/* Run a few bytecodes in which the eval loop checks its signals: a pending
+ * asynchronous exception fires in them (and is left set; the caller clears it). */
+void pyudf_drain(void);
+
 /* The pyudf._host module (borrowed; valid after a successful pyudf_init). */
 PyObject *pyudf_host(void);
 

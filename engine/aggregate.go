@@ -168,6 +168,9 @@ func (a *Aggregate) AccumulateBatch(ctx context.Context, batch arrow.RecordBatch
 		_, err := a.batch.callBatchRemote(ctx, batch, a.batch.result, keyColumn)
 		return err
 	}
+	if err := batchesReady(a.name); err != nil {
+		return err
+	}
 	in := arrowconv.ExportRecordBatch(batch)
 	defer in.Free()
 	_, err := a.batch.CallValues(ctx, bridge.Int64(int64(in.ArrayAddr())), bridge.Int64(int64(in.SchemaAddr())),

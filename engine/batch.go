@@ -324,8 +324,14 @@ func fieldTypes(row *bridge.DataType) []*bridge.DataType {
 // runBatch runs one batch call on a frame lent by the gate; a failure names
 // the row that raised, if one did.
 func (f *Function) runBatch(ctx context.Context, call func(fr *frame) cgo.Status) error {
+	if err := batchesReady(f.name); err != nil {
+		return err
+	}
 	g := f.engine.gate
-	fr := g.enter()
+	fr, err := g.enter(ctx, f.name)
+	if err != nil {
+		return err
+	}
 	defer g.leave(fr)
 	if f.closed.Load() {
 		return ErrClosed
@@ -334,7 +340,7 @@ func (f *Function) runBatch(ctx context.Context, call func(fr *frame) cgo.Status
 	if st == cgo.OK {
 		return nil
 	}
-	err := fr.failure(ctx, st, f.name, "eval")
+	err = fr.failure(ctx, st, f.name, "eval")
 	if pe, ok := err.(*bridge.PythonError); ok {
 		pe.Row = fr.Row()
 	}

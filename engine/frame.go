@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/pyudf/pyudf/bridge"
 	"github.com/pyudf/pyudf/cgo"
@@ -25,7 +27,13 @@ func putFrame(fr *frame) {
 	frames.Put(fr)
 }
 
-// run performs one call on fr, interrupting it if ctx ends first.
+// interruptEvery is how often a cancelled call that is still running gets
+// Cancelled raised again.
+const interruptEvery = 10 * time.Millisecond
+
+// run performs one call on fr, interrupting it if ctx ends first: Cancelled is
+// raised in it, and again every interruptEvery until it ends, since a UDF may
+// swallow it (see cgo.Frame.Interrupt). An interrupted call ends Cancelled.
 func (fr *frame) run(ctx context.Context, call func() cgo.Status) cgo.Status {
 	if ctx.Done() == nil {
 		return call()
@@ -34,10 +42,33 @@ func (fr *frame) run(ctx context.Context, call func() cgo.Status) cgo.Status {
 		return cgo.Cancelled
 	}
 	id := fr.NextCall()
-	stop := context.AfterFunc(ctx, func() { fr.Interrupt(id) })
+	stop := context.AfterFunc(ctx, func() {
+		for fr.Interrupt(id) {
+			time.Sleep(interruptEvery)
+		}
+	})
 	st := call()
 	stop()
 	return st
+}
+
+// batchesImported: the batch calls' Python side is imported (batchesReady).
+var batchesImported atomic.Bool
+
+// batchesReady imports the batch calls' Python side (pyarrow, pandas, numpy)
+// on first use, outside any deadline: a cancellation that lands inside
+// numpy's import leaves numpy unimportable for the life of the process.
+func batchesReady(function string) error {
+	if batchesImported.Load() {
+		return nil
+	}
+	fr := getFrame()
+	defer putFrame(fr)
+	if st := fr.ImportBatches(); st != cgo.OK {
+		return fr.failure(context.Background(), st, function, "eval")
+	}
+	batchesImported.Store(true)
+	return nil
 }
 
 // failure turns a failed call's status into the error to return.

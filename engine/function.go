@@ -236,7 +236,10 @@ func (f *Function) callIn(ctx context.Context, args []bridge.Value, inputs []*br
 		return f.callRemote(ctx, args, inputs, result)
 	}
 	g := f.engine.gate
-	fr := g.enter()
+	fr, err := g.enter(ctx, f.name)
+	if err != nil {
+		return bridge.Value{}, err
+	}
 	defer g.leave(fr)
 	if f.closed.Load() {
 		return bridge.Value{}, ErrClosed

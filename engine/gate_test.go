@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 const sleepySource = `
@@ -110,6 +114,77 @@ func TestCloseWaitsForCallInProgress(t *testing.T) {
 		}
 		if _, err := sleepy.Call(context.Background(), 0.0); !errors.Is(err, ErrClosed) {
 			t.Errorf("width %d: call after Close: %v", width, err)
+		}
+	}
+}
+
+// BenchmarkGateUncontended is the cost the gate adds to every row call; the
+// sync.Mutex it replaced is measured beside it.
+func BenchmarkGateUncontended(b *testing.B) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b.Run("gate", func(b *testing.B) {
+		g := newGate(1)
+		for b.Loop() {
+			fr, err := g.enter(ctx, "f")
+			if err != nil {
+				b.Fatal(err)
+			}
+			g.leave(fr)
+		}
+	})
+	b.Run("mutex", func(b *testing.B) {
+		var mu sync.Mutex
+		for b.Loop() {
+			mu.Lock()
+			mu.Unlock() //nolint:staticcheck // the empty critical section is the point
+		}
+	})
+}
+
+// Callers with and without deadlines contend for a gate of width 1 and of
+// width 3: no more than width are ever inside, a caller whose deadline passes
+// gives up, and none waits forever (a lost wake-up would hang the test).
+func TestGateUnderContention(t *testing.T) {
+	for _, width := range []int{1, 3} {
+		g := newGate(width)
+		var inside, peak, timedOut atomic.Int32
+		var wg sync.WaitGroup
+		for w := range 8 {
+			wg.Go(func() {
+				for i := range 300 {
+					ctx, cancel := context.Background(), func() {}
+					if (w+i)%3 != 0 {
+						ctx, cancel = context.WithTimeout(ctx, time.Duration(rand.IntN(300))*time.Microsecond)
+					}
+					fr, err := g.enter(ctx, "f")
+					if err != nil {
+						cancel()
+						if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), `"f"`) {
+							t.Errorf("enter: %v", err)
+						}
+						timedOut.Add(1)
+						continue
+					}
+					n := inside.Add(1)
+					for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+					}
+					time.Sleep(time.Duration(rand.IntN(50)) * time.Microsecond)
+					inside.Add(-1)
+					g.leave(fr)
+					cancel()
+				}
+			})
+		}
+		wg.Wait()
+		if p := peak.Load(); p > int32(width) {
+			t.Errorf("width %d: %d callers were inside at once", width, p)
+		}
+		t.Logf("width %d: %d of 2400 entries timed out", width, timedOut.Load())
+		closed := false
+		g.closeAll(func() { closed = true })
+		if !closed {
+			t.Errorf("width %d: closeAll did not run", width)
 		}
 	}
 }

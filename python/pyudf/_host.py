@@ -39,6 +39,12 @@ class Cancelled(BaseException):
     """Raised inside a UDF when the Go caller's context is cancelled.
 
     A BaseException, so ``except Exception`` in user code does not swallow it.
+    The host raises it again every few milliseconds until the call ends, and
+    embedded, the C shim gives this class an ``__init__`` (``pyudf_trap_ready``
+    in call.h): from the second time on, creating it (which happens when a
+    handler catches it) traps the call, so that every following line raises
+    it again and nothing can swallow it.  The call then reports cancellation
+    to Go even if it returns a value.
     """
 
 
