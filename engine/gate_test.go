@@ -188,3 +188,41 @@ func TestGateUnderContention(t *testing.T) {
 		}
 	}
 }
+
+// TestGateIsFirstInFirstOut: a caller that loops calls cannot overtake a
+// queued caller with a deadline (a mutex's fast path let it: callers with a
+// 100 ms deadline behind 200 µs calls waited up to 62 ms and timed out one
+// time in ten).
+func TestGateIsFirstInFirstOut(t *testing.T) {
+	g := newGate(1) // one spinning caller: a wider gate's would take both cores
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for !stop.Load() {
+			fr, _ := g.enter(context.Background(), "busy")
+			for end := time.Now().Add(200 * time.Microsecond); time.Now().Before(end); {
+			}
+			g.leave(fr)
+		}
+	})
+	var worst time.Duration
+	for range 20 {
+		time.Sleep(2 * time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		start := time.Now()
+		fr, err := g.enter(ctx, "waiter")
+		worst = max(worst, time.Since(start))
+		cancel()
+		if err != nil {
+			t.Errorf("a caller with a 100 ms deadline behind 200 µs calls: %v", err)
+			continue
+		}
+		g.leave(fr)
+	}
+	stop.Store(true)
+	wg.Wait()
+	t.Logf("worst wait %v", worst)
+	if len(g.free) != 1 || len(g.queue) != 0 || g.starving {
+		t.Errorf("after the test: %d free frames, %d queued, starving %v", len(g.free), len(g.queue), g.starving)
+	}
+}

@@ -315,14 +315,9 @@ func TestHostileDeadlineWhileQueued(t *testing.T) {
 
 // gateFull reports whether every slot of g is taken.
 func gateFull(g *gate) bool {
-	if g.slots != nil {
-		return len(g.slots) == 0
-	}
-	if g.mu.TryLock() {
-		g.mu.Unlock()
-		return false
-	}
-	return true
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.free) == 0
 }
 
 // waitFor polls cond for up to 10 s.
