@@ -256,6 +256,15 @@ func (f *Frame) trimOut() {
 // NextCall returns the id the next Call or Control on f will have.
 func (f *Frame) NextCall() uint64 { return f.calls + 1 }
 
+// Skip uses up call id without a call, if the next call would have it (a call
+// that panicked before reaching C): an interrupter still holding id then can
+// never match a later call.
+func (f *Frame) Skip(id uint64) {
+	if f.calls+1 == id {
+		f.calls++
+	}
+}
+
 // Args returns an empty slice over the frame's C argument buffer. Append the
 // encoded arguments to it and pass the result to Call: arguments that fit
 // are never copied.

@@ -42,14 +42,18 @@ func (fr *frame) run(ctx context.Context, call func() cgo.Status) cgo.Status {
 		return cgo.Cancelled
 	}
 	id := fr.NextCall()
+	var returned atomic.Bool
 	stop := context.AfterFunc(ctx, func() {
-		for fr.Interrupt(id) {
+		for !returned.Load() && fr.Interrupt(id) {
 			time.Sleep(interruptEvery)
 		}
 	})
-	st := call()
-	stop()
-	return st
+	defer func() { // also when call panics before reaching C (out of C memory)
+		returned.Store(true)
+		stop()
+		fr.Skip(id)
+	}()
+	return call()
 }
 
 // batchesImported: the batch calls' Python side is imported (batchesReady).

@@ -17,6 +17,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/pyudf/pyudf/bridge"
+	"github.com/pyudf/pyudf/cgo"
 )
 
 // Hostile cases around deadlines, cancellation and signals (thread mode
@@ -732,4 +733,32 @@ func TestHostileCancellationStorm(t *testing.T) {
 	for range 20 {
 		stillWorks(t, m)
 	}
+}
+
+// TestHostileInterrupterOfAPanickedCallSparesTheNext: a call that panics
+// before reaching C (as setIn does when C memory runs out), recovered by the
+// caller while its context ends, leaves no interrupter that would cancel the
+// frame's next, innocent call.
+func TestHostileInterrupterOfAPanickedCallSparesTheNext(t *testing.T) {
+	m := cancelModule(t, Config{})
+	fr, err := m.engine.gate.enter(context.Background(), "hold")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	func() {
+		defer func() { _ = recover() }()
+		fr.run(ctx, func() cgo.Status {
+			cancel()
+			time.Sleep(30 * time.Millisecond) // the interrupter is running now
+			panic("out of C memory")
+		})
+	}()
+	m.engine.gate.leave(fr)
+	// The next call on the frame takes 100 ms: an interrupter left behind
+	// (every 10 ms) would land in it.
+	if v, err := function(t, m, "hold").Call(context.Background(), 0.1); err != nil || v != int64(1) {
+		t.Fatalf("the call after the panicked one: %v, %v", v, err)
+	}
+	stillWorks(t, m)
 }
