@@ -845,3 +845,27 @@ func TestHostileModuleNamedLikePackage(t *testing.T) {
 func TestHostileModuleNamedLikePackageFreshInterpreter(t *testing.T) {
 	runChild(t, "pyarrowname")
 }
+
+// TestHostileProcessWaitsForAnyWorker: with every worker busy, a call waits
+// for whichever worker frees first, not for the one round-robin named (it
+// failed its 1 s deadline behind a 3 s call while the other worker was idle
+// after 50 ms).
+func TestHostileProcessWaitsForAnyWorker(t *testing.T) {
+	cfg := Config{Mode: Process, Workers: 2, Logger: slog.New(slog.DiscardHandler)}
+	m := loadModule(t, cfg, "sleeper.py", "import time\nfrom pyudf import udf\n"+
+		"@udf(input_types=['DOUBLE'], result_type='BIGINT')\ndef nap(s):\n    time.sleep(s)\n    return 1\n")
+	nap := function(t, m, "nap")
+	for i := range 3 {
+		var wg sync.WaitGroup
+		wg.Go(func() { nap.Call(context.Background(), 2.0) })
+		time.Sleep(100 * time.Millisecond)
+		wg.Go(func() { nap.Call(context.Background(), 0.05) })
+		time.Sleep(10 * time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		if v, err := nap.Call(ctx, 0.0); err != nil || v != int64(1) {
+			t.Errorf("try %d: a call behind one busy and one soon idle worker: %v, %v", i, v, err)
+		}
+		cancel()
+		wg.Wait()
+	}
+}

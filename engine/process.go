@@ -211,6 +211,8 @@ type workers struct {
 	// restarted in the middle of a request replays a stable setup.
 	setupMu ctxRWMutex
 	setup   [][][]byte // the requests a restarted worker replays, in order
+
+	released released // signalled whenever a worker's mutex is unlocked
 }
 
 // reply is a worker's reply header.
@@ -251,7 +253,7 @@ func startWorkers(ctx context.Context, e *Engine) (*workers, error) {
 	p := &workers{engine: e, python: python,
 		args: []string{"-c", prog, "--memory-limit", fmt.Sprint(e.cfg.WorkerMemoryLimit)}}
 	for i := range n {
-		w := &worker{pool: p, index: i, mu: newCtxMutex()}
+		w := &worker{pool: p, index: i, mu: newCtxMutex(&p.released)}
 		p.list = append(p.list, w)
 		if err := w.start(ctx); err != nil {
 			p.close()
@@ -261,20 +263,23 @@ func startWorkers(ctx context.Context, e *Engine) (*workers, error) {
 	return p, nil
 }
 
-// pick returns an idle worker, locked; if none is idle, it waits for the
-// next one in round-robin order, until ctx ends.
+// pick returns an idle worker, locked, trying them in round-robin order; if
+// none is idle, it waits until any one is, or until ctx ends.
 func (p *workers) pick(ctx context.Context) (*worker, error) {
 	start := int(p.next.Add(1))
-	for i := range p.list {
-		if w := p.list[(start+i)%len(p.list)]; w.mu.TryLock() {
-			return w, nil
+	for {
+		freed := p.released.wait() // before trying: no release is missed
+		for i := range p.list {
+			if w := p.list[(start+i)%len(p.list)]; w.mu.TryLock() {
+				return w, nil
+			}
+		}
+		select {
+		case <-freed:
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
 	}
-	w := p.list[start%len(p.list)]
-	if err := w.mu.LockContext(ctx); err != nil {
-		return nil, err
-	}
-	return w, nil
 }
 
 // interrupted wraps ctx's error for a request of function name that ctx
@@ -833,18 +838,31 @@ func (t *tail) String() string {
 
 // --- waiting that honours a context ----------------------------------------------
 
-// ctxMutex is a mutex whose Lock can give up when a context ends.
-type ctxMutex chan struct{}
+// ctxMutex is a mutex whose Lock can give up when a context ends. Unlock
+// also tells released, shared by a pool's workers, so that a caller waiting
+// for any worker wakes when one is free.
+type ctxMutex struct {
+	ch       chan struct{} // holds a token while locked
+	released *released
+}
 
-func newCtxMutex() ctxMutex { return make(ctxMutex, 1) }
+func newCtxMutex(r *released) ctxMutex { return ctxMutex{make(chan struct{}, 1), r} }
 
-func (m ctxMutex) Lock() { m <- struct{}{} }
+func (m ctxMutex) Lock() { m.ch <- struct{}{} }
 
-func (m ctxMutex) Unlock() { <-m }
+// Unlock releases m, which must be locked (else it panics).
+func (m ctxMutex) Unlock() {
+	select {
+	case <-m.ch:
+	default:
+		panic("pyudf: unlock of an unlocked worker mutex")
+	}
+	m.released.signal()
+}
 
 func (m ctxMutex) TryLock() bool {
 	select {
-	case m <- struct{}{}:
+	case m.ch <- struct{}{}:
 		return true
 	default:
 		return false
@@ -857,11 +875,36 @@ func (m ctxMutex) LockContext(ctx context.Context) error {
 		return nil
 	}
 	select {
-	case m <- struct{}{}:
+	case m.ch <- struct{}{}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// released is closed-channel broadcast: wait returns a channel that is
+// closed at the next signal.
+type released struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (r *released) wait() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ch == nil {
+		r.ch = make(chan struct{})
+	}
+	return r.ch
+}
+
+func (r *released) signal() {
+	r.mu.Lock()
+	if r.ch != nil {
+		close(r.ch)
+		r.ch = nil
+	}
+	r.mu.Unlock()
 }
 
 // ctxRWMutex is a readers-writer lock whose waits give up when a context
