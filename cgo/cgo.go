@@ -102,8 +102,8 @@ var (
 // The OS thread that starts CPython is its main thread: there, and only there,
 // Python code may install signal handlers (signal.signal), which would take
 // signals away from Go's os/signal. So that no user call ever runs there, the
-// goroutine that ran Init stays locked to that thread for the life of the
-// process, running only what OnInitThread hands it.
+// goroutine that ran Init stays locked to that thread, parked, for the life
+// of the process.
 func Init(program, bootstrap, sourcesJSON string) *Exception {
 	initOnce.Do(func() {
 		done := make(chan struct{})
@@ -121,24 +121,11 @@ func Init(program, bootstrap, sourcesJSON string) *Exception {
 					initErr = parseException(cBytes(err.data, err.len))
 				}
 			}()
-			for fn := range initThreadWork {
-				fn()
-			}
+			select {} // park: the thread must neither run other goroutines nor exit
 		}()
 		<-done
 	})
 	return initErr
-}
-
-var initThreadWork = make(chan func())
-
-// OnInitThread runs fn on the OS thread that started the interpreter (which
-// lives as long as the process and runs no user call) and waits for it. Init
-// must have been called. fn must not call into Python.
-func OnInitThread(fn func()) {
-	done := make(chan struct{})
-	initThreadWork <- func() { defer close(done); fn() }
-	<-done
 }
 
 // Exception describes a Python exception (or an interpreter failure).

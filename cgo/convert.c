@@ -439,6 +439,11 @@ static int encode_dict(PyObject *obj, pyudf_buf *out, int depth)
 	if (pairs == NULL)
 		return -1;
 	Py_ssize_t n = PyList_GET_SIZE(pairs);
+	if ((size_t)n > UINT32_MAX) {
+		Py_DECREF(pairs);
+		PyErr_SetString(PyExc_OverflowError, "a dict result has more than 2^32-1 items");
+		return -1;
+	}
 	uint32_t len = (uint32_t)n;
 	int rc = put_tag(out, PYUDF_MAP) < 0 || put(out, &len, 4) < 0 ? -1 : 0;
 	for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {

@@ -994,11 +994,8 @@ func (l *ctxRWMutex) changedLocked() {
 // when the runtime retires that goroutine's thread, or when a caller that
 // locked its goroutine to a thread returns.
 //
-// One thread for the process, not one per engine ended at Close: ending a
-// thread that ever ran a thread-mode call destroys its Python thread state,
-// and on CPython 3.11 destroying the last one (the interpreter's initial
-// one included) makes the next thread state fatal ("init_threadstate:
-// thread state already initialized").
+// One thread for the process rather than one per engine: it costs one idle
+// thread, and no engine's Close can end a thread a worker depends on.
 var spawner struct {
 	once sync.Once
 	reqs chan spawnRequest
