@@ -436,7 +436,7 @@ func TestHostileProcessQueuedCallHonoursDeadline(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("queued call: want DeadlineExceeded, got %v", err)
 	}
-	wantMessage(t, err, `function "sleep_then" interrupted`)
+	wantMessage(t, err, `function "sleep_then" cancelled while waiting for a worker`)
 	if d := time.Since(start); d > 500*time.Millisecond {
 		t.Errorf("queued call returned after %v, its deadline was 200ms", d)
 	}

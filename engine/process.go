@@ -288,6 +288,13 @@ func interrupted(name string, err error) error {
 	return fmt.Errorf("pyudf: function %q interrupted: %w", name, err)
 }
 
+// waitedTooLong wraps ctx's error for a request of function name that ctx
+// ended while it waited for a worker (it never ran); thread mode's gate says
+// the same of the interpreter.
+func waitedTooLong(name string, err error) error {
+	return fmt.Errorf("pyudf: function %q cancelled while waiting for a worker: %w", name, err)
+}
+
 // request runs one request on the worker f is pinned to, or on any idle one,
 // and turns failures into errors naming f. A worker that dies is restarted;
 // with Config.RetryInFlight a call without state on the worker runs again,
@@ -303,7 +310,7 @@ func (p *workers) request(ctx context.Context, f *Function, op string, parts [][
 		if f.state != nil {
 			w = p.list[f.state.worker]
 			if err := w.mu.LockContext(ctx); err != nil {
-				return nil, interrupted(f.name, err)
+				return nil, waitedTooLong(f.name, err)
 			}
 			if f.method != "restore" && f.state.gen.Load() != w.gen.Load() && !p.closed.Load() {
 				w.mu.Unlock()
@@ -312,7 +319,7 @@ func (p *workers) request(ctx context.Context, f *Function, op string, parts [][
 		} else {
 			var err error
 			if w, err = p.pick(ctx); err != nil {
-				return nil, interrupted(f.name, err)
+				return nil, waitedTooLong(f.name, err)
 			}
 		}
 		rep, err := w.request(ctx, parts)
@@ -365,19 +372,23 @@ func (p *workers) control(ctx context.Context, op string, req map[string]any, ou
 		return p.metrics(ctx, parts, out)
 	}
 	if err := p.setupMu.Lock(ctx); err != nil {
-		return err
+		return fmt.Errorf("pyudf: %s interrupted: %w", op, err)
 	}
 	defer p.setupMu.Unlock()
+	// Every worker is locked before any runs the request, so that a context
+	// ending while one is busy leaves none of them changed.
+	for i, w := range p.list {
+		if err := w.mu.LockContext(ctx); err != nil {
+			for _, held := range p.list[:i] {
+				held.mu.Unlock()
+			}
+			return fmt.Errorf("pyudf: %s interrupted: %w", op, err)
+		}
+	}
 	var first *reply
 	var firstErr error
 	var done []*worker
 	for _, w := range p.list {
-		if err := w.mu.LockContext(ctx); err != nil {
-			if firstErr == nil {
-				firstErr = err
-			}
-			break
-		}
 		rep, err := w.call(ctx, parts, op)
 		w.mu.Unlock()
 		if err != nil {
@@ -422,7 +433,7 @@ func (p *workers) metrics(ctx context.Context, parts [][]byte, out any) error {
 	var all []json.RawMessage
 	for _, w := range p.list {
 		if err := w.mu.LockContext(ctx); err != nil {
-			return err
+			return fmt.Errorf("pyudf: read metrics interrupted: %w", err)
 		}
 		rep, err := w.call(ctx, parts, "read metrics")
 		w.mu.Unlock()
