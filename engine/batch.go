@@ -158,7 +158,7 @@ func (f *Function) evalLocal(ctx context.Context, batch arrow.RecordBatch, rowEr
 		mode = cgo.VectorPandas
 	}
 	plain := 0 // the width of the result's values when it came out without a schema (cgo.Frame.PlainResult)
-	failure := f.runBatch(ctx, func(fr *frame) cgo.Status {
+	failure := f.runBatch(ctx, true, func(fr *frame) cgo.Status {
 		if f.funcType == "general" {
 			return fr.EvalRows(f.obj, b)
 		}
@@ -296,7 +296,7 @@ func (f *Function) evalFixed(ctx context.Context, batch arrow.RecordBatch, resul
 	defer release()
 	res := arrowconv.NewFixedResult(resultType, int(batch.NumRows()))
 	var nulls int64
-	failure := f.runBatch(ctx, func(fr *frame) cgo.Status {
+	failure := f.runBatch(ctx, false, func(fr *frame) cgo.Status { // the C loop needs no pyarrow
 		var st cgo.Status
 		nulls, st = fr.EvalRowsFixed(f.obj, cols, int(batch.NumRows()), res.Column())
 		return st
@@ -322,10 +322,17 @@ func fieldTypes(row *bridge.DataType) []*bridge.DataType {
 }
 
 // runBatch runs one batch call on a frame lent by the gate; a failure names
-// the row that raised, if one did.
-func (f *Function) runBatch(ctx context.Context, call func(fr *frame) cgo.Status) error {
-	if err := batchesReady(f.name); err != nil {
-		return err
+// the row that raised, if one did. pyarrow says the call needs the batch
+// modules (imported once, outside any deadline: batchesReady); the C loop over
+// fixed-width columns does not. A context that is done already runs nothing.
+func (f *Function) runBatch(ctx context.Context, pyarrow bool, call func(fr *frame) cgo.Status) error {
+	if err := ctx.Err(); err != nil {
+		return queuedTooLong(ctx, f.name)
+	}
+	if pyarrow {
+		if err := batchesReady(f.name); err != nil {
+			return err
+		}
 	}
 	g := f.engine.gate
 	fr, err := g.enter(ctx, f.name)

@@ -96,7 +96,7 @@ func (f *Function) explode(ctx context.Context, batch arrow.RecordBatch, fieldsT
 	out := arrowconv.NewArrayStructs()
 	b := cgo.Batch{In: in.ArrayAddr(), InSchema: in.SchemaAddr(), Type: typ.SchemaAddr(),
 		Out: out.ArrayAddr(), OutSchema: out.SchemaAddr()}
-	if err := f.runBatch(ctx, func(fr *frame) cgo.Status { return fr.EvalVectorized(f.obj, cgo.VectorExplode, b) }); err != nil {
+	if err := f.runBatch(ctx, true, func(fr *frame) cgo.Status { return fr.EvalVectorized(f.obj, cgo.VectorExplode, b) }); err != nil {
 		out.Free()
 		return nil, err
 	}
