@@ -33,7 +33,7 @@ except ImportError:
     SingleBlockManager = None
 
 from . import _results
-from .row import Row
+from .row import Row, _parts, _rows
 
 try:  # the C shim's functions, present when running embedded in Go (cgo/arrays.h)
     import _pyudf_host as _native
@@ -78,19 +78,21 @@ def columns(array_addr, schema_addr):
 def rows(array_addr, schema_addr):
     """([one Row per row], row count): the single argument list of a row-wise map."""
     batch = import_batch(array_addr, schema_addr)
-    names = tuple(batch.schema.names)
+    names = list(batch.schema.names)
     if not names:  # no columns to zip: one empty Row per row
-        return [[Row.from_fields((), ()) for _ in range(batch.num_rows)]], batch.num_rows
-    values = zip(*(column.to_pylist() for column in batch.columns))
-    return [[Row.from_fields(names, v) for v in values]], batch.num_rows
+        return [_rows(names, [()] * batch.num_rows)], batch.num_rows
+    return [_rows(names, zip(*(column.to_pylist() for column in batch.columns)))], batch.num_rows
 
 
 def _struct_tuple(value, names):
     """A ROW result as a tuple in field order: from a named Row, a dict or a sequence."""
-    if value is None or (isinstance(value, tuple) and not getattr(value, "_fields", None)):
+    if value is None or isinstance(value, tuple):
         return value
     if isinstance(value, Row):
-        value = value.as_dict()
+        fields, items = _parts(value)
+        if fields is None:
+            return tuple(items)
+        value = dict(zip(fields, items))
     if isinstance(value, dict):
         missing = [n for n in names if n not in value]
         if missing:
@@ -456,7 +458,7 @@ def table_rows(func, *args):
     produced = func(*args)
     if produced is None:
         return []
-    return [tuple(r) if isinstance(r, (tuple, list)) else (r,) for r in produced]
+    return [tuple(r) if isinstance(r, (tuple, list, Row)) else (r,) for r in produced]
 
 
 def explode(collect, array_addr, schema_addr, type_addr, out_array_addr, out_schema_addr):
