@@ -72,7 +72,40 @@ def _known_schema(schema_addr, schema_id):
 def columns(array_addr, schema_addr):
     """(list of per-column Python lists, row count) for row-wise evaluation."""
     batch = import_batch(array_addr, schema_addr)
-    return [column.to_pylist() for column in batch.columns], batch.num_rows
+    return [_pylist(column) for column in batch.columns], batch.num_rows
+
+
+def _has_struct(t):
+    if pa.types.is_struct(t):
+        return True
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return _has_struct(t.value_type)
+    if pa.types.is_map(t):
+        return _has_struct(t.key_type) or _has_struct(t.item_type)
+    return False
+
+
+def _pylist(column):
+    """A column's values as Python objects, its ROW (struct) values as named
+    Rows, as a row-wise UDF gets them under PyFlink (pyarrow gives dicts)."""
+    values = column.to_pylist()
+    if not _has_struct(column.type):
+        return values
+    return [_as_rows(v, column.type) for v in values]
+
+
+def _as_rows(value, t):
+    if value is None:
+        return None
+    if pa.types.is_struct(t):
+        fields = [t.field(i) for i in range(t.num_fields)]
+        return Row._make([f.name for f in fields],
+                         [_as_rows(v, f.type) for v, f in zip(value.values(), fields)])
+    if pa.types.is_map(t):
+        return [(_as_rows(k, t.key_type), _as_rows(v, t.item_type)) for k, v in value]
+    if _has_struct(t):  # a list type
+        return [_as_rows(v, t.value_type) for v in value]
+    return value
 
 
 def rows(array_addr, schema_addr):
@@ -81,7 +114,7 @@ def rows(array_addr, schema_addr):
     names = list(batch.schema.names)
     if not names:  # no columns to zip: one empty Row per row
         return [_rows(names, [()] * batch.num_rows)], batch.num_rows
-    return [_rows(names, zip(*(column.to_pylist() for column in batch.columns)))], batch.num_rows
+    return [_rows(names, zip(*(_pylist(column) for column in batch.columns)))], batch.num_rows
 
 
 def _struct_tuple(value, names):
