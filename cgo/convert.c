@@ -9,7 +9,9 @@
 
 static PyObject *decimal_type; /* decimal.Decimal */
 static PyObject *row_type;     /* pyudf.row.Row */
-static PyObject *row_from_fields;
+static PyObject *row_make;     /* Row._make(names list, values list) */
+static PyObject *row_fields;   /* Row's slot descriptors, checked at init */
+static PyObject *row_values;
 static PyObject *normalize;    /* pyudf._host.normalize */
 static PyObject *utc;          /* datetime.timezone.utc */
 static PyObject *decimal_str;  /* decimal.Decimal.__str__, unbound */
@@ -52,16 +54,33 @@ int pyudf_convert_init(PyObject *host)
 	decimal_str = decimal_type ? PyObject_GetAttrString(decimal_type, "__str__") : NULL;
 	astimezone = PyObject_GetAttrString((PyObject *)PyDateTimeAPI->DateTimeType, "astimezone");
 	row_type = PyObject_GetAttrString(host, "Row");
-	row_from_fields = row_type ? PyObject_GetAttrString(row_type, "from_fields") : NULL;
+	row_make = row_type ? PyObject_GetAttrString(row_type, "_make") : NULL;
+	row_fields = row_type ? PyObject_GetAttrString(row_type, "_fields") : NULL;
+	row_values = row_type ? PyObject_GetAttrString(row_type, "_values") : NULL;
 	normalize = PyObject_GetAttrString(host, "normalize");
-	if (!(decimal_type && decimal_str && astimezone && row_type && row_from_fields && normalize))
+	if (!(decimal_type && decimal_str && astimezone && row_type && row_make && row_fields &&
+	      row_values && normalize))
 		return -1;
 	/* They are cast to PyTypeObject * for PyObject_TypeCheck below. */
 	if (!PyType_Check(decimal_type) || !PyType_Check(row_type)) {
 		PyErr_SetString(PyExc_TypeError, "pyudf: decimal.Decimal and pyudf.Row must be classes");
 		return -1;
 	}
+	/* Row's _fields and _values are __slots__: read through these descriptors
+	 * (slot_of), a subclass's attributes of the same names never run. */
+	if (!Py_IS_TYPE(row_fields, &PyMemberDescr_Type) || !Py_IS_TYPE(row_values, &PyMemberDescr_Type)) {
+		PyErr_SetString(PyExc_TypeError, "pyudf: pyudf.Row must keep _fields and _values in __slots__");
+		return -1;
+	}
 	return 0;
+}
+
+/* The slot of obj (an instance of row_type, checked by the caller) that the
+ * member descriptor slot reads: a new reference, or NULL with AttributeError
+ * when the slot is unset. */
+static PyObject *slot_of(PyObject *slot, PyObject *obj)
+{
+	return Py_TYPE(slot)->tp_descr_get(slot, obj, (PyObject *)Py_TYPE(obj));
 }
 
 PyObject *pyudf_normalize(PyObject *obj) { return PyObject_CallOneArg(normalize, obj); }
@@ -195,20 +214,22 @@ static PyObject *decode_row(const char **p, const char *end, int depth)
 	uint32_t n;
 	if (read_count(p, end, depth, 5, &n) < 0)
 		return NULL;
-	PyObject *names = PyTuple_New(n), *values = PyTuple_New(n), *row = NULL;
+	/* Lists, as Row keeps them; the Row takes them without copies. Items not
+	 * yet set are NULL, which a list's deallocation skips. */
+	PyObject *names = PyList_New(n), *values = PyList_New(n), *row = NULL;
 	if (names == NULL || values == NULL)
 		goto done;
 	for (uint32_t i = 0; i < n; i++) {
 		PyObject *name = decode_text(p, end, PYUDF_STR);
 		if (name == NULL)
 			goto done;
-		PyTuple_SET_ITEM(names, i, name);
+		PyList_SET_ITEM(names, i, name);
 		PyObject *value = decode_value(p, end, depth + 1);
 		if (value == NULL)
 			goto done;
-		PyTuple_SET_ITEM(values, i, value);
+		PyList_SET_ITEM(values, i, value);
 	}
-	row = PyObject_CallFunctionObjArgs(row_from_fields, names, values, NULL);
+	row = PyObject_CallFunctionObjArgs(row_make, names, values, NULL);
 done:
 	Py_XDECREF(names);
 	Py_XDECREF(values);
@@ -456,18 +477,39 @@ static int encode_dict(PyObject *obj, pyudf_buf *out, int depth)
 	return rc;
 }
 
-/* obj passed PyObject_TypeCheck(row_type): pyudf.Row is a tuple subclass. */
+/* obj passed PyObject_TypeCheck(row_type). Its values (a list or tuple) and
+ * field names (a list or tuple of str; unset, None or anything else: no names)
+ * are read from Row's slots; the names are copied into a tuple first, as
+ * encoding a value may run code that changes the list. */
 static int encode_row(PyObject *obj, pyudf_buf *out, int depth)
 {
-	if (!PyTuple_Check(obj)) {
-		PyErr_SetString(PyExc_TypeError, "pyudf: a Row that is not a tuple");
+	PyObject *values = slot_of(row_values, obj);
+	if (values == NULL)
+		return -1;
+	if (!PyList_Check(values) && !PyTuple_Check(values)) {
+		PyErr_Format(PyExc_TypeError, "Row values must be a list, not %.200s", Py_TYPE(values)->tp_name);
+		Py_DECREF(values);
 		return -1;
 	}
-	PyObject *names = PyObject_GetAttrString(obj, "_fields");
-	if (names == NULL)
-		return -1;
-	int rc = encode_sequence(obj, out, PyTuple_Check(names) ? names : NULL, depth);
-	Py_DECREF(names);
+	PyObject *fields = slot_of(row_fields, obj), *names = NULL;
+	if (fields == NULL) {
+		if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+			Py_DECREF(values);
+			return -1;
+		}
+		PyErr_Clear();
+	} else if (PyList_Check(fields) || PyTuple_Check(fields)) {
+		names = items_of(fields);
+		if (names == NULL) {
+			Py_DECREF(fields);
+			Py_DECREF(values);
+			return -1;
+		}
+	}
+	Py_XDECREF(fields);
+	int rc = encode_sequence(values, out, names, depth);
+	Py_XDECREF(names);
+	Py_DECREF(values);
 	return rc;
 }
 

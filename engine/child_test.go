@@ -59,12 +59,16 @@ var childScenarios = map[string]func() error{
 			return err
 		}
 		m, err := e.LoadSource(ctx, "uses_pyflink.py",
-			"import pyflink\nfrom pyflink.table.udf import udf\n"+
-				"def which():\n    return pyflink.WHICH + '/' + udf.__module__\n")
+			"import pyflink\nfrom pyflink.table.udf import udf\nfrom pyflink.common import Row\n"+
+				"try:\n    import pyflink.common.types\n    types = 'embedded types'\n"+
+				"except ImportError:\n    types = 'no types'\n"+
+				"def which():\n    return '/'.join([pyflink.WHICH, udf.__module__, Row.WHICH, types])\n")
 		if err != nil {
 			return err
 		}
-		return expectCall(m, "which", "real/pyflink.table.udf")
+		// The real package wins, and the embedded one fills none of its gaps
+		// (the fake real pyflink.common has no types submodule).
+		return expectCall(m, "which", "real/pyflink.table.udf/real/no types")
 	},
 	// A worker started while the engine was made on a goroutine locked to an
 	// OS thread that then ended is not killed by Pdeathsig.
@@ -188,14 +192,16 @@ func TestVirtualenvIsHonoured(t *testing.T) {
 
 func TestRealPyFlinkIsNotShadowed(t *testing.T) {
 	dir := t.TempDir()
-	pkg := filepath.Join(dir, "pyflink", "table")
-	if err := os.MkdirAll(pkg, 0o755); err != nil {
-		t.Fatal(err)
+	for _, pkg := range []string{"table", "common"} {
+		if err := os.MkdirAll(filepath.Join(dir, "pyflink", pkg), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	files := map[string]string{
-		"pyflink/__init__.py":       "WHICH = 'real'\n",
-		"pyflink/table/__init__.py": "",
-		"pyflink/table/udf.py":      "def udf(f=None, **kw):\n    return f\n",
+		"pyflink/__init__.py":        "WHICH = 'real'\n",
+		"pyflink/table/__init__.py":  "",
+		"pyflink/table/udf.py":       "def udf(f=None, **kw):\n    return f\n",
+		"pyflink/common/__init__.py": "class Row:\n    WHICH = 'real'\n",
 	}
 	for name, src := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {

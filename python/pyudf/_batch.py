@@ -33,7 +33,7 @@ except ImportError:
     SingleBlockManager = None
 
 from . import _results
-from .row import Row
+from .row import Row, _parts, _rows
 
 try:  # the C shim's functions, present when running embedded in Go (cgo/arrays.h)
     import _pyudf_host as _native
@@ -72,25 +72,60 @@ def _known_schema(schema_addr, schema_id):
 def columns(array_addr, schema_addr):
     """(list of per-column Python lists, row count) for row-wise evaluation."""
     batch = import_batch(array_addr, schema_addr)
-    return [column.to_pylist() for column in batch.columns], batch.num_rows
+    return [_pylist(column) for column in batch.columns], batch.num_rows
+
+
+def _has_struct(t):
+    if pa.types.is_struct(t):
+        return True
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return _has_struct(t.value_type)
+    if pa.types.is_map(t):
+        return _has_struct(t.key_type) or _has_struct(t.item_type)
+    return False
+
+
+def _pylist(column):
+    """A column's values as Python objects, its ROW (struct) values as named
+    Rows, as a row-wise UDF gets them under PyFlink (pyarrow gives dicts)."""
+    values = column.to_pylist()
+    if not _has_struct(column.type):
+        return values
+    return [_as_rows(v, column.type) for v in values]
+
+
+def _as_rows(value, t):
+    if value is None:
+        return None
+    if pa.types.is_struct(t):
+        fields = [t.field(i) for i in range(t.num_fields)]
+        return Row._make([f.name for f in fields],
+                         [_as_rows(v, f.type) for v, f in zip(value.values(), fields)])
+    if pa.types.is_map(t):
+        return [(_as_rows(k, t.key_type), _as_rows(v, t.item_type)) for k, v in value]
+    if _has_struct(t):  # a list type
+        return [_as_rows(v, t.value_type) for v in value]
+    return value
 
 
 def rows(array_addr, schema_addr):
     """([one Row per row], row count): the single argument list of a row-wise map."""
     batch = import_batch(array_addr, schema_addr)
-    names = tuple(batch.schema.names)
+    names = list(batch.schema.names)
     if not names:  # no columns to zip: one empty Row per row
-        return [[Row.from_fields((), ()) for _ in range(batch.num_rows)]], batch.num_rows
-    values = zip(*(column.to_pylist() for column in batch.columns))
-    return [[Row.from_fields(names, v) for v in values]], batch.num_rows
+        return [_rows(names, [()] * batch.num_rows)], batch.num_rows
+    return [_rows(names, zip(*(_pylist(column) for column in batch.columns)))], batch.num_rows
 
 
 def _struct_tuple(value, names):
     """A ROW result as a tuple in field order: from a named Row, a dict or a sequence."""
-    if value is None or (isinstance(value, tuple) and not getattr(value, "_fields", None)):
+    if value is None or isinstance(value, tuple):
         return value
     if isinstance(value, Row):
-        value = value.as_dict()
+        fields, items = _parts(value)
+        if fields is None:
+            return tuple(items)
+        value = dict(zip(fields, items))
     if isinstance(value, dict):
         missing = [n for n in names if n not in value]
         if missing:
@@ -456,7 +491,7 @@ def table_rows(func, *args):
     produced = func(*args)
     if produced is None:
         return []
-    return [tuple(r) if isinstance(r, (tuple, list)) else (r,) for r in produced]
+    return [tuple(r) if isinstance(r, (tuple, list, Row)) else (r,) for r in produced]
 
 
 def explode(collect, array_addr, schema_addr, type_addr, out_array_addr, out_schema_addr):

@@ -31,6 +31,9 @@ class EmbeddedFinder(importlib.abc.MetaPathFinder, importlib.abc.InspectLoader):
     def find_spec(self, fullname, path=None, target=None):
         if fullname.partition(".")[0] not in self._roots:
             return None
+        parent = sys.modules.get(fullname.rpartition(".")[0]) if "." in fullname else None
+        if parent is not None and getattr(parent.__spec__, "loader", None) is not self:
+            return None  # a package found elsewhere (a real PyFlink): fill none of its gaps
         filename, is_package = self._locate(fullname)
         if filename is None:
             return None

@@ -19,7 +19,7 @@ import struct
 
 import pyarrow as pa
 
-from .row import Row
+from .row import Row, _parts
 
 __all__ = ["conform", "explain", "ResultError"]
 
@@ -141,12 +141,12 @@ def _convert(value, t, normalize, normalized=False):
         if issubclass(cls, datetime.datetime):
             return _utc(value)
     elif pa.types.is_list(t):
-        if issubclass(cls, (list, tuple)) and not issubclass(cls, Row):
+        if issubclass(cls, (list, tuple)):
             return [_nested(v, t.value_field, normalize) for v in list(value)]
     elif pa.types.is_map(t):
         if issubclass(cls, dict):
             pairs = list(dict.items(value))
-        elif issubclass(cls, (list, tuple)) and not issubclass(cls, Row):
+        elif issubclass(cls, (list, tuple)):
             pairs = [_pair(p, t) for p in list(value)]  # as pyarrow gives a MAP argument
         else:
             pairs = None
@@ -218,24 +218,33 @@ def _decimal(value, t, normalize, normalized):
     return q
 
 
+def _by_position(items, t, fields, normalize):
+    if len(items) != len(fields):
+        raise TypeError("%d values for %s, which has %d fields" % (len(items), sql_name(t), len(fields)))
+    return tuple(_field(v, f, normalize) for v, f in zip(items, fields))
+
+
 def _struct(value, t, normalize, normalized):
     """A ROW as a tuple in field order: a named Row or a dict by name, a list,
     tuple or unnamed Row by position."""
     cls = type(value)
     fields = [t.field(i) for i in range(t.num_fields)]
     names = None
-    if issubclass(cls, Row) and isinstance(value._fields, tuple) and len(value._fields) == len(value):
-        names, items = value._fields, tuple.__getitem__(value, slice(None))
+    if issubclass(cls, Row):
+        names, items = _parts(value)
+        if not isinstance(items, (list, tuple)):
+            raise TypeError("Row values must be a list, not %s" % type(items).__name__)
+        items = list(items)
+        if not isinstance(names, (list, tuple)) or len(names) != len(items):
+            return _by_position(items, t, fields, normalize)
+        names = list(names)
     elif issubclass(cls, dict):
         pairs = list(dict.items(value))
         if any(not isinstance(k, str) for k, _ in pairs):
             raise TypeError("dict keys for %s must be str field names" % sql_name(t))
         names, items = [k for k, _ in pairs], [v for _, v in pairs]
     elif issubclass(cls, (list, tuple)):
-        items = list(value)
-        if len(items) != len(fields):
-            raise TypeError("%d values for %s, which has %d fields" % (len(items), sql_name(t), len(fields)))
-        return tuple(_field(v, f, normalize) for v, f in zip(items, fields))
+        return _by_position(list(value), t, fields, normalize)
     elif not normalized and _normalizable(value):
         try:
             plain = normalize(value)

@@ -30,7 +30,7 @@ import decimal
 import operator
 import struct
 
-from .row import Row
+from .row import Row, _parts
 
 NULL, FALSE, TRUE, INT, FLOAT, STR, BYTES, DECIMAL = range(8)
 DATE, TIME, TIMESTAMP, TIMESTAMP_UTC, LIST, MAP, ROW, BIGINT = range(8, 16)
@@ -145,7 +145,7 @@ def _decode(view, pos, depth):
             names.append(str(name, "utf-8"))
             value, pos = _decode(view, pos, depth + 1)
             values.append(value)
-        return Row.from_fields(tuple(names), tuple(values)), pos
+        return Row._make(names, values), pos
     raise ValueError("pyudf: unknown argument tag %d" % tag)
 
 
@@ -206,8 +206,16 @@ def _encode(obj, out, normalize, normalized, depth):
     elif issubclass(cls, decimal.Decimal):
         _put_text(out, DECIMAL, _DECIMAL_STR(obj).encode())
     elif issubclass(cls, Row):
-        names = obj._fields
-        _encode_sequence(obj, out, normalize, names if isinstance(names, tuple) else None, depth)
+        names, values = _parts(obj)
+        if not issubclass(type(values), (list, tuple)):
+            raise TypeError("Row values must be a list, not %s" % type(values).__name__)
+        if issubclass(type(names), list):
+            names = list.copy(names)
+        elif issubclass(type(names), tuple):
+            names = tuple.__getitem__(names, slice(None))
+        else:
+            names = None
+        _encode_sequence(values, out, normalize, names, depth)
     elif issubclass(cls, (list, tuple)):
         _encode_sequence(obj, out, normalize, None, depth)
     elif issubclass(cls, dict):

@@ -46,7 +46,7 @@ def test_columns_and_rows():
     assert _batch.columns(addr(s.array), addr(s.schema)) == ([[1, 2, None], ["x", "y", None]], 3)
     s = Structs(BATCH, pa.int64())
     (rows,), n = _batch.rows(addr(s.array), addr(s.schema))
-    assert n == 3 and rows[1].a == 2 and rows[1]["b"] == "y" and rows[2] == (None, None)
+    assert n == 3 and rows[1].a == 2 and rows[1]["b"] == "y" and rows[2] == Row(a=None, b=None)
 
 
 def test_export_result_and_row_shapes():
