@@ -23,7 +23,7 @@ GO_TEST_FLAGS ?= -race -count=1
 PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
 MATRIX ?= 3.10 3.11 3.12 3.13
 
-.PHONY: all deps build vet test test-go test-py test-fuzz fuzz soak demo bench bench-quick bench-anchors test-matrix env clean
+.PHONY: all deps build vet test test-go test-py test-pyflink test-fuzz fuzz soak demo bench bench-quick bench-anchors test-matrix env clean
 
 all: build
 
@@ -117,3 +117,8 @@ test-matrix:
 clean:
 	rm -rf .deps
 	go clean -testcache
+
+# PyFlink's documentation examples checked against the real PyFlink (apache-flink in
+# .deps/pyflink-venv, ~850 MB, about a minute to install): fails, not skips, without it.
+test-pyflink: deps $(PYFLINK_VENV)/.stamp
+	PYUDF_REQUIRE_PYFLINK=1 PYFLINK_PYTHON=$(abspath $(PYFLINK_VENV))/bin/python go test $(GO_TEST_FLAGS) -run 'TestPyFlinkDocs' -v ./engine
