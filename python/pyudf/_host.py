@@ -228,7 +228,7 @@ def _function(engine, module, name):
         return {"missing": True}
     kind, target, instance, input_types, result_type, func_type = signature(obj)
     if instance is not None:
-        context = FunctionContext(MetricGroup(state.metrics), state.job_parameters)
+        context = FunctionContext(MetricGroup(state.metrics, function=name), state.job_parameters)
         instance.open(context)
     fid = next(_function_ids)
     reply = {"function": fid, "kind": kind, "func_type": func_type,
