@@ -116,8 +116,8 @@ func TestResultErrorsAreConversionErrorsEverywhere(t *testing.T) {
 
 		// The UDF's own exceptions stay PythonErrors, a TypeError included.
 		for what, err := range map[string]error{
-			"Call raising": func() error { _, err := function(t, m, "raises_type_error").Call(ctx, int64(1)); return err }(),
-			"Eval raising": func() error { _, err := function(t, m, "raises_type_error").Eval(ctx, ints); return err }(),
+			"Call raising":   func() error { _, err := function(t, m, "raises_type_error").Call(ctx, int64(1)); return err }(),
+			"Eval raising":   func() error { _, err := function(t, m, "raises_type_error").Eval(ctx, ints); return err }(),
 			"Pandas raising": func() error { _, err := function(t, m, "pandas_raises").Eval(ctx, ints); return err }(),
 		} {
 			if pe := (*bridge.PythonError)(nil); errors.As(err, &pe) && pe.Type != "TypeError" {

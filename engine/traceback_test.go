@@ -34,9 +34,15 @@ func TestTracebacksShowUserFramesOnly(t *testing.T) {
 		mem := checkedAllocator(t)
 		got := map[string]string{}
 		for what, err := range map[string]error{
-			"call":   func() error { _, err := function(t, m, "fails").Call(ctx, int64(1)); return err }(),
-			"eval":   func() error { _, err := function(t, m, "fails").Eval(ctx, batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[1]`)); return err }(),
-			"pandas": func() error { _, err := function(t, m, "pandas_fails").Eval(ctx, batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[1]`)); return err }(),
+			"call": func() error { _, err := function(t, m, "fails").Call(ctx, int64(1)); return err }(),
+			"eval": func() error {
+				_, err := function(t, m, "fails").Eval(ctx, batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[1]`))
+				return err
+			}(),
+			"pandas": func() error {
+				_, err := function(t, m, "pandas_fails").Eval(ctx, batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[1]`))
+				return err
+			}(),
 		} {
 			var pe *bridge.PythonError
 			if !errors.As(err, &pe) {
