@@ -40,6 +40,10 @@ static void begin(pyudf_frame *f, uint64_t call_id)
 	f->err.len = 0;
 	f->row = -1;
 	f->plain = 0;
+	/* No exception is being handled when Go enters Python: a handled exception
+	 * a cancelled call left on this thread state would become the __context__
+	 * of this call's exceptions ("During handling of the above exception"). */
+	PyErr_SetExcInfo(NULL, NULL, NULL);
 #if PY_VERSION_HEX >= 0x030D0000
 	current = f;
 #endif
