@@ -40,6 +40,10 @@ static void begin(pyudf_frame *f, uint64_t call_id)
 	f->err.len = 0;
 	f->row = -1;
 	f->plain = 0;
+	/* No exception is being handled when Go enters Python: a handled exception
+	 * a cancelled call left on this thread state would become the __context__
+	 * of this call's exceptions ("During handling of the above exception"). */
+	PyErr_SetExcInfo(NULL, NULL, NULL);
 #if PY_VERSION_HEX >= 0x030D0000
 	current = f;
 #endif
@@ -166,6 +170,8 @@ int pyudf_call(PyObject *fn, int nargs, uint64_t call_id, pyudf_frame *f)
 		PyObject *result = PyObject_Vectorcall(fn, argv, nargs, NULL);
 		if (result != NULL) {
 			status = pyudf_encode(result, &f->out) == 0 ? PYUDF_OK : PYUDF_ERROR;
+			if (status != PYUDF_OK)
+				pyudf_error_mark_result();
 			Py_DECREF(result);
 		}
 	}
@@ -595,6 +601,8 @@ int pyudf_eval_rows_fixed(PyObject *fn, int ncols, const pyudf_column *cols, int
 			j++;
 		PyObject *r = j == ncols ? PyObject_Vectorcall(fn, argv, ncols, NULL) : NULL;
 		int stored = r != NULL ? store_result(out, i, r, 0) : -1;
+		if (r != NULL && stored < 0)
+			pyudf_error_mark_result(); /* the UDF returned, its result did not fit */
 		Py_XDECREF(r);
 		if (stored < 0)
 			break;

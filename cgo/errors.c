@@ -6,16 +6,18 @@
 
 static PyObject *describe; /* pyudf._host.describe_exception */
 static PyObject *cancelled; /* pyudf._host.Cancelled */
+static PyObject *as_result_error; /* pyudf._host.as_result_error */
 
 int pyudf_errors_init(PyObject *host)
 {
 	describe = PyObject_GetAttrString(host, "describe_exception");
 	cancelled = PyObject_GetAttrString(host, "Cancelled");
+	as_result_error = PyObject_GetAttrString(host, "as_result_error");
 	if (cancelled != NULL && !PyType_Check(cancelled)) { /* cast for PyObject_TypeCheck below */
 		PyErr_SetString(PyExc_TypeError, "pyudf: _host.Cancelled must be a class");
 		Py_CLEAR(cancelled);
 	}
-	return describe && cancelled ? 0 : -1;
+	return describe && cancelled && as_result_error ? 0 : -1;
 }
 
 int pyudf_errors_ready(void) { return describe != NULL && cancelled != NULL; }
@@ -55,6 +57,22 @@ static PyObject *fetch(void)
 	Py_XDECREF(tb);
 	return value;
 #endif
+}
+
+void pyudf_error_mark_result(void)
+{
+	if (!PyErr_Occurred() || as_result_error == NULL)
+		return;
+	PyObject *exc = fetch();
+	PyObject *marked = exc != NULL ? PyObject_CallOneArg(as_result_error, exc) : NULL;
+	if (marked == NULL) { /* could not mark it: keep the original */
+		PyErr_Clear();
+		PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+	} else {
+		PyErr_SetObject((PyObject *)Py_TYPE(marked), marked);
+		Py_DECREF(marked);
+	}
+	Py_XDECREF(exc);
 }
 
 int pyudf_error_capture(pyudf_buf *err)

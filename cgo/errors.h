@@ -25,6 +25,12 @@ int pyudf_errors_ready(void);
 /* The exception class pyudf_interrupt raises in the interrupted thread (borrowed). */
 PyObject *pyudf_errors_cancelled(void);
 
+/* Turn the pending exception, raised while converting a UDF's result, into
+ * the host's ResultError when it is a TypeError, ValueError or
+ * OverflowError (Go reports those as *bridge.ConversionError); other
+ * exceptions (MemoryError, Cancelled) stay as they are. */
+void pyudf_error_mark_result(void);
+
 /* Move the pending exception into err and clear it. Returns PYUDF_CANCELLED
  * when it is the host's Cancelled exception, PYUDF_ERROR otherwise. */
 int pyudf_error_capture(pyudf_buf *err);

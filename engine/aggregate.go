@@ -22,24 +22,37 @@ type Aggregate struct {
 	name   string
 	id     int64
 	engine *Engine
+	module *Module
 	inputs []*bridge.DataType // nil: undeclared
 	result *bridge.DataType   // nil: undeclared
 
 	accumulate, retract, merge, value, remove, size, batch, snapshot, restore *Function
 }
 
-// Aggregate looks up an aggregate function of the module and opens it (its
-// open(function_context) runs now).
+// Aggregate looks up an aggregate function of the module by name and opens
+// it: its open(function_context) runs now. The same name returns the same
+// Aggregate, with the same accumulators, until it is closed; a lookup after
+// Close opens a fresh instance with no accumulators. This is the rule of
+// Module.Function. A Pandas UDAF (udaf(..., func_type="pandas")) opens with
+// Module.Function and runs with Function.Reduce.
 func (m *Module) Aggregate(ctx context.Context, name string) (*Aggregate, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if a, ok := m.aggs[name]; ok {
+		return a, nil
+	}
 	reply, err := m.open(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	a := &Aggregate{name: name, id: reply.Function, engine: m.engine}
+	a := &Aggregate{name: name, id: reply.Function, engine: m.engine, module: m}
 	if reply.Kind != "aggregate" || reply.FuncType != "general" {
 		m.discard(ctx, name, reply)
-		return nil, fmt.Errorf("%w %q: a %s function (func_type %q); Aggregate opens general aggregate functions",
-			ErrUnsupported, name, reply.Kind, reply.FuncType)
+		how := "open it with Module.Function"
+		if reply.Kind == "aggregate" {
+			how = "open it with Module.Function and run it with Function.Reduce"
+		}
+		return nil, fmt.Errorf("%w %q: %s: %s", ErrUnsupported, name, describeKind(reply.Kind, reply.FuncType), how)
 	}
 	if a.inputs, a.result, err = parseSignature(name, reply.InputTypes, reply.ResultType); err != nil {
 		m.engine.closeFunction(name, a.id)
@@ -87,6 +100,7 @@ func (m *Module) Aggregate(ctx context.Context, name string) (*Aggregate, error)
 	m.engine.mu.Lock()
 	m.engine.aggs[a] = struct{}{}
 	m.engine.mu.Unlock()
+	m.aggs[name] = a
 	return a, nil
 }
 
@@ -236,6 +250,11 @@ func (a *Aggregate) Close() error {
 	if !first {
 		return nil
 	}
+	a.module.mu.Lock()
+	if a.module.aggs[a.name] == a {
+		delete(a.module.aggs, a.name)
+	}
+	a.module.mu.Unlock()
 	a.engine.mu.Lock()
 	delete(a.engine.aggs, a)
 	a.engine.mu.Unlock()

@@ -108,7 +108,7 @@ func (f *Function) eval(ctx context.Context, batch arrow.RecordBatch, rowErrors,
 		return nil, nil, err
 	}
 	if f.result.NotNull && res.NullN() > errsN(errs) {
-		err := &bridge.ConversionError{Function: f.name, Path: "result",
+		err := &bridge.ConversionError{Function: f.name, Path: "result", Row: -1,
 			Reason: fmt.Sprintf("%d None results for %s", res.NullN()-errsN(errs), f.result)}
 		res.Release()
 		if errs != nil {
@@ -307,7 +307,7 @@ func (f *Function) evalFixed(ctx context.Context, batch arrow.RecordBatch, resul
 	}
 	if nulls > 0 && f.result.NotNull {
 		res.Release()
-		return nil, nil, &bridge.ConversionError{Function: f.name, Path: "result",
+		return nil, nil, &bridge.ConversionError{Function: f.name, Path: "result", Row: -1,
 			Reason: fmt.Sprintf("%d None results for %s", nulls, f.result)}
 	}
 	return res.Array(nulls), nil, nil
@@ -348,8 +348,13 @@ func (f *Function) runBatch(ctx context.Context, pyarrow bool, call func(fr *fra
 		return nil
 	}
 	err = fr.failure(ctx, st, f.name, "eval")
-	if pe, ok := err.(*bridge.PythonError); ok {
-		pe.Row = fr.Row()
+	switch e := err.(type) {
+	case *bridge.PythonError:
+		e.Row = fr.Row()
+	case *bridge.ConversionError:
+		if e.Row < 0 {
+			e.Row = fr.Row()
+		}
 	}
 	return err
 }

@@ -197,11 +197,11 @@ func TestPandasResultOfWrongLength(t *testing.T) {
 		m := batchModule(t)
 		rec := batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Int64, `[1, 2, 3]`)
 		_, err := function(t, m, "wrong_length").Eval(context.Background(), rec)
-		var pe *bridge.PythonError
-		if !errors.As(err, &pe) || pe.Type != "ValueError" {
-			t.Fatalf("want a ValueError, got %v", err)
+		var ce *bridge.ConversionError
+		if !errors.As(err, &ce) || ce.Path != "result" || ce.Row != -1 {
+			t.Fatalf("want a result ConversionError, got %v", err)
 		}
-		wantMessage(t, err, "the Pandas UDF's result has 2 values for a batch of 3 rows")
+		wantMessage(t, err, `function "wrong_length": result: the Pandas UDF's result has 2 values for a batch of 3 rows`)
 	})
 }
 
@@ -210,9 +210,9 @@ func TestPandasResultNotNumericForDouble(t *testing.T) {
 		m := batchModule(t)
 		rec := batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Float64, `[1.5, 2]`)
 		_, err := function(t, m, "strings_for_double").Eval(context.Background(), rec)
-		wantMessage(t, err, "TypeError: the Pandas UDF's result cannot be converted to double")
+		wantMessage(t, err, "result: the Pandas UDF's result cannot be converted to double")
 		_, err = function(t, m, "scalar_result").Eval(context.Background(), rec)
-		wantMessage(t, err, "TypeError: the Pandas UDF's result must be a Series or array-like of 2 values, not int")
+		wantMessage(t, err, "result: the Pandas UDF's result must be a Series or array-like of 2 values, not int")
 	})
 }
 

@@ -332,6 +332,7 @@ type Module struct {
 
 	mu    sync.Mutex
 	funcs map[string]*Function
+	aggs  map[string]*Aggregate // Module.Aggregate's cache, as funcs is Module.Function's
 }
 
 // Name is the module's name in sys.modules.
@@ -365,7 +366,7 @@ func (e *Engine) load(ctx context.Context, op string, req map[string]any) (*Modu
 	if err := e.control(ctx, op, req, &reply); err != nil {
 		return nil, err
 	}
-	return &Module{engine: e, id: reply.Module, name: reply.Name, funcs: map[string]*Function{}}, nil
+	return &Module{engine: e, id: reply.Module, name: reply.Name, funcs: map[string]*Function{}, aggs: map[string]*Aggregate{}}, nil
 }
 
 // Close closes every function of the engine (their close() runs) and

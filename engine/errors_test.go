@@ -172,11 +172,11 @@ func TestUnconvertibleResult(t *testing.T) {
 	modes(t, func(t *testing.T) {
 		_, m := errorModule(t)
 		err := callErr(t, function(t, m, "returns_object"))
-		var pe *bridge.PythonError
-		if !errors.As(err, &pe) || pe.Type != "TypeError" {
-			t.Fatalf("want a Python TypeError, got %v", err)
+		var ce *bridge.ConversionError
+		if !errors.As(err, &ce) || ce.Path != "result" {
+			t.Fatalf("want a result ConversionError, got %v", err)
 		}
-		wantMessage(t, err, "cannot convert a Python object to a SQL value")
+		wantMessage(t, err, `function "returns_object": result: cannot convert a Python object to a SQL value`)
 		stillWorks(t, m)
 	})
 }

@@ -62,3 +62,48 @@ func ExampleFunction_CallValues() {
 	fmt.Println(sum.AsInt64(), err)
 	// Output: 42 <nil>
 }
+
+func ExampleEngine_Metrics() {
+	ctx := context.Background()
+	eng, err := engine.New(ctx, engine.Config{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer eng.Close()
+	mod, err := eng.LoadSource(ctx, "counted.py", `
+from pyflink.table.udf import ScalarFunction, udf
+
+class Counted(ScalarFunction):
+    def open(self, function_context):
+        self.calls = function_context.get_metric_group().counter("calls")
+
+    def eval(self, x):
+        self.calls.inc()
+        return x
+
+upper = udf(Counted(), input_types=["STRING"], result_type="STRING")
+lower = udf(Counted(), input_types=["STRING"], result_type="STRING")
+`)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, name := range []string{"upper", "lower", "upper"} {
+		f, err := mod.Function(ctx, name) // the same instance for the same name
+		if err != nil {
+			log.Fatal(err)
+		}
+		if _, err := f.Call(ctx, "x"); err != nil {
+			log.Fatal(err)
+		}
+	}
+	// Each function has its own "calls" counter.
+	metrics, err := eng.Metrics(ctx, engine.WithFunction("upper"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, m := range metrics {
+		fmt.Println(m.Function, m.Name, m.Kind, m.Count)
+	}
+	// Output:
+	// upper calls counter 2
+}

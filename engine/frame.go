@@ -88,6 +88,5 @@ func (fr *frame) failure(ctx context.Context, st cgo.Status, function, op string
 		return fmt.Errorf("pyudf: %s interrupted: %w", op, err)
 	}
 	exc := fr.Err()
-	return &bridge.PythonError{Function: function, Op: op, Row: -1,
-		Type: exc.Type, Message: exc.Message, Traceback: exc.Traceback}
+	return bridge.FromPython(function, op, -1, exc.Type, exc.Message, exc.Traceback)
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 
 	"github.com/pyudf/pyudf/bridge"
@@ -34,9 +35,12 @@ type aggState struct {
 	gen    atomic.Int64
 }
 
-// Function looks up a scalar function of the module by name and opens it:
-// its open(function_context) runs now. The same name returns the same
-// Function until it is closed. Aggregate functions open with Module.Aggregate.
+// Function looks up a function of the module by name and opens it: its
+// open(function_context) runs now. The same name returns the same Function
+// until it is closed; a lookup after Close opens a fresh instance (the rule
+// of Module.Aggregate too). Scalar, Pandas, Arrow and table functions and
+// Pandas UDAFs open here; general aggregate functions open with
+// Module.Aggregate.
 func (m *Module) Function(ctx context.Context, name string) (*Function, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -49,8 +53,8 @@ func (m *Module) Function(ctx context.Context, name string) (*Function, error) {
 	}
 	if reply.Kind == "aggregate" && reply.FuncType != "pandas" {
 		m.discard(ctx, name, reply)
-		return nil, fmt.Errorf("%w %q: %s function; open aggregate functions with Module.Aggregate",
-			ErrUnsupported, name, reply.Kind)
+		return nil, fmt.Errorf("%w %q: %s: open it with Module.Aggregate",
+			ErrUnsupported, name, describeKind(reply.Kind, reply.FuncType))
 	}
 	f := &Function{engine: m.engine, name: name, id: reply.Function, kind: reply.Kind,
 		funcType: reply.FuncType, module: m}
@@ -226,7 +230,27 @@ func (f *Function) wrongUse(method string) error {
 	default:
 		use = "Eval or Map"
 	}
-	return fmt.Errorf("%w: %s of function %q, a %s %s function: use %s", ErrUnsupported, method, f.name, f.funcType, f.kind, use)
+	return fmt.Errorf("%w: %s of function %q, %s: use %s", ErrUnsupported, method, f.name, describeKind(f.kind, f.funcType), use)
+}
+
+// describeKind names a kind of function with its article, for errors:
+// "a scalar function", "an Arrow scalar function", "a Pandas aggregate function".
+func describeKind(kind, funcType string) string {
+	var flavour string
+	switch funcType {
+	case "general", "":
+	case "pandas":
+		flavour = "Pandas "
+	case "arrow":
+		flavour = "Arrow "
+	default:
+		flavour = funcType + " "
+	}
+	phrase := flavour + kind + " function"
+	if strings.ContainsRune("aeiouAEIOU", rune(phrase[0])) {
+		return "an " + phrase
+	}
+	return "a " + phrase
 }
 
 // callIn runs one call on a frame lent by the gate, the arguments converted

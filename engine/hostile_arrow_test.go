@@ -377,7 +377,7 @@ add = udf(lambda a, b: a + b, input_types=['BIGINT', 'BIGINT'], result_type='BIG
 			t.Errorf("seven_pandas = %s", got)
 		}
 		_, err := function(t, m, "seven_pandas").Eval(context.Background(), zeroColumns(t, 2))
-		wantMessage(t, err, "ValueError: the Pandas UDF's result has 3 values for a batch of 2 rows")
+		wantMessage(t, err, "result: the Pandas UDF's result has 3 values for a batch of 2 rows")
 		_, err = function(t, m, "add").Eval(context.Background(), rec)
 		wantMessage(t, err, `function "add": the batch has 0 columns, the function takes 2 arguments`)
 		if got := eval(t, m, "add", batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Int64, `[1]`, arrow.PrimitiveTypes.Int64, `[2]`)); got != `[3]` {
@@ -875,24 +875,24 @@ func TestHostilePandasResults(t *testing.T) {
 		m := loadModule(t, Config{}, "pandas_results.py", hostileResultsSource)
 		rec := batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Int64, `[1, 2, 3]`)
 		for name, message := range map[string]string{
-			"too_long":             "ValueError: the Pandas UDF's result has 6 values for a batch of 3 rows",
-			"too_short":            "ValueError: the Pandas UDF's result has 1 values for a batch of 3 rows",
-			"empty":                "ValueError: the Pandas UDF's result has 0 values for a batch of 3 rows",
-			"scalar":               "TypeError: the Pandas UDF's result must be a Series or array-like of 3 values, not int",
-			"none":                 "TypeError: the Pandas UDF's result must be a Series or array-like of 3 values, not NoneType",
-			"a_string":             "TypeError: the Pandas UDF's result must be a Series or array-like of 3 values, not str",
-			"strings_for_bigint":   "TypeError: the Pandas UDF's result cannot be converted to int64",
-			"fractions_for_bigint": "TypeError: the Pandas UDF's result cannot be converted to int64: Float value 0.333333 was truncated converting to int64",
-			"ints_for_string":      "TypeError: the Pandas UDF's result cannot be converted to string",
-			"too_big_for_int":      "TypeError: the Pandas UDF's result cannot be converted to int32",
-			"bools_for_bigint":     "TypeError: the Pandas UDF's result cannot be converted to int64",
-			"two_d":                "TypeError: the Pandas UDF's result cannot be converted to int64",
-			"object_mix":           "TypeError: the Pandas UDF's result cannot be converted to int64",
+			"too_long":             "result: the Pandas UDF's result has 6 values for a batch of 3 rows",
+			"too_short":            "result: the Pandas UDF's result has 1 values for a batch of 3 rows",
+			"empty":                "result: the Pandas UDF's result has 0 values for a batch of 3 rows",
+			"scalar":               "result: the Pandas UDF's result must be a Series or array-like of 3 values, not int",
+			"none":                 "result: the Pandas UDF's result must be a Series or array-like of 3 values, not NoneType",
+			"a_string":             "result: the Pandas UDF's result must be a Series or array-like of 3 values, not str",
+			"strings_for_bigint":   "result: the Pandas UDF's result cannot be converted to int64",
+			"fractions_for_bigint": "result: the Pandas UDF's result cannot be converted to int64: Float value 0.333333 was truncated converting to int64",
+			"ints_for_string":      "result: the Pandas UDF's result cannot be converted to string",
+			"too_big_for_int":      "result: the Pandas UDF's result cannot be converted to int32",
+			"bools_for_bigint":     "result: the Pandas UDF's result cannot be converted to int64",
+			"two_d":                "result: the Pandas UDF's result cannot be converted to int64",
+			"object_mix":           "result: the Pandas UDF's result cannot be converted to int64",
 		} {
 			err := evalErr(t, m, name, rec)
-			var pe *bridge.PythonError
-			if !errors.As(err, &pe) {
-				t.Errorf("%s: want a PythonError, got %v", name, err)
+			var ce *bridge.ConversionError
+			if !errors.As(err, &ce) || ce.Path != "result" {
+				t.Errorf("%s: want a result ConversionError, got %v", name, err)
 			}
 			wantMessage(t, err, message)
 		}
@@ -934,18 +934,18 @@ func TestHostileArrowResults(t *testing.T) {
 			}
 		}
 		for name, message := range map[string]string{
-			"chunked_no_chunks": "ValueError: the Arrow UDF's result has 0 values for a batch of 3 rows",
-			"arrow_scalar":      "TypeError: the Arrow UDF's result must be a Series or array-like of 3 values, not Int64Scalar",
-			"arrow_none":        "TypeError: the Arrow UDF's result must be a Series or array-like of 3 values, not NoneType",
-			"arrow_batch":       "TypeError: the Arrow UDF's result cannot be converted to int64",
-			"arrow_strings":     "TypeError: the Arrow UDF's result cannot be converted to int64",
-			"arrow_uncastable":  "TypeError: the Arrow UDF's result cannot be converted to int64",
-			"arrow_too_long":    "ValueError: the Arrow UDF's result has 6 values for a batch of 3 rows",
+			"chunked_no_chunks": "result: the Arrow UDF's result has 0 values for a batch of 3 rows",
+			"arrow_scalar":      "result: the Arrow UDF's result must be a Series or array-like of 3 values, not Int64Scalar",
+			"arrow_none":        "result: the Arrow UDF's result must be a Series or array-like of 3 values, not NoneType",
+			"arrow_batch":       "result: the Arrow UDF's result cannot be converted to int64",
+			"arrow_strings":     "result: the Arrow UDF's result cannot be converted to int64",
+			"arrow_uncastable":  "result: the Arrow UDF's result cannot be converted to int64",
+			"arrow_too_long":    "result: the Arrow UDF's result has 6 values for a batch of 3 rows",
 		} {
 			err := evalErr(t, m, name, rec)
-			var pe *bridge.PythonError
-			if !errors.As(err, &pe) {
-				t.Errorf("%s: want a PythonError, got %v", name, err)
+			var ce *bridge.ConversionError
+			if !errors.As(err, &ce) || ce.Path != "result" {
+				t.Errorf("%s: want a result ConversionError, got %v", name, err)
 			}
 			wantMessage(t, err, message)
 		}
@@ -1072,15 +1072,15 @@ func TestHostilePandasMapResults(t *testing.T) {
 		m := loadModule(t, Config{}, "pandas_maps.py", hostileMoreSource)
 		rec := renamed(t, batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Int64, `[1, 2, 3]`), "v")
 		for name, message := range map[string]string{
-			"short_frame":    "ValueError: the Pandas map's result has 1 values for a batch of 3 rows",
-			"missing_column": "TypeError: the Pandas map's result does not fit struct<n: int64>",
-			"not_a_frame":    "TypeError: the Pandas map's result must be a DataFrame, not Series",
-			"strings_column": "TypeError: the Pandas map's result does not fit struct<n: int64>",
+			"short_frame":    "result: the Pandas map's result has 1 values for a batch of 3 rows",
+			"missing_column": "result: the Pandas map's result does not fit struct<n: int64>",
+			"not_a_frame":    "result: the Pandas map's result must be a DataFrame, not Series",
+			"strings_column": "result: the Pandas map's result does not fit struct<n: int64>",
 		} {
 			_, err := function(t, m, name).Map(context.Background(), rec)
-			var pe *bridge.PythonError
-			if !errors.As(err, &pe) {
-				t.Errorf("%s: want a PythonError, got %v", name, err)
+			var ce *bridge.ConversionError
+			if !errors.As(err, &ce) || ce.Path != "result" {
+				t.Errorf("%s: want a result ConversionError, got %v", name, err)
 			}
 			wantMessage(t, err, message)
 		}

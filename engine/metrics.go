@@ -9,15 +9,34 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// MetricKind is the kind of a Metric, as PyFlink's MetricGroup registers it.
+type MetricKind string
+
+// The metric kinds.
+const (
+	MetricCounter      MetricKind = "counter"      // counter(name): Value (and Count) is its count
+	MetricGauge        MetricKind = "gauge"        // gauge(name, fn): Value is fn() when read
+	MetricMeter        MetricKind = "meter"        // meter(name): Count events, Rate per second
+	MetricDistribution MetricKind = "distribution" // distribution(name): Count, Sum, Min, Max
+)
+
+func (k MetricKind) String() string { return string(k) }
+
 // Metric is one metric a UDF registered through
 // function_context.get_metric_group(), as read by Engine.Metrics.
+//
+// Metrics are scoped per function, as PyFlink's metric groups are per
+// operator: two functions that each register a counter "calls" have two
+// metrics, told apart by Function.
 type Metric struct {
-	Name string
+	// Function is the name of the function that registered the metric
+	// (the name it was looked up by).
+	Function string
+	Name     string
 	// Groups is the path of add_group calls: Key alone for add_group(name),
 	// Key and Value for add_group(key, value).
 	Groups []MetricGroup
-	// Kind is "counter", "gauge", "meter" or "distribution".
-	Kind string
+	Kind   MetricKind
 	// Value of a counter or gauge.
 	Value float64
 	// Count of a meter's events or a distribution's updates.
@@ -34,22 +53,48 @@ type MetricGroup struct {
 	Value *string
 }
 
-// Metrics reads the current value of every metric the engine's functions registered.
-func (e *Engine) Metrics(ctx context.Context) ([]Metric, error) {
+// MetricsOption narrows what Engine.Metrics reads.
+type MetricsOption func(*metricsFilter)
+
+type metricsFilter struct {
+	functions map[string]bool
+}
+
+// WithFunction reads only the metrics of the functions named (given more
+// than once, the metrics of any of them).
+func WithFunction(names ...string) MetricsOption {
+	return func(f *metricsFilter) {
+		if f.functions == nil {
+			f.functions = map[string]bool{}
+		}
+		for _, n := range names {
+			f.functions[n] = true
+		}
+	}
+}
+
+// Metrics reads the current value of every metric the engine's functions
+// registered, or, with WithFunction, of the functions named.
+func (e *Engine) Metrics(ctx context.Context, opts ...MetricsOption) ([]Metric, error) {
 	if e.closed.Load() {
 		return nil, ErrClosed
 	}
+	var filter metricsFilter
+	for _, o := range opts {
+		o(&filter)
+	}
 	var reply struct {
 		Metrics []struct {
-			Groups [][2]*string `json:"groups"`
-			Name   string       `json:"name"`
-			Kind   string       `json:"kind"`
-			Value  float64      `json:"value"`
-			Count  int64        `json:"count"`
-			Rate   float64      `json:"rate"`
-			Sum    float64      `json:"sum"`
-			Min    float64      `json:"min"`
-			Max    float64      `json:"max"`
+			Function string       `json:"function"`
+			Groups   [][2]*string `json:"groups"`
+			Name     string       `json:"name"`
+			Kind     MetricKind   `json:"kind"`
+			Value    float64      `json:"value"`
+			Count    int64        `json:"count"`
+			Rate     float64      `json:"rate"`
+			Sum      float64      `json:"sum"`
+			Min      float64      `json:"min"`
+			Max      float64      `json:"max"`
 		} `json:"metrics"`
 	}
 	if err := e.control(ctx, "read metrics", map[string]any{"op": "metrics", "engine": e.id}, &reply); err != nil {
@@ -57,14 +102,17 @@ func (e *Engine) Metrics(ctx context.Context) ([]Metric, error) {
 	}
 	out := make([]Metric, 0, len(reply.Metrics))
 	for _, m := range reply.Metrics {
-		metric := Metric{Name: m.Name, Kind: m.Kind, Value: m.Value, Count: m.Count, Rate: m.Rate,
+		if filter.functions != nil && !filter.functions[m.Function] {
+			continue
+		}
+		metric := Metric{Function: m.Function, Name: m.Name, Kind: m.Kind, Value: m.Value, Count: m.Count, Rate: m.Rate,
 			Sum: m.Sum, Min: m.Min, Max: m.Max}
 		for _, g := range m.Groups {
 			if g[0] != nil {
 				metric.Groups = append(metric.Groups, MetricGroup{Key: *g[0], Value: g[1]})
 			}
 		}
-		if m.Kind == "counter" {
+		if m.Kind == MetricCounter {
 			metric.Count = int64(m.Value)
 		}
 		out = append(out, metric)
@@ -79,7 +127,7 @@ func mergeMetrics(ms []Metric) []Metric {
 	var out []Metric
 	seen := map[string]int{}
 	for _, m := range ms {
-		key := m.Kind + "\x00" + m.Name
+		key := string(m.Kind) + "\x00" + m.Function + "\x00" + m.Name
 		for _, g := range m.Groups {
 			key += "\x00" + g.Key
 			if g.Value != nil {
@@ -94,13 +142,13 @@ func mergeMetrics(ms []Metric) []Metric {
 		}
 		o := &out[i]
 		switch m.Kind {
-		case "counter":
+		case MetricCounter:
 			o.Value += m.Value
 			o.Count += m.Count
-		case "meter":
+		case MetricMeter:
 			o.Count += m.Count
 			o.Rate += m.Rate
-		case "distribution":
+		case MetricDistribution:
 			if o.Count == 0 || (m.Count > 0 && m.Min < o.Min) {
 				o.Min = m.Min
 			}
@@ -118,7 +166,9 @@ func mergeMetrics(ms []Metric) []Metric {
 // counters and gauges as themselves, a meter as <name>_total and <name>_rate,
 // a distribution as a summary (count and sum) with <name>_min and <name>_max.
 // Names are pyudf_ followed by the add_group(name) path and the metric name;
-// add_group(key, value) steps become labels.
+// the label "function" names the function that registered it, and
+// add_group(key, value) steps become labels (a key "function" becomes
+// "group_function").
 func (e *Engine) Collector() prometheus.Collector { return collector{e} }
 
 type collector struct{ e *Engine }
@@ -142,14 +192,14 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		help := "pyudf metric " + m.Name
 		switch m.Kind {
-		case "counter":
+		case MetricCounter:
 			ch <- prometheus.MustNewConstMetric(desc("", help), prometheus.CounterValue, m.Value, values...)
-		case "gauge":
+		case MetricGauge:
 			ch <- prometheus.MustNewConstMetric(desc("", help), prometheus.GaugeValue, m.Value, values...)
-		case "meter":
+		case MetricMeter:
 			ch <- prometheus.MustNewConstMetric(desc("_total", help+" (events)"), prometheus.CounterValue, float64(m.Count), values...)
 			ch <- prometheus.MustNewConstMetric(desc("_rate", help+" (events per second)"), prometheus.GaugeValue, m.Rate, values...)
-		case "distribution":
+		case MetricDistribution:
 			ch <- prometheus.MustNewConstSummary(desc("", help), uint64(m.Count), m.Sum, nil, values...)
 			ch <- prometheus.MustNewConstMetric(desc("_min", help+" (minimum)"), prometheus.GaugeValue, m.Min, values...)
 			ch <- prometheus.MustNewConstMetric(desc("_max", help+" (maximum)"), prometheus.GaugeValue, m.Max, values...)
@@ -161,11 +211,16 @@ var invalidName = regexp.MustCompile(`[^a-zA-Z0-9_]+`)
 
 func promName(m Metric) (name string, labels, values []string) {
 	parts := []string{"pyudf"}
+	labels, values = []string{"function"}, []string{m.Function}
 	for _, g := range m.Groups {
 		if g.Value == nil {
 			parts = append(parts, g.Key)
 		} else {
-			labels = append(labels, invalidName.ReplaceAllString(g.Key, "_"))
+			label := invalidName.ReplaceAllString(g.Key, "_")
+			if label == "function" {
+				label = "group_function"
+			}
+			labels = append(labels, label)
 			values = append(values, *g.Value)
 		}
 	}

@@ -344,7 +344,7 @@ func (p *workers) request(ctx context.Context, f *Function, op string, parts [][
 			return nil, err
 		}
 		if rep.Error != nil {
-			return nil, rep.Error.pythonError(f.name, op)
+			return nil, bridge.FromPython(f.name, op, rep.Error.Row, rep.Error.Type, rep.Error.Message, rep.Error.Traceback)
 		}
 		return rep, nil
 	}

@@ -135,7 +135,7 @@ func TestTableFunctionExplode(t *testing.T) {
 			t.Errorf("explode columns %s, want row, f0, f1", s)
 		}
 		_, err = function(t, m, "bad_arity").Explode(context.Background(), batchOf(t, mem, arrow.BinaryTypes.String, `["x"]`))
-		wantMessage(t, err, "TypeError: row 0: the table function produced 1 values for 2 result fields")
+		wantMessage(t, err, "row 0: result: the table function produced 1 values for 2 result fields")
 		empty := batchOf(t, mem, arrow.BinaryTypes.String, `[]`, arrow.PrimitiveTypes.Int32, `[]`)
 		out2, err := function(t, m, "word_lengths").Explode(context.Background(), empty)
 		if err != nil || out2.NumRows() != 0 || out2.NumCols() != 3 {

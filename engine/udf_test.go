@@ -265,10 +265,10 @@ func TestOpenCloseJobParametersMetrics(t *testing.T) {
 		want := `
 # HELP pyudf_calls pyudf metric calls
 # TYPE pyudf_calls counter
-pyudf_calls{udf="enrich"} 2
+pyudf_calls{function="enrich",udf="enrich"} 2
 # HELP pyudf_constant pyudf metric constant
 # TYPE pyudf_constant gauge
-pyudf_constant{udf="enrich"} 42
+pyudf_constant{function="enrich",udf="enrich"} 42
 `
 		if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "pyudf_calls", "pyudf_constant"); err != nil {
 			t.Error(err)

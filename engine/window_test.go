@@ -156,7 +156,8 @@ func TestSlidingVisitedItemsGeneralAndPandasAgree(t *testing.T) {
 func TestSessionWindowsMerge(t *testing.T) {
 	modes(t, func(t *testing.T) {
 		m := windowModule(t)
-		w, err := NewWindows(WindowSpec{Kind: Session, Gap: 30 * time.Second}, openAggregate(t, m, "count"))
+		first := openAggregate(t, m, "count")
+		w, err := NewWindows(WindowSpec{Kind: Session, Gap: 30 * time.Second}, first)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -166,6 +167,10 @@ func TestSessionWindowsMerge(t *testing.T) {
 		add(t, w, "v", at(10))
 		if got, want := fire(t, w, at(60)), []string{"v [12:00:10,12:00:40) 1", "u [12:00:00,12:00:50) 2"}; !reflect.DeepEqual(got, want) {
 			t.Errorf("at 60s: %v", got)
+		}
+		// The same name is the same instance until it is closed: a fresh one for w2.
+		if err := first.Close(); err != nil {
+			t.Fatal(err)
 		}
 		w2, err := NewWindows(WindowSpec{Kind: Session, Gap: 30 * time.Second}, openAggregate(t, m, "count"))
 		if err != nil {

@@ -129,7 +129,7 @@ def _struct_tuple(value, names):
     if isinstance(value, dict):
         missing = [n for n in names if n not in value]
         if missing:
-            raise TypeError("the result row has no field %s" % ", ".join(map(repr, missing)))
+            raise _results.ResultError("the result row has no field %s" % ", ".join(map(repr, missing)))
         return tuple(value[n] for n in names)
     return tuple(value)
 
@@ -164,8 +164,10 @@ def _to_array(values, result_type, what):
                 _check_kind(pa.from_numpy_dtype(values.dtype), result_type)
             return _owned(pa.array(values, type=result_type), values, lambda v: pa.array(v, type=result_type))
         return pa.array(values, type=result_type)
+    except _results.ResultError:
+        raise
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError) as exc:
-        raise TypeError("%s cannot be converted to %s: %s" % (what, result_type, exc)) from None
+        raise _results.ResultError("%s cannot be converted to %s: %s" % (what, result_type, exc)) from None
 
 
 def _kind(t):
@@ -222,8 +224,8 @@ def export_result(values, type_addr, array_addr, schema_addr):
     """Build the result array of row-wise ``values`` (a list) and export it to Go."""
     try:
         array = _row_results(values, import_type(type_addr))
-    except _results.ResultError as exc:
-        raise TypeError(str(exc)) from None  # "row N: result: why"
+    except _results.ResultError:
+        raise  # "row N: result: why"
     array._export_to_c(array_addr, schema_addr)
 
 
@@ -235,7 +237,7 @@ def _row_results(values, result_type):
     values = _results.conform(values, result_type, normalize)
     try:
         return _to_array(values, result_type, "the results")
-    except TypeError:
+    except _results.ResultError:
         error = _results.explain(values, result_type, normalize)
         if error is None:
             raise
@@ -339,7 +341,7 @@ def _apply(func, func_type, batch, result_type):
         result = func(batch.to_pandas(date_as_object=True))
         _check_length(result, batch.num_rows, "the Pandas map's result")
         if not type(result).__name__ == "DataFrame":
-            raise TypeError("the Pandas map's result must be a DataFrame, not %s" % type(result).__name__)
+            raise _results.ResultError("the Pandas map's result must be a DataFrame, not %s" % type(result).__name__)
         schema = pa.schema(list(result_type))
         try:
             for field in schema:
@@ -348,7 +350,7 @@ def _apply(func, func_type, batch, result_type):
                     _check_kind(_inferred_type(column), field.type)  # pyarrow would parse strings
             return pa.RecordBatch.from_pandas(result, schema=schema, preserve_index=False).to_struct_array(), None
         except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError, TypeError) as exc:
-            raise TypeError("the Pandas map's result does not fit %s: %s" % (result_type, exc)) from None
+            raise _results.ResultError("the Pandas map's result does not fit %s: %s" % (result_type, exc)) from None
     args = _pandas_columns(batch) if func_type == "pandas" else list(batch.columns)
     return _call(func, args, batch.num_rows, func_type)
 
@@ -457,18 +459,20 @@ def evaluate_rows(func, batch, result_type, as_rows=False, row_errors=False):
     try:
         out = _row_results(results, result_type)
     except _results.ResultError as exc:
+        if exc.row is None:  # about the results as a whole, not one row's
+            raise
         error = RowError(exc.row)
-        error.__cause__ = TypeError(exc.reason)
+        error.__cause__ = _results.ResultError(exc.reason)
         raise error from error.__cause__
     return out, (pa.array(errors, type=pa.string()) if row_errors else None)
 
 
 def _check_length(result, rows, what):
     if isinstance(result, (str, bytes)) or not hasattr(result, "__len__"):
-        raise TypeError("%s must be a Series or array-like of %d values, not %s"
+        raise _results.ResultError("%s must be a Series or array-like of %d values, not %s"
                         % (what, rows, type(result).__name__))
     if len(result) != rows:
-        raise ValueError("%s has %d values for a batch of %d rows" % (what, len(result), rows))
+        raise _results.ResultError("%s has %d values for a batch of %d rows" % (what, len(result), rows))
 
 
 def reduce_pandas(func, array_addr, schema_addr):
@@ -476,7 +480,7 @@ def reduce_pandas(func, array_addr, schema_addr):
     batch = import_batch(array_addr, schema_addr)
     result = func(*_pandas_columns(batch))
     if isinstance(result, (pd.Series, pd.DataFrame, np.ndarray, pa.Array, pa.ChunkedArray, list, tuple)):
-        raise TypeError("the Pandas UDAF's result must be a scalar, not %s" % type(result).__name__)
+        raise _results.ResultError("the Pandas UDAF's result must be a scalar, not %s" % type(result).__name__)
     if isinstance(result, np.generic):
         result = result.item()
     return result
@@ -508,8 +512,8 @@ def explode_batch(collect, batch, row_type):
     for i, args in enumerate(zip(*(c.to_pylist() for c in batch.columns))):
         for out in collect(*args):
             if len(out) != len(fields):
-                raise TypeError("row %d: the table function produced %d values for %d result fields"
-                                % (i, len(out), len(fields)))
+                raise _results.ResultError("the table function produced %d values for %d result fields"
+                                           % (len(out), len(fields)), i)
             index.append(i)
             for column, value in zip(columns, out):
                 column.append(value)

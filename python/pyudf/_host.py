@@ -48,6 +48,39 @@ class Cancelled(BaseException):
     """
 
 
+class ResultError(TypeError, ValueError):
+    """What the engine raises about a UDF's result, not the UDF itself: a
+    value that does not convert to the declared type, a Pandas UDF's result
+    of the wrong length or kind, a missing ROW field. ``row``: the batch row
+    it is about, or None.
+
+    Go reports it as a ``*bridge.ConversionError`` (not a PythonError), so a
+    caller can tell "my Python raised" from "my Python returned something
+    invalid"; the C shim and the process-mode worker turn the TypeError,
+    ValueError or OverflowError of a result's conversion into one
+    (:func:`as_result_error`). A TypeError and a ValueError, for Python
+    code that catches either."""
+
+    def __init__(self, message, row=None):
+        super().__init__(message if row is None else "row %d: %s" % (row, message))
+        self.row = row
+        self.reason = message
+
+
+def as_result_error(exc):
+    """``exc``, raised while converting a result, as a :class:`ResultError`
+    (a TypeError, ValueError or OverflowError; anything else, a MemoryError
+    say, is returned as it is)."""
+    if isinstance(exc, ResultError) or not isinstance(exc, (TypeError, ValueError, OverflowError)):
+        return exc
+    message = str(exc)
+    if message.startswith("pyudf: "):  # the C shim's words: "pyudf: result nested deeper ..."
+        message = message[len("pyudf: "):]
+    if message.startswith("result "):
+        message = "result: " + message[len("result "):]
+    return ResultError(message if message.startswith("result") else "result: " + message)
+
+
 # --- objects handed to the C shim by id -------------------------------------
 
 _ids = itertools.count(1)
@@ -228,7 +261,7 @@ def _function(engine, module, name):
         return {"missing": True}
     kind, target, instance, input_types, result_type, func_type = signature(obj)
     if instance is not None:
-        context = FunctionContext(MetricGroup(state.metrics), state.job_parameters)
+        context = FunctionContext(MetricGroup(state.metrics, function=name), state.job_parameters)
         instance.open(context)
     fid = next(_function_ids)
     reply = {"function": fid, "kind": kind, "func_type": func_type,
@@ -282,7 +315,10 @@ _OPS = {
 # --- errors and values ------------------------------------------------------
 
 def describe_exception(exc):
-    """(qualified type name, message, formatted traceback) of an exception."""
+    """(qualified type name, message, formatted traceback) of an exception.
+
+    The traceback shows the user's frames only (see :func:`user_traceback`),
+    the same text in thread and process mode."""
     cls = type(exc)
     module = cls.__module__
     type_name = cls.__qualname__ if module in ("builtins", "__main__") else module + "." + cls.__qualname__
@@ -290,8 +326,42 @@ def describe_exception(exc):
         message = str(exc)
     except Exception:
         message = "<unprintable %s>" % cls.__qualname__
-    text = "".join(traceback.format_exception(cls, exc, exc.__traceback__))
+    try:
+        text = user_traceback(exc)
+    except Exception:  # never fail to describe: fall back to Python's own text
+        text = "".join(traceback.format_exception(cls, exc, exc.__traceback__))
     return type_name, message, text
+
+
+# Frames in these directories are pyudf's own (the runtime package and its
+# pyflink compatibility package: "<embedded>/pyudf/" embedded, the extracted
+# runtime directory in a process-mode worker) and are left out of tracebacks.
+_HERE = globals().get("__file__") or __spec__.origin  # embedded modules have no __file__
+_RUNTIME_DIRS = tuple(os.path.join(os.path.dirname(os.path.dirname(_HERE)), package) + os.sep
+                      for package in ("pyudf", "pyflink"))
+
+
+def user_traceback(exc):
+    """The formatted traceback of ``exc`` and its chained exceptions, without
+    pyudf's own frames (the engine's wrappers, the worker's request loop):
+    what the user's code did, and the exception lines."""
+    te = traceback.TracebackException(type(exc), exc, exc.__traceback__)
+    _drop_runtime_frames(te, set())
+    return "".join(te.format())
+
+
+def _drop_runtime_frames(te, seen):
+    if te is None or id(te) in seen:
+        return
+    seen.add(id(te))
+    frames = [f for f in te.stack if not (f.filename or "").startswith(_RUNTIME_DIRS)]
+    te.stack = traceback.StackSummary.from_list(frames)
+    if not frames:
+        te.exc_traceback = None  # no "Traceback (most recent call last):" over no frames
+    _drop_runtime_frames(te.__cause__, seen)
+    _drop_runtime_frames(te.__context__, seen)
+    for nested in getattr(te, "exceptions", None) or ():
+        _drop_runtime_frames(nested, seen)
 
 
 def normalize(obj):

@@ -19,23 +19,15 @@ import struct
 
 import pyarrow as pa
 
+from ._host import ResultError, as_result_error  # noqa: F401 (re-exported)
 from .row import Row, _parts
 
-__all__ = ["conform", "explain", "ResultError"]
+__all__ = ["conform", "explain", "ResultError", "as_result_error"]
 
 _F32 = struct.Struct("=f")
 _INT_NAMES = {8: "TINYINT", 16: "SMALLINT", 32: "INT", 64: "BIGINT"}
 _UTC = datetime.timezone.utc
 _CONTEXT = decimal.Context(prec=1000, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
-
-
-class ResultError(TypeError):
-    """A result that does not convert to the declared type, at row ``row``."""
-
-    def __init__(self, row, message):
-        super().__init__("row %d: %s" % (row, message))
-        self.row = row
-        self.reason = message
 
 
 def sql_name(t):
@@ -305,7 +297,7 @@ def conform(values, t, normalize):
         try:
             out.append(_convert(value, t, normalize))
         except (TypeError, OverflowError, ValueError) as exc:
-            raise ResultError(i, "result: %s" % exc) from None
+            raise ResultError("result: %s" % exc, i) from None
     return out
 
 
@@ -316,5 +308,5 @@ def explain(values, t, normalize):
         try:
             _convert(value, t, normalize)
         except (TypeError, OverflowError, ValueError) as exc:
-            return ResultError(i, "result: %s" % exc)
+            return ResultError("result: %s" % exc, i)
     return None

@@ -173,13 +173,13 @@ class Worker:
         if op == "call":
             fn = self._target(header)
             args = _wire.decode_args(payloads[0], header["nargs"])
-            return {}, _wire.encode(fn(*args), _host.normalize)
+            return {}, _encode_result(fn(*args))
         if op == "eval":
             return self._eval(header, payloads)
         if op == "call_batch":
             fn = self._target(header)
             result = fn(_read_batch(payloads[0]), None, *header.get("extra", ()))
-            return {}, _wire.encode(result, _host.normalize)
+            return {}, _encode_result(result)
         if op == "control":
             return (self._control(header),)
         if op == "ping":
@@ -245,6 +245,19 @@ class Worker:
             self._functions[handle] = (reply["function"], methods)
             reply["function"] = handle
         return reply
+
+
+def _encode_result(result):
+    """A function's result in the wire format; a result that cannot be
+    encoded raises :class:`pyudf._host.ResultError`, as the C shim's encoder
+    does embedded (Go: a ConversionError, not the UDF's exception)."""
+    try:
+        return _wire.encode(result, _host.normalize)
+    except Exception as exc:
+        marked = _host.as_result_error(exc)
+        if marked is exc:
+            raise
+        raise marked from None
 
 
 def _describe(exc, row):

@@ -6,6 +6,11 @@ nested groups (``add_group("region", "eu")``).  Updating a metric is plain
 Python arithmetic; the host reads every metric of an engine at once with
 :meth:`MetricRegistry.snapshot` (Go: ``Engine.Metrics`` and the Prometheus
 collector).
+
+Metrics are scoped per function, as PyFlink's metric groups are per
+operator: each function's group carries the function's name, so two UDFs
+that both register a counter ``calls`` get two counters (Go reads the name
+as ``Metric.Function``, Prometheus as the ``function`` label).
 """
 
 import threading
@@ -105,17 +110,18 @@ class Distribution:
 
 
 class MetricRegistry:
-    """All metrics of one engine, keyed by group path and name."""
+    """All metrics of one engine, keyed by function, group path and name."""
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._metrics = {}  # (group tuple, name) -> metric
+        self._metrics = {}  # (function, group tuple, name) -> metric
 
-    def register(self, groups, name, metric):
-        """Register ``metric``; the same path and name returns the one already there."""
+    def register(self, groups, name, metric, function=""):
+        """Register ``metric`` for ``function``; the same function, path and
+        name returns the one already there."""
         if not isinstance(name, str) or not name:
             raise ValueError("metric name must be a non-empty string")
-        key = (tuple(groups), name)
+        key = (function, tuple(groups), name)
         with self._lock:
             existing = self._metrics.get(key)
             if existing is not None:
@@ -126,36 +132,46 @@ class MetricRegistry:
             return metric
 
     def snapshot(self):
-        """Every metric as a dict: groups, name, kind and its values."""
+        """Every metric as a dict: function, groups, name, kind and its values."""
         with self._lock:
             items = list(self._metrics.items())
         out = []
-        for (groups, name), metric in items:
-            entry = {"groups": [list(g) for g in groups], "name": name, "kind": metric.kind}
+        for (function, groups, name), metric in items:
+            entry = {"function": function, "groups": [list(g) for g in groups], "name": name,
+                     "kind": metric.kind}
             entry.update(metric._values())
             out.append(entry)
         return out
 
 
 class MetricGroup:
-    """A scope for metrics; ``add_group`` nests, the other methods register."""
+    """A scope for metrics of one function (``function``: its name);
+    ``add_group`` nests, the other methods register."""
 
-    def __init__(self, registry, groups=()):
+    def __init__(self, registry, groups=(), function=""):
         self._registry = registry
         self._groups = tuple(groups)
+        self._function = function
 
     def add_group(self, name, extra=None):
         """A child group: ``add_group("a")`` or the key/value form ``add_group("k", "v")``."""
-        return MetricGroup(self._registry, self._groups + ((name, extra),))
+        return MetricGroup(self._registry, self._groups + ((name, extra),), self._function)
+
+    def _register(self, name, metric):
+        return self._registry.register(self._groups, name, metric, self._function)
 
     def counter(self, name):
-        return self._registry.register(self._groups, name, Counter())
+        """The counter ``name`` of this group (registered on first use)."""
+        return self._register(name, Counter())
 
     def gauge(self, name, obj):
-        return self._registry.register(self._groups, name, Gauge(obj))
+        """A gauge reading ``obj()`` whenever metrics are collected."""
+        return self._register(name, Gauge(obj))
 
     def meter(self, name, time_span_in_seconds=60):
-        return self._registry.register(self._groups, name, Meter(time_span_in_seconds))
+        """The meter ``name``: events per second over ``time_span_in_seconds``."""
+        return self._register(name, Meter(time_span_in_seconds))
 
     def distribution(self, name):
-        return self._registry.register(self._groups, name, Distribution())
+        """The distribution ``name``: count, sum, min and max of its updates."""
+        return self._register(name, Distribution())

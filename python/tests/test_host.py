@@ -124,3 +124,25 @@ def test_loaded_file_on_sys_path_keeps_its_name(tmp_path, monkeypatch):
         assert module["name"] == "on_path_udfs"  # it is what an import of the name finds
     finally:
         control(op="engine_close", engine=9004)
+
+
+def test_describe_exception_drops_runtime_frames():
+    from pyudf import _host
+    from pyudf._host import ResultError, as_result_error, describe_exception
+
+    def user():
+        raise KeyError("k")
+
+    try:
+        _host._OPS["metrics"].__call__  # a runtime frame between user frames
+        (lambda: user())()
+    except KeyError as exc:
+        _, _, text = describe_exception(exc)
+    assert "in user" in text and "KeyError: 'k'" in text
+    assert "pyudf/" not in text
+    marked = as_result_error(OverflowError("pyudf: result nested deeper"))
+    assert isinstance(marked, ResultError) and isinstance(marked, TypeError) and isinstance(marked, ValueError)
+    assert str(marked) == "result: nested deeper"
+    memory = MemoryError()
+    assert as_result_error(memory) is memory
+    assert str(ResultError("result: x", 3)) == "row 3: result: x"

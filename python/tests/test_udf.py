@@ -116,3 +116,16 @@ def test_metrics():
         group.meter("calls")
     with pytest.raises(TypeError, match="callable"):
         group.gauge("bad", 3)
+
+
+def test_metrics_scoped_per_function():
+    registry = MetricRegistry()
+    a = MetricGroup(registry, function="a").counter("calls")
+    b = MetricGroup(registry, function="b").counter("calls")
+    assert a is not b
+    a.inc(2)
+    b.inc(5)
+    assert MetricGroup(registry, function="a").add_group("x").counter("calls") is not a
+    assert MetricGroup(registry, function="a").counter("calls") is a
+    counts = {(m["function"], tuple(map(tuple, m["groups"]))): m["value"] for m in registry.snapshot()}
+    assert counts == {("a", ()): 2, ("b", ()): 5, ("a", (("x", None),)): 0}

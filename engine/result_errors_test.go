@@ -1,0 +1,134 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/pyudf/pyudf/bridge"
+)
+
+const resultErrorsSource = `
+import pandas as pd
+import pyarrow as pa
+from pyflink.table.udf import AggregateFunction, udaf, udf, udtf
+from pyudf import Row
+
+def add(a, b):
+    return a + b
+add = udf(add, input_types=['BIGINT', 'BIGINT'], result_type='BIGINT')
+
+str_for_bigint = udf(lambda x: "s" if x == 2 else x, input_types=['BIGINT'], result_type='BIGINT')
+str_for_bigint_s = udf(lambda s: "s" if s == "b" else 1, input_types=['STRING'], result_type='BIGINT')
+raises_type_error = udf(lambda x: int("x", "y"), input_types=['BIGINT'], result_type='BIGINT')
+pandas_short = udf(lambda x: x[:1], input_types=['BIGINT'], result_type='BIGINT', func_type='pandas')
+pandas_raises = udf(lambda x: int("x", "y"), input_types=['BIGINT'], result_type='BIGINT', func_type='pandas')
+arrow_strings = udf(lambda x: pa.array(["a"] * len(x)), input_types=['BIGINT'], result_type='BIGINT', func_type='arrow')
+row_missing = udf(lambda r: Row(id=r.id), input_types=['ROW<id BIGINT>'], result_type='ROW<id BIGINT, label STRING>')
+pandas_map_short = udf(lambda df: df[:1], input_types=['ROW<id BIGINT>'], result_type='ROW<id BIGINT>', func_type='pandas')
+series_udaf = udaf(lambda v: v, input_types=['BIGINT'], result_type='BIGINT', func_type='pandas')
+
+@udtf(input_types=['STRING'], result_types=['STRING', 'BIGINT'])
+def bad_table(s):
+    yield s, "not a number"
+
+class BadValue(AggregateFunction):
+    def create_accumulator(self):
+        return [0]
+    def accumulate(self, acc, v):
+        acc[0] += v
+    def get_value(self, acc):
+        return "not a number"
+
+bad_value = udaf(BadValue(), input_types=['BIGINT'], result_type='BIGINT')
+`
+
+// wantResultError checks that err is a *bridge.ConversionError about the
+// result (not a PythonError) at row, whose message holds parts.
+func wantResultError(t *testing.T, what string, err error, row int, parts ...string) {
+	t.Helper()
+	var ce *bridge.ConversionError
+	if !errors.As(err, &ce) {
+		t.Errorf("%s: got %T %v, want a *bridge.ConversionError", what, err, err)
+		return
+	}
+	var pe *bridge.PythonError
+	if errors.As(err, &pe) {
+		t.Errorf("%s: also a PythonError", what)
+	}
+	if !strings.HasPrefix(ce.Path, "result") || ce.Row != row {
+		t.Errorf("%s: path %q row %d, want result at row %d (%v)", what, ce.Path, ce.Row, row, err)
+	}
+	for _, p := range parts {
+		if !strings.Contains(err.Error(), p) {
+			t.Errorf("%s: %q does not mention %q", what, err, p)
+		}
+	}
+}
+
+// TestResultErrorsAreConversionErrorsEverywhere: a UDF returning something
+// invalid is a *bridge.ConversionError on every path and in both modes;
+// a UDF raising (even a TypeError) is a *bridge.PythonError.
+func TestResultErrorsAreConversionErrorsEverywhere(t *testing.T) {
+	modes(t, func(t *testing.T) {
+		ctx := context.Background()
+		m := loadModule(t, Config{}, "result_errors.py", resultErrorsSource)
+		mem := checkedAllocator(t)
+		ints := batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[1, 2, 3]`)
+		strs := batchOf(t, mem, arrow.BinaryTypes.String, `["a", "b"]`)
+
+		_, err := function(t, m, "str_for_bigint").Call(ctx, int64(2))
+		wantResultError(t, "Call", err, -1, `function "str_for_bigint": result: Python str is not a BIGINT`)
+		_, err = function(t, m, "str_for_bigint").CallValues(ctx, bridge.Int64(2))
+		wantResultError(t, "CallValues", err, -1, `result: Python str is not a BIGINT`)
+		_, err = function(t, m, "str_for_bigint").Eval(ctx, ints) // fixed-width C loop (thread mode)
+		wantResultError(t, "Eval fixed", err, 1, `function "str_for_bigint": row 1: result: Python str is not a BIGINT`)
+		_, err = function(t, m, "str_for_bigint_s").Eval(ctx, strs) // pyarrow path
+		wantResultError(t, "Eval pyarrow", err, 1, `row 1: result: Python str is not a BIGINT`)
+		_, _, err = function(t, m, "str_for_bigint").EvalRowErrors(ctx, ints)
+		wantResultError(t, "EvalRowErrors", err, 1, `row 1: result: Python str is not a BIGINT`)
+		_, err = function(t, m, "pandas_short").Eval(ctx, ints)
+		wantResultError(t, "Pandas UDF", err, -1, `result: the Pandas UDF's result has 1 values for a batch of 3 rows`)
+		_, err = function(t, m, "arrow_strings").Eval(ctx, ints)
+		wantResultError(t, "Arrow UDF", err, -1, `result: the Arrow UDF's result cannot be converted to int64`)
+		rows := renamed(t, batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[1, 2]`), "id")
+		_, err = function(t, m, "row_missing").Map(ctx, rows)
+		wantResultError(t, "Map", err, 0, `row 0: result: `, `field 'label' of ROW<id BIGINT, label STRING> is missing`)
+		_, err = function(t, m, "pandas_map_short").Map(ctx, rows)
+		wantResultError(t, "Pandas Map", err, -1, `result: the Pandas map's result has 1 values for a batch of 2 rows`)
+		_, err = function(t, m, "series_udaf").Reduce(ctx, ints)
+		wantResultError(t, "Reduce", err, -1, `result: the Pandas UDAF's result must be a scalar, not Series`)
+		for _, err := range function(t, m, "bad_table").Rows(ctx, "x") {
+			wantResultError(t, "Rows", err, -1, `result[0].f1: `, `Python str is not a BIGINT`)
+			break
+		}
+		_, err = function(t, m, "bad_table").Explode(ctx, batchOf(t, mem, arrow.BinaryTypes.String, `["x"]`))
+		wantResultError(t, "Explode", err, -1, `result: the table function's 'f1' values cannot be converted to int64`)
+		agg := openAggregate(t, m, "bad_value")
+		if err := agg.Accumulate(ctx, "k", int64(1)); err != nil {
+			t.Fatal(err)
+		}
+		_, err = agg.Value(ctx, "k")
+		wantResultError(t, "Aggregate.Value", err, -1, `result: Python str is not a BIGINT`)
+
+		// The UDF's own exceptions stay PythonErrors, a TypeError included.
+		for what, err := range map[string]error{
+			"Call raising":   func() error { _, err := function(t, m, "raises_type_error").Call(ctx, int64(1)); return err }(),
+			"Eval raising":   func() error { _, err := function(t, m, "raises_type_error").Eval(ctx, ints); return err }(),
+			"Pandas raising": func() error { _, err := function(t, m, "pandas_raises").Eval(ctx, ints); return err }(),
+		} {
+			if pe := (*bridge.PythonError)(nil); errors.As(err, &pe) && pe.Type != "TypeError" {
+				t.Errorf("%s: type %s, want the UDF's TypeError", what, pe.Type)
+			}
+			var pe *bridge.PythonError
+			var ce *bridge.ConversionError
+			if !errors.As(err, &pe) || errors.As(err, &ce) {
+				t.Errorf("%s: got %T %v, want the UDF's PythonError", what, err, err)
+			}
+		}
+		stillWorks(t, m)
+	})
+}
