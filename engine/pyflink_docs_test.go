@@ -48,10 +48,6 @@ var knownGaps = map[string]string{
 // "PyFlink's documentation examples"). Like knownGaps, a listed case must fail.
 var docFindings = map[string]string{
 	"example_lateral_row": "an undeclared ROW argument arrives as a list ('list' object has no attribute 'owner')",
-	"udfs_udtf_generator": "udtf(result_types=DataTypes.BIGINT()), a single type and not a list, is taken as a " +
-		"scalar result type: each yielded value is checked as BIGINT (\"Python list is not a BIGINT\"), not as ROW<f0 BIGINT>",
-	"udfs_udtf_iterator": "udtf(result_types=DataTypes.BIGINT()): a single result type is not made ROW<f0 BIGINT>",
-	"udfs_udtf_iterable": "udtf(result_types=DataTypes.BIGINT()): a single result type is not made ROW<f0 BIGINT>",
 	"overview_job_parameter": "eval's annotation (reading: str) is taken as the declared input type STRING and a BIGINT " +
 		"argument is refused; PyFlink ignores annotations and takes the column's type (rescale(bigint) works there)",
 	"vectorized_udaf_class": "a Pandas UDAF written as an AggregateFunction (create_accumulator / accumulate " +
