@@ -2,16 +2,19 @@
 
 User code imports from here (or, unchanged, from ``pyflink.table`` when the
 real PyFlink is not installed): ``udf``, ``ScalarFunction``,
-``FunctionContext``, ``DataTypes``, ``Row`` and the aggregate and table
-function types.  The Go engine embeds this package; no pip step is needed.
+``FunctionContext``, ``DataTypes``, ``Row``, the aggregate and table
+function types and the accumulator data views ``ListView`` and ``MapView``.
+The Go engine embeds this package; no pip step is needed.
 """
 
+from .data_view import DataView, ListView, MapView
 from .row import Row, RowKind
 from .types import DataTypes, DataType
 from .udf import (AggregateFunction, FunctionContext, ScalarFunction, TableFunction,
                   UserDefinedFunction, udaf, udf, udtf)
 
 __all__ = [
-    "AggregateFunction", "DataType", "DataTypes", "FunctionContext", "Row", "RowKind",
-    "ScalarFunction", "TableFunction", "UserDefinedFunction", "udaf", "udf", "udtf",
+    "AggregateFunction", "DataType", "DataTypes", "DataView", "FunctionContext", "ListView",
+    "MapView", "Row", "RowKind", "ScalarFunction", "TableFunction", "UserDefinedFunction",
+    "udaf", "udf", "udtf",
 ]

@@ -25,6 +25,7 @@ import threading
 import traceback
 
 from ._aggregate import KeyedAggregate
+from .data_view import ListView, MapView, plain
 from .metrics import MetricGroup, MetricRegistry
 from .row import Row
 from .udf import FunctionContext, signature
@@ -380,6 +381,8 @@ def normalize(obj):
         return Row.from_fields(getattr(obj, "_fields", None), tuple(obj._values))
     if isinstance(obj, (set, frozenset)):
         return list(obj)
+    if isinstance(obj, (ListView, MapView)):
+        return plain(obj)
     raise TypeError("cannot convert a Python %s to a SQL value" % cls.__qualname__)
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "FloatType", "DoubleType", "DecimalType", "CharType", "VarCharType",
     "BinaryType", "VarBinaryType", "DateType", "TimeType", "TimestampType",
     "LocalZonedTimestampType", "ArrayType", "MapType", "RowType",
+    "ListViewType", "MapViewType",
 ]
 
 _MAX_LENGTH = 2147483647
@@ -170,6 +171,23 @@ class MapType(DataType):
         self.value_type = value_type
 
 
+class ListViewType(DataType):
+    """An accumulator's ``ListView`` of T (``DataTypes.LIST_VIEW``); spelled ARRAY<T>."""
+
+    def __init__(self, element_type):
+        super().__init__(False)
+        self.element_type = element_type
+
+
+class MapViewType(DataType):
+    """An accumulator's ``MapView`` of K to V (``DataTypes.MAP_VIEW``); spelled MAP<K, V>."""
+
+    def __init__(self, key_type, value_type):
+        super().__init__(False)
+        self.key_type = key_type
+        self.value_type = value_type
+
+
 class RowField:
     """One named field of a ROW type."""
 
@@ -253,6 +271,14 @@ class DataTypes:
         return MapType(key_type, value_type, nullable)
 
     @staticmethod
+    def LIST_VIEW(element_type):
+        return ListViewType(element_type)
+
+    @staticmethod
+    def MAP_VIEW(key_type, value_type):
+        return MapViewType(key_type, value_type)
+
+    @staticmethod
     def FIELD(name, data_type, description=None):
         return RowField(name, data_type, description)
 
@@ -309,10 +335,11 @@ def _ddl_body(name, t):
         return "TIMESTAMP(%d)" % t.precision
     if name == "LocalZonedTimestampType":
         return "TIMESTAMP_LTZ(%d)" % t.precision
-    if name == "ArrayType":
-        return "ARRAY<%s>" % to_ddl(t.element_type)
-    if name == "MapType":
-        return "MAP<%s, %s>" % (to_ddl(t.key_type), to_ddl(t.value_type))
+    if name in ("ArrayType", "ListViewType"):  # PyFlink's ListViewType: _element_type
+        return "ARRAY<%s>" % to_ddl(getattr(t, "element_type", None) or t._element_type)
+    if name in ("MapType", "MapViewType"):
+        return "MAP<%s, %s>" % (to_ddl(getattr(t, "key_type", None) or t._key_type),
+                                to_ddl(getattr(t, "value_type", None) or t._value_type))
     if name == "RowType":
         return "ROW<%s>" % ", ".join(
             "%s %s" % (_quote(f.name), to_ddl(f.data_type)) for f in t.fields)

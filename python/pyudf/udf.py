@@ -167,7 +167,11 @@ def udf(f=None, input_types=None, result_type=None, deterministic=None, name=Non
 
 
 def udtf(f=None, input_types=None, result_types=None, deterministic=None, name=None):
-    """Declare a table function producing rows of ``result_types``."""
+    """Declare a table function producing rows of ``result_types``.
+
+    ``result_types`` is a list of types, one per result column (named f0, f1, ...),
+    or, as in PyFlink, a single type meaning one column.
+    """
     return _wrap("table", f, input_types, result_types, "general", deterministic, name)
 
 
@@ -220,6 +224,10 @@ def signature(obj):
         input_types = hinted_inputs
     else:
         input_types = [to_ddl(t) for t in input_types]
+    if kind == "table" and result_type is not None and not isinstance(result_type, (list, tuple)):
+        # udtf(result_types=DataTypes.BIGINT()): as in PyFlink, a single type (a ROW
+        # type too) is one result column, and each value the function yields is a row
+        result_type = [result_type]
     if isinstance(result_type, (list, tuple)):  # udtf(result_types=[...]): columns f0, f1 ...
         result_type = "ROW<%s>" % ", ".join(
             "f%d %s" % (i, to_ddl(t)) for i, t in enumerate(result_type))

@@ -91,6 +91,19 @@ def test_aggregate_and_table_kinds():
         Count().retract([0], 1)
 
 
+def test_udtf_single_result_type_is_one_column():
+    """udtf(result_types=T), a single type and not a list, is one column, as in PyFlink."""
+    @udtf(result_types=DataTypes.BIGINT())
+    def countdown(n):
+        yield from range(n, 0, -1)
+
+    assert signature(countdown)[4] == "ROW<f0 BIGINT>"
+    assert signature(udtf(lambda s: [s], result_types="STRING"))[4] == "ROW<f0 STRING>"
+    row = DataTypes.ROW([DataTypes.FIELD("a", DataTypes.BIGINT())])
+    assert signature(udtf(lambda n: [(n,)], result_types=row))[4] == "ROW<f0 ROW<a BIGINT>>"
+    assert signature(udtf(lambda n: [n], result_types=[DataTypes.BIGINT()]))[4] == "ROW<f0 BIGINT>"
+
+
 def test_not_a_function():
     with pytest.raises(TypeError, match="is not a function"):
         signature(42)
