@@ -98,6 +98,10 @@ func (g *gate) enter(ctx context.Context, function string) (*frame, error) {
 				return fr, nil
 			}
 			g.mu.Lock()
+			if !slices.Contains(g.queue, w) { // leave dequeued w: its frame is in w.wake
+				g.mu.Unlock()
+				continue
+			}
 			if len(g.free) > 0 && !g.starving {
 				g.dequeue(w)
 				fr := g.take()
@@ -152,7 +156,9 @@ func (g *gate) wakeNext() {
 	}
 }
 
-// spare keeps w for reuse, without a stale wake-up.
+// spare keeps w for reuse, without a stale wake-up. w is out of the queue,
+// so nothing more is sent to it, and it holds no frame (enter receives a
+// handed frame before taking another).
 func (g *gate) spare(w *waiter) {
 	for len(w.wake) > 0 {
 		<-w.wake

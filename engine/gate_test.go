@@ -226,3 +226,42 @@ func TestGateIsFirstInFirstOut(t *testing.T) {
 		t.Errorf("after the test: %d free frames, %d queued, starving %v", len(g.free), len(g.queue), g.starving)
 	}
 }
+
+// TestGateNeverLosesAFrame: contending callers, some with deadlines that end
+// while they queue, switching the gate between barging and hand-off, leave
+// every frame free at the end (a frame handed to a queued call that took a
+// free one too was once dropped, and the gate deadlocked).
+func TestGateNeverLosesAFrame(t *testing.T) {
+	for _, width := range []int{1, 3} {
+		g := newGate(width)
+		var wg sync.WaitGroup
+		deadline := time.Now().Add(2 * time.Second)
+		for c := range 8 {
+			wg.Go(func() {
+				r := rand.New(rand.NewPCG(uint64(c), uint64(width)))
+				for time.Now().Before(deadline) {
+					ctx, cancel := context.Background(), context.CancelFunc(func() {})
+					if r.IntN(3) == 0 {
+						ctx, cancel = context.WithTimeout(ctx, time.Duration(r.IntN(2000))*time.Microsecond)
+					}
+					if fr, err := g.enter(ctx, "f"); err == nil {
+						for end := time.Now().Add(time.Duration(r.IntN(300)) * time.Microsecond); time.Now().Before(end); {
+						}
+						g.leave(fr)
+					}
+					cancel()
+				}
+			})
+		}
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("width %d: callers still waiting 28 s after the last call began: a frame was lost", width)
+		}
+		if len(g.free) != width || len(g.queue) != 0 {
+			t.Errorf("width %d: %d free frames and %d queued at the end, want %d and 0", width, len(g.free), len(g.queue), width)
+		}
+	}
+}
