@@ -150,12 +150,17 @@ def _convert(value, t, normalize, normalized=False):
     else:
         return value  # a type the rule does not cover: pyarrow decides
     if not normalized and _normalizable(value):
-        try:
-            plain = normalize(value)
-        except TypeError:
-            raise _mismatch(value, t) from None
-        return _convert(plain, t, normalize, True)
+        return _convert(_normalized(value, t, normalize), t, normalize, True)
     raise _mismatch(value, t)
+
+
+def _normalized(value, t, normalize):
+    """``normalize(value)``, the one retry a value of another type gets; its
+    TypeError is the mismatch with ``t``."""
+    try:
+        return normalize(value)
+    except TypeError:
+        raise _mismatch(value, t) from None
 
 
 def _normalizable(value):
@@ -188,18 +193,15 @@ def _decimal(value, t, normalize, normalized):
     """Rounded to the scale half away from zero (Java's HALF_UP, as Flink's
     DecimalData.fromBigDecimal); more digits than the precision are an error."""
     cls = type(value)
+    as_int = _as_int(value)
     if issubclass(cls, decimal.Decimal):
         d = decimal.Decimal(decimal.Decimal.__str__(value))
-    elif _as_int(value) is not None:
-        d = decimal.Decimal(_as_int(value))
+    elif as_int is not None:
+        d = decimal.Decimal(as_int)
     elif issubclass(cls, float):
         d = decimal.Decimal(float.__float__(value))
     elif not normalized and _normalizable(value):
-        try:
-            plain = normalize(value)
-        except TypeError:
-            raise _mismatch(value, t) from None
-        return _decimal(plain, t, normalize, True)
+        return _decimal(_normalized(value, t, normalize), t, normalize, True)
     else:
         raise _mismatch(value, t)
     if not d.is_finite():
@@ -238,11 +240,7 @@ def _struct(value, t, normalize, normalized):
     elif issubclass(cls, (list, tuple)):
         return _by_position(list(value), t, fields, normalize)
     elif not normalized and _normalizable(value):
-        try:
-            plain = normalize(value)
-        except TypeError:
-            raise _mismatch(value, t) from None
-        return _struct(plain, t, normalize, True)
+        return _struct(_normalized(value, t, normalize), t, normalize, True)
     else:
         raise _mismatch(value, t)
     index = {f.name: i for i, f in enumerate(fields)}
