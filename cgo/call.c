@@ -40,10 +40,6 @@ static void begin(pyudf_frame *f, uint64_t call_id)
 	f->err.len = 0;
 	f->row = -1;
 	f->plain = 0;
-	/* No exception is being handled when Go enters Python: a handled exception
-	 * a cancelled call left on this thread state would become the __context__
-	 * of this call's exceptions ("During handling of the above exception"). */
-	PyErr_SetExcInfo(NULL, NULL, NULL);
 #if PY_VERSION_HEX >= 0x030D0000
 	current = f;
 #endif
@@ -142,6 +138,11 @@ static int finish(pyudf_frame *f, int status, int keep_ok)
 			status = PYUDF_CANCELLED;
 		}
 		withdraw();
+		/* A call that was interrupted (while handling an exception, maybe)
+		 * leaves none handled on this thread state: it would become the
+		 * __context__ of a later call's exceptions ("During handling of the
+		 * above exception"). Only interrupted calls can leave one. */
+		PyErr_SetExcInfo(NULL, NULL, NULL);
 	}
 	if (status == PYUDF_ERROR)
 		status = pyudf_error_capture(&f->err);
