@@ -25,6 +25,7 @@ type Aggregate struct {
 	module *Module
 	inputs []*bridge.DataType // nil: undeclared
 	result *bridge.DataType   // nil: undeclared
+	pin    *owner             // thread mode: the instance's own thread (Config.Affinity), or nil
 
 	accumulate, retract, merge, value, remove, size, batch, snapshot, restore *Function
 }
@@ -45,7 +46,7 @@ func (m *Module) Aggregate(ctx context.Context, name string) (*Aggregate, error)
 	if err != nil {
 		return nil, err
 	}
-	a := &Aggregate{name: name, id: reply.Function, engine: m.engine, module: m}
+	a := &Aggregate{name: name, id: reply.Function, engine: m.engine, module: m, pin: reply.pin}
 	if reply.Kind != "aggregate" || reply.FuncType != "general" {
 		m.discard(ctx, name, reply)
 		how := "open it with Module.Function"
@@ -55,7 +56,7 @@ func (m *Module) Aggregate(ctx context.Context, name string) (*Aggregate, error)
 		return nil, fmt.Errorf("%w %q: %s: %s", ErrUnsupported, name, describeKind(reply.Kind, reply.FuncType), how)
 	}
 	if a.inputs, a.result, err = parseSignature(name, reply.InputTypes, reply.ResultType); err != nil {
-		m.engine.closeFunction(name, a.id)
+		m.engine.closeFunction(name, a.id, a.pin)
 		return nil, err
 	}
 	// Each Python method becomes a Function: its first argument is the key
@@ -87,12 +88,12 @@ func (m *Module) Aggregate(ctx context.Context, name string) (*Aggregate, error)
 		obj, err := m.engine.take(ctx, name, reply.Methods[meth.name])
 		if err != nil {
 			a.releaseMethods()
-			m.engine.closeFunction(name, a.id)
+			m.engine.closeFunction(name, a.id, a.pin)
 			return nil, err
 		}
 		*meth.dst = &Function{engine: m.engine, name: name + "." + meth.name, obj: obj, kind: "scalar",
 			funcType: "general", inputs: meth.inputs, result: meth.result, module: m,
-			id: a.id, method: meth.name, state: state}
+			id: a.id, method: meth.name, state: state, pin: a.pin}
 	}
 	if a.inputs == nil {
 		a.accumulate.inputs, a.retract.inputs = nil, nil // undeclared: any number of arguments
@@ -230,11 +231,13 @@ func (a *Aggregate) all() []*Function {
 }
 
 func (a *Aggregate) releaseMethods() {
-	for _, f := range a.all() {
-		if f != nil {
-			f.obj.Release()
+	a.pin.on(func() {
+		for _, f := range a.all() {
+			if f != nil {
+				f.obj.Release()
+			}
 		}
-	}
+	})
 }
 
 // Close waits for calls in progress, frees every accumulator and runs the
@@ -259,5 +262,5 @@ func (a *Aggregate) Close() error {
 	delete(a.engine.aggs, a)
 	a.engine.mu.Unlock()
 	a.releaseMethods()
-	return a.engine.closeFunction(a.name, a.id)
+	return a.engine.closeFunction(a.name, a.id, a.pin)
 }

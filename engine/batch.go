@@ -343,7 +343,10 @@ func (f *Function) runBatch(ctx context.Context, pyarrow bool, call func(fr *fra
 	if f.closed.Load() {
 		return ErrClosed
 	}
-	st := fr.run(ctx, func() cgo.Status { return call(fr) })
+	var st cgo.Status
+	if err := f.pin.do(ctx, func() { st = fr.run(ctx, func() cgo.Status { return call(fr) }) }); err != nil {
+		return queuedTooLong(ctx, f.name)
+	}
 	if st == cgo.OK {
 		return nil
 	}

@@ -13,7 +13,7 @@ import (
 )
 
 const addSource = `
-from pyflink.table.udf import udf
+from pyflink.table.udf import ScalarFunction, udf
 from pyflink.table import DataTypes
 
 @udf(input_types=[DataTypes.BIGINT(), DataTypes.BIGINT()], result_type=DataTypes.BIGINT())
@@ -22,6 +22,15 @@ def add(a, b):
 
 def plain_add(a, b):
     return a + b
+
+class AddOwn(ScalarFunction):
+    def open(self, function_context):
+        self.calls = 0
+
+    def eval(self, a, b):
+        return a + b
+
+add_own = udf(AddOwn(), input_types=['BIGINT', 'BIGINT'], result_type='BIGINT')
 `
 
 func benchFunction(b *testing.B, name string) *Function {
@@ -39,8 +48,14 @@ func benchFunction(b *testing.B, name string) *Function {
 }
 
 // BenchmarkCallAdd: one row call, add(a, b) on BIGINT, through CallValues.
-func BenchmarkCallAdd(b *testing.B) {
-	f := benchFunction(b, "add")
+func BenchmarkCallAdd(b *testing.B) { benchCallAdd(b, "add") }
+
+// BenchmarkCallAddOwnThread: the same call handed to the instance's own
+// thread (a ScalarFunction with open(): Config.Affinity).
+func BenchmarkCallAddOwnThread(b *testing.B) { benchCallAdd(b, "add_own") }
+
+func benchCallAdd(b *testing.B, name string) {
+	f := benchFunction(b, name)
 	ctx := context.Background()
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {

@@ -103,6 +103,14 @@ type Config struct {
 	// for UDFs that release the GIL (I/O, numpy, calls to a model server).
 	// Thread mode only.
 	Concurrency int
+	// Affinity says which OS threads run a function instance's Python code:
+	// by default (AffinityAuto) an instance whose class defines open() or
+	// close() gets one of its own, as under PyFlink, and any other function
+	// runs on the caller's. A call handed to an instance's thread costs
+	// about a microsecond more (README, "Thread affinity"), and such an
+	// instance runs one call at a time. Thread mode only: in process mode
+	// every instance lives on a worker's one thread.
+	Affinity Affinity
 
 	// Mode is Thread (the default: Python inside this process) or Process
 	// (Python in worker processes). The rest of this struct is process mode's.
@@ -305,6 +313,11 @@ func slogLevel(level int) slog.Level {
 
 // control runs one request on the host's control plane and decodes its reply.
 func (e *Engine) control(ctx context.Context, op string, req map[string]any, reply any) error {
+	return e.controlOn(ctx, nil, op, req, reply)
+}
+
+// controlOn is control on pin's thread (nil: this one).
+func (e *Engine) controlOn(ctx context.Context, pin *owner, op string, req map[string]any, reply any) error {
 	if e.proc != nil {
 		return e.proc.control(ctx, op, req, reply)
 	}
@@ -314,7 +327,10 @@ func (e *Engine) control(ctx context.Context, op string, req map[string]any, rep
 	}
 	fr := getFrame()
 	defer putFrame(fr)
-	st := fr.run(ctx, func() cgo.Status { return fr.Control(body) })
+	var st cgo.Status
+	if err := pin.do(ctx, func() { st = fr.run(ctx, func() cgo.Status { return fr.Control(body) }) }); err != nil {
+		return fmt.Errorf("pyudf: %s: %w", op, err)
+	}
 	if st != cgo.OK {
 		return fr.failure(ctx, st, "", op)
 	}

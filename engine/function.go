@@ -23,6 +23,7 @@ type Function struct {
 	result   *bridge.DataType   // nil: not declared, converted by Python type
 	module   *Module
 	closed   atomic.Bool // set inside the engine's gate
+	pin      *owner      // thread mode: the thread of the instance's own (Config.Affinity), or nil
 
 	method string    // process mode: which callable of function id ("": the function itself)
 	state  *aggState // process mode: the worker holding an aggregate's accumulators
@@ -57,10 +58,10 @@ func (m *Module) Function(ctx context.Context, name string) (*Function, error) {
 			ErrUnsupported, name, describeKind(reply.Kind, reply.FuncType))
 	}
 	f := &Function{engine: m.engine, name: name, id: reply.Function, kind: reply.Kind,
-		funcType: reply.FuncType, module: m}
+		funcType: reply.FuncType, module: m, pin: reply.pin}
 	obj, err := m.engine.take(ctx, name, reply.Object)
 	if err != nil {
-		m.engine.closeFunction(name, f.id)
+		m.engine.closeFunction(name, f.id, f.pin)
 		return nil, err
 	}
 	f.obj = obj
@@ -86,25 +87,42 @@ type openReply struct {
 	FuncType   string           `json:"func_type"`
 	InputTypes []string         `json:"input_types"`
 	ResultType *string          `json:"result_type"`
+	LifeCycle  bool             `json:"life_cycle"` // its class defines open or close
+
+	pin *owner // the thread open ran on, if the instance keeps it (Config.Affinity)
 }
 
-// open asks the host to open the module's attribute name.
+// open asks the host to open the module's attribute name. Unless
+// Config.Affinity is AffinityNone, open runs on a thread of the instance's
+// own, which the instance keeps if it has a life cycle (AffinityAuto) or
+// always (AffinityInstance): reply.pin.
 func (m *Module) open(ctx context.Context, name string) (*openReply, error) {
 	e := m.engine
 	if e.closed.Load() {
 		return nil, ErrClosed
 	}
+	var pin *owner
+	if e.proc == nil && e.cfg.Affinity != AffinityNone {
+		pin = newOwner()
+	}
 	var reply openReply
 	req := map[string]any{"op": "function", "engine": e.id, "module": m.id, "name": name}
-	if err := e.control(ctx, "open", req, &reply); err != nil {
+	if err := e.controlOn(ctx, pin, "open", req, &reply); err != nil {
+		pin.end()
 		if pe, ok := err.(*bridge.PythonError); ok {
 			pe.Function = name
 		}
 		return nil, err
 	}
 	if reply.Missing {
+		pin.end()
 		return nil, fmt.Errorf("%w %q in module %s", ErrUnknownFunction, name, m.name)
 	}
+	if pin != nil && !reply.LifeCycle && e.cfg.Affinity == AffinityAuto {
+		pin.end() // nothing open made can be bound to its thread
+		pin = nil
+	}
+	reply.pin = pin
 	return &reply, nil
 }
 
@@ -123,7 +141,7 @@ func (m *Module) discard(ctx context.Context, name string, reply *openReply) {
 			obj.Release()
 		}
 	}
-	m.engine.closeFunction(name, reply.Function)
+	m.engine.closeFunction(name, reply.Function, reply.pin)
 }
 
 // take fetches an object the host registered for function name. In process
@@ -273,9 +291,14 @@ func (f *Function) callIn(ctx context.Context, args []bridge.Value, inputs []*br
 		return bridge.Value{}, err
 	}
 	var st cgo.Status
-	if ctx.Done() == nil {
+	switch {
+	case f.pin != nil:
+		if st, err = f.callOwn(ctx, fr, buf, len(args)); err != nil {
+			return bridge.Value{}, err
+		}
+	case ctx.Done() == nil:
 		st = fr.Call(f.obj, buf, len(args))
-	} else {
+	default:
 		st = fr.run(ctx, func() cgo.Status { return fr.Call(f.obj, buf, len(args)) })
 	}
 	if st != cgo.OK {
@@ -286,6 +309,16 @@ func (f *Function) callIn(ctx context.Context, args []bridge.Value, inputs []*br
 		return bridge.Value{}, bridge.At(err, f.name, "result")
 	}
 	return v, nil
+}
+
+// callOwn is callIn's call on the instance's own thread. (A function of its
+// own, so that callIn's variables do not escape to the heap on every call.)
+func (f *Function) callOwn(ctx context.Context, fr *frame, buf []byte, nargs int) (cgo.Status, error) {
+	var st cgo.Status
+	if err := f.pin.do(ctx, func() { st = fr.run(ctx, func() cgo.Status { return fr.Call(f.obj, buf, nargs) }) }); err != nil {
+		return st, queuedTooLong(ctx, f.name)
+	}
+	return st, nil
 }
 
 // callRemote is callIn in process mode: the arguments, encoded as for the C
@@ -380,14 +413,16 @@ func (f *Function) Close() error {
 
 // release drops the Python object and runs close().
 func (f *Function) release() error {
-	f.obj.Release()
-	return f.engine.closeFunction(f.name, f.id)
+	f.pin.on(f.obj.Release)
+	return f.engine.closeFunction(f.name, f.id, f.pin)
 }
 
 // closeFunction has the host run close() of the function it opened as id
-// (and free an aggregate's accumulators).
-func (e *Engine) closeFunction(name string, id int64) error {
-	err := e.control(context.Background(), "close",
+// (and free an aggregate's accumulators), on pin if the instance has one,
+// and then ends pin.
+func (e *Engine) closeFunction(name string, id int64, pin *owner) error {
+	defer pin.end()
+	err := e.controlOn(context.Background(), pin, "close",
 		map[string]any{"op": "function_close", "engine": e.id, "function": id}, nil)
 	if pe, ok := err.(*bridge.PythonError); ok {
 		pe.Function = name

@@ -93,3 +93,22 @@ func loadModule(tb testing.TB, cfg Config, name, source string) *Module {
 	}
 	return m
 }
+
+// threadStatesUDF defines thread_states(): the interpreter's thread states.
+const threadStatesUDF = `
+import ctypes
+from pyflink.table.udf import udf
+
+_api = ctypes.pythonapi
+for _name, _args in (("PyInterpreterState_Get", []), ("PyInterpreterState_ThreadHead", [ctypes.c_void_p]),
+                     ("PyThreadState_Next", [ctypes.c_void_p])):
+    getattr(_api, _name).restype = ctypes.c_void_p
+    getattr(_api, _name).argtypes = _args
+
+@udf(result_type='BIGINT')
+def thread_states():
+    n, ts = 0, _api.PyInterpreterState_ThreadHead(_api.PyInterpreterState_Get())
+    while ts:
+        n, ts = n + 1, _api.PyThreadState_Next(ts)
+    return n
+`

@@ -24,8 +24,8 @@ import (
 
 // The mixed soak's UDFs: one per kind of traffic, plus the counters the soak
 // checks for growth (Python objects, thread states).
-const soakMixedSource = `
-import ctypes, gc
+const soakMixedSource = threadStatesUDF + `
+import gc
 import pandas as pd
 from pyflink.table import DataTypes
 from pyflink.table.udf import AggregateFunction, udaf, udf
@@ -57,23 +57,10 @@ class Sum(AggregateFunction):
 
 total = udaf(Sum(), input_types=['BIGINT'], result_type='BIGINT')
 
-_api = ctypes.pythonapi
-for _name, _args in (("PyInterpreterState_Get", []), ("PyInterpreterState_ThreadHead", [ctypes.c_void_p]),
-                     ("PyThreadState_Next", [ctypes.c_void_p])):
-    getattr(_api, _name).restype = ctypes.c_void_p
-    getattr(_api, _name).argtypes = _args
-
 @udf(result_type='BIGINT')
 def python_objects():
     gc.collect()
     return len(gc.get_objects())
-
-@udf(result_type='BIGINT')
-def thread_states():
-    n, ts = 0, _api.PyInterpreterState_ThreadHead(_api.PyInterpreterState_Get())
-    while ts:
-        n, ts = n + 1, _api.PyThreadState_Next(ts)
-    return n
 `
 
 // soakDuration is how long the mixed soak runs: PYUDF_SOAK (a Go duration;

@@ -28,7 +28,7 @@ from ._aggregate import KeyedAggregate
 from .data_view import ListView, MapView, plain
 from .metrics import MetricGroup, MetricRegistry
 from .row import Row
-from .udf import FunctionContext, signature
+from .udf import FunctionContext, has_life_cycle, signature
 
 try:
     import _pyudf_host as _native
@@ -265,7 +265,7 @@ def _function(engine, module, name):
         context = FunctionContext(MetricGroup(state.metrics, function=name), state.job_parameters)
         instance.open(context)
     fid = next(_function_ids)
-    reply = {"function": fid, "kind": kind, "func_type": func_type,
+    reply = {"function": fid, "kind": kind, "func_type": func_type, "life_cycle": instance is not None and has_life_cycle(instance),
              "input_types": input_types, "result_type": result_type}
     if kind == "aggregate" and func_type == "general":
         keyed = KeyedAggregate(target)

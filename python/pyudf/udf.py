@@ -235,6 +235,22 @@ def signature(obj):
     return kind, target, instance, input_types, result_type, func_type
 
 
+def has_life_cycle(instance):
+    """Whether ``instance``'s class defines its own ``open`` or ``close``.
+
+    The ones of ``UserDefinedFunction`` (ours or PyFlink's) do nothing, so an
+    instance that only inherits them makes nothing in ``open`` that could be
+    bound to the thread it ran on (the engine's ``Config.Affinity``).
+    """
+    for name in ("open", "close"):
+        for cls in type(instance).__mro__:
+            if name in vars(cls):
+                if cls.__name__ != "UserDefinedFunction":
+                    return True
+                break
+    return False
+
+
 def _is_wrapper(obj):
     # Ours, or a real PyFlink wrapper (UserDefinedScalarFunctionWrapper & co.).
     return isinstance(obj, UserDefinedFunctionWrapper) or (

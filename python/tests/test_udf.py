@@ -142,3 +142,30 @@ def test_metrics_scoped_per_function():
     assert MetricGroup(registry, function="a").counter("calls") is a
     counts = {(m["function"], tuple(map(tuple, m["groups"]))): m["value"] for m in registry.snapshot()}
     assert counts == {("a", ()): 2, ("b", ()): 5, ("a", (("x", None),)): 0}
+
+
+def test_has_life_cycle_only_for_classes_defining_open_or_close():
+    from pyudf.udf import has_life_cycle
+
+    class EvalOnly(ScalarFunction):
+        def eval(self, x):
+            return x
+
+    class Opens(ScalarFunction):
+        def open(self, function_context):
+            self.ready = True
+
+        def eval(self, x):
+            return x
+
+    class Closes(EvalOnly):
+        def close(self):
+            pass
+
+    class Inherits(Opens):
+        pass
+
+    assert not has_life_cycle(EvalOnly())
+    assert has_life_cycle(Opens())
+    assert has_life_cycle(Closes())
+    assert has_life_cycle(Inherits())
