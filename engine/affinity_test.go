@@ -395,5 +395,3 @@ func TestAffinityConcurrentCallersOfOneInstance(t *testing.T) {
 	}
 	wg.Wait()
 }
-
-
