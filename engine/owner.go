@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"strconv"
+	"syscall"
 	"sync/atomic"
 	"time"
 )
@@ -227,6 +228,8 @@ func notify(c chan struct{}) {
 }
 
 // spinUntil polls cond for at most spinFor and reports whether it held.
+// Between polls it yields the CPU to the OS: on a loaded machine the other
+// side of the hand-off may be waiting for exactly this core.
 func spinUntil(cond func() bool) bool {
 	if spinFor == 0 {
 		return cond()
@@ -236,7 +239,10 @@ func spinUntil(cond func() bool) bool {
 		if cond() {
 			return true
 		}
-		if i&63 == 63 {
+		if i < 64 {
+			continue
+		}
+		if i&15 == 0 {
 			now := time.Now()
 			if deadline.IsZero() {
 				deadline = now.Add(spinFor)
@@ -244,5 +250,9 @@ func spinUntil(cond func() bool) bool {
 				return false
 			}
 		}
+		osYield()
 	}
 }
+
+// osYield gives the rest of the thread's time slice to another thread.
+func osYield() { syscall.RawSyscall(syscall.SYS_SCHED_YIELD, 0, 0, 0) }
