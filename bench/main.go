@@ -29,6 +29,7 @@ import (
 
 	"github.com/pyudf/pyudf/bridge"
 	"github.com/pyudf/pyudf/engine"
+	"github.com/pyudf/pyudf/internal/floor"
 )
 
 // Result is one line of output.
@@ -283,7 +284,7 @@ func main() {
 
 	callAdd, callAddInstance := addWork(ctx, add), addWork(ctx, addInstance)
 	floor := &variant{goroutines: 1, work: func(i int) error {
-		if engine.BareAdd(addPlain, int64(i), 1) != int64(i)+1 {
+		if floor.Add(addPlain, int64(i), 1) != int64(i)+1 {
 			return fmt.Errorf("bare add failed")
 		}
 		return nil

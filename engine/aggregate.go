@@ -79,21 +79,17 @@ func (m *Module) Aggregate(ctx context.Context, name string) (*Aggregate, error)
 		{&a.snapshot, "snapshot", []*bridge.DataType{}, bridge.MustParseType("BYTES NOT NULL")},
 		{&a.restore, "restore", []*bridge.DataType{bridge.MustParseType("BYTES NOT NULL")}, bridge.MustParseType("BIGINT")},
 	}
-	var state *aggState
-	if p := m.engine.proc; p != nil { // the accumulators live on one worker
-		state = &aggState{worker: int(uint64(a.id) % uint64(len(p.list)))}
-		state.gen.Store(p.list[state.worker].gen.Load())
-	}
+	state := m.engine.backend.aggregateState(a.id)
 	for _, meth := range methods {
-		obj, err := m.engine.take(ctx, name, reply.Methods[meth.name])
-		if err != nil {
+		f := &Function{engine: m.engine, name: name + "." + meth.name, kind: "scalar",
+			funcType: "general", inputs: meth.inputs, result: meth.result, module: m,
+			id: a.id, method: meth.name, state: state, pin: a.pin}
+		if err := m.engine.backend.bind(ctx, f, reply.Methods[meth.name]); err != nil {
 			a.releaseMethods()
 			m.engine.closeFunction(name, a.id, a.pin)
 			return nil, err
 		}
-		*meth.dst = &Function{engine: m.engine, name: name + "." + meth.name, obj: obj, kind: "scalar",
-			funcType: "general", inputs: meth.inputs, result: meth.result, module: m,
-			id: a.id, method: meth.name, state: state, pin: a.pin}
+		*meth.dst = f
 	}
 	if a.inputs == nil {
 		a.accumulate.inputs, a.retract.inputs = nil, nil // undeclared: any number of arguments
@@ -179,17 +175,10 @@ func (a *Aggregate) AccumulateBatch(ctx context.Context, batch arrow.RecordBatch
 	if batch.NumRows() == 0 {
 		return nil
 	}
-	if a.engine.proc != nil {
-		_, err := a.batch.callBatchRemote(ctx, batch, a.batch.result, keyColumn)
-		return err
+	if a.batch.closed.Load() {
+		return ErrClosed
 	}
-	if err := batchesReady(a.name); err != nil {
-		return err
-	}
-	in := arrowconv.ExportRecordBatch(batch)
-	defer in.Free()
-	_, err := a.batch.CallValues(ctx, bridge.Int64(int64(in.ArrayAddr())), bridge.Int64(int64(in.SchemaAddr())),
-		bridge.Int64(int64(keyColumn)))
+	_, err := a.engine.backend.callBatch(ctx, a.batch, batch, a.batch.result, int64(keyColumn))
 	return err
 }
 
@@ -231,20 +220,18 @@ func (a *Aggregate) all() []*Function {
 }
 
 func (a *Aggregate) releaseMethods() {
-	a.pin.on(func() {
-		for _, f := range a.all() {
-			if f != nil {
-				f.obj.Release()
-			}
+	for _, f := range a.all() {
+		if f != nil {
+			a.engine.backend.unbind(f)
 		}
-	})
+	}
 }
 
 // Close waits for calls in progress, frees every accumulator and runs the
 // function's close(). Later calls fail with ErrClosed.
 func (a *Aggregate) Close() error {
 	first := false
-	a.engine.gate.closeAll(func() {
+	a.engine.backend.closing(func() {
 		first = !a.accumulate.closed.Load()
 		for _, f := range a.all() {
 			f.closed.Store(true)

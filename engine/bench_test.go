@@ -10,6 +10,7 @@ import (
 
 	"github.com/pyudf/pyudf/arrowconv"
 	"github.com/pyudf/pyudf/bridge"
+	"github.com/pyudf/pyudf/internal/floor"
 )
 
 const addSource = `
@@ -72,7 +73,7 @@ func BenchmarkBareAdd(b *testing.B) {
 	f := benchFunction(b, "plain_add")
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
-		if BareAdd(f, int64(i), 1) != int64(i)+1 {
+		if floor.Add(f, int64(i), 1) != int64(i)+1 {
 			b.Fatal("bad sum")
 		}
 	}

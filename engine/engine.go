@@ -66,20 +66,13 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/pyudf/pyudf/bridge"
-	"github.com/pyudf/pyudf/cgo"
-	pyruntime "github.com/pyudf/pyudf/python"
 )
 
 // Config configures an Engine. The zero value is ready to use.
@@ -151,11 +144,10 @@ type Engine struct {
 	id     int64
 	cfg    Config
 	logger *slog.Logger
-	gate   *gate
 
 	python, executable string // the interpreter's version and sys.executable
 
-	proc    *workers     // process mode: the worker processes
+	backend backend      // how Python runs: interpreter or workers
 	handles atomic.Int64 // process mode: ids of modules and functions
 
 	closed atomic.Bool
@@ -177,21 +169,19 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	e := &Engine{id: engineIDs.Add(1), cfg: cfg, logger: logger, gate: newGate(cfg.Concurrency),
+	e := &Engine{id: engineIDs.Add(1), cfg: cfg, logger: logger,
 		funcs: map[*Function]struct{}{}, aggs: map[*Aggregate]struct{}{}}
+	var err error
 	switch cfg.Mode {
 	case Thread:
-		if err := startInterpreter(ctx, cfg.Python); err != nil {
-			return nil, err
-		}
-		cgo.SetLogFunc(e.logPython)
+		e.backend, err = newInterpreter(ctx, cfg, e.logPython)
 	case Process:
-		var err error
-		if e.proc, err = startWorkers(ctx, e); err != nil {
-			return nil, err
-		}
+		e.backend, err = startWorkers(ctx, e)
 	default:
-		return nil, fmt.Errorf("pyudf: unknown Config.Mode %d", cfg.Mode)
+		err = fmt.Errorf("pyudf: unknown Config.Mode %d", cfg.Mode)
+	}
+	if err != nil {
+		return nil, err
 	}
 	params, path := cfg.JobParameters, cfg.Path
 	if params == nil {
@@ -209,9 +199,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		Executable string `json:"executable"`
 	}
 	if err := e.control(ctx, "open engine", req, &reply); err != nil {
-		if e.proc != nil {
-			e.proc.close()
-		}
+		e.backend.close()
 		return nil, err
 	}
 	e.python, e.executable = reply.Python, reply.Executable
@@ -221,62 +209,12 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 // Python is the embedded interpreter's version ("3.11.7") and sys.executable.
 func (e *Engine) Python() (version, executable string) { return e.python, e.executable }
 
-func startInterpreter(ctx context.Context, python string) error {
-	interpMu.Lock()
-	defer interpMu.Unlock()
-	exe, err := resolvePython(ctx, configuredPython(python))
-	if err != nil {
-		return err
-	}
-	if interpPython != "" {
-		if exe != "" && exe != interpPython {
-			return fmt.Errorf("pyudf: this process already runs Python %s; an engine cannot use %s", interpPython, exe)
-		}
-		return nil
-	}
-	sources, err := json.Marshal(pyruntime.Sources())
-	if err != nil {
-		return err
-	}
-	if exc := cgo.Init(exe, pyruntime.Bootstrap(), string(sources)); exc != nil {
-		return &bridge.PythonError{Op: "start interpreter", Row: -1, Type: exc.Type,
-			Message: exc.Message, Traceback: exc.Traceback}
-	}
-	interpPython = exe
-	if interpPython == "" {
-		interpPython = "(libpython " + cgo.LinkedVersion + ")"
-	}
-	return nil
-}
-
 // configuredPython is Config.Python, else $PYUDF_PYTHON (else "").
 func configuredPython(python string) string {
 	if python == "" {
 		return os.Getenv("PYUDF_PYTHON")
 	}
 	return python
-}
-
-// resolvePython asks the interpreter for its real path and checks its version
-// against the libpython this package was linked with.
-func resolvePython(ctx context.Context, python string) (string, error) {
-	if python == "" {
-		return "", nil
-	}
-	out, err := exec.CommandContext(ctx, python, "-c",
-		`import sys; print(sys.executable); print("%d.%d" % sys.version_info[:2])`).Output()
-	if err != nil {
-		return "", fmt.Errorf("pyudf: cannot run Python interpreter %q: %w", python, err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(lines) != 2 {
-		return "", fmt.Errorf("pyudf: %q does not behave like a Python interpreter", python)
-	}
-	if lines[1] != cgo.LinkedVersion {
-		return "", fmt.Errorf("pyudf: %s is Python %s, but pyudf was built against libpython %s (set PYTHON= when building)",
-			lines[0], lines[1], cgo.LinkedVersion)
-	}
-	return lines[0], nil
 }
 
 // pythonLevel is the lowest Python logging level the logger would print.
@@ -313,31 +251,7 @@ func slogLevel(level int) slog.Level {
 
 // control runs one request on the host's control plane and decodes its reply.
 func (e *Engine) control(ctx context.Context, op string, req map[string]any, reply any) error {
-	return e.controlOn(ctx, nil, op, req, reply)
-}
-
-// controlOn is control on pin's thread (nil: this one).
-func (e *Engine) controlOn(ctx context.Context, pin *owner, op string, req map[string]any, reply any) error {
-	if e.proc != nil {
-		return e.proc.control(ctx, op, req, reply)
-	}
-	body, err := json.Marshal(req)
-	if err != nil {
-		return err
-	}
-	fr := getFrame()
-	defer putFrame(fr)
-	var st cgo.Status
-	if err := pin.do(ctx, func() { st = fr.run(ctx, func() cgo.Status { return fr.Control(body) }) }); err != nil {
-		return fmt.Errorf("pyudf: %s: %w", op, err)
-	}
-	if st != cgo.OK {
-		return fr.failure(ctx, st, "", op)
-	}
-	if reply == nil {
-		return nil
-	}
-	return json.Unmarshal(fr.Out(), reply)
+	return e.backend.control(ctx, nil, op, req, reply)
 }
 
 // Module is Python code loaded into an engine.
@@ -412,8 +326,6 @@ func (e *Engine) Close() error {
 	for _, msg := range reply.Errors {
 		errs = append(errs, errors.New("pyudf: close: "+msg))
 	}
-	if e.proc != nil {
-		e.proc.close()
-	}
+	e.backend.close()
 	return errors.Join(errs...)
 }

@@ -59,12 +59,10 @@ func (m *Module) Function(ctx context.Context, name string) (*Function, error) {
 	}
 	f := &Function{engine: m.engine, name: name, id: reply.Function, kind: reply.Kind,
 		funcType: reply.FuncType, module: m, pin: reply.pin}
-	obj, err := m.engine.take(ctx, name, reply.Object)
-	if err != nil {
+	if err := m.engine.backend.bind(ctx, f, reply.Object); err != nil {
 		m.engine.closeFunction(name, f.id, f.pin)
 		return nil, err
 	}
-	f.obj = obj
 	if err := f.declare(reply.InputTypes, reply.ResultType); err != nil {
 		f.closed.Store(true)
 		f.release()
@@ -102,12 +100,12 @@ func (m *Module) open(ctx context.Context, name string) (*openReply, error) {
 		return nil, ErrClosed
 	}
 	var pin *owner
-	if e.proc == nil && e.cfg.Affinity != AffinityNone {
+	if e.backend.ownThreads() && e.cfg.Affinity != AffinityNone {
 		pin = newOwner()
 	}
 	var reply openReply
 	req := map[string]any{"op": "function", "engine": e.id, "module": m.id, "name": name}
-	if err := e.controlOn(ctx, pin, "open", req, &reply); err != nil {
+	if err := e.backend.control(ctx, pin, "open", req, &reply); err != nil {
 		pin.end()
 		if pe, ok := err.(*bridge.PythonError); ok {
 			pe.Function = name
@@ -127,36 +125,19 @@ func (m *Module) open(ctx context.Context, name string) (*openReply, error) {
 }
 
 // discard undoes an open that will not be used: the registered objects are
-// taken and released, and the host closes the function.
+// bound and unbound, and the host closes the function.
 func (m *Module) discard(ctx context.Context, name string, reply *openReply) {
 	keys := []int64{reply.Object}
 	for _, k := range reply.Methods {
 		keys = append(keys, k)
 	}
 	for _, k := range keys {
-		if k == 0 {
-			continue
-		}
-		if obj, err := m.engine.take(ctx, name, k); err == nil {
-			obj.Release()
+		f := &Function{engine: m.engine, name: name, id: reply.Function, pin: reply.pin}
+		if k != 0 && m.engine.backend.bind(ctx, f, k) == nil {
+			m.engine.backend.unbind(f)
 		}
 	}
 	m.engine.closeFunction(name, reply.Function, reply.pin)
-}
-
-// take fetches an object the host registered for function name. In process
-// mode the workers keep it; Go names it by the function's id.
-func (e *Engine) take(ctx context.Context, name string, key int64) (cgo.Object, error) {
-	if e.proc != nil {
-		return cgo.Object{}, nil
-	}
-	fr := getFrame()
-	defer putFrame(fr)
-	obj, st := fr.Take(key)
-	if st != cgo.OK {
-		return cgo.Object{}, fr.failure(ctx, st, name, "open")
-	}
-	return obj, nil
 }
 
 // declare parses the declared types and checks that this engine runs the function's kind.
@@ -271,67 +252,10 @@ func describeKind(kind, funcType string) string {
 	return "a " + phrase
 }
 
-// callIn runs one call on a frame lent by the gate, the arguments converted
-// to inputs (nil: by their Go types), the result to result (nil: by its Python type).
+// callIn runs one call, the arguments converted to inputs (nil: by their Go
+// types), the result to result (nil: by its Python type).
 func (f *Function) callIn(ctx context.Context, args []bridge.Value, inputs []*bridge.DataType, result *bridge.DataType) (bridge.Value, error) {
-	if f.engine.proc != nil {
-		return f.callRemote(ctx, args, inputs, result)
-	}
-	g := f.engine.gate
-	fr, err := g.enter(ctx, f.name)
-	if err != nil {
-		return bridge.Value{}, err
-	}
-	defer g.leave(fr)
-	if f.closed.Load() {
-		return bridge.Value{}, ErrClosed
-	}
-	buf, err := f.appendArgs(fr.Args(), args, inputs)
-	if err != nil {
-		return bridge.Value{}, err
-	}
-	var st cgo.Status
-	switch {
-	case f.pin != nil:
-		if st, err = f.callOwn(ctx, fr, buf, len(args)); err != nil {
-			return bridge.Value{}, err
-		}
-	case ctx.Done() == nil:
-		st = fr.Call(f.obj, buf, len(args))
-	default:
-		st = fr.run(ctx, func() cgo.Status { return fr.Call(f.obj, buf, len(args)) })
-	}
-	if st != cgo.OK {
-		return bridge.Value{}, fr.failure(ctx, st, f.name, "call")
-	}
-	v, _, err := bridge.DecodeResult(fr.Out(), result)
-	if err != nil {
-		return bridge.Value{}, bridge.At(err, f.name, "result")
-	}
-	return v, nil
-}
-
-// callOwn is callIn's call on the instance's own thread. (A function of its
-// own, so that callIn's variables do not escape to the heap on every call.)
-func (f *Function) callOwn(ctx context.Context, fr *frame, buf []byte, nargs int) (cgo.Status, error) {
-	var st cgo.Status
-	if err := f.pin.do(ctx, func() { st = fr.run(ctx, func() cgo.Status { return fr.Call(f.obj, buf, nargs) }) }); err != nil {
-		return st, queuedTooLong(ctx, f.name)
-	}
-	return st, nil
-}
-
-// callRemote is callIn in process mode: the arguments, encoded as for the C
-// shim, go to a worker, which encodes the result the same way.
-func (f *Function) callRemote(ctx context.Context, args []bridge.Value, inputs []*bridge.DataType, result *bridge.DataType) (bridge.Value, error) {
-	if f.closed.Load() {
-		return bridge.Value{}, ErrClosed
-	}
-	buf, err := f.appendArgs(nil, args, inputs)
-	if err != nil {
-		return bridge.Value{}, err
-	}
-	return f.callWorker(ctx, map[string]any{"op": "call", "nargs": len(args)}, buf, result)
+	return f.engine.backend.call(ctx, f, args, inputs, result)
 }
 
 // appendArgs encodes args, converted to inputs (nil: by their Go types), onto buf.
@@ -347,28 +271,6 @@ func (f *Function) appendArgs(buf []byte, args []bridge.Value, inputs []*bridge.
 		}
 	}
 	return buf, nil
-}
-
-// callWorker sends a request for this function (header plus payload) to a
-// worker and decodes the encoded value it returns as result.
-func (f *Function) callWorker(ctx context.Context, header map[string]any, payload []byte, result *bridge.DataType) (bridge.Value, error) {
-	header["function"], header["method"] = f.id, f.method
-	parts, err := message(header, payload)
-	if err != nil {
-		return bridge.Value{}, err
-	}
-	rep, err := f.engine.proc.request(ctx, f, "call", parts)
-	if err != nil {
-		return bridge.Value{}, err
-	}
-	if len(rep.payloads) != 1 {
-		return bridge.Value{}, fmt.Errorf("pyudf: function %q: the worker's reply holds %d payloads", f.name, len(rep.payloads))
-	}
-	v, _, err := bridge.DecodeResult(rep.payloads[0], result)
-	if err != nil {
-		return bridge.Value{}, bridge.At(err, f.name, "result")
-	}
-	return v, nil
 }
 
 var argumentNames = [...]string{"argument 1", "argument 2", "argument 3", "argument 4",
@@ -396,7 +298,7 @@ func typeList(ts []*bridge.DataType) string {
 // it. Later calls fail with ErrClosed.
 func (f *Function) Close() error {
 	first := false
-	f.engine.gate.closeAll(func() { first = !f.closed.Swap(true) })
+	f.engine.backend.closing(func() { first = !f.closed.Swap(true) })
 	if !first {
 		return nil
 	}
@@ -413,7 +315,7 @@ func (f *Function) Close() error {
 
 // release drops the Python object and runs close().
 func (f *Function) release() error {
-	f.pin.on(f.obj.Release)
+	f.engine.backend.unbind(f)
 	return f.engine.closeFunction(f.name, f.id, f.pin)
 }
 
@@ -422,7 +324,7 @@ func (f *Function) release() error {
 // and then ends pin.
 func (e *Engine) closeFunction(name string, id int64, pin *owner) error {
 	defer pin.end()
-	err := e.controlOn(context.Background(), pin, "close",
+	err := e.backend.control(context.Background(), pin, "close",
 		map[string]any{"op": "function_close", "engine": e.id, "function": id}, nil)
 	if pe, ok := err.(*bridge.PythonError); ok {
 		pe.Function = name

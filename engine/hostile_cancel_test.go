@@ -296,7 +296,7 @@ func TestHostileDeadlineWhileQueued(t *testing.T) {
 				}
 			})
 		}
-		waitFor(t, func() bool { return gateFull(m.engine.gate) })
+		waitFor(t, func() bool { return gateFull(gateOf(m.engine)) })
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		_, err := bump.Call(ctx)
 		wantCancelled(t, ctx, err, "bump")
@@ -741,7 +741,7 @@ func TestHostileCancellationStorm(t *testing.T) {
 // frame's next, innocent call.
 func TestHostileInterrupterOfAPanickedCallSparesTheNext(t *testing.T) {
 	m := cancelModule(t, Config{})
-	fr, err := m.engine.gate.enter(context.Background(), "hold")
+	fr, err := gateOf(m.engine).enter(context.Background(), "hold")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -754,7 +754,7 @@ func TestHostileInterrupterOfAPanickedCallSparesTheNext(t *testing.T) {
 			panic("out of C memory")
 		})
 	}()
-	m.engine.gate.leave(fr)
+	gateOf(m.engine).leave(fr)
 	// The next call on the frame takes 100 ms: an interrupter left behind
 	// (every 10 ms) would land in it.
 	if v, err := function(t, m, "hold").Call(context.Background(), 0.1); err != nil || v != int64(1) {

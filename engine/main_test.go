@@ -112,3 +112,6 @@ def thread_states():
         n, ts = n + 1, _api.PyThreadState_Next(ts)
     return n
 `
+
+// gateOf is a thread-mode engine's gate.
+func gateOf(e *Engine) *gate { return e.backend.(*interpreter).gate }

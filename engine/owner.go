@@ -4,8 +4,8 @@ import (
 	"context"
 	"runtime"
 	"strconv"
-	"syscall"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 

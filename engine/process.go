@@ -96,11 +96,12 @@ type WorkerInfo struct {
 // Workers describes the engine's worker processes (nil in thread mode).
 // A worker busy with a request is described when the request ends.
 func (e *Engine) Workers() []WorkerInfo {
-	if e.proc == nil {
+	p, ok := e.backend.(*workers)
+	if !ok {
 		return nil
 	}
 	var out []WorkerInfo
-	for _, w := range e.proc.list {
+	for _, w := range p.list {
 		w.mu.Lock()
 		info := WorkerInfo{Index: w.index, Restarts: int(w.gen.Load()) - 1}
 		if w.cmd != nil {
@@ -358,7 +359,7 @@ func (x *workerException) pythonError(function, op string) *bridge.PythonError {
 // control runs a control-plane request (see _host.control) on every worker,
 // or, for "metrics", gathers every worker's. Setup requests are kept, so a
 // restarted worker replays them. The reply is the first worker's.
-func (p *workers) control(ctx context.Context, op string, req map[string]any, out any) error {
+func (p *workers) control(ctx context.Context, _ *owner, op string, req map[string]any, out any) error {
 	header := map[string]any{"op": "control", "request": req}
 	switch req["op"] {
 	case "load_source", "load_file", "import", "function":

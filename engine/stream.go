@@ -49,17 +49,17 @@ type Stream struct {
 	wait    time.Duration
 	results chan StreamResult
 
-	threadMu sync.Mutex // thread mode: one row at a time, so results stay in order
+	threadMu sync.Mutex // not bundled: one row at a time, so results stay in order
 
 	mu      sync.Mutex
 	seq     int64
-	bundle  *array.RecordBuilder // process mode: the bundle being filled
+	bundle  *array.RecordBuilder // bundled (process mode): the bundle being filled; nil: each row is called at once
 	pending int                  // its rows
 	first   int64                // its first row's Seq
 	timer   *time.Timer
 	closed  bool
 	slots   chan struct{}  // process mode: one per bundle in flight, the bound of back-pressure
-	held    bool           // process mode: the bundle being filled holds a slot
+	held    bool           // bundled (process mode): the bundle being filled; nil: each row is called at once holds a slot
 	flushes sync.WaitGroup // process mode: bundles being run or delivered
 	next    int64          // process mode: the Seq whose results are due next
 	cond    *sync.Cond
@@ -97,7 +97,8 @@ func (f *Function) Stream(ctx context.Context) (*Stream, error) {
 	if s.wait <= 0 {
 		s.wait = time.Second
 	}
-	if f.engine.proc != nil {
+	bundles := f.engine.backend.bundles() // 0: each row is called at once
+	if bundles > 0 {
 		if f.inputs == nil || f.result == nil {
 			return nil, fmt.Errorf("%w: function %q: a process-mode Stream bundles rows into Arrow batches and needs declared input and result types",
 				ErrUnsupported, f.name)
@@ -109,13 +110,13 @@ func (f *Function) Stream(ctx context.Context) (*Stream, error) {
 			}
 		}
 	}
-	if f.engine.proc != nil {
+	if bundles > 0 {
 		fields := make([]arrow.Field, len(f.inputs))
 		for i, t := range f.inputs {
 			fields[i] = arrow.Field{Name: fmt.Sprintf("arg%d", i+1), Type: arrowconv.ArrowType(t), Nullable: true}
 		}
 		s.bundle = array.NewRecordBuilder(memory.DefaultAllocator, arrow.NewSchema(fields, nil))
-		s.slots = make(chan struct{}, 2*len(f.engine.proc.list))
+		s.slots = make(chan struct{}, bundles)
 	}
 	s.results = make(chan StreamResult, s.size)
 	s.cond = sync.NewCond(&s.mu)
@@ -130,8 +131,8 @@ func (s *Stream) Send(args ...any) error {
 	if err := s.f.checkArgs(len(args)); err != nil {
 		return err
 	}
-	var row []any               // process mode: the arguments as the bundle's column values
-	if s.f.engine.proc == nil { // thread mode: call now
+	var row []any        // bundled: the arguments as the bundle's column values
+	if s.bundle == nil { // not bundled: call now
 		s.threadMu.Lock()
 		defer s.threadMu.Unlock()
 	} else {
@@ -163,7 +164,7 @@ func (s *Stream) Send(args ...any) error {
 	}
 	seq := s.seq
 	s.seq++
-	if s.f.engine.proc == nil {
+	if s.bundle == nil {
 		s.mu.Unlock()
 		v, err := s.f.Call(s.ctx, args...)
 		s.results <- StreamResult{Seq: seq, Value: v, Err: err}

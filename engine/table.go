@@ -11,7 +11,6 @@ import (
 
 	"github.com/pyudf/pyudf/arrowconv"
 	"github.com/pyudf/pyudf/bridge"
-	"github.com/pyudf/pyudf/cgo"
 )
 
 // Rows calls a table function (PyFlink's TableFunction or udtf(...),
@@ -71,7 +70,10 @@ func (f *Function) Explode(ctx context.Context, batch arrow.RecordBatch) (arrow.
 		defer empty.Release()
 		return array.RecordFromStructArray(empty.(*array.Struct), nil), nil
 	}
-	res, err := f.explode(ctx, batch, fieldsType)
+	if f.closed.Load() {
+		return nil, ErrClosed
+	}
+	res, _, err := f.engine.backend.eval(ctx, f, batch, "explode", fieldsType, true)
 	if err != nil {
 		return nil, err
 	}
@@ -81,24 +83,4 @@ func (f *Function) Explode(ctx context.Context, batch arrow.RecordBatch) (arrow.
 		return nil, fmt.Errorf("pyudf: function %q: Explode got %s, want %s", f.name, res.DataType(), outType)
 	}
 	return array.RecordFromStructArray(s, nil), nil
-}
-
-// explode runs the table function over the batch, in this process or on a worker.
-func (f *Function) explode(ctx context.Context, batch arrow.RecordBatch, fieldsType *arrow.StructType) (arrow.Array, error) {
-	if f.engine.proc != nil {
-		res, _, err := f.evalRemote(ctx, batch, "explode", fieldsType, true)
-		return res, err
-	}
-	in := arrowconv.ExportRecordBatch(batch)
-	defer in.Free()
-	typ := arrowconv.ExportType(fieldsType, true)
-	defer typ.Free()
-	out := arrowconv.NewArrayStructs()
-	b := cgo.Batch{In: in.ArrayAddr(), InSchema: in.SchemaAddr(), Type: typ.SchemaAddr(),
-		Out: out.ArrayAddr(), OutSchema: out.SchemaAddr()}
-	if err := f.runBatch(ctx, true, func(fr *frame) cgo.Status { return fr.EvalVectorized(f.obj, cgo.VectorExplode, b) }); err != nil {
-		out.Free()
-		return nil, err
-	}
-	return arrowconv.ImportArray(out)
 }
