@@ -34,6 +34,7 @@ const (
 // numeric arguments and result allocates nothing.
 type Value struct {
 	kind ValueKind
+	sql  byte // KindAny: the wire tag a typed constructor (Date ... MapOf) chose, or 0: by Go type
 	num  uint64
 	ptr  any // *byte for strings and bytes; the value itself for KindAny
 }
@@ -174,6 +175,9 @@ func (v Value) Any() any {
 	case KindBytes:
 		return v.AsBytes()
 	case KindAny:
+		if v.sql != 0 {
+			return v.typedAny()
+		}
 		return v.ptr
 	}
 	return nil
@@ -183,6 +187,9 @@ func (v Value) Any() any {
 func (v Value) String() string {
 	if v.kind == KindNull {
 		return "<nil>"
+	}
+	if v.sql != 0 {
+		return v.typedString()
 	}
 	return fmt.Sprint(v.Any())
 }
