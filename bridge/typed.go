@@ -8,23 +8,9 @@ import (
 	"unicode/utf8"
 )
 
-// Typed values: the Go caller names a value's SQL type instead of leaving it
-// to the value's Go type. For a function without declared input types that is
-// the only way to say "a date, not a timestamp" or "a Row, not a list"; a
-// function that declares its types takes a typed value only for that same
-// type (DATE for DATE ...) and refuses it, naming both types, for any other.
-//
-//	constructor          SQL type          Python (undeclared)       Value.Any()
-//	Date(t)              DATE              datetime.date             time.Time, midnight UTC
-//	Time(d)              TIME              datetime.time             time.Duration
-//	Timestamp(t)         TIMESTAMP         naive datetime            time.Time, the wall clock as UTC
-//	TimestampLTZ(t)      TIMESTAMP_LTZ     aware datetime (UTC)      time.Time in UTC
-//	RowOf(names, v...)   ROW               pyudf Row, named          Row
-//	MapOf(k, v, ...)     MAP               dict, in the given order  map[any]any
-//
-// A value a constructor cannot make (RowOf with two fields of one name,
-// MapOf with an odd number of arguments ...) holds the error, which the call
-// it is passed to returns as a *ConversionError.
+// Typed values (see the package documentation): the Go caller names a
+// value's SQL type instead of leaving it to the value's Go type. A typed
+// Value is KindAny with sql set to the wire tag of its type.
 
 // tagInvalid marks a Value whose constructor refused its input: ptr holds the error.
 const tagInvalid = 0xff

@@ -153,7 +153,10 @@ func (v Value) AsBytes() []byte {
 }
 
 // Any returns v as a plain Go value: nil, bool, int8 ... int64, float32,
-// float64, string, []byte, or the KindAny value.
+// float64, string, []byte, or the KindAny value. For a Value of a typed
+// constructor it is the Go value a result of that SQL type decodes to
+// (Date: time.Time at UTC midnight, RowOf: Row, MapOf: map[any]any ...), or
+// the error of a constructor that refused its input.
 func (v Value) Any() any {
 	switch v.kind {
 	case KindBool:
