@@ -26,4 +26,24 @@
 //
 // NULL is Go nil and Python None everywhere. Python keeps microseconds, so
 // TIME and TIMESTAMP lose nanoseconds on the way in.
+//
+// A function without declared input types converts each argument by its Go
+// type: a time.Time becomes an aware datetime, a time.Duration a time, a
+// slice a list, a map a dict, a Row an unnamed pyudf.Row, a struct a named
+// one. The typed constructors make a Value of a stated SQL type instead:
+//
+//	constructor          SQL type        Python (undeclared)       Value.Any()
+//	Date(t)              DATE            datetime.date             time.Time, UTC midnight
+//	Time(d)              TIME            datetime.time             time.Duration
+//	Timestamp(t)         TIMESTAMP       naive datetime            time.Time, the wall clock as UTC
+//	TimestampLTZ(t)      TIMESTAMP_LTZ   aware datetime (UTC)      time.Time in UTC
+//	RowOf(names, v...)   ROW             pyudf.Row with the names  Row
+//	MapOf(k, v, ...)     MAP             dict, in the given order  map[any]any
+//
+// A function that declares its input types takes a typed Value for that same
+// type only (DATE for DATE; a RowOf for a ROW, by field name) and refuses it,
+// naming both types, for any other. A Value a constructor cannot make (RowOf
+// with two fields of one name, MapOf with an odd number of arguments ...)
+// holds the error, which the call it is passed to returns as a
+// *ConversionError.
 package bridge

@@ -34,6 +34,7 @@ const (
 // numeric arguments and result allocates nothing.
 type Value struct {
 	kind ValueKind
+	sql  byte // KindAny: the wire tag a typed constructor (Date ... MapOf) chose, or 0: by Go type
 	num  uint64
 	ptr  any // *byte for strings and bytes; the value itself for KindAny
 }
@@ -152,7 +153,10 @@ func (v Value) AsBytes() []byte {
 }
 
 // Any returns v as a plain Go value: nil, bool, int8 ... int64, float32,
-// float64, string, []byte, or the KindAny value.
+// float64, string, []byte, or the KindAny value. For a Value of a typed
+// constructor it is the Go value a result of that SQL type decodes to
+// (Date: time.Time at UTC midnight, RowOf: Row, MapOf: map[any]any ...), or
+// the error of a constructor that refused its input.
 func (v Value) Any() any {
 	switch v.kind {
 	case KindBool:
@@ -174,6 +178,9 @@ func (v Value) Any() any {
 	case KindBytes:
 		return v.AsBytes()
 	case KindAny:
+		if v.sql != 0 {
+			return v.typedAny()
+		}
 		return v.ptr
 	}
 	return nil
@@ -183,6 +190,9 @@ func (v Value) Any() any {
 func (v Value) String() string {
 	if v.kind == KindNull {
 		return "<nil>"
+	}
+	if v.sql != 0 {
+		return v.typedString()
 	}
 	return fmt.Sprint(v.Any())
 }

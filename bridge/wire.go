@@ -30,6 +30,7 @@ const (
 	TagMap          = 13
 	TagRow          = 14
 	TagBigInt       = 15
+	TagRowValues    = 16 // a ROW without field names: uint32 n, n values (arguments only)
 )
 
 var ne = binary.NativeEndian
@@ -39,7 +40,7 @@ var pythonNames = [...]string{
 	TagNull: "None", TagFalse: "bool", TagTrue: "bool", TagInt: "int", TagFloat: "float",
 	TagStr: "str", TagBytes: "bytes", TagDecimal: "Decimal", TagDate: "date", TagTime: "time",
 	TagTimestamp: "datetime", TagTimestampUTC: "datetime", TagList: "list", TagMap: "dict",
-	TagRow: "Row", TagBigInt: "int",
+	TagRow: "Row", TagBigInt: "int", TagRowValues: "Row",
 }
 
 // MaxDepth is how deeply values may nest: a LIST, MAP or ROW counts one
@@ -74,6 +75,9 @@ func appendArg(b []byte, t *DataType, v Value, depth int) ([]byte, error) {
 		var err error
 		if v, err = plainValue(v); err != nil {
 			return b, err
+		}
+		if v.sql != 0 {
+			return appendTyped(b, t, v, depth)
 		}
 	}
 	if v.kind == KindNull {
@@ -146,10 +150,14 @@ func intFits(v int64, k Kind) bool {
 }
 
 // plainValue turns named basic types (type Celsius float64) into their kinds,
+// leaves typed Values (Date ... MapOf) as they are,
 // follows pointers (at most MaxDepth of them: a pointer to itself is an
 // error, not an endless loop), and makes a *big.Int that fits an int64 one.
 func plainValue(v Value) (Value, error) {
 	for range MaxDepth {
+		if v.sql != 0 { // a typed Value (or a pointer to one): as it is
+			return v, nil
+		}
 		switch x := v.ptr.(type) {
 		case *big.Int:
 			if x == nil {
@@ -546,6 +554,8 @@ func appendDynamic(b []byte, v Value, depth int) ([]byte, error) {
 		return appendText(b, TagDecimal, x.FloatString(18)), nil
 	case *big.Int:
 		return appendText(b, TagBigInt, x.String()), nil
+	case Row:
+		return appendRowValues(b, x, depth)
 	}
 	rv := reflect.ValueOf(v.ptr)
 	var err error

@@ -14,7 +14,7 @@ func TestWireTagsMatchC(t *testing.T) {
 		"FLOAT": bridge.TagFloat, "STR": bridge.TagStr, "BYTES": bridge.TagBytes, "DECIMAL": bridge.TagDecimal,
 		"DATE": bridge.TagDate, "TIME": bridge.TagTime, "TIMESTAMP": bridge.TagTimestamp,
 		"TIMESTAMP_UTC": bridge.TagTimestampUTC, "LIST": bridge.TagList, "MAP": bridge.TagMap,
-		"ROW": bridge.TagRow, "BIGINT": bridge.TagBigInt,
+		"ROW": bridge.TagRow, "BIGINT": bridge.TagBigInt, "ROW_VALUES": bridge.TagRowValues,
 	}
 	cTags := cgo.WireTags()
 	if len(cTags) != len(goTags) {

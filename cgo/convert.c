@@ -295,6 +295,12 @@ static PyObject *decode_value(const char **p, const char *end, int depth)
 		return decode_map(p, end, depth);
 	case PYUDF_ROW:
 		return decode_row(p, end, depth);
+	case PYUDF_ROW_VALUES: { /* a Row without names: Row._make(None, values) */
+		PyObject *values = decode_list(p, end, depth);
+		PyObject *row = values ? PyObject_CallFunctionObjArgs(row_make, Py_None, values, NULL) : NULL;
+		Py_XDECREF(values);
+		return row;
+	}
 	default:
 		PyErr_Format(PyExc_ValueError, "pyudf: unknown argument tag %d", tag);
 		return NULL;

@@ -10,6 +10,7 @@
  *   TIMESTAMP, TIMESTAMP_UTC           DATE fields, TIME fields (UTC: an aware datetime)
  *   LIST       uint32 n, n values      MAP  uint32 n, n (key, value) pairs
  *   ROW        uint32 n, n (uint32 name length, name, value)
+ *   ROW_VALUES uint32 n, n values: a Row without field names (arguments only)
  * Go encodes arguments (bridge/wire.go) and decodes results; this file does
  * the Python half. Every function here needs the GIL.
  *
@@ -44,6 +45,7 @@ enum pyudf_tag {
 	PYUDF_MAP = 13,
 	PYUDF_ROW = 14,
 	PYUDF_BIGINT = 15,
+	PYUDF_ROW_VALUES = 16,
 };
 
 #define PYUDF_MAX_DEPTH 100

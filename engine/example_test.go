@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"time"
 
 	"github.com/pyudf/pyudf/bridge"
 	"github.com/pyudf/pyudf/engine"
@@ -106,4 +107,48 @@ lower = udf(Counted(), input_types=["STRING"], result_type="STRING")
 	}
 	// Output:
 	// upper calls counter 2
+}
+
+// A function without declared input types converts arguments by their Go
+// type; bridge's typed constructors say which SQL type a value has.
+func ExampleFunction_Call_typedArguments() {
+	ctx := context.Background()
+	eng, err := engine.New(ctx, engine.Config{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer eng.Close()
+	mod, err := eng.LoadSource(ctx, "typed.py", `
+from pyflink.table.udf import udf
+
+@udf
+def what(x):
+    return type(x).__name__ + " " + repr(x)
+`)
+	if err != nil {
+		log.Fatal(err)
+	}
+	what, err := mod.Function(ctx, "what")
+	if err != nil {
+		log.Fatal(err)
+	}
+	t := time.Date(2024, 3, 1, 23, 30, 0, 0, time.UTC)
+	for _, arg := range []any{
+		t,                   // a time.Time as it is: TIMESTAMP_LTZ
+		bridge.Date(t),      // DATE
+		bridge.Timestamp(t), // TIMESTAMP
+		bridge.RowOf([]string{"id", "owner"}, 7, "Ada"),
+		bridge.Row{7, "Ada"},
+		bridge.MapOf("z", 1, "a", 2),
+	} {
+		v, err := what.Call(ctx, arg)
+		fmt.Println(v, err)
+	}
+	// Output:
+	// datetime datetime.datetime(2024, 3, 1, 23, 30, tzinfo=datetime.timezone.utc) <nil>
+	// date datetime.date(2024, 3, 1) <nil>
+	// datetime datetime.datetime(2024, 3, 1, 23, 30) <nil>
+	// Row Row(id=7, owner='Ada') <nil>
+	// Row <Row(7, 'Ada')> <nil>
+	// dict {'z': 1, 'a': 2} <nil>
 }

@@ -47,7 +47,6 @@ var knownGaps = map[string]string{
 var docFindings = map[string]string{
 	"udfs_mean_latency": "get_value returns a float (61/3) for a result declared BIGINT: PyFlink's BIGINT coder " +
 		"keeps the integer part, pyudf refuses a silent value change (\"result: Python float is not a BIGINT\")",
-	"example_lateral_row": "an undeclared ROW argument arrives as a list ('list' object has no attribute 'owner')",
 	"overview_job_parameter": "eval's annotation (reading: str) is taken as the declared input type STRING and a BIGINT " +
 		"argument is refused; PyFlink ignores annotations and takes the column's type (rescale(bigint) works there)",
 	"vectorized_udaf_class": "a Pandas UDAF written as an AggregateFunction (create_accumulator / accumulate " +
@@ -231,9 +230,9 @@ func runDocCase(t *testing.T, env *docEnv, c docCase) (any, error) {
 					return nil, err
 				}
 				out = append(out, v)
-			default: // table: the columns as arguments; flat_map: the whole row as one
+			default: // table: the columns as arguments; flat_map: the whole row as one, named by row_fields
 				if c.Kind == "flat_map" {
-					args = []any{bridge.Row(args)}
+					args = []any{bridge.RowOf(c.RowFields, args...)}
 				}
 				var produced []any
 				for r, err := range f.Rows(ctx, args...) {

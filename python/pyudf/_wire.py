@@ -16,6 +16,7 @@ A value is a one-byte tag and a payload in native byte order::
     TIMESTAMP, TIMESTAMP_UTC           DATE fields, TIME fields (UTC: an aware datetime)
     LIST       uint32 n, n values      MAP  uint32 n, n (key, value) pairs
     ROW        uint32 n, n (uint32 name length, name, value)
+    ROW_VALUES uint32 n, n values: a Row without field names (arguments only)
 
 Containers nest at most :data:`MAX_DEPTH` levels, both ways, as in the C shim
 (``PYUDF_MAX_DEPTH``) and Go (``bridge.MaxDepth``), with the same words. Results
@@ -34,6 +35,7 @@ from .row import Row, _parts
 
 NULL, FALSE, TRUE, INT, FLOAT, STR, BYTES, DECIMAL = range(8)
 DATE, TIME, TIMESTAMP, TIMESTAMP_UTC, LIST, MAP, ROW, BIGINT = range(8, 16)
+ROW_VALUES = 16
 
 #: How deeply containers may nest (bridge.MaxDepth, PYUDF_MAX_DEPTH in C).
 MAX_DEPTH = 100
@@ -123,13 +125,13 @@ def _decode(view, pos, depth):
         h, mi, s, us = _TIME.unpack_from(view, pos + 6)
         tz = _UTC if tag == TIMESTAMP_UTC else None
         return datetime.datetime(y, mo, d, h, mi, s, us, tzinfo=tz), pos + 13
-    if tag == LIST:
+    if tag == LIST or tag == ROW_VALUES:
         n, pos = _count(view, pos, depth, 1)
         items = []
         for _ in range(n):
             item, pos = _decode(view, pos, depth + 1)
             items.append(item)
-        return items, pos
+        return (items if tag == LIST else Row._make(None, items)), pos
     if tag == MAP:
         n, pos = _count(view, pos, depth, 2)
         out = {}

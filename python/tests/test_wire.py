@@ -2,6 +2,7 @@
 
 import datetime
 import re
+import struct
 import decimal
 
 import numpy as np
@@ -43,6 +44,20 @@ def test_depth_limit_both_ways():
 def test_counts_the_data_cannot_hold():
     with pytest.raises(ValueError, match="truncated"):
         _wire.decode_args(bytes([_wire.LIST, 0xff, 0xff, 0xff, 0xff]), 1)
+
+
+def test_row_values_argument():
+    """ROW_VALUES (bridge.Row for an undeclared argument): a Row without field names."""
+    u32 = struct.Struct("=I").pack
+    data = bytes([_wire.ROW_VALUES]) + u32(2) + bytes([_wire.TRUE, _wire.ROW_VALUES]) + u32(0)
+    (row,) = _wire.decode_args(data, 1)
+    assert type(row) is Row and not hasattr(row, "_fields") and row == Row(True, Row())
+    deep = bytes([_wire.ROW_VALUES]) + u32(1)
+    with pytest.raises(ValueError, match="argument nested deeper than 100 levels"):
+        _wire.decode_args(deep * 101 + bytes([_wire.NULL]), 1)
+    assert _wire.decode_args(deep * 100 + bytes([_wire.NULL]), 1)[0] is not None
+    with pytest.raises(ValueError, match="truncated"):
+        _wire.decode_args(bytes([_wire.ROW_VALUES]) + u32(3) + bytes([_wire.NULL]), 1)
 
 
 def test_bigint_argument():
