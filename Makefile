@@ -23,7 +23,7 @@ GO_TEST_FLAGS ?= -race -count=1
 PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
 MATRIX ?= 3.10 3.11 3.12 3.13
 
-.PHONY: all deps build vet test test-go test-py test-pyflink test-fuzz fuzz soak demo bench bench-quick bench-anchors test-matrix env clean
+.PHONY: all deps build vet test test-go test-py test-pyflink test-subinterp test-subinterp-run test-fuzz fuzz soak demo bench bench-quick bench-anchors test-matrix env clean
 
 all: build
 
@@ -47,7 +47,7 @@ vet: deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || \
 		{ echo "gofmt needed:"; gofmt -l .; exit 1; }
 
-test: vet test-py test-go test-fuzz
+test: vet test-py test-go test-fuzz test-subinterp
 
 # Everything under the race detector; then what the race detector distorts
 # (allocation counts, as sync.Pool drops items under -race, and the memory
@@ -116,6 +116,21 @@ test-matrix:
 		then echo "python $$v ($$py): PASS"; \
 		else echo "python $$v ($$py): FAIL (see .deps/matrix-$$v.log)"; status=1; fi; \
 	done; exit $$status
+
+# The sub-interpreter pool (Mode Subinterpreters) needs CPython 3.12+: when
+# PYTHON is older, its tests (and the scalar suites in that mode) also run on
+# the newest pyenv CPython 3.13 or 3.12 here. Without either, make test fails.
+SUBINTERP_PYTHON ?= $(shell ls -d $(PYENV_ROOT)/versions/3.13.*/bin/python3 $(PYENV_ROOT)/versions/3.12.*/bin/python3 2>/dev/null | sort -V | tail -n 1)
+test-subinterp:
+	@if $(PY_EXE) -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then \
+		echo "test-subinterp: covered by test-go on $(PY_VERSION)"; \
+	elif [ -z "$(SUBINTERP_PYTHON)" ]; then \
+		echo "test-subinterp: no CPython 3.12+ under $(PYENV_ROOT)/versions: the sub-interpreter pool is untested"; exit 1; \
+	else \
+		$(MAKE) --no-print-directory test-subinterp-run PYTHON=$(SUBINTERP_PYTHON); \
+	fi
+test-subinterp-run: deps
+	go test $(GO_TEST_FLAGS) -run 'Subinterpreters' ./engine
 
 clean:
 	rm -rf .deps

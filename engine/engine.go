@@ -105,9 +105,20 @@ type Config struct {
 	// every instance lives on a worker's one thread.
 	Affinity Affinity
 
-	// Mode is Thread (the default: Python inside this process) or Process
-	// (Python in worker processes). The rest of this struct is process mode's.
+	// Mode is Thread (the default: Python inside this process), Process
+	// (Python in worker processes) or Subinterpreters (row calls spread over
+	// sub-interpreters with a GIL each, CPython 3.12+).
 	Mode Mode
+	// Interpreters is the number of sub-interpreters of Mode
+	// Subinterpreters; 0 means one per CPU. Each has its own copy of every
+	// module that can be imported in a sub-interpreter, and its own instance
+	// of each of its general scalar functions (open() runs in each); batches,
+	// aggregates, table functions and modules that import numpy, pandas,
+	// pyarrow or any other extension without sub-interpreter support run on
+	// the main interpreter, with one log line for each such module.
+	Interpreters int
+
+	// The rest of this struct is process mode's.
 	// Workers is the number of worker processes; 0 means one per CPU.
 	Workers int
 	// WorkerMemoryLimit caps each worker's address space, in bytes
@@ -177,6 +188,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		e.backend, err = newInterpreter(ctx, cfg, e.logPython)
 	case Process:
 		e.backend, err = startWorkers(ctx, e)
+	case Subinterpreters:
+		e.backend, err = newPool(ctx, cfg, e)
 	default:
 		err = fmt.Errorf("pyudf: unknown Config.Mode %d", cfg.Mode)
 	}

@@ -43,11 +43,18 @@ const (
 	// as PyFlink's default does: a crash or a memory blow-up stays in the
 	// worker, which is restarted. Batches cross as Arrow IPC over pipes.
 	Process
+	// Subinterpreters runs pure-Python row calls in a pool of
+	// sub-interpreters with a GIL each (CPython 3.12 and later), every
+	// other call in this process's main interpreter: see Config.Interpreters.
+	Subinterpreters
 )
 
 func (m Mode) String() string {
-	if m == Process {
+	switch m {
+	case Process:
 		return "process"
+	case Subinterpreters:
+		return "subinterpreters"
 	}
 	return "thread"
 }

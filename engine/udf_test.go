@@ -309,6 +309,13 @@ func (h *recordHandler) Handle(_ context.Context, r slog.Record) error {
 	return nil
 }
 
+// all is a copy of the records so far.
+func (h *recordHandler) all() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.records...)
+}
+
 func TestPythonLoggingAndPrintReachSlog(t *testing.T) {
 	modes(t, func(t *testing.T) {
 		h := &recordHandler{level: slog.LevelInfo}

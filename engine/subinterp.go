@@ -1,0 +1,412 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/pyudf/pyudf/bridge"
+	"github.com/pyudf/pyudf/cgo"
+)
+
+// pool is the sub-interpreter backend (Mode Subinterpreters, CPython 3.12
+// and later): Config.Interpreters sub-interpreters, each with a GIL of its
+// own (PEP 684) and bound to an OS thread of its own (an owner), so that
+// pure-Python row calls run on every core at once.
+//
+// The main interpreter keeps every module and every function instance too:
+// batches (Eval, Map, Explode, Reduce), aggregates and table functions run
+// there, as does every function of a module that cannot be imported in a
+// sub-interpreter (numpy, pandas and pyarrow refuse: one log line says
+// which import refused). A general scalar function of a module that loaded
+// everywhere has an instance in every sub-interpreter as well (its open()
+// runs in each, as in Flink's parallel subtasks), and each row call goes to
+// a free sub-interpreter.
+type pool struct {
+	main   *interpreter
+	subs   []*sub
+	logger *slog.Logger
+	next   atomic.Uint32
+
+	released released // signalled whenever a sub-interpreter is free again
+
+	mu      sync.Mutex
+	shards  map[int64][]cgo.Object // opened function id (main's) → its object in each sub, until bound
+	modules map[int64]bool         // main's module id → loaded in every sub-interpreter
+}
+
+// sub is one sub-interpreter and the thread that owns it.
+type sub struct {
+	index  int
+	own    *owner
+	interp *cgo.Subinterpreter
+	fr     *frame
+	mu     ctxMutex // one call at a time: the holder uses fr
+
+	modules   map[int64]int64 // main's module id → this interpreter's (used on own)
+	functions map[int64]int64 // main's function id → this interpreter's
+}
+
+func newPool(ctx context.Context, cfg Config, e *Engine) (*pool, error) {
+	main, err := newInterpreter(ctx, cfg, e.logPython)
+	if err != nil {
+		return nil, err
+	}
+	n := cfg.Interpreters
+	if n <= 0 {
+		n = runtime.NumCPU()
+	}
+	p := &pool{main: main, logger: e.logger, shards: map[int64][]cgo.Object{}, modules: map[int64]bool{}}
+	for i := range n {
+		s := &sub{index: i, own: newOwner(), fr: newFrame(), mu: newCtxMutex(&p.released),
+			modules: map[int64]int64{}, functions: map[int64]int64{}}
+		var exc *cgo.Exception
+		s.own.on(func() { s.interp, exc = cgo.NewSubinterpreter() })
+		if exc != nil {
+			s.own.end()
+			p.close()
+			return nil, &bridge.PythonError{Op: "start sub-interpreter", Row: -1, Type: exc.Type,
+				Message: exc.Message, Traceback: exc.Traceback}
+		}
+		p.subs = append(p.subs, s)
+	}
+	return p, nil
+}
+
+func (*pool) ownThreads() bool { return true } // the main interpreter's instances
+func (*pool) bundles() int     { return 0 }
+
+func (p *pool) aggregateState(int64) *aggState { return nil } // aggregates run on the main interpreter
+
+// control runs the request on the main interpreter, and then, for what
+// every sub-interpreter keeps a copy of (the engine, modules, general
+// scalar functions), in each.
+func (p *pool) control(ctx context.Context, pin *owner, op string, req map[string]any, reply any) error {
+	switch req["op"] {
+	case "engine_open":
+		if err := p.main.control(ctx, pin, op, req, reply); err != nil {
+			return err
+		}
+		return p.everySub(ctx, func(s *sub) error { return s.control(ctx, op, req, nil) })
+	case "engine_close":
+		p.everySub(ctx, func(s *sub) error { return s.control(ctx, op, req, nil) })
+		return p.main.control(ctx, pin, op, req, reply)
+	case "load_source", "load_file", "import":
+		return p.load(ctx, op, req, reply)
+	case "function":
+		return p.open(ctx, pin, op, req, reply)
+	case "function_close":
+		id := req["function"].(int64)
+		p.everySub(ctx, func(s *sub) error {
+			sid, ok := s.functions[id]
+			if !ok {
+				return nil
+			}
+			delete(s.functions, id)
+			return s.control(ctx, op, withField(req, "function", sid), nil)
+		})
+		return p.main.control(ctx, pin, op, req, reply)
+	case "metrics":
+		return p.metrics(ctx, op, req, reply)
+	}
+	return p.main.control(ctx, pin, op, req, reply)
+}
+
+// load loads a module on the main interpreter and then in every
+// sub-interpreter; if one refuses, the module stays on the main one.
+func (p *pool) load(ctx context.Context, op string, req map[string]any, reply any) error {
+	var loaded struct {
+		Module int64 `json:"module"`
+	}
+	var raw json.RawMessage
+	if err := p.main.control(ctx, nil, op, req, &raw); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(raw, &loaded); err != nil {
+		return err
+	}
+	var refused error
+	for _, s := range p.subs {
+		var mine struct {
+			Module int64 `json:"module"`
+		}
+		if refused = s.control(ctx, op, req, &mine); refused != nil {
+			break
+		}
+		s.modules[loaded.Module] = mine.Module
+	}
+	if refused != nil {
+		p.logger.Info("pyudf: a module runs on the main interpreter: it cannot be imported in a sub-interpreter",
+			"op", op, "reason", refused.Error())
+		p.everySub(ctx, func(s *sub) error {
+			delete(s.modules, loaded.Module) // the copies that loaded stay unused in sys.modules' of their interpreter
+			return nil
+		})
+	} else {
+		p.mu.Lock()
+		p.modules[loaded.Module] = true
+		p.mu.Unlock()
+	}
+	return json.Unmarshal(raw, reply)
+}
+
+// open opens the function on the main interpreter and, if it is a general
+// scalar function of a module every sub-interpreter has, in each of them.
+func (p *pool) open(ctx context.Context, pin *owner, op string, req map[string]any, reply any) error {
+	var raw json.RawMessage
+	if err := p.main.control(ctx, pin, op, req, &raw); err != nil {
+		return err
+	}
+	var opened openReply
+	if err := json.Unmarshal(raw, &opened); err != nil {
+		return err
+	}
+	module := req["module"].(int64)
+	p.mu.Lock()
+	everywhere := p.modules[module]
+	p.mu.Unlock()
+	if everywhere && !opened.Missing && opened.Kind == "scalar" && opened.FuncType == "general" {
+		objs := make([]cgo.Object, len(p.subs))
+		err := p.everySub(ctx, func(s *sub) error {
+			var mine openReply
+			if err := s.control(ctx, op, withField(req, "module", s.modules[module]), &mine); err != nil {
+				return err
+			}
+			s.functions[opened.Function] = mine.Function
+			var st cgo.Status
+			s.own.on(func() { objs[s.index], st = s.fr.Take(mine.Object) })
+			if st != cgo.OK {
+				return s.fr.failure(ctx, st, "", op)
+			}
+			return nil
+		})
+		if err != nil { // the main interpreter's instance serves it alone
+			p.logger.Info("pyudf: a function runs on the main interpreter: it cannot be opened in a sub-interpreter",
+				"function", req["name"], "reason", err.Error())
+			p.dropShards(ctx, req["engine"], opened.Function, objs)
+		} else {
+			p.mu.Lock()
+			p.shards[opened.Function] = objs
+			p.mu.Unlock()
+		}
+	}
+	return json.Unmarshal(raw, reply)
+}
+
+// dropShards releases a function's objects in the sub-interpreters and
+// closes its instances there.
+func (p *pool) dropShards(ctx context.Context, engine any, id int64, objs []cgo.Object) {
+	p.everySub(ctx, func(s *sub) error {
+		s.own.on(objs[s.index].Release)
+		sid, ok := s.functions[id]
+		if !ok {
+			return nil
+		}
+		delete(s.functions, id)
+		return s.control(ctx, "close", map[string]any{"op": "function_close", "engine": engine, "function": sid}, nil)
+	})
+}
+
+// metrics concatenates every interpreter's metrics, as process mode does
+// its workers'; Engine.Metrics merges them.
+func (p *pool) metrics(ctx context.Context, op string, req map[string]any, reply any) error {
+	var all []json.RawMessage
+	gather := func(get func(out any) error) error {
+		var one struct {
+			Metrics []json.RawMessage `json:"metrics"`
+		}
+		if err := get(&one); err != nil {
+			return err
+		}
+		all = append(all, one.Metrics...)
+		return nil
+	}
+	if err := gather(func(out any) error { return p.main.control(ctx, nil, op, req, out) }); err != nil {
+		return err
+	}
+	if err := p.everySub(ctx, func(s *sub) error {
+		return gather(func(out any) error { return s.control(ctx, op, req, out) })
+	}); err != nil {
+		return err
+	}
+	b, err := json.Marshal(map[string]any{"metrics": all})
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, reply)
+}
+
+// everySub runs fn on every sub-interpreter in turn, each locked, and
+// returns the first error (after trying all).
+func (p *pool) everySub(ctx context.Context, fn func(s *sub) error) error {
+	var first error
+	for _, s := range p.subs {
+		if err := s.mu.LockContext(ctx); err != nil {
+			return err
+		}
+		err := fn(s)
+		s.mu.Unlock()
+		if first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// control runs one control request in the sub-interpreter; the caller
+// holds s.mu.
+func (s *sub) control(ctx context.Context, op string, req map[string]any, reply any) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	var st cgo.Status
+	if err := s.own.do(ctx, func() { st = s.fr.run(ctx, func() cgo.Status { return s.fr.Control(body) }) }); err != nil {
+		return fmt.Errorf("pyudf: %s: %w", op, err)
+	}
+	if st != cgo.OK {
+		return s.fr.failure(ctx, st, "", op)
+	}
+	if reply == nil {
+		return nil
+	}
+	return json.Unmarshal(s.fr.Out(), reply)
+}
+
+// withField is req with key set to v (req itself unchanged: it is sent to
+// every interpreter with its own ids).
+func withField(req map[string]any, key string, v any) map[string]any {
+	out := make(map[string]any, len(req))
+	for k, x := range req {
+		out[k] = x
+	}
+	out[key] = v
+	return out
+}
+
+// bind takes the main interpreter's object, and the sub-interpreters'
+// objects opened with it.
+func (p *pool) bind(ctx context.Context, f *Function, key int64) error {
+	if err := p.main.bind(ctx, f, key); err != nil {
+		return err
+	}
+	if f.method != "" {
+		return nil // an aggregate's method: main only
+	}
+	p.mu.Lock()
+	f.shards = p.shards[f.id]
+	delete(p.shards, f.id)
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *pool) unbind(f *Function) {
+	p.main.unbind(f)
+	if f.shards != nil {
+		for _, s := range p.subs {
+			s.mu.Lock()
+			s.own.on(f.shards[s.index].Release)
+			s.mu.Unlock()
+		}
+		f.shards = nil
+	}
+}
+
+// call runs a row call in a free sub-interpreter if the function has
+// instances there, else on the main interpreter.
+func (p *pool) call(ctx context.Context, f *Function, args []bridge.Value, inputs []*bridge.DataType, result *bridge.DataType) (bridge.Value, error) {
+	if f.shards == nil {
+		return p.main.call(ctx, f, args, inputs, result)
+	}
+	s, err := p.pick(ctx)
+	if err != nil {
+		return bridge.Value{}, queuedTooLong(ctx, f.name)
+	}
+	defer s.mu.Unlock()
+	if f.closed.Load() {
+		return bridge.Value{}, ErrClosed
+	}
+	fr := s.fr
+	buf, err := f.appendArgs(fr.Args(), args, inputs)
+	if err != nil {
+		return bridge.Value{}, err
+	}
+	obj := f.shards[s.index]
+	var st cgo.Status
+	if err := s.own.do(ctx, func() { st = fr.run(ctx, func() cgo.Status { return fr.Call(obj, buf, len(args)) }) }); err != nil {
+		return bridge.Value{}, queuedTooLong(ctx, f.name)
+	}
+	if st != cgo.OK {
+		return bridge.Value{}, fr.failure(ctx, st, f.name, "call")
+	}
+	v, _, err := bridge.DecodeResult(fr.Out(), result)
+	if err != nil {
+		return bridge.Value{}, bridge.At(err, f.name, "result")
+	}
+	return v, nil
+}
+
+// pick returns a free sub-interpreter, locked, trying them in round-robin
+// order; if none is free, it waits until one is, or until ctx ends.
+func (p *pool) pick(ctx context.Context) (*sub, error) {
+	start := int(p.next.Add(1))
+	for {
+		freed := p.released.wait() // before trying: no release is missed
+		for i := range p.subs {
+			if s := p.subs[(start+i)%len(p.subs)]; s.mu.TryLock() {
+				return s, nil
+			}
+		}
+		select {
+		case <-freed:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (p *pool) eval(ctx context.Context, f *Function, batch arrow.RecordBatch, mode string, resultType arrow.DataType, nullable bool) (arrow.Array, arrow.Array, error) {
+	return p.main.eval(ctx, f, batch, mode, resultType, nullable)
+}
+
+func (p *pool) callBatch(ctx context.Context, f *Function, batch arrow.RecordBatch, result *bridge.DataType, extra ...int64) (bridge.Value, error) {
+	return p.main.callBatch(ctx, f, batch, result, extra...)
+}
+
+// closing holds every sub-interpreter and the main interpreter's gate.
+func (p *pool) closing(fn func()) {
+	for _, s := range p.subs {
+		s.mu.Lock()
+	}
+	defer func() {
+		for _, s := range p.subs {
+			s.mu.Unlock()
+		}
+	}()
+	p.main.closing(fn)
+}
+
+// close ends every sub-interpreter and its thread.
+func (p *pool) close() {
+	var errs []string
+	for _, s := range p.subs {
+		s.mu.Lock()
+		s.own.stop(func() {
+			if exc := s.interp.Close(); exc != nil {
+				errs = append(errs, exc.Type+": "+exc.Message)
+			}
+		})
+		s.mu.Unlock()
+	}
+	if len(errs) > 0 {
+		p.logger.Error("pyudf: ending sub-interpreters", "error", errors.New(strings.Join(errs, "; ")))
+	}
+}

@@ -1,0 +1,249 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pyudf/pyudf/bridge"
+	"github.com/pyudf/pyudf/cgo"
+)
+
+// subinterpreters says whether this CPython has sub-interpreters with their
+// own GIL (3.12+).
+func subinterpreters() bool { return cgo.LinkedVersion >= "3.12" && len(cgo.LinkedVersion) == 4 }
+
+const poolUDFs = `
+import json, threading
+from pyflink.table.udf import ScalarFunction, udf
+
+@udf(input_types=['STRING'], result_type='STRING')
+def json_lower(s):
+    record = json.loads(s)
+    return json.dumps({k: v.lower() if isinstance(v, str) else v for k, v in record.items()})
+
+@udf(input_types=['BIGINT'], result_type='BIGINT')
+def where(x):
+    return threading.get_ident()
+
+@udf(input_types=['BIGINT'], result_type='BIGINT')
+def odd_fails(x):
+    if x % 2:
+        raise ValueError("odd input %d" % x)
+    return x * 10
+
+@udf(input_types=['BIGINT'], result_type='BIGINT')
+def spin(x):
+    while True:
+        x += 1
+
+class Offset(ScalarFunction):
+    def open(self, function_context):
+        self.offset = int(function_context.get_job_parameter("offset", "0"))
+        self.opened_on = threading.get_ident()
+
+    def eval(self, x):
+        assert threading.get_ident() == self.opened_on
+        return x + self.offset
+
+offset = udf(Offset(), input_types=['BIGINT'], result_type='BIGINT')
+`
+
+// TestSubinterpretersRefusedBefore312: on CPython 3.10 and 3.11 New refuses
+// the mode, naming the version. (On 3.12+ the pool tests below run.)
+func TestSubinterpretersRefusedBefore312(t *testing.T) {
+	if subinterpreters() {
+		e := newEngine(t, Config{Mode: Subinterpreters, Interpreters: 1})
+		if v, _ := e.Python(); !strings.HasPrefix(v, cgo.LinkedVersion) {
+			t.Errorf("Python() = %q on libpython %s", v, cgo.LinkedVersion)
+		}
+		return
+	}
+	_, err := New(context.Background(), Config{Mode: Subinterpreters})
+	var pe *bridge.PythonError
+	if !errors.As(err, &pe) || pe.Type != "NotSupportedError" || !strings.Contains(pe.Message, cgo.LinkedVersion) ||
+		!strings.Contains(pe.Message, "3.12") {
+		t.Fatalf("New(Subinterpreters) on %s: %v; want a NotSupportedError naming the version and 3.12", cgo.LinkedVersion, err)
+	}
+	// The engine of another mode still starts.
+	if v, err := loadModule(t, Config{}, "pool.py", poolUDFs).mustCall(t, "odd_fails", int64(2)); v != int64(20) || err != nil {
+		t.Fatalf("after the refusal: odd_fails(2) = %v, %v", v, err)
+	}
+}
+
+func (m *Module) mustCall(t *testing.T, name string, args ...any) (any, error) {
+	t.Helper()
+	f, err := m.Function(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f.Call(context.Background(), args...)
+}
+
+func needSubinterpreters(t *testing.T) {
+	t.Helper()
+	if !subinterpreters() {
+		t.Skipf("CPython %s has no sub-interpreters with their own GIL: TestSubinterpretersRefusedBefore312 checks the refusal", cgo.LinkedVersion)
+	}
+}
+
+// TestSubinterpretersSpreadRowCalls: row calls from many goroutines run in
+// every sub-interpreter (each on its own thread), with the right results.
+func TestSubinterpretersSpreadRowCalls(t *testing.T) {
+	needSubinterpreters(t)
+	ctx := context.Background()
+	m := loadModule(t, Config{Mode: Subinterpreters, Interpreters: 2, JobParameters: map[string]string{"offset": "7"}},
+		"pool.py", poolUDFs)
+	lower, where, offset := mustFunction(t, m, "json_lower"), mustFunction(t, m, "where"), mustFunction(t, m, "offset")
+	var mu sync.Mutex
+	threads := map[int64]bool{}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 300 {
+				in := fmt.Sprintf(`{"name": "Go%d", "n": %d}`, g, i)
+				want := fmt.Sprintf(`{"name": "go%d", "n": %d}`, g, i)
+				if v, err := lower.Call(ctx, in); err != nil || v != want {
+					t.Errorf("json_lower(%s) = %v, %v", in, v, err)
+					return
+				}
+				if v, err := offset.Call(ctx, int64(i)); err != nil || v != int64(i+7) {
+					t.Errorf("offset(%d) = %v, %v", i, v, err)
+					return
+				}
+				v, err := where.Call(ctx, int64(i))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				threads[v.(int64)] = true
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(threads) != 2 {
+		t.Errorf("row calls ran on %d Python threads, want 2 (one per sub-interpreter)", len(threads))
+	}
+}
+
+// TestSubinterpretersNumpyModuleFallsBack: a module that imports numpy runs
+// on the main interpreter, with one log line naming the refused import; a
+// Pandas UDF and batches work there.
+func TestSubinterpretersNumpyModuleFallsBack(t *testing.T) {
+	needSubinterpreters(t)
+	ctx := context.Background()
+	h := &recordHandler{level: slog.LevelInfo}
+	m := loadModule(t, Config{Mode: Subinterpreters, Interpreters: 2, Logger: slog.New(h)}, "np_udfs.py", `
+import numpy as np
+from pyflink.table.udf import udf
+
+@udf(input_types=['BIGINT'], result_type='BIGINT')
+def square(x):
+    return int(np.int64(x) ** 2)
+`)
+	if v, err := m.mustCall(t, "square", int64(9)); err != nil || v != int64(81) {
+		t.Fatalf("square(9) = %v, %v", v, err)
+	}
+	var found []string
+	for _, r := range h.all() {
+		if strings.Contains(r, "main interpreter") {
+			found = append(found, r)
+		}
+	}
+	if len(found) != 1 || !strings.Contains(found[0], "numpy") || !strings.Contains(found[0], "subinterpreters") {
+		t.Errorf("log lines about the fallback: %q; want one naming numpy and why", found)
+	}
+}
+
+// TestSubinterpretersExceptionsStayInTheirCall: one interpreter's exception
+// disturbs neither the others nor later calls.
+func TestSubinterpretersExceptionsStayInTheirCall(t *testing.T) {
+	needSubinterpreters(t)
+	ctx := context.Background()
+	f := mustFunction(t, loadModule(t, Config{Mode: Subinterpreters, Interpreters: 2}, "pool.py", poolUDFs), "odd_fails")
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				x := int64(g*1000 + i)
+				v, err := f.Call(ctx, x)
+				var pe *bridge.PythonError
+				switch {
+				case x%2 == 1 && (!errors.As(err, &pe) || pe.Type != "ValueError" || pe.Message != fmt.Sprintf("odd input %d", x)):
+					t.Errorf("odd_fails(%d) = %v, %v; want its ValueError", x, v, err)
+					return
+				case x%2 == 0 && (err != nil || v != x*10):
+					t.Errorf("odd_fails(%d) = %v, %v", x, v, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// TestSubinterpretersCancelSpinningCall: ctx interrupts a UDF spinning in a
+// sub-interpreter; the pool keeps working.
+func TestSubinterpretersCancelSpinningCall(t *testing.T) {
+	needSubinterpreters(t)
+	m := loadModule(t, Config{Mode: Subinterpreters, Interpreters: 2}, "pool.py", poolUDFs)
+	spin, odd := mustFunction(t, m, "spin"), mustFunction(t, m, "odd_fails")
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		start := time.Now()
+		_, err := spin.Call(ctx, int64(1))
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("spin: %v, want DeadlineExceeded", err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("the interrupt took %v", d)
+		}
+	}
+	for i := range 4 {
+		if v, err := odd.Call(context.Background(), int64(2*i)); err != nil || v != int64(20*i) {
+			t.Errorf("after the interrupts: odd_fails(%d) = %v, %v", 2*i, v, err)
+		}
+	}
+}
+
+// TestSubinterpretersEndWithTheEngine: closing an engine ends its
+// sub-interpreters and their thread states.
+func TestSubinterpretersEndWithTheEngine(t *testing.T) {
+	needSubinterpreters(t)
+	ctx := context.Background()
+	interps, states := cgo.Interpreters()
+	for range 5 {
+		e, err := New(ctx, Config{Mode: Subinterpreters, Interpreters: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := e.LoadSource(ctx, "pool.py", poolUDFs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := m.Function(ctx, "odd_fails")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, err := f.Call(ctx, int64(4)); err != nil || v != int64(40) {
+			t.Fatalf("odd_fails(4) = %v, %v", v, err)
+		}
+		if n, _ := cgo.Interpreters(); n != interps+2 {
+			t.Errorf("%d interpreters with the engine open, want %d", n, interps+2)
+		}
+		if err := e.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, s := cgo.Interpreters(); n != interps || s > states+2 {
+		t.Errorf("after 5 engines: %d interpreters and %d thread states, %d and %d before", n, s, interps, states)
+	}
+}
