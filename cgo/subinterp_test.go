@@ -467,3 +467,55 @@ func TestSubinterpreterNoLeak(t *testing.T) {
 		t.Fatalf("RSS grew %.1f MB per sub-interpreter (%d MB over 50), more than CPython's own 6.5", perInterp, grown>>20)
 	}
 }
+
+// PyFlink-style code (pyflink.table.udf, a ScalarFunction with open, a Row
+// result) runs in a sub-interpreter: the compatibility package and Row's
+// conversion need nothing the sub-interpreter refuses.
+func TestSubinterpreterPyFlinkStyleUDF(t *testing.T) {
+	needSubinterpreters(t)
+	src := "from pyflink.table import DataTypes\nfrom pyflink.table.udf import ScalarFunction, udf\n" +
+		"from pyudf import Row\n" +
+		"class Scale(ScalarFunction):\n    def open(self, ctx):\n        self.k = 7\n" +
+		"    def eval(self, a):\n        return a * self.k\n" +
+		"scale = udf(Scale(), result_type=DataTypes.BIGINT())\n" +
+		"@udf(result_type='ROW<n BIGINT, s STRING>')\ndef pair(a):\n    return Row(n=a, s='x' * a)\n"
+	onSub(t, func(s *Subinterpreter) {
+		f := NewFrame()
+		scale := load(t, f, "sub_pyflink", src, "scale")
+		pair := function(t, f, float64(1), "pair")
+		defer closeEngine(t, f)
+		defer scale.Release()
+		defer pair.Release()
+		if got := callInt(t, f, scale, 6); got != 42 {
+			t.Fatalf("scale(6) = %d, want 42", got)
+		}
+		if st := f.Call(pair, ints(3), 1); st != OK {
+			t.Fatalf("pair(3): %s: %s", f.Err().Type, f.Err().Message)
+		}
+		if out := f.Out(); len(out) == 0 || out[0] != byte(WireTags()["ROW"]) || !strings.Contains(string(out), "xxx") {
+			t.Fatalf("pair(3) = %x, want a ROW holding \"xxx\"", out)
+		}
+	})
+}
+
+// A goroutine that owns a sub-interpreter can interrupt a call running in
+// the main interpreter: the Cancelled is the main interpreter's.
+func TestSubinterpreterOwnerInterruptsMainCall(t *testing.T) {
+	needSubinterpreters(t)
+	f := NewFrame()
+	spin := load(t, f, "main_spin", "def spin():\n    while True:\n        pass\n", "spin")
+	defer closeEngine(t, f)
+	defer spin.Release()
+	id := f.NextCall()
+	done := make(chan Status)
+	go func() { done <- f.Call(spin, nil, 0) }()
+	onSub(t, func(s *Subinterpreter) {
+		time.Sleep(20 * time.Millisecond)
+		for f.Interrupt(id) {
+			time.Sleep(2 * time.Millisecond)
+		}
+	})
+	if st := <-done; st != Cancelled {
+		t.Fatalf("main call interrupted from a sub-interpreter's thread: status %d (%s: %s)", st, f.Err().Type, f.Err().Message)
+	}
+}
