@@ -207,6 +207,10 @@ int pyudf_init(const char *program, const char *bootstrap, const char *sources_j
 #if PY_VERSION_HEX >= 0x030C0000
 pyudf_state *pyudf_subinterp_new(pyudf_buf *err)
 {
+	if (pyudf_main_state.host == NULL) {
+		pyudf_error_set(err, "InitError", "the main interpreter is not initialized (cgo.Init first)");
+		return NULL;
+	}
 	if (pyudf_cur != &pyudf_main_state) {
 		pyudf_error_set(err, "InitError", "this thread owns a sub-interpreter already");
 		return NULL;
