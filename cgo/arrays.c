@@ -36,7 +36,7 @@ int64_t pyudf_plain_live(void) { return live; }
 static void release_plain(struct ArrowArray *a)
 {
 	plain *p = a->private_data;
-	pyudf_gil_enter();
+	pyudf_main_enter(); /* numpy arrays: the main interpreter's (they refuse sub-interpreters) */
 	PyBuffer_Release(&p->view);
 	pyudf_gil_leave();
 	free(p);
@@ -141,18 +141,25 @@ typedef struct {
 static void keeper_dealloc(PyObject *self)
 {
 	keeper *k = (keeper *)self;
+	PyTypeObject *type = Py_TYPE(self);
 	if (k->array.release != NULL)
 		k->array.release(&k->array);
 	live_batches--;
-	PyObject_Free(self);
+	type->tp_free(self);
+	Py_DECREF(type); /* a heap type: its instances hold a reference to it */
 }
 
-static PyTypeObject keeper_type = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "_pyudf_host.PlainBatch",
-    .tp_basicsize = sizeof(keeper),
-    .tp_dealloc = keeper_dealloc,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "An Arrow batch from Go, kept until no column views it.",
+static PyType_Slot keeper_slots[] = {
+    {Py_tp_dealloc, keeper_dealloc},
+    {Py_tp_doc, "An Arrow batch from Go, kept until no column views it."},
+    {0, NULL},
+};
+
+static PyType_Spec keeper_spec = {
+    .name = "_pyudf_host.PlainBatch",
+    .basicsize = sizeof(keeper),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = keeper_slots,
 };
 
 /* One column's values: a read-only bytes buffer over the batch's memory. */
@@ -165,8 +172,10 @@ typedef struct {
 
 static void column_dealloc(PyObject *self)
 {
+	PyTypeObject *type = Py_TYPE(self);
 	Py_DECREF(((column *)self)->batch);
-	PyObject_Free(self);
+	type->tp_free(self);
+	Py_DECREF(type);
 }
 
 static int column_getbuffer(PyObject *self, Py_buffer *view, int flags)
@@ -175,23 +184,53 @@ static int column_getbuffer(PyObject *self, Py_buffer *view, int flags)
 	return PyBuffer_FillInfo(view, self, c->data, c->len, 1, flags);
 }
 
-static PyBufferProcs column_buffer = {.bf_getbuffer = column_getbuffer};
+static PyType_Slot column_slots[] = {
+    {Py_tp_dealloc, column_dealloc},
+    {Py_bf_getbuffer, column_getbuffer},
+    {Py_tp_doc, "A column's values in an Arrow batch from Go (read-only buffer)."},
+    {0, NULL},
+};
 
-static PyTypeObject column_type = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "_pyudf_host.PlainColumn",
-    .tp_basicsize = sizeof(column),
-    .tp_dealloc = column_dealloc,
-    .tp_as_buffer = &column_buffer,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "A column's values in an Arrow batch from Go (read-only buffer).",
+static PyType_Spec column_spec = {
+    .name = "_pyudf_host.PlainColumn",
+    .basicsize = sizeof(column),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = column_slots,
 };
 
 int64_t pyudf_plain_batches_live(void) { return live_batches; }
 
-int pyudf_arrays_ready(void)
+int pyudf_arrays_exec(PyObject *module)
 {
-	return PyType_Ready(&keeper_type) < 0 || PyType_Ready(&column_type) < 0 ? -1 : 0;
+	pyudf_arrays_types *t = PyModule_GetState(module);
+	if (t == NULL)
+		return -1;
+	t->keeper = PyType_FromModuleAndSpec(module, &keeper_spec, NULL);
+	t->column = t->keeper != NULL ? PyType_FromModuleAndSpec(module, &column_spec, NULL) : NULL;
+	return t->column != NULL ? 0 : -1;
 }
+
+int pyudf_arrays_traverse(PyObject *module, visitproc visit, void *arg)
+{
+	pyudf_arrays_types *t = PyModule_GetState(module);
+	if (t != NULL) {
+		Py_VISIT(t->keeper);
+		Py_VISIT(t->column);
+	}
+	return 0;
+}
+
+int pyudf_arrays_clear(PyObject *module)
+{
+	pyudf_arrays_types *t = PyModule_GetState(module);
+	if (t != NULL) {
+		Py_CLEAR(t->keeper);
+		Py_CLEAR(t->column);
+	}
+	return 0;
+}
+
+void pyudf_arrays_free(void *module) { pyudf_arrays_clear(module); }
 
 /* Whether rows [from, from + length) of column c (a struct's child: the
  * batch's offset and length) hold a null. The null count covers the whole
@@ -213,6 +252,9 @@ static int holds_nulls(const struct ArrowArray *c, int64_t from, int64_t length)
 
 PyObject *pyudf_plain_columns(PyObject *self, PyObject *args)
 {
+	pyudf_arrays_types *types = PyModule_GetState(self);
+	if (types == NULL || types->keeper == NULL)
+		return NULL;
 	unsigned long long addr;
 	const char *sizes;
 	Py_ssize_t ncols;
@@ -245,7 +287,7 @@ PyObject *pyudf_plain_columns(PyObject *self, PyObject *args)
 			Py_RETURN_NONE; /* not a fixed-width layout, or nulls */
 	}
 	PyObject *columns = PyList_New(ncols);
-	keeper *k = columns ? PyObject_New(keeper, &keeper_type) : NULL;
+	keeper *k = columns ? PyObject_New(keeper, (PyTypeObject *)types->keeper) : NULL;
 	if (k == NULL) {
 		Py_XDECREF(columns);
 		return NULL;
@@ -255,7 +297,7 @@ PyObject *pyudf_plain_columns(PyObject *self, PyObject *args)
 	live_batches++;
 	for (Py_ssize_t i = 0; i < ncols; i++) {
 		const struct ArrowArray *c = k->array.children[i];
-		column *col = PyObject_New(column, &column_type);
+		column *col = PyObject_New(column, (PyTypeObject *)types->column);
 		if (col == NULL) {
 			Py_DECREF(columns); /* releases the batch once the columns made so far are gone */
 			Py_DECREF(k);

@@ -35,9 +35,19 @@ int pyudf_export_plain(PyObject *values, uintptr_t out, int *width);
 /* The number of arrays pyudf_export_plain made that were not released yet. */
 int64_t pyudf_plain_live(void);
 
-/* Make the types of pyudf_plain_columns' objects ready: once, when the
- * _pyudf_host module is created. 0, or -1 with an exception set. */
-int pyudf_arrays_ready(void);
+/* The state of a _pyudf_host module (one per interpreter): the types of
+ * pyudf_plain_columns' objects. */
+typedef struct {
+	PyObject *keeper; /* PlainBatch */
+	PyObject *column; /* PlainColumn */
+} pyudf_arrays_types;
+
+/* _pyudf_host's Py_mod_exec: make the types in its state. 0, or -1 with an
+ * exception set. The others are its m_traverse, m_clear and m_free. */
+int pyudf_arrays_exec(PyObject *module);
+int pyudf_arrays_traverse(PyObject *module, visitproc visit, void *arg);
+int pyudf_arrays_clear(PyObject *module);
+void pyudf_arrays_free(void *module);
 
 /* _pyudf_host.plain_columns(batch_addr, item_sizes): the columns of the batch
  * exported at batch_addr as ([one read-only buffer per column], rows), the

@@ -9,6 +9,7 @@
 #include "arrays.h"
 #include "call.h"
 #include "interp.h"
+#include "state.h"
 
 pyudf_frame *pyudf_frame_new(void) { return calloc(1, sizeof(pyudf_frame)); }
 
@@ -31,6 +32,10 @@ static __thread pyudf_frame *current;
 static void begin(pyudf_frame *f, uint64_t call_id)
 {
 	pyudf_gil_enter();
+	if (f->state != pyudf_cur) { /* the frame's first call (a frame stays in one interpreter) */
+		f->gen = pyudf_cur->gen;
+		__atomic_store_n(&f->state, pyudf_cur, __ATOMIC_RELEASE);
+	}
 	f->thread_id = PyThread_get_thread_ident();
 	f->tstate = PyThreadState_Get();
 	f->call_id = call_id;
@@ -206,10 +211,10 @@ int pyudf_control(uint64_t call_id, pyudf_frame *f)
 /* pyudf._batch, imported on first use (it imports pyarrow). */
 static PyObject *batch_module(void)
 {
-	static PyObject *module;
-	if (module == NULL)
-		module = PyImport_ImportModule("pyudf._batch");
-	return module;
+	pyudf_state *st = pyudf_cur;
+	if (st->batch_module == NULL)
+		st->batch_module = PyImport_ImportModule("pyudf._batch");
+	return st->batch_module;
 }
 
 /* "Type: message" of the pending exception, which is cleared; NULL on failure. */
@@ -662,15 +667,53 @@ void pyudf_release(PyObject *obj)
 	pyudf_gil_leave();
 }
 
-int pyudf_interrupt(pyudf_frame *f, uint64_t call_id)
+/* pyudf_interrupt's work, with the GIL of the interpreter the call runs in
+ * held; cancelled is that interpreter's Cancelled class. */
+static int interrupt_held(pyudf_frame *f, uint64_t call_id, PyObject *cancelled)
 {
-	pyudf_gil_enter();
 	int pending = f->ended_id < call_id;
 	if (pending && f->running && f->call_id == call_id &&
-	    PyThreadState_SetAsyncExc(f->thread_id, pyudf_errors_cancelled()) == 1 &&
+	    PyThreadState_SetAsyncExc(f->thread_id, cancelled) == 1 &&
 	    ++f->interrupted >= 2 && !f->trapped)
 		trap(f);
-	pyudf_gil_leave();
+	return pending;
+}
+
+int pyudf_interrupt(pyudf_frame *f, uint64_t call_id)
+{
+	pyudf_state *st = __atomic_load_n(&f->state, __ATOMIC_ACQUIRE);
+	int pending;
+	if (st == NULL) /* no call has begun on f yet */
+		return call_id > 0;
+	if (st == pyudf_cur) { /* this thread's interpreter */
+		pyudf_gil_enter();
+		pending = interrupt_held(f, call_id, st->cancelled);
+		pyudf_gil_leave();
+	} else if (!st->sub) { /* the main one, from a thread that owns a sub-interpreter */
+		pyudf_main_enter();
+		pending = interrupt_held(f, call_id, st->cancelled);
+		pyudf_gil_leave();
+	} else {
+		/* Another thread's sub-interpreter: enter it with a thread state of
+		 * this thread's for the time of the raise, under the lock that
+		 * pyudf_subinterp_end takes before it ends the interpreter. Its
+		 * interpreter gone (or the struct reused), its calls have ended. */
+		pyudf_state_lock();
+		if (st->interp == NULL || st->gen != f->gen) {
+			pyudf_state_unlock();
+			return 0;
+		}
+		PyThreadState *ts = PyThreadState_New(st->interp);
+		if (ts == NULL) {
+			pyudf_state_unlock();
+			return 1; /* try again at the next interval */
+		}
+		PyEval_RestoreThread(ts);
+		pending = interrupt_held(f, call_id, st->cancelled);
+		PyThreadState_Clear(ts);
+		PyThreadState_DeleteCurrent();
+		pyudf_state_unlock();
+	}
 	return pending;
 }
 

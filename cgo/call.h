@@ -3,7 +3,9 @@
  * A frame is C memory that one call at a time uses: the result or reply is
  * written to out, an error to err. Go keeps a pool of frames; nothing in a
  * frame points to Go memory. Each function takes and releases the GIL itself,
- * so it may be called from any thread without holding it.
+ * so it may be called from any thread without holding it. A frame's calls all
+ * run in one interpreter: the main one, or one sub-interpreter, on the
+ * thread that owns it (interp.h).
  */
 #ifndef PYUDF_CALL_H
 #define PYUDF_CALL_H
@@ -22,6 +24,8 @@ typedef struct {
 	int running;              /* a call is in progress */
 	int interrupted;          /* how many times pyudf_interrupt raised in it */
 	int trapped;              /* its thread has the trap's trace function (pyudf_interrupt) */
+	struct pyudf_state *state; /* the interpreter its calls run in (state.h), set by the first */
+	uint64_t gen;             /* and that state's gen then */
 	int64_t row;              /* the batch row whose call failed, or -1 */
 	int plain;                /* pyudf_eval_vectorized: the width in bytes of a result's values
 				     that went out plain (arrays.h), else 0 */
@@ -118,7 +122,10 @@ void pyudf_release(PyObject *obj);
  * clause, finally block or __del__ that swallows it can keep the call running
  * (the call's end removes it). A call that was interrupted ends
  * PYUDF_CANCELLED even if it then returned a value. A call blocked in C
- * (time.sleep) sees the exception only when it is back in bytecode. */
+ * (time.sleep) sees the exception only when it is back in bytecode. Any
+ * thread may interrupt a call in any interpreter: for a sub-interpreter that
+ * the calling thread does not own, it enters that interpreter with a thread
+ * state made for the raise, and returns 0 if the interpreter has ended. */
 int pyudf_interrupt(pyudf_frame *f, uint64_t call_id);
 
 /* Prepare the host's Cancelled class for trapping (on 3.13, an __init__: see

@@ -1,21 +1,20 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+/* datetime.h declares its own static PyDateTimeAPI in every file that includes
+ * it; here the macros read the calling interpreter's instead (state.h), which
+ * is NULL where the datetime C API does not exist (a sub-interpreter on
+ * CPython 3.12, where _datetime refuses to load and datetime is _pydatetime):
+ * there, dates go through datetime's classes (the *_py functions below). */
+#define PyDateTimeAPI pyudf_datetime_h_api
 #include <datetime.h>
+#undef PyDateTimeAPI
+#define PyDateTimeAPI ((PyDateTime_CAPI *)pyudf_cur->datetime_api)
 #include <stdlib.h>
 #include <string.h>
 
 #include "convert.h"
 #include "interp.h"
-
-static PyObject *decimal_type; /* decimal.Decimal */
-static PyObject *row_type;     /* pyudf.row.Row */
-static PyObject *row_make;     /* Row._make(names list, values list) */
-static PyObject *row_fields;   /* Row's slot descriptors, checked at init */
-static PyObject *row_values;
-static PyObject *normalize;    /* pyudf._host.normalize */
-static PyObject *utc;          /* datetime.timezone.utc */
-static PyObject *decimal_str;  /* decimal.Decimal.__str__, unbound */
-static PyObject *astimezone;   /* datetime.datetime.astimezone, unbound */
+#include "state.h"
 
 int pyudf_buf_reserve(pyudf_buf *b, size_t n)
 {
@@ -41,38 +40,60 @@ void pyudf_buf_free(pyudf_buf *b)
 
 int pyudf_convert_init(PyObject *host)
 {
-	PyDateTime_IMPORT;
-	if (PyDateTimeAPI == NULL)
+	pyudf_state *st = pyudf_cur;
+	(void)pyudf_datetime_h_api; /* datetime.h's own, unused */
+	PyObject *datetime = PyImport_ImportModule("datetime");
+	if (datetime == NULL)
 		return -1;
-	utc = PyDateTime_TimeZone_UTC;
-	Py_INCREF(utc);
+	st->datetime_api = PyCapsule_Import(PyDateTime_CAPSULE_NAME, 0);
+	if (st->datetime_api == NULL) {
+		if (!st->sub)
+			goto fail; /* the main interpreter always has it */
+		PyErr_Clear();
+	}
+	st->date_type = PyObject_GetAttrString(datetime, "date");
+	st->time_type = st->date_type ? PyObject_GetAttrString(datetime, "time") : NULL;
+	st->datetime_type = st->time_type ? PyObject_GetAttrString(datetime, "datetime") : NULL;
+	PyObject *timezone = st->datetime_type ? PyObject_GetAttrString(datetime, "timezone") : NULL;
+	st->utc = timezone ? PyObject_GetAttrString(timezone, "utc") : NULL;
+	Py_XDECREF(timezone);
+	Py_CLEAR(datetime);
+	if (st->utc == NULL)
+		goto fail;
+	if (!PyType_Check(st->date_type) || !PyType_Check(st->time_type) || !PyType_Check(st->datetime_type)) {
+		PyErr_SetString(PyExc_TypeError, "pyudf: datetime's date, time and datetime must be classes");
+		goto fail;
+	}
+	st->astimezone = PyObject_GetAttrString(st->datetime_type, "astimezone");
 	PyObject *decimal = PyImport_ImportModule("decimal");
 	if (decimal == NULL)
 		return -1;
-	decimal_type = PyObject_GetAttrString(decimal, "Decimal");
+	st->decimal_type = PyObject_GetAttrString(decimal, "Decimal");
 	Py_DECREF(decimal);
-	decimal_str = decimal_type ? PyObject_GetAttrString(decimal_type, "__str__") : NULL;
-	astimezone = PyObject_GetAttrString((PyObject *)PyDateTimeAPI->DateTimeType, "astimezone");
-	row_type = PyObject_GetAttrString(host, "Row");
-	row_make = row_type ? PyObject_GetAttrString(row_type, "_make") : NULL;
-	row_fields = row_type ? PyObject_GetAttrString(row_type, "_fields") : NULL;
-	row_values = row_type ? PyObject_GetAttrString(row_type, "_values") : NULL;
-	normalize = PyObject_GetAttrString(host, "normalize");
-	if (!(decimal_type && decimal_str && astimezone && row_type && row_make && row_fields &&
-	      row_values && normalize))
+	st->decimal_str = st->decimal_type ? PyObject_GetAttrString(st->decimal_type, "__str__") : NULL;
+	st->row_type = PyObject_GetAttrString(host, "Row");
+	st->row_make = st->row_type ? PyObject_GetAttrString(st->row_type, "_make") : NULL;
+	st->row_fields = st->row_type ? PyObject_GetAttrString(st->row_type, "_fields") : NULL;
+	st->row_values = st->row_type ? PyObject_GetAttrString(st->row_type, "_values") : NULL;
+	st->normalize = PyObject_GetAttrString(host, "normalize");
+	if (!(st->decimal_type && st->decimal_str && st->astimezone && st->row_type && st->row_make &&
+	      st->row_fields && st->row_values && st->normalize))
 		return -1;
 	/* They are cast to PyTypeObject * for PyObject_TypeCheck below. */
-	if (!PyType_Check(decimal_type) || !PyType_Check(row_type)) {
+	if (!PyType_Check(st->decimal_type) || !PyType_Check(st->row_type)) {
 		PyErr_SetString(PyExc_TypeError, "pyudf: decimal.Decimal and pyudf.Row must be classes");
 		return -1;
 	}
 	/* Row's _fields and _values are __slots__: read through these descriptors
 	 * (slot_of), a subclass's attributes of the same names never run. */
-	if (!Py_IS_TYPE(row_fields, &PyMemberDescr_Type) || !Py_IS_TYPE(row_values, &PyMemberDescr_Type)) {
+	if (!Py_IS_TYPE(st->row_fields, &PyMemberDescr_Type) || !Py_IS_TYPE(st->row_values, &PyMemberDescr_Type)) {
 		PyErr_SetString(PyExc_TypeError, "pyudf: pyudf.Row must keep _fields and _values in __slots__");
 		return -1;
 	}
 	return 0;
+fail:
+	Py_XDECREF(datetime);
+	return -1;
 }
 
 /* The slot of obj (an instance of row_type, checked by the caller) that the
@@ -83,7 +104,7 @@ static PyObject *slot_of(PyObject *slot, PyObject *obj)
 	return Py_TYPE(slot)->tp_descr_get(slot, obj, (PyObject *)Py_TYPE(obj));
 }
 
-PyObject *pyudf_normalize(PyObject *obj) { return PyObject_CallOneArg(normalize, obj); }
+PyObject *pyudf_normalize(PyObject *obj) { return PyObject_CallOneArg(pyudf_cur->normalize, obj); }
 
 static int too_deep(const char *what)
 {
@@ -142,7 +163,7 @@ static PyObject *decode_text(const char **p, const char *end, int tag)
 		if (text == NULL)
 			return NULL;
 		PyObject *d = tag == PYUDF_BIGINT ? PyLong_FromUnicodeObject(text, 10)
-						  : PyObject_CallOneArg(decimal_type, text);
+						  : PyObject_CallOneArg(pyudf_cur->decimal_type, text);
 		Py_DECREF(text);
 		return d;
 	}
@@ -229,7 +250,7 @@ static PyObject *decode_row(const char **p, const char *end, int depth)
 			goto done;
 		PyList_SET_ITEM(values, i, value);
 	}
-	row = PyObject_CallFunctionObjArgs(row_make, names, values, NULL);
+	row = PyObject_CallFunctionObjArgs(pyudf_cur->row_make, names, values, NULL);
 done:
 	Py_XDECREF(names);
 	Py_XDECREF(values);
@@ -277,18 +298,27 @@ static PyObject *decode_value(const char **p, const char *end, int depth)
 	case PYUDF_DATE:
 		if (read_date(p, end, &f) < 0)
 			return NULL;
+		if (PyDateTimeAPI == NULL)
+			return PyObject_CallFunction(pyudf_cur->date_type, "iii", f.year, f.month, f.day);
 		return PyDate_FromDate(f.year, f.month, f.day);
 	case PYUDF_TIME:
 		if (read_time(p, end, &f) < 0)
 			return NULL;
+		if (PyDateTimeAPI == NULL)
+			return PyObject_CallFunction(pyudf_cur->time_type, "iiiI", f.hour, f.minute, f.second,
+						     (unsigned)f.usec);
 		return PyTime_FromTime(f.hour, f.minute, f.second, f.usec);
 	case PYUDF_TIMESTAMP:
-	case PYUDF_TIMESTAMP_UTC:
+	case PYUDF_TIMESTAMP_UTC: {
 		if (read_date(p, end, &f) < 0 || read_time(p, end, &f) < 0)
 			return NULL;
-		return PyDateTimeAPI->DateTime_FromDateAndTime(
-		    f.year, f.month, f.day, f.hour, f.minute, f.second, f.usec,
-		    tag == PYUDF_TIMESTAMP_UTC ? utc : Py_None, PyDateTimeAPI->DateTimeType);
+		PyObject *tz = tag == PYUDF_TIMESTAMP_UTC ? pyudf_cur->utc : Py_None;
+		if (PyDateTimeAPI == NULL)
+			return PyObject_CallFunction(pyudf_cur->datetime_type, "iiiiiiIO", f.year, f.month, f.day,
+						     f.hour, f.minute, f.second, (unsigned)f.usec, tz);
+		return PyDateTimeAPI->DateTime_FromDateAndTime(f.year, f.month, f.day, f.hour, f.minute,
+							       f.second, f.usec, tz, PyDateTimeAPI->DateTimeType);
+	}
 	case PYUDF_LIST:
 		return decode_list(p, end, depth);
 	case PYUDF_MAP:
@@ -389,8 +419,9 @@ static int put_time(pyudf_buf *out, uint8_t h, uint8_t mi, uint8_t s, uint32_t u
  * result is type-checked before its fields are read. */
 static int encode_datetime(PyObject *obj, pyudf_buf *out)
 {
+	pyudf_state *st = pyudf_cur;
 	int aware = PyDateTime_DATE_GET_TZINFO(obj) != Py_None;
-	PyObject *dt = aware ? PyObject_CallFunctionObjArgs(astimezone, obj, utc, NULL) : Py_NewRef(obj);
+	PyObject *dt = aware ? PyObject_CallFunctionObjArgs(st->astimezone, obj, st->utc, NULL) : Py_NewRef(obj);
 	if (dt == NULL)
 		return -1;
 	int rc = -1;
@@ -407,6 +438,86 @@ static int encode_datetime(PyObject *obj, pyudf_buf *out)
 			      PyDateTime_DATE_GET_SECOND(dt), PyDateTime_DATE_GET_MICROSECOND(dt));
 	Py_DECREF(dt);
 	return rc;
+}
+
+/* The fields encode_dates_py reads, in order, and their ranges. */
+static const char *const field_names[] = {"year", "month", "day", "hour", "minute", "second", "microsecond"};
+static const long field_min[] = {1, 1, 1, 0, 0, 0, 0};
+static const long field_max[] = {9999, 12, 31, 23, 59, 59, 999999};
+
+/* Without the datetime C API (state.h): the fields of obj, an instance of
+ * cls, read through cls's own descriptors (a subclass's override of year,
+ * say, never runs), n fields from field_names[first] into v. Each must be an
+ * exact int in its range (the pure-Python classes keep them in attributes a
+ * subclass could change). 0, or -1 with an exception set. */
+static int fields_py(PyObject *cls, PyObject *obj, int first, int n, long *v)
+{
+	const char *const *names = field_names + first;
+	for (int i = 0; i < n; i++) {
+		PyObject *d = PyObject_GetAttrString(cls, names[i]);
+		descrgetfunc get = d != NULL ? Py_TYPE(d)->tp_descr_get : NULL;
+		PyObject *x = get != NULL ? get(d, obj, cls) : NULL;
+		if (d != NULL && get == NULL)
+			PyErr_Format(PyExc_TypeError, "pyudf: %.100s.%s is not a descriptor",
+				     ((PyTypeObject *)cls)->tp_name, names[i]);
+		Py_XDECREF(d);
+		if (x == NULL)
+			return -1;
+		v[i] = PyLong_CheckExact(x) ? PyLong_AsLong(x) : -1;
+		Py_DECREF(x);
+		if (v[i] < field_min[first + i] || v[i] > field_max[first + i]) {
+			if (!PyErr_Occurred())
+				PyErr_Format(PyExc_ValueError, "pyudf: %.100s.%s is out of range",
+					     ((PyTypeObject *)cls)->tp_name, names[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* encode_value's dates and times without the datetime C API: 1 when obj is
+ * none of them (nothing written), else 0, or -1 with an exception set. */
+static int encode_dates_py(PyObject *obj, pyudf_buf *out)
+{
+	pyudf_state *st = pyudf_cur;
+	long v[7];
+	if (PyObject_TypeCheck(obj, (PyTypeObject *)st->datetime_type)) { /* checked a type at init */
+		PyObject *d = PyObject_GetAttrString(st->datetime_type, "tzinfo");
+		descrgetfunc get = d != NULL ? Py_TYPE(d)->tp_descr_get : NULL;
+		PyObject *tz = get != NULL ? get(d, obj, st->datetime_type) : NULL;
+		if (d != NULL && get == NULL)
+			PyErr_SetString(PyExc_TypeError, "pyudf: datetime.tzinfo is not a descriptor");
+		Py_XDECREF(d);
+		if (tz == NULL)
+			return -1;
+		int aware = tz != Py_None;
+		Py_DECREF(tz);
+		PyObject *dt = aware ? PyObject_CallFunctionObjArgs(st->astimezone, obj, st->utc, NULL)
+				     : Py_NewRef(obj);
+		if (dt == NULL)
+			return -1;
+		int rc = -1;
+		if (!PyObject_TypeCheck(dt, (PyTypeObject *)st->datetime_type))
+			PyErr_Format(PyExc_TypeError, "pyudf: astimezone returned %.100s, not a datetime",
+				     Py_TYPE(dt)->tp_name);
+		else if (fields_py(st->datetime_type, dt, 0, 7, v) == 0 &&
+			 put_tag(out, aware ? PYUDF_TIMESTAMP_UTC : PYUDF_TIMESTAMP) == 0 &&
+			 put_date(out, (int32_t)v[0], (uint8_t)v[1], (uint8_t)v[2]) == 0)
+			rc = put_time(out, (uint8_t)v[3], (uint8_t)v[4], (uint8_t)v[5], (uint32_t)v[6]);
+		Py_DECREF(dt);
+		return rc;
+	}
+	if (PyObject_TypeCheck(obj, (PyTypeObject *)st->date_type)) {
+		if (fields_py(st->date_type, obj, 0, 3, v) < 0 || put_tag(out, PYUDF_DATE) < 0)
+			return -1;
+		return put_date(out, (int32_t)v[0], (uint8_t)v[1], (uint8_t)v[2]);
+	}
+	if (PyObject_TypeCheck(obj, (PyTypeObject *)st->time_type)) {
+		if (fields_py(st->time_type, obj, 3, 4, v) < 0 || put_tag(out, PYUDF_TIME) < 0)
+			return -1;
+		return put_time(out, (uint8_t)v[0], (uint8_t)v[1], (uint8_t)v[2], (uint32_t)v[3]);
+	}
+	return 1;
 }
 
 static int encode_value(PyObject *obj, pyudf_buf *out, int normalized, int depth);
@@ -489,7 +600,7 @@ static int encode_dict(PyObject *obj, pyudf_buf *out, int depth)
  * encoding a value may run code that changes the list. */
 static int encode_row(PyObject *obj, pyudf_buf *out, int depth)
 {
-	PyObject *values = slot_of(row_values, obj);
+	PyObject *values = slot_of(pyudf_cur->row_values, obj);
 	if (values == NULL)
 		return -1;
 	if (!PyList_Check(values) && !PyTuple_Check(values)) {
@@ -497,7 +608,7 @@ static int encode_row(PyObject *obj, pyudf_buf *out, int depth)
 		Py_DECREF(values);
 		return -1;
 	}
-	PyObject *fields = slot_of(row_fields, obj), *names = NULL;
+	PyObject *fields = slot_of(pyudf_cur->row_fields, obj), *names = NULL;
 	if (fields == NULL) {
 		if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
 			Py_DECREF(values);
@@ -564,23 +675,28 @@ static int encode_value(PyObject *obj, pyudf_buf *out, int normalized, int depth
 		return put_text(out, PYUDF_BYTES, PyBytes_AS_STRING(obj), PyBytes_GET_SIZE(obj));
 	if (PyByteArray_Check(obj))
 		return put_text(out, PYUDF_BYTES, PyByteArray_AS_STRING(obj), PyByteArray_GET_SIZE(obj));
-	if (PyDateTime_Check(obj))
+	if (PyDateTimeAPI == NULL) {
+		int rc = encode_dates_py(obj, out);
+		if (rc <= 0)
+			return rc;
+	} else if (PyDateTime_Check(obj))
 		return encode_datetime(obj, out);
-	if (PyDate_Check(obj)) {
+	else if (PyDate_Check(obj)) {
 		if (put_tag(out, PYUDF_DATE) < 0)
 			return -1;
 		return put_date(out, PyDateTime_GET_YEAR(obj), PyDateTime_GET_MONTH(obj),
 				PyDateTime_GET_DAY(obj));
 	}
-	if (PyTime_Check(obj)) {
+	else if (PyTime_Check(obj)) {
 		if (put_tag(out, PYUDF_TIME) < 0)
 			return -1;
 		return put_time(out, PyDateTime_TIME_GET_HOUR(obj), PyDateTime_TIME_GET_MINUTE(obj),
 				PyDateTime_TIME_GET_SECOND(obj), PyDateTime_TIME_GET_MICROSECOND(obj));
 	}
-	if (PyObject_TypeCheck(obj, (PyTypeObject *)decimal_type)) /* checked a type at init */
-		return put_str_obj(out, PYUDF_DECIMAL, PyObject_CallOneArg(decimal_str, obj));
-	if (PyObject_TypeCheck(obj, (PyTypeObject *)row_type))
+	pyudf_state *st = pyudf_cur;
+	if (PyObject_TypeCheck(obj, (PyTypeObject *)st->decimal_type)) /* checked a type at init */
+		return put_str_obj(out, PYUDF_DECIMAL, PyObject_CallOneArg(st->decimal_str, obj));
+	if (PyObject_TypeCheck(obj, (PyTypeObject *)st->row_type))
 		return encode_row(obj, out, depth);
 	if (PyList_Check(obj) || PyTuple_Check(obj))
 		return encode_sequence(obj, out, NULL, depth);

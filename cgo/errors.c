@@ -3,26 +3,24 @@
 #include <string.h>
 
 #include "errors.h"
-
-static PyObject *describe; /* pyudf._host.describe_exception */
-static PyObject *cancelled; /* pyudf._host.Cancelled */
-static PyObject *as_result_error; /* pyudf._host.as_result_error */
+#include "state.h"
 
 int pyudf_errors_init(PyObject *host)
 {
-	describe = PyObject_GetAttrString(host, "describe_exception");
-	cancelled = PyObject_GetAttrString(host, "Cancelled");
-	as_result_error = PyObject_GetAttrString(host, "as_result_error");
-	if (cancelled != NULL && !PyType_Check(cancelled)) { /* cast for PyObject_TypeCheck below */
+	pyudf_state *st = pyudf_cur;
+	st->describe = PyObject_GetAttrString(host, "describe_exception");
+	st->cancelled = PyObject_GetAttrString(host, "Cancelled");
+	st->as_result_error = PyObject_GetAttrString(host, "as_result_error");
+	if (st->cancelled != NULL && !PyType_Check(st->cancelled)) { /* cast for PyObject_TypeCheck below */
 		PyErr_SetString(PyExc_TypeError, "pyudf: _host.Cancelled must be a class");
-		Py_CLEAR(cancelled);
+		Py_CLEAR(st->cancelled);
 	}
-	return describe && cancelled && as_result_error ? 0 : -1;
+	return st->describe && st->cancelled && st->as_result_error ? 0 : -1;
 }
 
-int pyudf_errors_ready(void) { return describe != NULL && cancelled != NULL; }
+int pyudf_errors_ready(void) { return pyudf_cur->describe != NULL && pyudf_cur->cancelled != NULL; }
 
-PyObject *pyudf_errors_cancelled(void) { return cancelled; }
+PyObject *pyudf_errors_cancelled(void) { return pyudf_cur->cancelled; }
 
 static void put_string(pyudf_buf *err, const char *s, size_t n)
 {
@@ -61,6 +59,7 @@ static PyObject *fetch(void)
 
 void pyudf_error_mark_result(void)
 {
+	PyObject *as_result_error = pyudf_cur->as_result_error;
 	if (!PyErr_Occurred() || as_result_error == NULL)
 		return;
 	PyObject *exc = fetch();
@@ -82,8 +81,9 @@ int pyudf_error_capture(pyudf_buf *err)
 		pyudf_error_set(err, "SystemError", "error reported without an exception");
 		return PYUDF_ERROR;
 	}
-	int status = PyObject_TypeCheck(exc, (PyTypeObject *)cancelled) ? PYUDF_CANCELLED : PYUDF_ERROR; /* a type: init */
-	PyObject *parts = PyObject_CallOneArg(describe, exc);
+	pyudf_state *st = pyudf_cur;
+	int status = PyObject_TypeCheck(exc, (PyTypeObject *)st->cancelled) ? PYUDF_CANCELLED : PYUDF_ERROR; /* a type: init */
+	PyObject *parts = PyObject_CallOneArg(st->describe, exc);
 	if (parts == NULL || !PyTuple_Check(parts) || PyTuple_GET_SIZE(parts) != 3) {
 		PyErr_Clear();
 		pyudf_error_set(err, Py_TYPE(exc)->tp_name, "<exception could not be described>");

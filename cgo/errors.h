@@ -16,7 +16,8 @@ enum pyudf_status {
 	PYUDF_CANCELLED = 2, /* interrupted by pyudf_interrupt */
 };
 
-/* Remember the host's describe_exception function and Cancelled class. 0 or -1. */
+/* Remember the host's describe_exception function and Cancelled class in the
+ * calling thread's interpreter state (state.h). 0 or -1. */
 int pyudf_errors_init(PyObject *host);
 
 /* Whether pyudf_errors_init succeeded (exceptions can be described). */
