@@ -327,7 +327,7 @@ static PyObject *decode_value(const char **p, const char *end, int depth)
 		return decode_row(p, end, depth);
 	case PYUDF_ROW_VALUES: { /* a Row without names: Row._make(None, values) */
 		PyObject *values = decode_list(p, end, depth);
-		PyObject *row = values ? PyObject_CallFunctionObjArgs(row_make, Py_None, values, NULL) : NULL;
+		PyObject *row = values ? PyObject_CallFunctionObjArgs(pyudf_cur->row_make, Py_None, values, NULL) : NULL;
 		Py_XDECREF(values);
 		return row;
 	}
