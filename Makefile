@@ -118,8 +118,9 @@ test-matrix:
 	done; exit $$status
 
 # The sub-interpreter pool (Mode Subinterpreters) needs CPython 3.12+: when
-# PYTHON is older, its tests (and the scalar suites in that mode) also run on
-# the newest pyenv CPython 3.13 or 3.12 here. Without either, make test fails.
+# PYTHON is older, the engine's suites (every modes() test runs in that mode
+# too there) also run on the newest pyenv CPython 3.13 or 3.12 here, without
+# the race detector (about 4 minutes). Without either, make test fails.
 SUBINTERP_PYTHON ?= $(shell ls -d $(PYENV_ROOT)/versions/3.13.*/bin/python3 $(PYENV_ROOT)/versions/3.12.*/bin/python3 2>/dev/null | sort -V | tail -n 1)
 test-subinterp:
 	@if $(PY_EXE) -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then \
@@ -130,7 +131,7 @@ test-subinterp:
 		$(MAKE) --no-print-directory test-subinterp-run PYTHON=$(SUBINTERP_PYTHON); \
 	fi
 test-subinterp-run: deps
-	go test $(GO_TEST_FLAGS) -run 'Subinterpreters' ./engine
+	go test -count=1 ./engine ./cgo
 
 clean:
 	rm -rf .deps

@@ -255,7 +255,7 @@ func TestAggregateRestoreRejectsBadSnapshots(t *testing.T) {
 }
 
 func TestAggregateCloseFreesAccumulators(t *testing.T) {
-	modes(t, func(t *testing.T) {
+	sharedModes(t, func(t *testing.T) {
 		// One worker in process mode, so that live_accumulators counts where they live.
 		m := loadModule(t, Config{Workers: 1}, "aggregates.py", aggregateSource)
 		a, err := m.Aggregate(context.Background(), "weighted_avg")

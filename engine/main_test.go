@@ -43,20 +43,36 @@ func workerProcesses() []string {
 	return out
 }
 
-// modes runs test once per mode, as subtests "thread" and "process";
-// newEngine inside it makes engines of that mode.
+// modes runs test once per mode, as subtests "thread", "process" and, on
+// CPython 3.12+, "subinterpreters"; newEngine inside it makes engines of
+// that mode.
 func modes(t *testing.T, test func(t *testing.T)) {
-	for _, mode := range []string{"thread", "process"} {
-		t.Run(mode, test)
+	for _, mode := range []Mode{Thread, Process, Subinterpreters} {
+		if mode == Subinterpreters && !subinterpreters() {
+			continue // TestSubinterpretersRefusedBefore312 checks the refusal
+		}
+		t.Run(mode.String(), test)
 	}
 }
 
-// modeOf is the mode a test named name runs in: process inside modes'
-// "process" subtest, else thread.
+// sharedModes is modes without Subinterpreters, for tests that read one
+// function's module globals from another function: in that mode every
+// interpreter has a copy of its own (TestSubinterpretersGlobalsPerInterpreter).
+func sharedModes(t *testing.T, test func(t *testing.T)) {
+	for _, mode := range []Mode{Thread, Process} {
+		t.Run(mode.String(), test)
+	}
+}
+
+// modeOf is the mode a test named name runs in: that of the modes subtest
+// it is inside, else thread.
 func modeOf(name string) Mode {
 	for _, part := range strings.Split(name, "/")[1:] {
-		if part == "process" {
+		switch part {
+		case "process":
 			return Process
+		case "subinterpreters":
+			return Subinterpreters
 		}
 	}
 	return Thread
@@ -71,6 +87,9 @@ func newEngine(tb testing.TB, cfg Config) *Engine {
 	}
 	if cfg.Mode == Process && cfg.Workers == 0 {
 		cfg.Workers = 2
+	}
+	if cfg.Mode == Subinterpreters && cfg.Interpreters == 0 {
+		cfg.Interpreters = 2
 	}
 	e, err := New(context.Background(), cfg)
 	if err != nil {

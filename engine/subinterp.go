@@ -3,11 +3,9 @@ package engine
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -30,17 +28,48 @@ import (
 // everywhere has an instance in every sub-interpreter as well (its open()
 // runs in each, as in Flink's parallel subtasks), and each row call goes to
 // a free sub-interpreter.
+//
+// The sub-interpreters belong to the process, as the main interpreter does:
+// the first engine that needs n of them starts them, and later engines share
+// them (each its own modules and instances in them). They are never ended:
+// CPython keeps some megabytes of every sub-interpreter it ends, so ending
+// them with every engine would leak.
 type pool struct {
 	main   *interpreter
 	subs   []*sub
 	logger *slog.Logger
 	next   atomic.Uint32
 
-	released released // signalled whenever a sub-interpreter is free again
-
 	mu      sync.Mutex
 	shards  map[int64][]cgo.Object // opened function id (main's) → its object in each sub, until bound
 	modules map[int64]bool         // main's module id → loaded in every sub-interpreter
+}
+
+// The process's sub-interpreters, started on demand.
+var (
+	subsMu       sync.Mutex
+	subsAll      []*sub
+	subsReleased released // signalled whenever one is free again
+)
+
+// startSubs returns the first n of the process's sub-interpreters, starting
+// the missing ones.
+func startSubs(n int) ([]*sub, error) {
+	subsMu.Lock()
+	defer subsMu.Unlock()
+	for len(subsAll) < n {
+		s := &sub{index: len(subsAll), own: newOwner(), fr: newFrame(), mu: newCtxMutex(&subsReleased),
+			modules: map[int64]int64{}, functions: map[int64]int64{}}
+		var exc *cgo.Exception
+		s.own.on(func() { s.interp, exc = cgo.NewSubinterpreter() })
+		if exc != nil {
+			s.own.end()
+			return nil, &bridge.PythonError{Op: "start sub-interpreter", Row: -1, Type: exc.Type,
+				Message: exc.Message, Traceback: exc.Traceback}
+		}
+		subsAll = append(subsAll, s)
+	}
+	return subsAll[:n:n], nil
 }
 
 // sub is one sub-interpreter and the thread that owns it.
@@ -64,21 +93,11 @@ func newPool(ctx context.Context, cfg Config, e *Engine) (*pool, error) {
 	if n <= 0 {
 		n = runtime.NumCPU()
 	}
-	p := &pool{main: main, logger: e.logger, shards: map[int64][]cgo.Object{}, modules: map[int64]bool{}}
-	for i := range n {
-		s := &sub{index: i, own: newOwner(), fr: newFrame(), mu: newCtxMutex(&p.released),
-			modules: map[int64]int64{}, functions: map[int64]int64{}}
-		var exc *cgo.Exception
-		s.own.on(func() { s.interp, exc = cgo.NewSubinterpreter() })
-		if exc != nil {
-			s.own.end()
-			p.close()
-			return nil, &bridge.PythonError{Op: "start sub-interpreter", Row: -1, Type: exc.Type,
-				Message: exc.Message, Traceback: exc.Traceback}
-		}
-		p.subs = append(p.subs, s)
+	subs, err := startSubs(n)
+	if err != nil {
+		return nil, err
 	}
-	return p, nil
+	return &pool{main: main, subs: subs, logger: e.logger, shards: map[int64][]cgo.Object{}, modules: map[int64]bool{}}, nil
 }
 
 func (*pool) ownThreads() bool { return true } // the main interpreter's instances
@@ -97,7 +116,16 @@ func (p *pool) control(ctx context.Context, pin *owner, op string, req map[strin
 		}
 		return p.everySub(ctx, func(s *sub) error { return s.control(ctx, op, req, nil) })
 	case "engine_close":
-		p.everySub(ctx, func(s *sub) error { return s.control(ctx, op, req, nil) })
+		p.mu.Lock()
+		modules := p.modules
+		p.modules = map[int64]bool{}
+		p.mu.Unlock()
+		p.everySub(ctx, func(s *sub) error {
+			for m := range modules {
+				delete(s.modules, m)
+			}
+			return s.control(ctx, op, req, nil)
+		})
 		return p.main.control(ctx, pin, op, req, reply)
 	case "load_source", "load_file", "import":
 		return p.load(ctx, op, req, reply)
@@ -359,7 +387,7 @@ func (p *pool) call(ctx context.Context, f *Function, args []bridge.Value, input
 func (p *pool) pick(ctx context.Context) (*sub, error) {
 	start := int(p.next.Add(1))
 	for {
-		freed := p.released.wait() // before trying: no release is missed
+		freed := subsReleased.wait() // before trying: no release is missed
 		for i := range p.subs {
 			if s := p.subs[(start+i)%len(p.subs)]; s.mu.TryLock() {
 				return s, nil
@@ -394,19 +422,6 @@ func (p *pool) closing(fn func()) {
 	p.main.closing(fn)
 }
 
-// close ends every sub-interpreter and its thread.
-func (p *pool) close() {
-	var errs []string
-	for _, s := range p.subs {
-		s.mu.Lock()
-		s.own.stop(func() {
-			if exc := s.interp.Close(); exc != nil {
-				errs = append(errs, exc.Type+": "+exc.Message)
-			}
-		})
-		s.mu.Unlock()
-	}
-	if len(errs) > 0 {
-		p.logger.Error("pyudf: ending sub-interpreters", "error", errors.New(strings.Join(errs, "; ")))
-	}
-}
+// close leaves the sub-interpreters to the process (see pool): the engine's
+// modules and instances in them went with engine_close.
+func (*pool) close() {}

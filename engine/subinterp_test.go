@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
 	"github.com/pyudf/pyudf/bridge"
 	"github.com/pyudf/pyudf/cgo"
 )
@@ -30,6 +33,18 @@ def json_lower(s):
 @udf(input_types=['BIGINT'], result_type='BIGINT')
 def where(x):
     return threading.get_ident()
+
+calls = 0
+
+@udf(input_types=['BIGINT'], result_type='BIGINT')
+def count(x):
+    global calls
+    calls += 1
+    return calls
+
+@udf(input_types=['BIGINT'], result_type='BIGINT', func_type='pandas')
+def calls_here(x):
+    return x * 0 + calls
 
 @udf(input_types=['BIGINT'], result_type='BIGINT')
 def odd_fails(x):
@@ -133,12 +148,46 @@ func TestSubinterpretersSpreadRowCalls(t *testing.T) {
 	}
 }
 
+// TestSubinterpretersGlobalsPerInterpreter: every interpreter has its own
+// copy of a module's globals, as worker processes do: row calls count in
+// their sub-interpreter's copy, and the main interpreter's (where a Pandas
+// UDF runs) stays untouched.
+func TestSubinterpretersGlobalsPerInterpreter(t *testing.T) {
+	needSubinterpreters(t)
+	ctx := context.Background()
+	m := loadModule(t, Config{Mode: Subinterpreters, Interpreters: 2}, "pool.py", poolUDFs)
+	count := mustFunction(t, m, "count")
+	var mu sync.Mutex
+	highest := int64(0)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 100 {
+				v, err := count.Call(ctx, int64(0))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				highest = max(highest, v.(int64))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if highest >= 400 || highest < 200 {
+		t.Errorf("the busiest interpreter counted %d of 400 calls; each counts its own", highest)
+	}
+	if got := eval(t, m, "calls_here", batchOf(t, memory.NewGoAllocator(), arrow.PrimitiveTypes.Int64, `[1]`)); got != `[0]` {
+		t.Errorf("the main interpreter's copy counted %s calls, want [0]", got)
+	}
+}
+
 // TestSubinterpretersNumpyModuleFallsBack: a module that imports numpy runs
 // on the main interpreter, with one log line naming the refused import; a
 // Pandas UDF and batches work there.
 func TestSubinterpretersNumpyModuleFallsBack(t *testing.T) {
 	needSubinterpreters(t)
-	ctx := context.Background()
 	h := &recordHandler{level: slog.LevelInfo}
 	m := loadModule(t, Config{Mode: Subinterpreters, Interpreters: 2, Logger: slog.New(h)}, "np_udfs.py", `
 import numpy as np
@@ -214,17 +263,23 @@ func TestSubinterpretersCancelSpinningCall(t *testing.T) {
 	}
 }
 
-// TestSubinterpretersEndWithTheEngine: closing an engine ends its
-// sub-interpreters and their thread states.
-func TestSubinterpretersEndWithTheEngine(t *testing.T) {
+// TestSubinterpretersSharedByEngines: the sub-interpreters belong to the
+// process: engines that come and go reuse them, and leave no interpreter,
+// thread state or instance behind.
+func TestSubinterpretersSharedByEngines(t *testing.T) {
 	needSubinterpreters(t)
 	ctx := context.Background()
-	interps, states := cgo.Interpreters()
-	for range 5 {
+	newPoolEngine := func() *Engine {
 		e, err := New(ctx, Config{Mode: Subinterpreters, Interpreters: 2})
 		if err != nil {
 			t.Fatal(err)
 		}
+		return e
+	}
+	newPoolEngine().Close() // the process's first two sub-interpreters now exist
+	interps, states := cgo.Interpreters()
+	for i := range 5 {
+		e := newPoolEngine()
 		m, err := e.LoadSource(ctx, "pool.py", poolUDFs)
 		if err != nil {
 			t.Fatal(err)
@@ -233,17 +288,31 @@ func TestSubinterpretersEndWithTheEngine(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v, err := f.Call(ctx, int64(4)); err != nil || v != int64(40) {
-			t.Fatalf("odd_fails(4) = %v, %v", v, err)
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for x := range 50 {
+					if v, err := f.Call(ctx, int64(2*x)); err != nil || v != int64(20*x) {
+						t.Errorf("engine %d: odd_fails(%d) = %v, %v", i, 2*x, v, err)
+						return
+					}
+				}
+			})
 		}
-		if n, _ := cgo.Interpreters(); n != interps+2 {
-			t.Errorf("%d interpreters with the engine open, want %d", n, interps+2)
-		}
+		wg.Wait()
 		if err := e.Close(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if n, s := cgo.Interpreters(); n != interps || s > states+2 {
 		t.Errorf("after 5 engines: %d interpreters and %d thread states, %d and %d before", n, s, interps, states)
+	}
+	for _, s := range subsAll {
+		s.mu.Lock()
+		left := len(s.functions) + len(s.modules)
+		s.mu.Unlock()
+		if left != 0 {
+			t.Errorf("sub-interpreter %d still maps %d functions and modules of closed engines", s.index, left)
+		}
 	}
 }

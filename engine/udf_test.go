@@ -215,7 +215,7 @@ def chatty(x):
 `
 
 func TestOpenCloseJobParametersMetrics(t *testing.T) {
-	modes(t, func(t *testing.T) {
+	sharedModes(t, func(t *testing.T) {
 		// One worker in process mode: the events below are one interpreter's.
 		m := loadModule(t, Config{Workers: 1, JobParameters: map[string]string{"prefix": "p"}}, "lifecycle.py", lifecycleSource)
 		if got := call(t, m, "get_events"); got != "" {
