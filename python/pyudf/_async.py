@@ -13,9 +13,10 @@ would sit in ``select`` until its next timer (an ``asyncio.sleep(30)`` for
 30 s), so the loop's selector waits at most :data:`POLL_SECONDS` at a time:
 an interrupted call that awaits ends within that.  The exception may land in
 the loop's own machinery rather than in the coroutine, leaving the loop with
-a task that never finished; such a loop is not reused.  The next call on the
-thread closes what it left (the unfinished coroutines see ``GeneratorExit``)
-and starts a fresh loop.  This clean-up waits for the next call because an
+a task that never finished; such a loop is not reused.  The next asynchronous
+call on the same thread closes what it left (see :func:`_discard`) and starts
+a fresh loop; until then the unfinished coroutine stays suspended, held by
+the thread (at most one per thread), and runs no code.  This clean-up waits for the next call because an
 interrupted call may be trapped (every line raises again, see
 ``pyudf._host.Cancelled``), where no clean-up code could run.
 """
@@ -41,6 +42,7 @@ class _PollingSelector(selectors.DefaultSelector):
 class _ThreadLoop(threading.local):
     loop = None   # this thread's event loop
     clean = True  # False while a call runs it, and after one that did not end cleanly
+    task = None   # the task of the call running, or of the last one if it did not end cleanly
 
 
 _local = _ThreadLoop()
@@ -68,14 +70,36 @@ def _fresh_loop():
     return loop
 
 
-def _discard(loop):
-    """Close what an interrupted call left on ``loop`` and the loop itself."""
+_unclosable = []
+"""Coroutines that caught GeneratorExit and awaited again: kept, suspended,
+for the life of the process.  Freed, each would be closed again by the
+garbage collector, wherever that runs, with no loop to await on: a
+coroutine that catches every exception would then never end."""
+
+
+def _discard(loop, left):
+    """Close what an interrupted call left on ``loop`` (its task ``left`` and
+    any other) and the loop itself.
+
+    Each unfinished coroutine is closed (``GeneratorExit`` at its ``await``:
+    its ``finally`` blocks run, nothing more).  The loop counts as running
+    meanwhile, so that a coroutine that awaits on its way out (or catches
+    ``GeneratorExit`` and awaits again) suspends, which ends its close,
+    instead of failing "no running event loop" in a loop that never ends.
+    """
     loop.set_exception_handler(_quiet)
-    for task in asyncio.all_tasks(loop):
-        try:
-            task.get_coro().close()
-        except Exception:  # a coroutine that awaits in its finally block, or raises there
-            pass
+    asyncio._set_running_loop(loop)
+    try:
+        for task in {left} | asyncio.all_tasks(loop):
+            coro = task.get_coro()
+            try:
+                coro.close()
+            except Exception:  # it awaited after GeneratorExit, or raised
+                pass
+            if getattr(coro, "cr_frame", None) is not None:
+                _unclosable.append(coro)
+    finally:
+        asyncio._set_running_loop(None)
     if not loop.is_running():  # a trapped call may have cut run_forever's own clean-up short
         loop.close()
 
@@ -87,10 +111,11 @@ def thread_loop():
     if loop is not None and state.clean:
         return loop
     state.loop = None
+    left, state.task = state.task, None
     if asyncio._get_running_loop() is not None:  # left set by an interrupted run_forever
         asyncio._set_running_loop(None)
     if loop is not None:
-        _discard(loop)
+        _discard(loop, left)
     loop = state.loop = _fresh_loop()
     state.clean = True
     return loop
@@ -109,16 +134,20 @@ def run_to_completion(function):
         loop = thread_loop()
         state = _local
         state.clean = False
-        task = asyncio.ensure_future(awaitable, loop=loop)
+        # Held here until the call ends well: an interrupted call's task must
+        # not be freed at some random later point (the loop holds its tasks
+        # weakly), where closing the coroutine would run its code unguarded.
+        task = state.task = asyncio.ensure_future(awaitable, loop=loop)
         try:
             result = loop.run_until_complete(task)
         except BaseException:
             # the task ended (with the coroutine's exception, or the engine's
             # interruption raised inside it): the loop is fine. Otherwise the
             # interruption landed in the loop: the next call replaces it.
-            state.clean = task.done()
+            if task.done():
+                state.clean, state.task = True, None
             raise
-        state.clean = True
+        state.clean, state.task = True, None
         return result
 
     return call
