@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
+
 	"github.com/pyudf/pyudf/bridge"
 )
 
@@ -381,6 +383,11 @@ func TestAsyncScalarFunction(t *testing.T) {
 		}
 		if got := call(t, m, "lookup", "abc"); got != "p:abc" {
 			t.Errorf("lookup(abc) = %#v", got)
+		}
+		// Over a batch, row by row, as any general scalar function.
+		rec := batchOf(t, checkedAllocator(t), arrow.PrimitiveTypes.Int64, `[1, 2, 3]`, arrow.PrimitiveTypes.Int64, `[10, 20, 30]`)
+		if got := eval(t, m, "add_async", rec); got != `[11,22,33]` {
+			t.Errorf("Eval(add_async) = %s", got)
 		}
 		for range 3 {
 			if got := call(t, m, "loop_is_reused"); got != true {
