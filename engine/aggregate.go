@@ -11,9 +11,18 @@ import (
 )
 
 // Aggregate is an opened aggregate function (PyFlink's AggregateFunction,
-// or udaf(...)) with its accumulators, one per key, kept in Python. Keys are
+// or udaf(...)) or table aggregate function (TableAggregateFunction, or
+// udtaf(...)) with its accumulators, one per key, kept in Python. Keys are
 // Go values that are hashable in Python: integers, strings, []byte, bools,
 // times. It is safe for concurrent use; Close it to free every accumulator.
+//
+// Both kinds accumulate, retract, merge, snapshot and restore alike; they
+// differ in a key's value. An aggregate function's is the one value its
+// get_value returns. A table aggregate function's is the rows its emit_value
+// yields: Value returns them as a []any with one bridge.Row per row (Rows
+// returns the same rows as a []bridge.Row), each converted to the declared
+// result type, a ROW (a result type of another kind is a row of one column
+// f0 of that type; a bare value emitted for a one-column row is that row).
 //
 // Each method is one crossing, through the same path as Function.Call: the
 // engine's gate, typed arguments, cancellation by ctx, *bridge.PythonError
@@ -26,6 +35,7 @@ type Aggregate struct {
 	inputs []*bridge.DataType // nil: undeclared
 	result *bridge.DataType   // nil: undeclared
 	pin    *owner             // thread mode: the instance's own thread (Config.Affinity), or nil
+	table  bool               // a table aggregate function: a key's value is its rows
 
 	accumulate, retract, merge, value, remove, size, batch, snapshot, restore *Function
 }
@@ -34,8 +44,9 @@ type Aggregate struct {
 // it: its open(function_context) runs now. The same name returns the same
 // Aggregate, with the same accumulators, until it is closed; a lookup after
 // Close opens a fresh instance with no accumulators. This is the rule of
-// Module.Function. A Pandas UDAF (udaf(..., func_type="pandas")) opens with
-// Module.Function and runs with Function.Reduce.
+// Module.Function. Table aggregate functions open here too. A Pandas UDAF
+// (udaf(..., func_type="pandas")) opens with Module.Function and runs with
+// Function.Reduce.
 func (m *Module) Aggregate(ctx context.Context, name string) (*Aggregate, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -46,8 +57,9 @@ func (m *Module) Aggregate(ctx context.Context, name string) (*Aggregate, error)
 	if err != nil {
 		return nil, err
 	}
-	a := &Aggregate{name: name, id: reply.Function, engine: m.engine, module: m, pin: reply.pin}
-	if reply.Kind != "aggregate" || reply.FuncType != "general" {
+	a := &Aggregate{name: name, id: reply.Function, engine: m.engine, module: m, pin: reply.pin,
+		table: reply.Kind == "table aggregate"}
+	if (reply.Kind != "aggregate" && !a.table) || reply.FuncType != "general" {
 		m.discard(ctx, name, reply)
 		how := "open it with Module.Function"
 		if reply.Kind == "aggregate" {
@@ -62,6 +74,10 @@ func (m *Module) Aggregate(ctx context.Context, name string) (*Aggregate, error)
 	// Each Python method becomes a Function: its first argument is the key
 	// (converted by its Go type), the rest are the declared inputs.
 	keyed := append([]*bridge.DataType{nil}, a.inputs...)
+	value := a.result
+	if a.table && value != nil { // the rows emit_value yields
+		value = &bridge.DataType{Kind: bridge.ArrayType, NotNull: true, Elem: value}
+	}
 	int64s := []*bridge.DataType{bridge.MustParseType("BIGINT"), bridge.MustParseType("BIGINT"), bridge.MustParseType("BIGINT")}
 	methods := []struct {
 		dst    **Function
@@ -72,7 +88,7 @@ func (m *Module) Aggregate(ctx context.Context, name string) (*Aggregate, error)
 		{&a.accumulate, "accumulate", keyed, nil},
 		{&a.retract, "retract", keyed, nil},
 		{&a.merge, "merge", nil, nil},
-		{&a.value, "get_value", []*bridge.DataType{nil}, a.result},
+		{&a.value, "get_value", []*bridge.DataType{nil}, value},
 		{&a.remove, "remove", []*bridge.DataType{nil}, bridge.MustParseType("BOOLEAN")},
 		{&a.size, "size", []*bridge.DataType{}, bridge.MustParseType("BIGINT")},
 		{&a.batch, "accumulate_batch", int64s, bridge.MustParseType("BIGINT")},
@@ -134,10 +150,46 @@ func callKeyed(ctx context.Context, f *Function, key any, args []any) error {
 	return err
 }
 
-// Value is get_value of key's accumulator, converted to the result type.
+// Value is the value of key's accumulator (of a fresh one if key has none),
+// converted to the result type: for an aggregate function what get_value
+// returns; for a table aggregate function the rows emit_value yields, as a
+// []any of bridge.Row (never nil; see Aggregate and Rows).
 func (a *Aggregate) Value(ctx context.Context, key any) (any, error) {
-	return a.value.Call(ctx, key)
+	v, err := a.value.Call(ctx, key)
+	if err != nil || !a.table {
+		return v, err
+	}
+	rows := v.([]any)
+	for i, r := range rows {
+		if list, ok := r.([]any); ok { // undeclared result type: the row's values as a list
+			rows[i] = bridge.Row(list)
+		}
+	}
+	return rows, nil
 }
+
+// Rows is Value of a table aggregate function, typed: the rows emit_value
+// yields for key's accumulator. For an aggregate function it fails with
+// ErrUnsupported (its value is one value: use Value).
+func (a *Aggregate) Rows(ctx context.Context, key any) ([]bridge.Row, error) {
+	if !a.table {
+		return nil, fmt.Errorf("%w: Rows of aggregate %q, an aggregate function: use Value", ErrUnsupported, a.name)
+	}
+	v, err := a.Value(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	values := v.([]any)
+	rows := make([]bridge.Row, len(values))
+	for i, r := range values {
+		rows[i] = r.(bridge.Row)
+	}
+	return rows, nil
+}
+
+// IsTable reports whether the function is a table aggregate function, whose
+// value per key is rows (Rows) rather than one value.
+func (a *Aggregate) IsTable() bool { return a.table }
 
 // Remove drops key's accumulator and reports whether there was one.
 func (a *Aggregate) Remove(ctx context.Context, key any) (bool, error) {

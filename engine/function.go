@@ -53,7 +53,7 @@ func (m *Module) Function(ctx context.Context, name string) (*Function, error) {
 	if err != nil {
 		return nil, err
 	}
-	if reply.Kind == "aggregate" && reply.FuncType != "pandas" {
+	if (reply.Kind == "aggregate" && reply.FuncType != "pandas") || reply.Kind == "table aggregate" {
 		m.discard(ctx, name, reply)
 		return nil, fmt.Errorf("%w %q: %s: open it with Module.Aggregate",
 			ErrUnsupported, name, describeKind(reply.Kind, reply.FuncType))

@@ -32,14 +32,7 @@ const docsDir = "../python/tests/pyflink_docs"
 // lacks a name of PyFlink's API the module imports (issue 12, "Compatibility").
 // A case listed here must fail: the test fails when it passes, so that the
 // entry is removed. A key "name/mode" applies to one mode only.
-var knownGaps = map[string]string{
-	"udfs_table_agg_extremes":   "no udtaf / TableAggregateFunction in pyflink.table.udf",
-	"udfs_list_view_table_agg":  "no TableAggregateFunction / udtaf in pyflink.table.udf",
-	"example_device_room":       "the module imports TableAggregateFunction, udtaf from pyflink.table.udf",
-	"example_device_region":     "no TableAggregateFunction / udtaf (module import)",
-	"example_firmware_currency": "no TableAggregateFunction / udtaf (module import)",
-	"example_first_last":        "no TableAggregateFunction / udtaf",
-}
+var knownGaps = map[string]string{}
 
 // docFindings are the cases that fail today for a reason other than a missing
 // name: each is a finding of its own (see the README's section
@@ -47,13 +40,8 @@ var knownGaps = map[string]string{
 var docFindings = map[string]string{
 	"udfs_mean_latency": "get_value returns a float (61/3) for a result declared BIGINT: PyFlink's BIGINT coder " +
 		"keeps the integer part, pyudf refuses a silent value change (\"result: Python float is not a BIGINT\")",
-	"overview_job_parameter": "eval's annotation (reading: str) is taken as the declared input type STRING and a BIGINT " +
-		"argument is refused; PyFlink ignores annotations and takes the column's type (rescale(bigint) works there)",
-	"vectorized_udaf_class": "a Pandas UDAF written as an AggregateFunction (create_accumulator / accumulate " +
-		"over Series / get_value) is called as a plain callable: TypeError: 'PeakGap' object is not callable",
 	"rowops_aggregate_pandas": "no engine call hands a Pandas UDAF the group as one DataFrame (PyFlink's row-based " +
 		"aggregate without input columns); Reduce passes a Series per column: TypeError: <lambda>() takes 1 positional argument but 2 were given",
-	"example_async_udf": "no AsyncScalarFunction in pyflink.table.udf (PyFlink 2.x async scalar functions): ImportError",
 }
 
 // docCase is one entry of cases.json.
@@ -257,7 +245,11 @@ func runDocCase(t *testing.T, env *docEnv, c docCase) (any, error) {
 		defer a.Close()
 		out := map[string]any{}
 		for _, r := range rows {
-			if err := a.Accumulate(ctx, r.Key, goArgs(r.Args)...); err != nil {
+			args := goArgs(r.Args)
+			if inner, ok := args[0].(bridge.Row); ok && len(args) == 1 && c.RowFields != nil {
+				args = []any{bridge.RowOf(c.RowFields, inner...)} // the whole input row, named by row_fields
+			}
+			if err := a.Accumulate(ctx, r.Key, args...); err != nil {
 				return nil, err
 			}
 		}

@@ -83,6 +83,10 @@ func NewWindows(spec WindowSpec, agg *Aggregate) (*Windows, error) {
 	if err := spec.check(); err != nil {
 		return nil, err
 	}
+	if agg.table {
+		return nil, fmt.Errorf("%w: NewWindows of %q, a table aggregate function: windows take aggregate functions; "+
+			"drive a table aggregate with Aggregate.Accumulate and Aggregate.Rows", ErrUnsupported, agg.name)
+	}
 	return &Windows{spec: spec, agg: agg, open: map[string]*windowState{}}, nil
 }
 

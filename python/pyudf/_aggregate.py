@@ -1,6 +1,7 @@
-"""Keyed aggregation state for PyFlink-style aggregate functions.
+"""Keyed aggregation state for PyFlink-style aggregate and table aggregate functions.
 
-The Go engine holds one :class:`KeyedAggregate` per opened aggregate function.
+The Go engine holds one :class:`KeyedAggregate` per opened aggregate or
+table aggregate function.
 Accumulators live here, one per key, in a dict; Go names them by key. Every
 method is called from Go through the ordinary row-call path (one crossing
 per call), including :meth:`accumulate_batch`, which takes a whole Arrow batch
@@ -12,14 +13,21 @@ bytes and :meth:`restore` replaces the state with a snapshot's.
 
 import pickle
 
+from .row import as_rows
+
 _SNAPSHOT_VERSION = 1
 
 
 class KeyedAggregate:
-    """The accumulators of one aggregate function, by key."""
+    """The accumulators of one aggregate function, by key.
 
-    def __init__(self, function):
+    For a table aggregate function (``table=True``) a key's value is the list
+    of rows its ``emit_value`` yields, each a tuple (see :func:`pyudf.row.as_rows`).
+    """
+
+    def __init__(self, function, table=False):
         self._function = function
+        self._table = table
         self._accumulators = {}
         self._create = function.create_accumulator
         self._accumulate = function.accumulate
@@ -56,10 +64,13 @@ class KeyedAggregate:
                 self._accumulators.pop(s, None)
 
     def get_value(self, key):
-        """The result for ``key`` (the value of a fresh accumulator if none exists)."""
+        """The result for ``key`` (that of a fresh accumulator if none exists):
+        ``get_value``'s, or for a table aggregate the rows ``emit_value`` yields."""
         acc = self._accumulators.get(key)
         if acc is None:
             acc = self._function.create_accumulator()
+        if self._table:
+            return as_rows(self._function.emit_value(acc))
         return self._function.get_value(acc)
 
     def remove(self, key):
@@ -102,6 +113,6 @@ class KeyedAggregate:
 
 def _overrides(function, name):
     """Whether ``function`` implements ``name`` rather than inheriting the base stub."""
-    from .udf import AggregateFunction
+    from .udf import ImperativeAggregateFunction
     method = getattr(type(function), name, None)
-    return method is not None and method is not getattr(AggregateFunction, name, None)
+    return method is not None and method is not getattr(ImperativeAggregateFunction, name, None)

@@ -33,7 +33,7 @@ except ImportError:
     SingleBlockManager = None
 
 from . import _results
-from .row import Row, _parts, _rows
+from .row import Row, _parts, _rows, as_rows
 
 try:  # the C shim's functions, present when running embedded in Go (cgo/arrays.h)
     import _pyudf_host as _native
@@ -487,15 +487,9 @@ def reduce_pandas(func, array_addr, schema_addr):
 
 
 def table_rows(func, *args):
-    """Every row a table function yields (or returns) for one input row, as tuples.
-
-    A row may be a Row, tuple, list or, for one-column results, a bare value;
-    ``None`` from ``eval`` means no rows.
-    """
-    produced = func(*args)
-    if produced is None:
-        return []
-    return [tuple(r) if isinstance(r, (tuple, list, Row)) else (r,) for r in produced]
+    """Every row a table function yields (or returns) for one input row, as
+    tuples (see :func:`pyudf.row.as_rows`)."""
+    return as_rows(func(*args))
 
 
 def explode(collect, array_addr, schema_addr, type_addr, out_array_addr, out_schema_addr):

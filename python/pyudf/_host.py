@@ -267,8 +267,8 @@ def _function(engine, module, name):
     fid = next(_function_ids)
     reply = {"function": fid, "kind": kind, "func_type": func_type, "life_cycle": instance is not None and has_life_cycle(instance),
              "input_types": input_types, "result_type": result_type}
-    if kind == "aggregate" and func_type == "general":
-        keyed = KeyedAggregate(target)
+    if kind in ("aggregate", "table aggregate") and func_type == "general":
+        keyed = KeyedAggregate(target, table=kind == "table aggregate")
         state.functions[fid] = _Function(name, instance, keyed)
         reply["methods"] = {m: _keep(getattr(keyed, m)) for m in _AGGREGATE_METHODS}
         return reply

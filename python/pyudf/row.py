@@ -256,3 +256,12 @@ def _rows(names, tuples):
         row._row_kind = kind
         append(row)
     return out
+
+
+def as_rows(produced):
+    """The rows a table function or a table aggregate's ``emit_value``
+    produced, as a list of tuples: each a Row, tuple or list, or for a
+    one-column result a bare value; ``None`` means no rows."""
+    if produced is None:
+        return []
+    return [tuple(r) if isinstance(r, (tuple, list, Row)) else (r,) for r in produced]

@@ -17,9 +17,18 @@ Scalar functions can be written five ways, all accepted by the engine::
 
     add5 = udf(functools.partial(f, k=1), result_type='BIGINT')  # 5. a partial
 
-Without ``result_type`` the type hints of the function (or of ``eval``) are
-used.  Aggregate and table functions are declared here too; the engine runs
-them from the later aggregate/table support.
+A function's type hints are read only when it declares no result type
+(``result_type`` omitted, and for an aggregate no ``get_result_type``): then
+they give both its input and result types.  A function that declares its
+result type takes every type from its declaration, as PyFlink does, which
+never reads annotations: undeclared inputs then convert by the caller's
+values, whatever ``eval``'s annotations say.
+
+Aggregate functions (:class:`AggregateFunction`, ``udaf``), table aggregate
+functions (:class:`TableAggregateFunction`, ``udtaf``), table functions
+(:class:`TableFunction`, ``udtf``) and asynchronous scalar functions
+(:class:`AsyncScalarFunction`, or ``udf`` over an ``async def``) are declared
+here too.
 """
 
 import abc
@@ -30,8 +39,9 @@ import typing
 from .types import infer_type, to_ddl
 
 __all__ = [
-    "FunctionContext", "UserDefinedFunction", "ScalarFunction", "TableFunction",
-    "AggregateFunction", "udf", "udtf", "udaf", "UserDefinedFunctionWrapper",
+    "FunctionContext", "UserDefinedFunction", "ScalarFunction", "AsyncScalarFunction",
+    "TableFunction", "ImperativeAggregateFunction", "AggregateFunction", "TableAggregateFunction",
+    "udf", "udtf", "udaf", "udtaf", "UserDefinedFunctionWrapper",
 ]
 
 
@@ -72,6 +82,20 @@ class ScalarFunction(UserDefinedFunction):
         """Compute the result for one row."""
 
 
+class AsyncScalarFunction(UserDefinedFunction):
+    """One row in, one value out, computed by a coroutine: implement ``async def eval``.
+
+    The engine awaits each call to completion on an event loop of the calling
+    Python thread (one per thread, kept for later calls); a call's deadline and
+    cancellation interrupt it while it awaits.  ``udf`` over a plain
+    ``async def`` function declares the same kind of function.
+    """
+
+    @abc.abstractmethod
+    async def eval(self, *args):
+        """Compute the result for one row (a coroutine)."""
+
+
 class TableFunction(UserDefinedFunction):
     """One row in, zero or more rows out: ``eval`` returns or yields rows."""
 
@@ -80,8 +104,9 @@ class TableFunction(UserDefinedFunction):
         """Yield the rows for one input row."""
 
 
-class AggregateFunction(UserDefinedFunction):
-    """Many rows in, one value out, through an accumulator."""
+class ImperativeAggregateFunction(UserDefinedFunction):
+    """What aggregate and table aggregate functions share: an accumulator per
+    group, created, fed rows and (optionally) retracted from and merged."""
 
     @abc.abstractmethod
     def create_accumulator(self):
@@ -90,10 +115,6 @@ class AggregateFunction(UserDefinedFunction):
     @abc.abstractmethod
     def accumulate(self, accumulator, *args):
         """Add one row to the accumulator."""
-
-    @abc.abstractmethod
-    def get_value(self, accumulator):
-        """The result for the accumulator."""
 
     def retract(self, accumulator, *args):
         raise NotImplementedError("retract is not implemented by %s" % type(self).__name__)
@@ -106,6 +127,26 @@ class AggregateFunction(UserDefinedFunction):
 
     def get_accumulator_type(self):
         return None
+
+
+class AggregateFunction(ImperativeAggregateFunction):
+    """Many rows in, one value out, through an accumulator."""
+
+    @abc.abstractmethod
+    def get_value(self, accumulator):
+        """The result for the accumulator."""
+
+
+class TableAggregateFunction(ImperativeAggregateFunction):
+    """Many rows in, zero or more rows out, through an accumulator.
+
+    ``emit_value`` yields (or returns an iterable of) the group's rows: a
+    ``Row``, tuple or list each, or for a one-column result a bare value.
+    """
+
+    @abc.abstractmethod
+    def emit_value(self, accumulator):
+        """The rows for the accumulator."""
 
 
 class UserDefinedFunctionWrapper:
@@ -161,9 +202,29 @@ def udf(f=None, input_types=None, result_type=None, deterministic=None, name=Non
     """Declare a scalar function: ``udf(f, result_type=...)`` or ``@udf(result_type=...)``.
 
     ``func_type="pandas"`` declares a vectorized function over ``pd.Series``.
+    An :class:`AsyncScalarFunction` or an ``async def`` function is an
+    asynchronous scalar function, which cannot be a Pandas one.
     """
-    return _wrap("scalar", f, input_types, result_type, udf_type or func_type,
-                 deterministic, name)
+    func_type = udf_type or func_type
+    if f is None:
+        return lambda g: udf(g, input_types, result_type, deterministic, name, func_type)
+    if func_type != "general" and is_async(f):
+        raise ValueError("an asynchronous scalar function takes func_type 'general', not %r" % (func_type,))
+    return _wrap("scalar", f, input_types, result_type, func_type, deterministic, name)
+
+
+def is_async(f):
+    """Whether ``f`` (a function, an instance or a wrapper) computes its result with a coroutine."""
+    if _is_wrapper(f):
+        f = f._func
+    if isinstance(f, functools.partial):
+        f = f.func
+    if isinstance(f, AsyncScalarFunction) or (inspect.isclass(f) and issubclass(f, AsyncScalarFunction)):
+        return True
+    target = getattr(f, "eval", None) if hasattr(f, "open") and hasattr(f, "close") else None
+    if target is None:
+        target = f if inspect.isfunction(f) or inspect.ismethod(f) else getattr(f, "__call__", None)
+    return inspect.iscoroutinefunction(target)
 
 
 def udtf(f=None, input_types=None, result_types=None, deterministic=None, name=None):
@@ -182,56 +243,84 @@ def udaf(f=None, input_types=None, result_type=None, accumulator_type=None,
                  name, accumulator_type=accumulator_type)
 
 
+def udtaf(f=None, input_types=None, result_type=None, accumulator_type=None,
+          deterministic=None, name=None, func_type="general"):
+    """Declare a table aggregate function (a :class:`TableAggregateFunction`).
+
+    There is no vectorized kind: ``func_type`` must be ``"general"``, as in PyFlink.
+    """
+    if func_type != "general":
+        raise ValueError("a table aggregate function takes func_type 'general', not %r" % (func_type,))
+    return _wrap("table aggregate", f, input_types, result_type, func_type, deterministic,
+                 name, accumulator_type=accumulator_type)
+
+
 def signature(obj):
     """Describe ``obj`` for the engine.
 
     Returns ``(kind, target, instance, input_types, result_type, func_type)``:
-    ``target`` is what a row call invokes, ``instance`` the object with
-    ``open``/``close`` (or ``None``), types are DDL strings or ``None``.
-    Accepts wrappers, ScalarFunction instances and subclasses, callable
-    objects, partials and plain functions.
+    ``target`` is what a row call invokes (for the aggregate kinds, the
+    function object itself), ``instance`` the object with ``open``/``close``
+    (or ``None``), types are DDL strings or ``None``.  Kinds: ``"scalar"``,
+    ``"table"``, ``"aggregate"``, ``"table aggregate"``.  An asynchronous
+    scalar function's target runs its coroutine to completion, so it is
+    called like any other.  Accepts wrappers, function instances and
+    subclasses (pyudf's or a real PyFlink's), callable objects, partials and
+    plain functions.
     """
     wrapper = None
     if _is_wrapper(obj):
         wrapper, obj = obj, obj._func
     if inspect.isclass(obj) and issubclass(obj, UserDefinedFunction):
         obj = obj()
-    # A real PyFlink ScalarFunction is not ours but has the same methods.
+    # A real PyFlink function is not ours but has the same methods.
     is_udf = isinstance(obj, UserDefinedFunction) or (
-        hasattr(obj, "eval") and hasattr(obj, "open") and hasattr(obj, "close"))
-    if isinstance(obj, TableFunction):
-        kind = "table"
-    elif isinstance(obj, AggregateFunction):
-        kind = "aggregate"
-    elif wrapper is not None:
+        hasattr(obj, "open") and hasattr(obj, "close")
+        and (hasattr(obj, "eval") or hasattr(obj, "create_accumulator")))
+    kind = _instance_kind(obj) if is_udf else None
+    if kind is None and wrapper is not None:
         kind = getattr(wrapper, "_kind", None) or _pyflink_kind(wrapper)
-    elif is_udf or callable(obj):
+    if kind is None:
+        if not (is_udf or callable(obj)):
+            raise TypeError("%r is not a function" % (obj,))
         kind = "scalar"
-    else:
-        raise TypeError("%r is not a function" % (obj,))
+    aggregate = kind in ("aggregate", "table aggregate")
     instance = obj if is_udf else None
-    target = obj.eval if is_udf and kind != "aggregate" else obj
+    target = obj.eval if is_udf and not aggregate else obj
     input_types = getattr(wrapper, "_input_types", None)
     result_type = getattr(wrapper, "_result_type", None)
     func_type = getattr(wrapper, "_func_type", "general") or "general"
-    if kind == "aggregate" and is_udf:
-        if result_type is None and hasattr(obj, "get_result_type"):
-            result_type = obj.get_result_type()
-        hinted_inputs, hinted_result = _hints(obj.accumulate, skip=1)
-    else:
-        hinted_inputs, hinted_result = _hints(target)
+    if aggregate and is_udf and result_type is None and hasattr(obj, "get_result_type"):
+        result_type = obj.get_result_type()
+    hinted_inputs = hinted_result = None
+    if result_type is None:  # nothing declared: the annotations give the types
+        if aggregate and is_udf:
+            hinted_inputs = _hints(obj.accumulate, skip=1)[0]
+            if kind == "aggregate":
+                hinted_result = _hints(obj.get_value, skip=1)[1]
+        else:
+            hinted_inputs, hinted_result = _hints(target)
     if input_types is None:
         input_types = hinted_inputs
     else:
         input_types = [to_ddl(t) for t in input_types]
-    if kind == "table" and result_type is not None and not isinstance(result_type, (list, tuple)):
+    if result_type is not None and not isinstance(result_type, (list, tuple)) and (
+            kind == "table" or (kind == "table aggregate" and not _is_row(result_type))):
         # udtf(result_types=DataTypes.BIGINT()): as in PyFlink, a single type (a ROW
-        # type too) is one result column, and each value the function yields is a row
+        # type too) is one result column, and each value the function yields is a
+        # row; a table aggregate's ROW result is its rows' type, another type one column
         result_type = [result_type]
     if isinstance(result_type, (list, tuple)):  # udtf(result_types=[...]): columns f0, f1 ...
         result_type = "ROW<%s>" % ", ".join(
             "f%d %s" % (i, to_ddl(t)) for i, t in enumerate(result_type))
     result_type = to_ddl(result_type) if result_type is not None else hinted_result
+    if kind == "scalar" and is_async(target):
+        if func_type != "general":
+            raise ValueError("an asynchronous scalar function takes func_type 'general', not %r" % (func_type,))
+        from ._async import run_to_completion
+        target = run_to_completion(target)
+    elif kind == "aggregate" and func_type == "pandas" and is_udf:
+        target = _vectorized_aggregate(obj)
     return kind, target, instance, input_types, result_type, func_type
 
 
@@ -251,6 +340,32 @@ def has_life_cycle(instance):
     return False
 
 
+def _instance_kind(obj):
+    """The kind of a function instance (pyudf's or a real PyFlink's), or None."""
+    if isinstance(obj, TableFunction):
+        return "table"
+    if isinstance(obj, (TableAggregateFunction, AggregateFunction)) or hasattr(obj, "create_accumulator"):
+        return "table aggregate" if hasattr(obj, "emit_value") else "aggregate"
+    return None
+
+
+def _is_row(t):
+    ddl = to_ddl(t)
+    return ddl.upper().startswith("ROW")
+
+
+def _vectorized_aggregate(function):
+    """A Pandas UDAF written as an AggregateFunction, as one call over the
+    group's columns (as PyFlink runs it): a fresh accumulator, one
+    ``accumulate`` with a ``pd.Series`` per column, then ``get_value``."""
+    def reduce(*columns):
+        accumulator = function.create_accumulator()
+        function.accumulate(accumulator, *columns)
+        return function.get_value(accumulator)
+    reduce.__name__ = reduce.__qualname__ = type(function).__name__
+    return reduce
+
+
 def _is_wrapper(obj):
     # Ours, or a real PyFlink wrapper (UserDefinedScalarFunctionWrapper & co.).
     return isinstance(obj, UserDefinedFunctionWrapper) or (
@@ -263,7 +378,7 @@ def _pyflink_kind(wrapper):
     if "Table" in name:
         return "table"
     if "Aggregate" in name:
-        return "aggregate"
+        return "table aggregate" if getattr(wrapper, "_is_table_aggregate", False) else "aggregate"
     return "scalar"
 
 

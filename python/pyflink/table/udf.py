@@ -1,7 +1,9 @@
 """``pyflink.table.udf``: the UDF API, backed by :mod:`pyudf.udf`."""
 
-from pyudf.udf import (AggregateFunction, FunctionContext, ScalarFunction, TableFunction,
-                       UserDefinedFunction, udaf, udf, udtf)
+from pyudf.udf import (AggregateFunction, AsyncScalarFunction, FunctionContext,
+                       ImperativeAggregateFunction, ScalarFunction, TableAggregateFunction,
+                       TableFunction, UserDefinedFunction, udaf, udf, udtaf, udtf)
 
-__all__ = ["AggregateFunction", "FunctionContext", "ScalarFunction", "TableFunction",
-           "UserDefinedFunction", "udaf", "udf", "udtf"]
+__all__ = ["AggregateFunction", "AsyncScalarFunction", "FunctionContext",
+           "ImperativeAggregateFunction", "ScalarFunction", "TableAggregateFunction",
+           "TableFunction", "UserDefinedFunction", "udaf", "udf", "udtaf", "udtf"]
