@@ -260,9 +260,9 @@ func main() {
 	pyflink := flag.String("pyflink-python", envOr("PYFLINK_PYTHON", ".deps/pyflink-venv/bin/python"),
 		"the interpreter with apache-flink installed, for -anchors")
 	flag.Parse()
-	prog = &progress{total: 10 + 14, start: time.Now(), on: *showProgress}
+	prog = &progress{total: 10 + 14 + 9, start: time.Now(), on: *showProgress}
 	if !*quick {
-		prog.total = 25 + 14
+		prog.total = 25 + 14 + 9
 	}
 	if *anchors {
 		prog.total++
@@ -367,6 +367,7 @@ func main() {
 		workersRSS += peakRSSOf(strconv.Itoa(w.PID))
 	}
 	peng.Close()
+	results = append(results, subinterpCases(ctx, eng, rounds, d)...)
 	results = append(results, afterCancel(ctx, fn("spin"), callAdd, r1, rounds, d))
 	if *anchors {
 		results = append(results, anchorCases(*pyflink, *quick, results)...)

@@ -38,7 +38,9 @@
 // crossing: the C side takes the GIL, converts the arguments, calls the
 // Python function, converts the result and releases the GIL. Every OS thread
 // gets its own Python thread state on its first call, reused by all later
-// calls on that thread. Python code runs under the GIL, so calls execute one
+// calls on that thread. A function instance whose class defines open() or
+// close() runs on an OS thread of its own instead, as under PyFlink (see
+// Config.Affinity and Affinity). Python code runs under the GIL, so calls execute one
 // at a time anyway: they queue in Go, Config.Concurrency at a time (default
 // 1), rather than as OS threads waiting for the GIL, which would wake a thread
 // on every release. Raise Concurrency for UDFs that release the GIL (I/O,
@@ -57,6 +59,19 @@
 // from many goroutines spread over idle workers, and run in parallel. A
 // worker that dies is restarted; see WorkerError, ErrStateLost and
 // Config.RetryInFlight. Function.Stream bundles rows for it.
+//
+// # Sub-interpreters
+//
+// With Config.Mode = Subinterpreters (CPython 3.12 and later) row calls of
+// pure-Python scalar functions run in a pool of sub-interpreters, each with
+// a GIL of its own and an OS thread of its own (Config.Interpreters, one per
+// CPU by default), so that they use every core; each sub-interpreter has its
+// own copy of every module and its own instance of each such function. What
+// cannot run there (modules importing numpy, pandas, pyarrow or another
+// extension without sub-interpreter support, Pandas and Arrow UDFs, batches,
+// aggregates, table functions) runs on the main interpreter, as in thread
+// mode. The sub-interpreters belong to the process and are shared by its
+// engines.
 //
 // Python's logging records and print output go to Config.Logger (log/slog),
 // with the logger name; the interpreter is shared, so they go to the Logger of

@@ -416,7 +416,7 @@ func TestAsyncScalarFunction(t *testing.T) {
 // interrupted coroutine does not resume later, and the engine and the
 // thread's event loop work afterwards.
 func TestHostileAsyncCancelWhileAwaiting(t *testing.T) {
-	modes(t, func(t *testing.T) {
+	sharedModes(t, func(t *testing.T) {
 		m := loadModule(t, Config{Workers: 1, Logger: slog.New(slog.DiscardHandler)}, "async_cancel.py", asyncSource)
 		start := time.Now()
 		ctx, err := callWithin(t, m, 50*time.Millisecond, "sleeps", 30.0)
@@ -441,7 +441,7 @@ func TestHostileAsyncCancelWhileAwaiting(t *testing.T) {
 // A coroutine that catches every interruption and awaits again ends with its
 // deadline all the same (trapped in thread mode), and the next calls work.
 func TestHostileAsyncSwallowsCancellation(t *testing.T) {
-	modes(t, func(t *testing.T) {
+	sharedModes(t, func(t *testing.T) {
 		m := loadModule(t, Config{Workers: 1, Logger: slog.New(slog.DiscardHandler)}, "async_swallow.py", asyncSource)
 		ctx, err := callWithin(t, m, 80*time.Millisecond, "swallows")
 		wantCancelled(t, ctx, err, "swallows")
@@ -464,6 +464,56 @@ func TestHostileAsyncSwallowsCancellation(t *testing.T) {
 		}
 		stillWorks(t, m)
 	})
+}
+
+// A coroutine that swallows every interruption, left suspended by a
+// cancelled call on a function instance's own thread (Config.Affinity),
+// outlives that thread: closing the instance ends the thread, and the
+// garbage collection that follows must not close the coroutine (with no loop
+// to await on, it would spin forever in whatever call collected it).
+func TestHostileAsyncLeftoverOutlivesItsThread(t *testing.T) {
+	m := loadModule(t, Config{Logger: slog.New(slog.DiscardHandler)}, "async_leftover.py", `
+import asyncio, gc
+from pyflink.table.udf import AsyncScalarFunction, udf
+
+class Swallows(AsyncScalarFunction):
+    def open(self, function_context):
+        self.woke = 0
+
+    async def eval(self, x):
+        while True:
+            try:
+                await asyncio.sleep(0.05)
+            except BaseException:
+                pass
+            self.woke += 1
+
+swallows = udf(Swallows(), input_types=['BIGINT'], result_type='BIGINT')
+
+@udf(result_type='BIGINT')
+def collect():
+    return gc.collect() * 0 + 1
+
+@udf(input_types=['BIGINT', 'BIGINT'], result_type='BIGINT')
+def add(a, b):
+    return a + b
+`)
+	f := function(t, m, "swallows")
+	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Millisecond)
+	_, err := f.Call(ctx, int64(1))
+	cancel()
+	wantCancelled(t, ctx, err, "swallows")
+	if err := f.Close(); err != nil { // its thread ends, and the thread's state with it
+		t.Fatal(err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	v, err := function(t, m, "collect").Call(ctx)
+	if err != nil || v != int64(1) || time.Since(start) > 2*time.Second {
+		t.Fatalf("gc.collect() after the instance closed = %v, %v in %v", v, err, time.Since(start))
+	}
+	stillWorks(t, m)
 }
 
 // The cost of an async UDF's call over a plain one (thread mode): the event

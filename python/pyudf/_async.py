@@ -70,6 +70,15 @@ def _fresh_loop():
     return loop
 
 
+_held = {}
+"""Thread ident -> the task an interrupted call left on that thread's loop,
+until the next call on the thread (or one on a new thread with the same
+ident) discards it.  The thread-local holds it too, but a thread-local goes
+with its thread: a thread that ends (a function instance's own thread does
+when the instance closes) would free the task, and the garbage collector
+would close its coroutine wherever it next runs, with no loop to await on (a
+coroutine that catches every exception would then spin forever there)."""
+
 _unclosable = []
 """Coroutines that caught GeneratorExit and awaited again: kept, suspended,
 for the life of the process.  Freed, each would be closed again by the
@@ -112,8 +121,11 @@ def thread_loop():
         return loop
     state.loop = None
     left, state.task = state.task, None
+    left = _held.pop(threading.get_ident(), left)
     if asyncio._get_running_loop() is not None:  # left set by an interrupted run_forever
         asyncio._set_running_loop(None)
+    if loop is None and left is not None:  # left by an ended thread with this ident
+        loop = left.get_loop()
     if loop is not None:
         _discard(loop, left)
     loop = state.loop = _fresh_loop()
@@ -146,6 +158,8 @@ def run_to_completion(function):
             # interruption landed in the loop: the next call replaces it.
             if task.done():
                 state.clean, state.task = True, None
+            else:
+                _held[threading.get_ident()] = task
             raise
         state.clean, state.task = True, None
         return result
