@@ -20,8 +20,8 @@ import (
 
 // --- helpers --------------------------------------------------------------------------
 
-// writeWheel writes a pure-Python wheel of package name (a module directory
-// holding files) into dir and returns its path. The wheel is made here, not
+// writeWheel writes a pure-Python wheel of distribution name holding files
+// (paths from the wheel's root) into dir and returns its path. The wheel is made here, not
 // with pip wheel: this interpreter's setuptools cannot build wheels offline
 // (no `wheel` package), and a wheel is a zip with three metadata files.
 func writeWheel(t testing.TB, dir, name, version string, files map[string]string) string {
@@ -32,7 +32,7 @@ func writeWheel(t testing.TB, dir, name, version string, files map[string]string
 		distInfo + "/WHEEL":    "Wheel-Version: 1.0\nGenerator: pyudf-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
 	}
 	for file, src := range files {
-		all[name+"/"+file] = src
+		all[file] = src
 	}
 	var names []string
 	for n := range all {
@@ -79,7 +79,7 @@ func wheelCache(t testing.TB, name, version, value string) (requirements, cache 
 	t.Helper()
 	dir := t.TempDir()
 	cache = filepath.Join(dir, "wheels")
-	writeWheel(t, cache, name, version, map[string]string{"__init__.py": "VALUE = " + value + "\n"})
+	writeWheel(t, cache, name, version, map[string]string{name + "/__init__.py": "VALUE = " + value + "\n"})
 	requirements = writeFile(t, filepath.Join(dir, "requirements.txt"), name+"=="+version+"\n")
 	return requirements, cache
 }
@@ -388,6 +388,26 @@ func TestDepsThreadModeRefusesAnotherVersionOfAnImportedPackage(t *testing.T) {
 const conflictAdvice = "thread mode has one interpreter per process, shared by every engine: " +
 	"use process mode (Config.Mode = Process) to give an engine its own versions"
 
+// A requirement that would shadow a module both interpreters have imported
+// (the standard library's json) is refused in either mode: it could not take effect.
+func TestHostileDepsRequirementShadowingAnImportedModule(t *testing.T) {
+	modes(t, func(t *testing.T) {
+		root, dir := t.TempDir(), t.TempDir()
+		cache := filepath.Join(dir, "wheels")
+		writeWheel(t, cache, "pyudf_dep_json", "9.0", map[string]string{"json/__init__.py": "def dumps(x): return 'fake'\n"})
+		requirements := writeFile(t, filepath.Join(dir, "requirements.txt"), "pyudf_dep_json==9.0\n")
+		stdlib, err := exec.Command(configuredPython(""), "-c", "import json; print(json.__file__)").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = newEngineErr(t, Config{Requirements: requirements, RequirementsCache: cache, CacheDir: root})
+		wantDependencyError(t, err, "requirements", fmt.Sprintf("pyudf: requirements %s: requirement pyudf_dep_json 9.0 conflicts with "+
+			"module json (not from any version of pyudf_dep_json), already imported in this interpreter (from %s); %s",
+			requirements, strings.TrimSpace(string(stdlib)), conflictAdvice))
+		stillRuns(t, root)
+	})
+}
+
 func TestDepsThreadModeRefusesTwoOpenEnginesWithTwoVersions(t *testing.T) {
 	root := t.TempDir()
 	req1, cache1 := wheelCache(t, "pyudf_dep_two", "1.0", "1")
@@ -456,7 +476,7 @@ func TestDepsPythonFilesComeFirstOnSysPath(t *testing.T) {
 		zipped := zipFile(t, filepath.Join(dir, "shadow.zip"), [2]string{"pyudf_dep_shadow/__init__.py", "VALUE = 'from the zip'\n"})
 		single := writeFile(t, filepath.Join(dir, "single", "pyudf_dep_single.py"), "VALUE = 'single file'\n")
 		writeFile(t, filepath.Join(dir, "single", "pyudf_dep_sibling.py"), "VALUE = 'sibling'\n")
-		wheel := writeWheel(t, filepath.Join(dir, "whl"), "pyudf_dep_wheelfile", "1.0", map[string]string{"__init__.py": "VALUE = 'from the wheel'\n"})
+		wheel := writeWheel(t, filepath.Join(dir, "whl"), "pyudf_dep_wheelfile", "1.0", map[string]string{"pyudf_dep_wheelfile/__init__.py": "VALUE = 'from the wheel'\n"})
 		pkgDir := filepath.Join(dir, "pkgdir")
 		writeFile(t, filepath.Join(pkgDir, "pyudf_dep_indir.py"), "VALUE = 'from the directory'\n")
 		requirements, cache := wheelCache(t, "pyudf_dep_shadow", "1.0", "'from the requirements'")

@@ -123,16 +123,17 @@ def _check_conflicts(requirements, wanted):
     for key, (name, version, tops) in sorted(wanted.items()):
         for top in tops:
             module = sys.modules.get(top)
-            if module is None:
-                continue
-            where = _locations(module)
-            if any(_under(location, requirements) for location in where):
+            file = getattr(module, "__file__", None)
+            if module is None or file is None:
+                continue  # not imported, or a namespace package: its portions merge, none shadows
+            if _under(file, requirements):
                 continue  # imported from this very install
-            loaded = _loaded_version(key, module, where)
+            loaded = _loaded_version(key, file)
             if loaded != version:
+                what = "%s %s" % (name, loaded) if loaded else "module %s (not from any version of %s)" % (top, name)
                 raise RequirementConflict(
-                    "requirement %s %s conflicts with %s %s, already imported in this interpreter (from %s); %s"
-                    % (name, version, name, loaded, where[0] if where else "a built-in module", _ADVICE))
+                    "requirement %s %s conflicts with %s, already imported in this interpreter (from %s); %s"
+                    % (name, version, what, file, _ADVICE))
         for other_dir, other in _engine_requirements.values():
             if other_dir != requirements and key in other and other[key][1] != version:
                 raise RequirementConflict(
@@ -140,20 +141,9 @@ def _check_conflicts(requirements, wanted):
                     % (name, version, other[key][0], other[key][1], other_dir, _ADVICE))
 
 
-def _locations(module):
-    file = getattr(module, "__file__", None)
-    if file:
-        return [file]
-    return [str(p) for p in getattr(module, "__path__", None) or ()]  # a namespace package
-
-
-def _loaded_version(key, module, where):
-    """The version of distribution ``key`` that ``module`` was imported from."""
+def _loaded_version(key, file):
+    """The version of distribution ``key`` whose installation holds ``file``, or None."""
     for dist in importlib.metadata.distributions():
-        if _normalize(dist.metadata["Name"]) != key:
-            continue
-        base = str(dist.locate_file(""))
-        if any(_under(location, base) for location in where):
+        if _normalize(dist.metadata["Name"]) == key and _under(file, str(dist.locate_file(""))):
             return dist.version
-    version = getattr(module, "__version__", None)
-    return str(version) if version else "(unknown version)"
+    return None

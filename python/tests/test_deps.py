@@ -131,3 +131,23 @@ def test_get_archive_dir_errors():
     assert ctx.get_archive_dir() == "/x"
     with pytest.raises(LookupError, match="no archive with target 'nope'; this engine's targets: data, vocab"):
         ctx.get_archive_dir("nope")
+
+
+def test_namespace_packages_and_unknown_modules(tmp_path, monkeypatch):
+    # A namespace package already imported is no conflict: its portions merge.
+    req = fake_install(str(tmp_path / "ns"), "pyudf_pt_nsportion", "1.0", {"pyudf_pt_ns/portion.py": ""})
+    namespace = types.ModuleType("pyudf_pt_ns")
+    namespace.__path__ = [str(tmp_path / "elsewhere")]
+    monkeypatch.setitem(sys.modules, "pyudf_pt_ns", namespace)
+    try:
+        _deps.open_engine(107, {"front": [req], "requirements": req})
+    finally:
+        _deps.close_engine(107)
+    # A module of no installed distribution (the standard library's json) is one.
+    shadow = fake_install(str(tmp_path / "shadow"), "pyudf_pt_json", "9.0", {"json/__init__.py": ""})
+    with pytest.raises(_deps.RequirementConflict) as info:
+        _deps.open_engine(108, {"front": [shadow], "requirements": shadow})
+    assert str(info.value).startswith(
+        "requirement pyudf_pt_json 9.0 conflicts with module json (not from any version of pyudf_pt_json), "
+        "already imported in this interpreter (from %s)" % json.__file__)
+    assert shadow not in sys.path
