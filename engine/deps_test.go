@@ -765,3 +765,63 @@ func TestDepsConcurrentEnginesInstallOneSet(t *testing.T) {
 		t.Fatalf("VALUE = %q, Installed = %v; want 9 from the existing install", got, m.engine.Dependencies().Installed)
 	}
 }
+
+// makeVenv creates a virtualenv without pip (with the base interpreter's
+// packages, pip among them, if systemSite) holding module venv_dep_marker.
+func makeVenv(t *testing.T, systemSite bool) (python, site string) {
+	t.Helper()
+	venv := t.TempDir()
+	args := []string{"-m", "venv", "--without-pip", venv}
+	if systemSite {
+		args = append(args, "--system-site-packages")
+	}
+	if out, err := exec.Command(basePython(t), args...).CombinedOutput(); err != nil {
+		t.Fatalf("creating a venv: %v\n%s", err, out)
+	}
+	sites, err := filepath.Glob(filepath.Join(venv, "lib", "python*", "site-packages"))
+	if err != nil || len(sites) != 1 {
+		t.Fatalf("venv site-packages: %v %v", sites, err)
+	}
+	writeFile(t, filepath.Join(sites[0], "venv_dep_marker.py"), "VALUE = 'venv'\n")
+	return filepath.Join(venv, "bin", "python"), sites[0]
+}
+
+// A virtualenv's interpreter (process mode: a process has one embedded
+// interpreter, and the tests' is the base one) composes with the options:
+// python files, requirements (installed by the venv's pip), the venv's
+// site-packages, Config.Path, in that order.
+func TestDepsComposeWithAVirtualenv(t *testing.T) {
+	python, site := makeVenv(t, true)
+	dir := t.TempDir()
+	files := filepath.Join(dir, "files")
+	writeFile(t, filepath.Join(files, "pyudf_dep_venvfile.py"), "VALUE = 'file'\n")
+	requirements, cache := wheelCache(t, "pyudf_dep_venvreq", "1.0", "'requirement'")
+	extra := t.TempDir()
+	m := depsModule(t, Config{Mode: Process, Workers: 1, Python: python, PythonFiles: []string{files},
+		Requirements: requirements, RequirementsCache: cache, CacheDir: t.TempDir(), Path: []string{extra}})
+	got := []string{callString(t, m, "module_value", "pyudf_dep_venvfile"), callString(t, m, "module_value", "pyudf_dep_venvreq"),
+		callString(t, m, "module_value", "venv_dep_marker")}
+	if fmt.Sprint(got) != "[file requirement venv]" {
+		t.Fatalf("got %v", got)
+	}
+	path := call(t, m, "python_path").([]any)
+	pos := map[string]int{}
+	for i, p := range path {
+		pos[p.(string)] = i + 1 // 0: absent
+	}
+	order := []int{pos[files], pos[m.engine.Dependencies().RequirementsDir], pos[site], pos[extra]}
+	if !sort.IntsAreSorted(order) || order[0] == 0 {
+		t.Fatalf("sys.path positions of python files, requirements, venv site-packages, Config.Path = %v; want increasing (%v)", order, path)
+	}
+}
+
+func TestDepsRequirementsWithAnInterpreterWithoutPip(t *testing.T) {
+	python, _ := makeVenv(t, false)
+	root := t.TempDir()
+	requirements, cache := wheelCache(t, "pyudf_dep_nopip", "1.0", "1")
+	err := newEngineErr(t, Config{Mode: Process, Python: python, Requirements: requirements, RequirementsCache: cache, CacheDir: root})
+	de := wantDependencyError(t, err, "requirements", "pyudf: requirements "+requirements+": pip install failed (exit status 1)")
+	wantMessage(t, errors.New(de.Output), "No module named pip")
+	emptyOrMissing(t, filepath.Join(root, "requirements"))
+	stillRuns(t, root)
+}
