@@ -825,3 +825,43 @@ func TestDepsRequirementsWithAnInterpreterWithoutPip(t *testing.T) {
 	emptyOrMissing(t, filepath.Join(root, "requirements"))
 	stillRuns(t, root)
 }
+
+// Processes installing one set at once do not share installLocks: each fills
+// a temporary directory and renames it. Every one succeeds, one complete
+// directory stays, and no temporary directory is left.
+func TestDepsConcurrentRenamesKeepOneCompleteDirectory(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "requirements", "abc")
+	errs := make(chan error, 8)
+	for i := range 8 {
+		go func() {
+			errs <- createDir(dir, func(tmp string) error {
+				for j := range 20 {
+					if err := os.WriteFile(filepath.Join(tmp, fmt.Sprintf("f%d", j)), []byte(fmt.Sprint(i)), 0o644); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, _ := os.ReadDir(filepath.Dir(dir))
+	if len(entries) != 1 || entries[0].Name() != "abc" {
+		t.Fatalf("%s holds %v; want only abc", filepath.Dir(dir), entries)
+	}
+	files, _ := os.ReadDir(dir)
+	first, _ := os.ReadFile(filepath.Join(dir, "f0"))
+	for _, f := range files {
+		if b, _ := os.ReadFile(filepath.Join(dir, f.Name())); !bytes.Equal(b, first) {
+			t.Fatalf("%s mixes the writers' files", dir)
+		}
+	}
+	if len(files) != 20 {
+		t.Fatalf("%d files; want 20", len(files))
+	}
+}
