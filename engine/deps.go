@@ -843,3 +843,23 @@ func fileSum(file string) ([]byte, error) {
 	}
 	return h.Sum(nil), nil
 }
+
+// absolutePath is path made absolute against this process's working directory
+// (as it is, if that fails).
+func absolutePath(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return path
+}
+
+// absolutePaths is absolutePath of each entry: Config.Path is relative to
+// this process's working directory, which process-mode workers with archives
+// do not share.
+func absolutePaths(paths []string) []string {
+	out := make([]string, 0, len(paths))
+	for _, p := range paths {
+		out = append(out, absolutePath(p))
+	}
+	return out
+}

@@ -865,3 +865,32 @@ func TestDepsConcurrentRenamesKeepOneCompleteDirectory(t *testing.T) {
 		t.Fatalf("%d files; want 20", len(files))
 	}
 }
+
+// With archives, process-mode workers run in the archives' directory; a
+// relative Config.Python and relative Config.Path entries still mean what
+// they mean to the Go program (its working directory).
+func TestDepsRelativeConfigPathsWithArchivesInProcessMode(t *testing.T) {
+	cwd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	python, err := filepath.Rel(cwd, basePython(t))
+	if err != nil || !strings.Contains(python, string(os.PathSeparator)) {
+		t.Skipf("no relative path with a separator to %s from %s", basePython(t), cwd)
+	}
+	extra, err := os.MkdirTemp(cwd, "testdata-deps-path-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(extra) })
+	writeFile(t, filepath.Join(extra, "pyudf_dep_relpath.py"), "VALUE = 'relative Config.Path'\n")
+	archive := zipFile(t, filepath.Join(t.TempDir(), "a.zip"), [2]string{"x.txt", "x"})
+	m := depsModule(t, Config{Mode: Process, Workers: 1, Python: python, Path: []string{filepath.Base(extra)},
+		Archives: []Archive{{Path: archive, Target: "data"}}, CacheDir: t.TempDir()})
+	if got := callString(t, m, "module_value", "pyudf_dep_relpath"); got != "relative Config.Path" {
+		t.Fatalf("VALUE = %q", got)
+	}
+	if got := callString(t, m, "read_relative", "data/x.txt"); got != "x" {
+		t.Fatalf("data/x.txt = %q", got)
+	}
+}

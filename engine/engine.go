@@ -221,12 +221,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	default:
 		return nil, fmt.Errorf("pyudf: unknown Config.Mode %d", cfg.Mode)
 	}
-	params, path := cfg.JobParameters, cfg.Path
+	params, path := cfg.JobParameters, absolutePaths(cfg.Path) // workers may run elsewhere (Config.Archives)
 	if params == nil {
 		params = map[string]string{}
-	}
-	if path == nil {
-		path = []string{}
 	}
 	req := map[string]any{
 		"op": "engine_open", "engine": e.id, "job_parameters": params,
