@@ -259,10 +259,16 @@ func main() {
 	anchors := flag.Bool("anchors", false, "also measure PyFlink's thread and process modes on the JSON UDF")
 	pyflink := flag.String("pyflink-python", envOr("PYFLINK_PYTHON", ".deps/pyflink-venv/bin/python"),
 		"the interpreter with apache-flink installed, for -anchors")
+	onlyDeps := flag.Bool("only-dependencies", false, "run only the engine-creation-with-requirements cases (part of the full run)")
 	flag.Parse()
+	if *onlyDeps {
+		prog = &progress{total: 1, start: time.Now(), on: *showProgress}
+		printResults(dependencyCases(context.Background()), *asJSON)
+		return
+	}
 	prog = &progress{total: 10 + 14 + 9, start: time.Now(), on: *showProgress}
 	if !*quick {
-		prog.total = 25 + 14 + 9
+		prog.total = 25 + 14 + 9 + 1
 	}
 	if *anchors {
 		prog.total++
@@ -374,6 +380,7 @@ func main() {
 		prog.step("PyFlink anchors")
 	}
 	if !*quick {
+		results = append(results, dependencyCases(ctx)...)
 		results = append(results, soak(ctx, add))
 		prog.step("memory soak")
 	}
@@ -385,8 +392,12 @@ func main() {
 			log.Fatal(err)
 		}
 	}
+	printResults(results, *asJSON)
+}
+
+func printResults(results []Result, asJSON bool) {
 	for _, r := range results {
-		if *asJSON {
+		if asJSON {
 			b, _ := json.Marshal(r)
 			fmt.Println(string(b))
 		} else {

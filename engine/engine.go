@@ -98,8 +98,32 @@ type Config struct {
 	// major.minor version pyudf was built against. Only the first Engine of a
 	// process chooses; later ones must agree.
 	Python string
-	// Path lists directories added to sys.path.
+	// Path lists directories appended to sys.path (after site-packages).
 	Path []string
+	// PythonFiles are .py files, directories, and .zip, .whl and .egg files
+	// put in front of sys.path, in this order, before the requirements and
+	// site-packages (PyFlink's add_python_file, python.files), so that they
+	// can shadow an installed package. A .zip or .whl is imported as it is.
+	PythonFiles []string
+	// Requirements is a requirements file that the engine installs with the
+	// interpreter's own pip into a directory of CacheDir named by the hash of
+	// the file, RequirementsCache's listing and the interpreter; later
+	// engines and restarts reuse it. With RequirementsCache (a directory of
+	// wheels and sdists, from pip download) pip runs offline: --no-index
+	// --find-links (PyFlink's set_python_requirements, python.requirements).
+	// Thread mode shares one interpreter: a requirement whose version differs
+	// from a module already imported is refused (*DependencyError).
+	Requirements      string
+	RequirementsCache string
+	// Archives are extracted, each under its target name, into one directory
+	// (Dependencies().ArchivesDir): process-mode workers run in it, so UDFs
+	// read "target/file" by a relative path, as under PyFlink's
+	// add_python_archive (python.archives); in thread mode UDFs ask
+	// function_context.get_archive_dir(target). Treat it as read-only.
+	Archives []Archive
+	// CacheDir holds installed requirements, extracted archives and staged
+	// python files; empty: $PYUDF_CACHE_DIR, else os.UserCacheDir()/pyudf.
+	CacheDir string
 	// JobParameters are what function_context.get_job_parameter returns.
 	JobParameters map[string]string
 	// Logger receives Python's logging records and print output; nil means
@@ -172,6 +196,7 @@ type Engine struct {
 	logger *slog.Logger
 
 	python, executable string // the interpreter's version and sys.executable
+	deps               Dependencies
 
 	backend backend      // how Python runs: interpreter or workers
 	handles atomic.Int64 // process mode: ids of modules and functions
@@ -198,6 +223,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e := &Engine{id: engineIDs.Add(1), cfg: cfg, logger: logger,
 		funcs: map[*Function]struct{}{}, aggs: map[*Aggregate]struct{}{}}
 	var err error
+	if e.deps, err = prepareDependencies(ctx, cfg); err != nil {
+		return nil, err
+	}
 	switch cfg.Mode {
 	case Thread:
 		e.backend, err = newInterpreter(ctx, cfg, e.logPython)
@@ -211,16 +239,13 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	params, path := cfg.JobParameters, cfg.Path
+	params, path := cfg.JobParameters, absolutePaths(cfg.Path) // workers may run elsewhere (Config.Archives)
 	if params == nil {
 		params = map[string]string{}
 	}
-	if path == nil {
-		path = []string{}
-	}
 	req := map[string]any{
 		"op": "engine_open", "engine": e.id, "job_parameters": params,
-		"path": path, "log_level": pythonLevel(logger),
+		"path": path, "log_level": pythonLevel(logger), "dependencies": e.deps.request(),
 	}
 	var reply struct {
 		Python     string `json:"python"`
@@ -228,7 +253,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	if err := e.control(ctx, "open engine", req, &reply); err != nil {
 		e.backend.close()
-		return nil, err
+		return nil, asDependencyError(err, cfg)
 	}
 	e.python, e.executable = reply.Python, reply.Executable
 	return e, nil

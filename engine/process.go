@@ -518,6 +518,10 @@ func (w *worker) start(ctx context.Context) error {
 	}
 	cmd := exec.Command(p.python, p.args...)
 	cmd.Env = append(os.Environ(), "PYTHONUNBUFFERED=1")
+	cmd.Dir = p.engine.deps.ArchivesDir // "": this process's; else relative paths find the archives
+	if cmd.Dir != "" && !filepath.IsAbs(cmd.Path) {
+		cmd.Path = absolutePath(cmd.Path) // a relative Config.Python is this process's, not Dir's
+	}
 	// Own process group: a terminal's Ctrl-C goes to the Go program, which
 	// decides what to interrupt, and whatever the worker starts (a UDF's
 	// subprocess, a fork) is killed with the group when the worker ends.

@@ -24,6 +24,7 @@ import sys
 import threading
 import traceback
 
+from . import _deps
 from ._aggregate import KeyedAggregate
 from .data_view import ListView, MapView, plain
 from .metrics import MetricGroup, MetricRegistry
@@ -109,8 +110,9 @@ class _Function:
 
 
 class _Engine:
-    def __init__(self, job_parameters):
+    def __init__(self, job_parameters, archives=None):
         self.job_parameters = dict(job_parameters or {})
+        self.archives = dict(archives or {})  # archive target -> extracted directory
         self.metrics = MetricRegistry()
         self.modules = {}    # module id -> module
         self.functions = {}  # function id -> _Function
@@ -133,19 +135,21 @@ def control(request):
     return json.dumps(handler(**req))
 
 
-def _engine_open(engine, job_parameters, path, log_level):
+def _engine_open(engine, job_parameters, path, log_level, dependencies=None):
+    _deps.open_engine(engine, dependencies)  # python files and requirements, in front
     for entry in path:
         if entry not in sys.path:
             sys.path.append(entry)
     _install_log_bridge(log_level)
     with _lock:
-        _engines[engine] = _Engine(job_parameters)
+        _engines[engine] = _Engine(job_parameters, (dependencies or {}).get("archives"))
     return {"python": sys.version.split()[0], "executable": sys.executable,
             "prefix": sys.prefix}
 
 
 def _engine_close(engine):
     state = _engines.pop(engine, None)
+    _deps.close_engine(engine)
     errors = []
     if state is not None:
         for fid in list(state.functions):
@@ -262,7 +266,8 @@ def _function(engine, module, name):
         return {"missing": True}
     kind, target, instance, input_types, result_type, func_type = signature(obj)
     if instance is not None:
-        context = FunctionContext(MetricGroup(state.metrics, function=name), state.job_parameters)
+        context = FunctionContext(MetricGroup(state.metrics, function=name), state.job_parameters,
+                                  state.archives)
         instance.open(context)
     fid = next(_function_ids)
     reply = {"function": fid, "kind": kind, "func_type": func_type, "life_cycle": instance is not None and has_life_cycle(instance),

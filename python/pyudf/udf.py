@@ -34,6 +34,7 @@ here too.
 import abc
 import functools
 import inspect
+import os
 import typing
 
 from .types import infer_type, to_ddl
@@ -46,11 +47,12 @@ __all__ = [
 
 
 class FunctionContext:
-    """What ``open`` receives: job parameters and the metric group."""
+    """What ``open`` receives: job parameters, the metric group, the archives."""
 
-    def __init__(self, metric_group, job_parameters):
+    def __init__(self, metric_group, job_parameters, archives=None):
         self._metric_group = metric_group
         self._job_parameters = dict(job_parameters or {})
+        self._archives = dict(archives or {})  # target -> extracted directory
 
     def get_metric_group(self):
         """The group to register this function's metrics in."""
@@ -59,6 +61,24 @@ class FunctionContext:
     def get_job_parameter(self, key, default_value=None):
         """A job parameter set from Go (``Config.JobParameters``), or ``default_value``."""
         return self._job_parameters.get(key, default_value)
+
+    def get_archive_dir(self, target=None):
+        """The absolute path of the directory archive ``target`` was extracted
+        into (``Config.Archives``; the target defaults to the archive's file
+        name), or with no ``target`` the directory holding them all, which is
+        the working directory of process-mode workers. Thread mode runs in the
+        Go program's working directory, so a relative ``"data/model.bin"``
+        works in process mode only; ``os.path.join(ctx.get_archive_dir("data"),
+        "model.bin")`` works in both. Raises LookupError for an unknown target."""
+        if not self._archives:
+            raise LookupError("this engine has no archives (Config.Archives)")
+        if target is None:
+            return os.path.dirname(next(iter(self._archives.values())))
+        try:
+            return self._archives[target]
+        except KeyError:
+            raise LookupError("no archive with target %r; this engine's targets: %s"
+                              % (target, ", ".join(sorted(self._archives)))) from None
 
 
 class UserDefinedFunction(abc.ABC):
