@@ -103,9 +103,22 @@ $(PYFLINK_VENV)/.stamp:
 	$(PYFLINK_VENV)/bin/pip install --disable-pip-version-check -q apache-flink
 	@touch $@
 
-# The full benchmark plus PyFlink's thread and process modes on the JSON UDF.
-bench-anchors: deps $(PYFLINK_VENV)/.stamp
-	go run ./bench -progress -anchors -pyflink-python $(PYFLINK_VENV)/bin/python -report bench/report
+# PEMJA called from Java 17 (bench/anchors/pemja), built against the com.alibaba:pemja
+# jar of the pemja pip package's version in the PyFlink virtualenv. Maven downloads
+# into ~/.m2 once; later builds run offline (-o) and go online only for what is missing.
+PEMJA_BENCH := bench/anchors/pemja
+PEMJA_CLASSPATH := $(PEMJA_BENCH)/target/pemja-bench.jar:$(PEMJA_BENCH)/target/lib/*
+$(PEMJA_BENCH)/target/.stamp: $(PYFLINK_VENV)/.stamp $(PEMJA_BENCH)/pom.xml $(wildcard $(PEMJA_BENCH)/src/main/java/dev/pyudf/bench/*.java)
+	cd $(PEMJA_BENCH) && v=$$($(abspath $(PYFLINK_VENV))/bin/python -c 'import importlib.metadata as m; print(m.version("pemja"))') && \
+		{ mvn -q -B -o -Dstyle.color=never package -Dpemja.version=$$v 2>/dev/null || \
+		  mvn -q -B -Dstyle.color=never package -Dpemja.version=$$v; }
+	@touch $@
+
+# The full benchmark plus the anchors: PyFlink's thread and process modes on the
+# JSON UDF, its thread mode on upper (and the same job with no UDF), and PEMJA.
+bench-anchors: deps $(PYFLINK_VENV)/.stamp $(PEMJA_BENCH)/target/.stamp
+	go run ./bench -progress -anchors -pyflink-python $(PYFLINK_VENV)/bin/python \
+		-pemja-classpath '$(PEMJA_CLASSPATH)' -report bench/report
 
 # The whole suite once per CPython version that pyenv has; prints one line per version.
 test-matrix:

@@ -256,10 +256,12 @@ func main() {
 	asJSON := flag.Bool("json", false, "print one JSON object per line")
 	reportDir := flag.String("report", "", "also write latest.json, report.md and SVG charts into this directory")
 	showProgress := flag.Bool("progress", false, "draw a progress bar on stderr")
-	anchors := flag.Bool("anchors", false, "also measure PyFlink's thread and process modes on the JSON UDF")
+	anchors := flag.Bool("anchors", false, "also measure PyFlink (thread and process modes) and PEMJA called from Java")
 	pyflink := flag.String("pyflink-python", envOr("PYFLINK_PYTHON", ".deps/pyflink-venv/bin/python"),
 		"the interpreter with apache-flink installed, for -anchors")
 	onlyDeps := flag.Bool("only-dependencies", false, "run only the engine-creation-with-requirements cases (part of the full run)")
+	pemja := flag.String("pemja-classpath", "bench/anchors/pemja/target/pemja-bench.jar:bench/anchors/pemja/target/lib/*",
+		"the PEMJA benchmark's Java classpath (make bench-anchors builds it), for -anchors")
 	flag.Parse()
 	if *onlyDeps {
 		prog = &progress{total: 1, start: time.Now(), on: *showProgress}
@@ -376,8 +378,8 @@ func main() {
 	results = append(results, subinterpCases(ctx, eng, rounds, d)...)
 	results = append(results, afterCancel(ctx, fn("spin"), callAdd, r1, rounds, d))
 	if *anchors {
-		results = append(results, anchorCases(*pyflink, *quick, results)...)
-		prog.step("PyFlink anchors")
+		results = append(results, anchorCases(*pyflink, *pemja, *quick, results)...)
+		prog.step("PyFlink and PEMJA anchors")
 	}
 	if !*quick {
 		results = append(results, dependencyCases(ctx)...)
@@ -428,9 +430,11 @@ func extra(r Result) string {
 	if r.ThreadVsProcess != 0 {
 		parts = append(parts, fmt.Sprintf("thread mode %.1fx the throughput, p99 %.1fx lower", r.ThreadVsProcess, r.P99ProcessVsThread))
 	}
-	if r.ThreadVsPyFlink != 0 {
+	if r.ThreadVsPyFlinkAdjusted != 0 {
 		parts = append(parts, fmt.Sprintf("pyudf thread mode %.1fx this (%.1fx against each run's pure-Python floor)",
 			r.ThreadVsPyFlink, r.ThreadVsPyFlinkAdjusted))
+	} else if r.ThreadVsPyFlink != 0 {
+		parts = append(parts, fmt.Sprintf("pyudf thread mode %.1fx this", r.ThreadVsPyFlink))
 	}
 	if r.VsGoroutine1 != 0 {
 		parts = append(parts, fmt.Sprintf("%.2fx one goroutine", r.VsGoroutine1))

@@ -75,7 +75,7 @@ func writeMarkdown(w io.Writer, r Report) error {
 		map[bool]string{true: ", quick run"}[r.Quick])
 	fmt.Fprint(w, "![throughput](throughput.svg)\n\n![latency](latency.svg)\n\n")
 	if gs := goals(r.Results); len(gs) > 0 {
-		fmt.Fprintln(w, "## Goals (thread mode against process mode and PyFlink)")
+		fmt.Fprintln(w, "## Goals (thread mode against process mode, PyFlink and PEMJA)")
 		fmt.Fprintln(w)
 		for _, g := range gs {
 			fmt.Fprintln(w, "- "+g)
@@ -235,8 +235,12 @@ func (p *progress) step(name string) {
 	}
 }
 
-// goals states each thread-vs-process and PyFlink goal with the ratio this
-// run measured, and whether it was met.
+// pemjaGoals is the least ratio of pyudf's thread mode to PEMJA called from
+// Java, per case, with 1 and with 8 threads/goroutines.
+var pemjaGoals = map[string]float64{"scalar_add_row": 5, "upper_100b_row": 4}
+
+// goals states each thread-vs-process, PyFlink and PEMJA goal with the
+// ratio this run measured, and whether it was met.
 func goals(results []Result) []string {
 	var out []string
 	met := func(ok bool) string {
@@ -244,6 +248,12 @@ func goals(results []Result) []string {
 			return "met"
 		}
 		return "**not met**"
+	}
+	none := map[string]Result{} // PyFlink's job without the UDF, per case
+	for _, r := range results {
+		if r.Mode == "pyflink-none" {
+			none[r.Name] = r
+		}
 	}
 	for _, r := range results {
 		switch {
@@ -253,6 +263,28 @@ func goals(results []Result) []string {
 				fmt.Sprintf("row-at-a-time scalar UDF: thread mode's p99 %.1fx lower than process mode's (goal ≥ 100x): %s", r.P99ProcessVsThread, met(r.P99ProcessVsThread >= 100)))
 		case r.Mode == "process" && r.Name == "pandas_add_batch":
 			out = append(out, fmt.Sprintf("Pandas UDF: thread mode %.1fx process mode's throughput (goal ≥ 2x): %s", r.ThreadVsProcess, met(r.ThreadVsProcess >= 2)))
+		case r.Mode == "pyflink-thread" && r.Name == "upper_100b_row":
+			if r.ThreadVsPyFlink == 0 {
+				out = append(out, fmt.Sprintf("%s: PyFlink thread mode not measured (%s)", r.Name, r.Note))
+				continue
+			}
+			line := fmt.Sprintf("%s: pyudf thread mode %.1fx PyFlink's thread mode, %.2f M rows/s (goal ≥ 10x): %s",
+				r.Name, r.ThreadVsPyFlink, r.RowsPerS/1e6, met(r.ThreadVsPyFlink >= 10))
+			if n, ok := none[r.Name]; ok && n.RowsPerS > 0 {
+				line += fmt.Sprintf("; the same PyFlink job with no UDF at all: %.2f M rows/s (pyudf thread mode %.1fx it)",
+					n.RowsPerS/1e6, n.ThreadVsPyFlink)
+			} else if ok {
+				line += fmt.Sprintf("; the PyFlink job with no UDF not measured (%s)", n.Note)
+			}
+			out = append(out, line)
+		case r.Mode == "pemja" && pemjaGoals[r.Name] > 0:
+			if r.ThreadVsPyFlink == 0 {
+				out = append(out, fmt.Sprintf("%s, %d thread(s): PEMJA not measured (%s)", r.Name, r.Goroutines, r.Note))
+				continue
+			}
+			goal := pemjaGoals[r.Name]
+			out = append(out, fmt.Sprintf("%s, %d goroutine(s) / Java thread(s): pyudf thread mode %.1fx PEMJA's PythonInterpreter.invoke, %.2f M calls/s (goal ≥ %.0fx): %s",
+				r.Name, r.Goroutines, r.ThreadVsPyFlink, r.RowsPerS/1e6, goal, met(r.ThreadVsPyFlink >= goal)))
 		case r.Mode == "pyflink-thread":
 			if r.ThreadVsPyFlink == 0 {
 				out = append(out, fmt.Sprintf("%s: PyFlink thread mode not measured (%s)", r.Name, r.Note))

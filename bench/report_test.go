@@ -72,3 +72,77 @@ func TestGoalsInReport(t *testing.T) {
 		t.Errorf("want 5 goal lines (the Stream row is not a goal):\n%s", got)
 	}
 }
+
+func TestAnchorGoalsInReport(t *testing.T) {
+	got := strings.Join(goals([]Result{
+		{Name: "scalar_add_row", Mode: "pemja", Goroutines: 1, RowsPerS: 1.07e6, ThreadVsPyFlink: 5.5},
+		{Name: "scalar_add_row", Mode: "pemja", Goroutines: 8, RowsPerS: 0.77e6, ThreadVsPyFlink: 4.9},
+		{Name: "upper_100b_row", Mode: "pemja", Goroutines: 1, RowsPerS: 1.22e6, ThreadVsPyFlink: 2.5},
+		{Name: "upper_100b_row", Mode: "pemja", Goroutines: 8, Note: "anchor could not run: no java"},
+		{Name: "upper_100b_row", Mode: "pyflink-thread", Goroutines: 1, RowsPerS: 0.53e6, ThreadVsPyFlink: 10.2},
+		{Name: "upper_100b_row", Mode: "pyflink-none", Goroutines: 1, RowsPerS: 0.95e6, ThreadVsPyFlink: 5.7},
+		{Name: "json_lower_100b_row", Mode: "pyflink-thread", ThreadVsPyFlink: 6, ThreadVsPyFlinkAdjusted: 5.5},
+	}), "\n")
+	for _, want := range []string{
+		"scalar_add_row, 1 goroutine(s) / Java thread(s): pyudf thread mode 5.5x PEMJA's PythonInterpreter.invoke, 1.07 M calls/s (goal ≥ 5x): met",
+		"scalar_add_row, 8 goroutine(s) / Java thread(s): pyudf thread mode 4.9x PEMJA's PythonInterpreter.invoke, 0.77 M calls/s (goal ≥ 5x): **not met**",
+		"upper_100b_row, 1 goroutine(s) / Java thread(s): pyudf thread mode 2.5x PEMJA's PythonInterpreter.invoke, 1.22 M calls/s (goal ≥ 4x): **not met**",
+		"upper_100b_row, 8 thread(s): PEMJA not measured (anchor could not run: no java)",
+		"upper_100b_row: pyudf thread mode 10.2x PyFlink's thread mode, 0.53 M rows/s (goal ≥ 10x): met; the same PyFlink job with no UDF at all: 0.95 M rows/s (pyudf thread mode 5.7x it)",
+		"json_lower_100b_row: pyudf thread mode 6.0x PyFlink's thread mode, 5.5x against each run's pure-Python floor (goal ≥ 5x): met",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("goals lack %q:\n%s", want, got)
+		}
+	}
+	if n := strings.Count(got, "\n") + 1; n != 6 {
+		t.Errorf("want 6 goal lines (pyflink-none is part of the upper line, not its own):\n%s", got)
+	}
+	// The upper goal is on the raw ratio and says when the no-UDF job failed.
+	got = strings.Join(goals([]Result{
+		{Name: "upper_100b_row", Mode: "pyflink-thread", RowsPerS: 0.6e6, ThreadVsPyFlink: 5},
+		{Name: "upper_100b_row", Mode: "pyflink-none", Note: "anchor could not run: OOM"},
+	}), "\n")
+	if want := "5.0x PyFlink's thread mode, 0.60 M rows/s (goal ≥ 10x): **not met**; the PyFlink job with no UDF not measured (anchor could not run: OOM)"; !strings.Contains(got, want) {
+		t.Errorf("goals lack %q:\n%s", want, got)
+	}
+}
+
+func TestAnchorRatios(t *testing.T) {
+	results := []Result{
+		{Name: "scalar_add_row", Mode: "thread", Goroutines: 1, RowsPerS: 6e6},
+		{Name: "scalar_add_row", Mode: "thread", Goroutines: 8, RowsPerS: 4e6},
+		{Name: "scalar_add_row", Mode: "thread-affine", Goroutines: 1, RowsPerS: 1e6},
+		{Name: "upper_100b_row", Mode: "thread", Goroutines: 1, RowsPerS: 3e6},
+		{Name: "upper_100b_row", Mode: "python", Goroutines: 1, RowsPerS: 6e6},
+		{Name: "upper_100b_row", Mode: "thread", Goroutines: 8, RowsPerS: 2e6},
+	}
+	got := withRatios([]Result{
+		{Name: "scalar_add_row", Mode: "pemja", Goroutines: 1, RowsPerS: 1e6},
+		{Name: "scalar_add_row", Mode: "pemja", Goroutines: 8, RowsPerS: 0.5e6},
+		{Name: "upper_100b_row", Mode: "pemja", Goroutines: 8, RowsPerS: 1e6, PythonFloor: 4e6},
+		{Name: "upper_100b_row", Mode: "pyflink-none", Goroutines: 1, RowsPerS: 1e6},
+		{Name: "upper_100b_row", Mode: "pemja", Goroutines: 1, Note: "anchor could not run: x"},
+	}, results)
+	for i, want := range []struct{ raw, adjusted float64 }{{6, 0}, {8, 0}, {2, 2.0 / 6 / (1.0 / 4)}, {3, 0}, {0, 0}} {
+		if got[i].ThreadVsPyFlink != want.raw || got[i].ThreadVsPyFlinkAdjusted != want.adjusted {
+			t.Errorf("%s/%s/g=%d: ratios %v, %v; want %v, %v", got[i].Name, got[i].Mode, got[i].Goroutines,
+				got[i].ThreadVsPyFlink, got[i].ThreadVsPyFlinkAdjusted, want.raw, want.adjusted)
+		}
+	}
+}
+
+func TestAnchorThatCannotRun(t *testing.T) {
+	got := anchorCases(filepath.Join(t.TempDir(), "no-python"), "no.jar", true, nil)
+	if len(got) != len(pyflinkRows)+len(pemjaRows) {
+		t.Fatalf("%d rows, want one per anchor row: %+v", len(got), got)
+	}
+	for _, r := range got {
+		if r.RowsPerS != 0 || !strings.HasPrefix(r.Note, "anchor could not run: no ") {
+			t.Errorf("%s/%s: %v rows/s, note %q", r.Name, r.Mode, r.RowsPerS, r.Note)
+		}
+	}
+	if got[len(got)-1].Mode != "pemja" || got[len(got)-1].Goroutines != 8 {
+		t.Errorf("last row %+v, want PEMJA's upper_100b_row at 8 threads", got[len(got)-1])
+	}
+}

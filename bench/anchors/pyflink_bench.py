@@ -1,19 +1,25 @@
-"""PyFlink anchors for pyudf's benchmark: json_lower in PyFlink's thread and process modes.
+"""PyFlink anchors for pyudf's benchmark: json_lower in PyFlink's thread and
+process modes, upper in its thread mode, and the upper job without a UDF.
 
 Run with an interpreter that has ``apache-flink`` installed (``make
 bench-anchors`` makes one in its own virtualenv)::
 
-    python pyflink_bench.py --json100 '<100-byte JSON>' --json1k '<1000-byte JSON>' [--quick]
+    python pyflink_bench.py --json100 '<100-byte JSON>' --json1k '<1000-byte JSON>' \
+        --upper '<100-byte string>' [--quick] [--modes thread,process]
 
 Prints one JSON object per line, in the format of ``go run ./bench -json``.
 
 What is measured: rows per second through a streaming job, datagen source
--> ``json_lower`` Python UDF -> blackhole sink, parallelism 1. Every input is
-the same JSON document as the Go benchmark's, with its id field replaced by
-the row number so that no row is a constant. Job startup (JVM, planner,
-Python workers) is excluded by running each job at two sizes in the same
-JVM and dividing the extra rows by the extra time. Per-row latency is not
-observable from outside a PyFlink job, so it is not reported.
+-> Python UDF -> blackhole sink, parallelism 1. Every input is the same
+document as the Go benchmark's, made different in every row: the JSON
+document with its id field replaced by a 5-digit number from the row
+number, the upper string with its first 5 bytes replaced by that number
+(still 100 bytes). Mode ``pyflink-none`` is the upper job with the UDF left
+out (the same string built per row, straight to the sink): PyFlink's own
+ceiling for a job of this shape. Job startup (JVM, planner, Python workers)
+is excluded by running each job at two sizes in the same JVM and dividing
+the extra rows by the extra time. Per-row latency is not observable from
+outside a PyFlink job, so it is not reported.
 
 Beside each job, the same UDF body runs in a plain Python loop over the same
 document in this process (``python_floor_rows_per_s``): on a shared machine
@@ -38,9 +44,14 @@ def json_lower(s):
     return json.dumps({k: v.lower() if isinstance(v, str) else v for k, v in record.items()})
 
 
-def python_floor(document, seconds=1.0):
-    """Rows/s of json_lower's body in a plain loop over ``document``."""
-    body = json_lower._func if hasattr(json_lower, "_func") else json_lower.func
+@udf(input_types=["STRING"], result_type="STRING")
+def upper(s):
+    return s.upper()
+
+
+def python_floor(function, document, seconds=1.0):
+    """Rows/s of the UDF's body in a plain loop over ``document``."""
+    body = function._func if hasattr(function, "_func") else function.func
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         for _ in range(1000):
@@ -49,8 +60,17 @@ def python_floor(document, seconds=1.0):
     return n / (time.perf_counter() - start)
 
 
-def run_job(t_env, rows, document):
-    literal = document.replace("'", "''")
+def row_number_text():
+    """SQL for a 5-digit number made from the row's id."""
+    return "CAST(10000 + id % 90000 AS STRING)"
+
+
+def sql_literal(text):
+    return "'" + text.replace("'", "''") + "'"
+
+
+def run_job(t_env, rows, select):
+    """Seconds for ``rows`` rows of INSERT INTO sink SELECT ``select`` FROM src."""
     t_env.execute_sql("DROP TEMPORARY TABLE IF EXISTS src")
     t_env.execute_sql("DROP TEMPORARY TABLE IF EXISTS sink")
     t_env.execute_sql(
@@ -59,13 +79,31 @@ def run_job(t_env, rows, document):
         "'fields.id.end' = '%d', 'rows-per-second' = '1000000000')" % (10000 + rows - 1))
     t_env.execute_sql("CREATE TEMPORARY TABLE sink (s STRING) WITH ('connector' = 'blackhole')")
     start = time.perf_counter()
-    t_env.execute_sql(
-        "INSERT INTO sink SELECT json_lower(REPLACE('%s', '12345', CAST(10000 + id %% 90000 AS STRING))) "
-        "FROM src" % literal).wait()
+    t_env.execute_sql("INSERT INTO sink SELECT %s FROM src" % select).wait()
     return time.perf_counter() - start
 
 
-def measure(mode, name, document, small, large):
+class Case:
+    """One PyFlink job: its name in the report, its UDF (None: no UDF) and the
+    SELECT expression that calls it, and the document its floor loops over."""
+
+    def __init__(self, name, function, select, document):
+        self.name, self.function, self.select, self.document = name, function, select, document
+
+
+def json_case(name, document):
+    expr = "REPLACE(%s, '12345', %s)" % (sql_literal(document), row_number_text())
+    return Case(name, json_lower, "json_lower(%s)" % expr, document)
+
+
+def upper_case(document, with_udf):
+    expr = "CONCAT(%s, %s)" % (row_number_text(), sql_literal(document[5:]))
+    if with_udf:
+        return Case("upper_100b_row", upper, "py_upper(%s)" % expr, document)
+    return Case("upper_100b_row", None, expr, document)
+
+
+def measure(mode, case, small, large):
     settings = EnvironmentSettings.in_streaming_mode()
     t_env = TableEnvironment.create(settings)
     config = t_env.get_config()
@@ -74,16 +112,21 @@ def measure(mode, name, document, small, large):
     config.set("python.executable", sys.executable)
     config.set("python.client.executable", sys.executable)
     t_env.create_temporary_function("json_lower", json_lower)
-    run_job(t_env, small, document)  # warm-up: JVM classes, Python workers
-    floor_before = python_floor(document)
-    t_small = run_job(t_env, small, document)
-    t_large = run_job(t_env, large, document)
-    floor = (floor_before + python_floor(document)) / 2
+    t_env.create_temporary_function("py_upper", upper)
+    run_job(t_env, small, case.select)  # warm-up: JVM classes, Python workers
+    floor_before = python_floor(case.function, case.document) if case.function else 0
+    t_small = run_job(t_env, small, case.select)
+    t_large = run_job(t_env, large, case.select)
+    floor = (floor_before + python_floor(case.function, case.document)) / 2 if case.function else 0
     rate = (large - small) / max(t_large - t_small, 1e-9)
-    return {"name": name, "mode": "pyflink-" + mode, "goroutines": 1, "batch_rows": 1,
-            "rows_per_s": rate, "p50_ns": 0, "p99_ns": 0, "rounds": 1, "python_floor_rows_per_s": floor,
-            "note": "PyFlink rows/s through datagen -> UDF -> blackhole, (%d - %d rows) / (%.2f s - %.2f s); "
-                    "per-row latency not observable" % (large, small, t_large, t_small)}
+    result = {"name": case.name, "mode": "pyflink-" + mode if case.function else "pyflink-none",
+              "goroutines": 1, "batch_rows": 1, "rows_per_s": rate, "p50_ns": 0, "p99_ns": 0, "rounds": 1,
+              "note": "PyFlink rows/s through datagen -> %s -> blackhole, (%d - %d rows) / (%.2f s - %.2f s); "
+                      "per-row latency not observable"
+                      % ("UDF" if case.function else "no UDF", large, small, t_large, t_small)}
+    if floor:
+        result["python_floor_rows_per_s"] = floor
+    return result
 
 
 def _root_cause(exc):
@@ -104,17 +147,24 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--json100", required=True)
     parser.add_argument("--json1k", required=True)
+    parser.add_argument("--upper", required=True)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--modes", default="thread,process")
     args = parser.parse_args()
-    small, large = (20_000, 220_000) if args.quick else (50_000, 550_000)
+    # The upper jobs run about 5x faster than the JSON ones: more rows, the same seconds.
+    sizes = {"json": (20_000, 220_000) if args.quick else (50_000, 550_000),
+             "upper": (100_000, 1_100_000) if args.quick else (200_000, 2_200_000)}
     for mode in args.modes.split(","):
-        for name, document in (("json_lower_100b_row", args.json100), ("json_lower_1k_row", args.json1k)):
+        runs = [("json", json_case("json_lower_100b_row", args.json100)),
+                ("json", json_case("json_lower_1k_row", args.json1k))]
+        if mode == "thread":  # the no-UDF job runs once, beside thread mode
+            runs += [("upper", upper_case(args.upper, True)), ("upper", upper_case(args.upper, False))]
+        for size, case in runs:
             try:
-                result = measure(mode, name, document, small, large)
+                result = measure(mode, case, *sizes[size])
             except Exception as exc:  # the report says why an anchor could not run
-                result = {"name": name, "mode": "pyflink-" + mode, "goroutines": 1, "batch_rows": 1,
-                          "rows_per_s": 0, "p50_ns": 0, "p99_ns": 0, "rounds": 0,
+                result = {"name": case.name, "mode": "pyflink-" + mode if case.function else "pyflink-none",
+                          "goroutines": 1, "batch_rows": 1, "rows_per_s": 0, "p50_ns": 0, "p99_ns": 0, "rounds": 0,
                           "note": "anchor could not run: " + _root_cause(exc)}
             print(json.dumps(result), flush=True)
 
