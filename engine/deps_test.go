@@ -253,7 +253,7 @@ func emptyOrMissing(t *testing.T, dir string) {
 // --- requirements -------------------------------------------------------------------
 
 func TestDepsRequirementsFromCacheOffline(t *testing.T) {
-	modes(t, func(t *testing.T) {
+	sharedModes(t, func(t *testing.T) {
 		requirements, cache := wheelCache(t, "pyudf_dep_offline", "1.0", "41")
 		m := depsModule(t, Config{Requirements: requirements, RequirementsCache: cache, CacheDir: t.TempDir()})
 		deps := m.engine.Dependencies()
@@ -271,7 +271,7 @@ func TestDepsRequirementsFromCacheOffline(t *testing.T) {
 }
 
 func TestDepsSecondEngineDoesNotInstallAgain(t *testing.T) {
-	modes(t, func(t *testing.T) {
+	sharedModes(t, func(t *testing.T) {
 		requirements, cache := wheelCache(t, "pyudf_dep_reuse", "1.0", "7")
 		cfg := Config{Requirements: requirements, RequirementsCache: cache, CacheDir: t.TempDir()}
 		first := depsModule(t, cfg).engine.Dependencies()
@@ -470,7 +470,7 @@ func TestDepsRequirementsCacheDirMissing(t *testing.T) {
 // --- python files -------------------------------------------------------------------
 
 func TestDepsPythonFilesComeFirstOnSysPath(t *testing.T) {
-	modes(t, func(t *testing.T) {
+	sharedModes(t, func(t *testing.T) {
 		dir := t.TempDir()
 		// The same package three times: a zip python file, the requirements, and site-packages' absence.
 		zipped := zipFile(t, filepath.Join(dir, "shadow.zip"), [2]string{"pyudf_dep_shadow/__init__.py", "VALUE = 'from the zip'\n"})
@@ -717,7 +717,7 @@ func TestDepsPyFlinkOptions(t *testing.T) {
 
 // The options a PyFlink job sets, unchanged, run the same UDF in both modes.
 func TestDepsPyFlinkOptionsEndToEnd(t *testing.T) {
-	modes(t, func(t *testing.T) {
+	sharedModes(t, func(t *testing.T) {
 		dir := t.TempDir()
 		requirements, cache := wheelCache(t, "pyudf_dep_keys", "1.0", "3")
 		lib := zipFile(t, filepath.Join(dir, "lib.zip"), [2]string{"pyudf_dep_keylib.py", "VALUE = 'lib'\n"})

@@ -56,8 +56,11 @@ func modes(t *testing.T, test func(t *testing.T)) {
 }
 
 // sharedModes is modes without Subinterpreters, for tests that read one
-// function's module globals from another function: in that mode every
-// interpreter has a copy of its own (TestSubinterpretersGlobalsPerInterpreter).
+// function's module globals from another function (in that mode every
+// interpreter has a copy of its own: TestSubinterpretersGlobalsPerInterpreter),
+// and for dependency tests whose thread-mode subtest leaves a package in the
+// main interpreter, which that mode shares, so that installing it again in
+// the same process is the conflict it is meant to be (TestDepsThreadModeRefusesAnotherVersionOfAnImportedPackage).
 func sharedModes(t *testing.T, test func(t *testing.T)) {
 	for _, mode := range []Mode{Thread, Process} {
 		t.Run(mode.String(), test)
