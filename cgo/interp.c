@@ -23,12 +23,35 @@ static char *init_bootstrap, *init_sources;
 
 PyObject *pyudf_host(void) { return pyudf_cur->host; }
 
-/* Runs when an OS thread that used Python exits: drop its main interpreter
+/* The thread states this thread made to visit sub-interpreters it does not
+ * own (pyudf_visit), with the generation of the state they were made for. */
+static __thread struct {
+	pyudf_state *state;
+	uint64_t gen;
+	PyThreadState *tstate;
+} visits[PYUDF_MAX_VISITS];
+static __thread int nvisits;
+
+/* Runs when an OS thread that used Python exits: drop the thread states it
+ * made to visit sub-interpreters that still exist, then its main interpreter
  * thread state. */
 static void tstate_destroy(void *p)
 {
 	PyThreadState *ts = p;
-	if (ts == NULL || !Py_IsInitialized())
+	if (!Py_IsInitialized())
+		return;
+	for (int i = 0; i < nvisits; i++) {
+		pyudf_state_lock();
+		int alive = visits[i].state->interp != NULL && visits[i].state->gen == visits[i].gen;
+		pyudf_state_unlock();
+		if (alive) { /* (an ended interpreter deleted its thread states itself) */
+			PyEval_RestoreThread(visits[i].tstate);
+			PyThreadState_Clear(visits[i].tstate);
+			PyThreadState_DeleteCurrent();
+		}
+	}
+	nvisits = 0;
+	if (ts == NULL)
 		return;
 	PyEval_RestoreThread(ts);
 	PyThreadState_Clear(ts);
@@ -56,6 +79,43 @@ void pyudf_gil_enter(void)
 void pyudf_gil_leave(void) { PyEval_SaveThread(); }
 
 void pyudf_main_enter(void) { PyEval_RestoreThread(main_thread_state()); }
+
+int pyudf_visit(pyudf_state *st, struct pyudf_visit *saved)
+{
+	PyThreadState *ts = NULL;
+	for (int i = 0; i < nvisits; i++) {
+		if (visits[i].state == st && visits[i].gen == st->gen) {
+			ts = visits[i].tstate;
+			break;
+		}
+	}
+	if (ts == NULL) {
+		if (nvisits == PYUDF_MAX_VISITS)
+			return -1;
+		main_thread_state(); /* registers tstate_destroy for this thread */
+		pyudf_state_lock();  /* st may not end meanwhile */
+		if (st->interp != NULL)
+			ts = PyThreadState_New(st->interp); /* needs no GIL */
+		pyudf_state_unlock();
+		if (ts == NULL)
+			return -1;
+		visits[nvisits].state = st;
+		visits[nvisits].gen = st->gen;
+		visits[nvisits].tstate = ts;
+		nvisits++;
+	}
+	saved->state = pyudf_cur;
+	saved->tstate = thread_tstate;
+	pyudf_cur = st;
+	thread_tstate = ts;
+	return 0;
+}
+
+void pyudf_unvisit(const struct pyudf_visit *saved)
+{
+	pyudf_cur = saved->state;
+	thread_tstate = saved->tstate;
+}
 
 void pyudf_drain(void)
 {

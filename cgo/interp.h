@@ -60,6 +60,20 @@ struct pyudf_state *pyudf_subinterp_new(pyudf_buf *err);
  * 0, or -1 with err set (another thread's, or NULL). */
 int pyudf_subinterp_end(struct pyudf_state *st, pyudf_buf *err);
 
+/* Visit sub-interpreter st from a thread that does not own it, for one call
+ * (pyudf_call_in, call.h): the thread's own thread state for st, made on
+ * first use and kept (at most PYUDF_MAX_VISITS interpreters per thread;
+ * deleted when the thread exits), becomes the one pyudf_gil_enter takes, and
+ * st the thread's state. Returns what pyudf_unvisit restores, or NULL when
+ * st cannot be visited (it ended, or too many). No GIL held. */
+#define PYUDF_MAX_VISITS 64
+struct pyudf_visit {
+	struct pyudf_state *state;
+	struct _ts *tstate; /* PyThreadState */
+};
+int pyudf_visit(struct pyudf_state *st, struct pyudf_visit *saved);
+void pyudf_unvisit(const struct pyudf_visit *saved);
+
 /* Count the interpreters that exist and their thread states (tests check for
  * leaks with it). Takes the main GIL itself. */
 void pyudf_interpreters(int *interps, int *tstates);

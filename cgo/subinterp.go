@@ -1,10 +1,27 @@
 package cgo
 
 /*
+#include "call.h"
+#include "errors.h"
 #include "interp.h"
 #include "state.h"
+
+// call_in: pyudf_call in sub-interpreter st, visited from this thread.
+static int call_in(pyudf_state *st, uintptr_t fn, int nargs, uint64_t id, pyudf_frame *f)
+{
+	struct pyudf_visit saved;
+	if (pyudf_visit(st, &saved) < 0) {
+		pyudf_error_set(&f->err, "RuntimeError", "cannot enter the sub-interpreter (ended, or this thread visits too many)");
+		return PYUDF_ERROR;
+	}
+	int rc = pyudf_call((PyObject *)fn, nargs, id, f);
+	pyudf_unvisit(&saved);
+	return rc;
+}
 */
 import "C"
+
+import "unsafe"
 
 // Subinterpreter is a CPython sub-interpreter with its own GIL (PEP 684,
 // CPython 3.12 and later), bound to the OS thread that created it.
@@ -59,6 +76,22 @@ func (s *Subinterpreter) Close() *Exception {
 	}
 	s.closed = true
 	return nil
+}
+
+// Call is Frame.Call in the sub-interpreter, from any goroutine (the one
+// that owns it too): the calling thread visits it with a thread state of its
+// own for it, made on first use and kept, as long as the thread lives (at
+// most 64 sub-interpreters per thread). fn must be an Object taken in this
+// sub-interpreter, and f a Frame that only calls in this sub-interpreter.
+// Concurrent calls into one sub-interpreter wait for its GIL.
+func (s *Subinterpreter) Call(f *Frame, fn Object, args []byte, nargs int) Status {
+	f.trimOut()
+	f.setIn(args)
+	f.calls++
+	st := Status(C.call_in(s.c, C.uintptr_t(uintptr(unsafe.Pointer(fn.p))), C.int(nargs),
+		C.uint64_t(f.calls), f.c))
+	f.trimIn()
+	return st
 }
 
 // Interpreters counts the interpreters that exist (the main one included)

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
-	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
@@ -38,10 +37,10 @@ type pool struct {
 	main   *interpreter
 	subs   []*sub
 	logger *slog.Logger
-	next   atomic.Uint32
 
 	mu      sync.Mutex
-	shards  map[int64][]cgo.Object // opened function id (main's) → its object in each sub, until bound
+	shards   map[int64]*shards // opened function id (main's) → its instances in the subs, until bound
+	affinity Affinity
 	modules map[int64]bool         // main's module id → loaded in every sub-interpreter
 }
 
@@ -72,7 +71,17 @@ func startSubs(n int) ([]*sub, error) {
 	return subsAll[:n:n], nil
 }
 
-// sub is one sub-interpreter and the thread that owns it.
+// shards are a function's instances in the sub-interpreters, one each; own
+// says its calls run on the sub-interpreter's own thread, where its open()
+// ran (an instance with a life cycle: Config.Affinity), else on the caller's.
+type shards struct {
+	objs []cgo.Object
+	own  bool
+}
+
+// sub is one sub-interpreter and the thread that owns it. The owner runs its
+// control requests and takes and releases its objects; row calls enter it
+// from the caller's thread (pool.call).
 type sub struct {
 	index  int
 	own    *owner
@@ -97,7 +106,8 @@ func newPool(ctx context.Context, cfg Config, e *Engine) (*pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &pool{main: main, subs: subs, logger: e.logger, shards: map[int64][]cgo.Object{}, modules: map[int64]bool{}}, nil
+	return &pool{main: main, subs: subs, logger: e.logger, shards: map[int64]*shards{}, modules: map[int64]bool{},
+		affinity: cfg.Affinity}, nil
 }
 
 func (*pool) ownThreads() bool { return true } // the main interpreter's instances
@@ -222,7 +232,8 @@ func (p *pool) open(ctx context.Context, pin *owner, op string, req map[string]a
 			p.dropShards(ctx, req["engine"], opened.Function, objs)
 		} else {
 			p.mu.Lock()
-			p.shards[opened.Function] = objs
+			own := p.affinity == AffinityInstance || (p.affinity == AffinityAuto && opened.LifeCycle)
+			p.shards[opened.Function] = &shards{objs: objs, own: own}
 			p.mu.Unlock()
 		}
 	}
@@ -341,7 +352,7 @@ func (p *pool) unbind(f *Function) {
 	if f.shards != nil {
 		for _, s := range p.subs {
 			s.mu.Lock()
-			s.own.on(f.shards[s.index].Release)
+			s.own.on(f.shards.objs[s.index].Release)
 			s.mu.Unlock()
 		}
 		f.shards = nil
@@ -349,7 +360,11 @@ func (p *pool) unbind(f *Function) {
 }
 
 // call runs a row call in a free sub-interpreter if the function has
-// instances there, else on the main interpreter.
+// instances there, else on the main interpreter. The calling goroutine's
+// thread enters the sub-interpreter itself (cgo.Subinterpreter.Call, with a
+// thread state of its own for it): no hand-off to the owner thread, which
+// costs two thread wake-ups or two spinning threads a call, and with as many
+// callers as cores more spinning threads than cores.
 func (p *pool) call(ctx context.Context, f *Function, args []bridge.Value, inputs []*bridge.DataType, result *bridge.DataType) (bridge.Value, error) {
 	if f.shards == nil {
 		return p.main.call(ctx, f, args, inputs, result)
@@ -367,10 +382,17 @@ func (p *pool) call(ctx context.Context, f *Function, args []bridge.Value, input
 	if err != nil {
 		return bridge.Value{}, err
 	}
-	obj := f.shards[s.index]
+	obj := f.shards.objs[s.index]
 	var st cgo.Status
-	if err := s.own.do(ctx, func() { st = fr.run(ctx, func() cgo.Status { return fr.Call(obj, buf, len(args)) }) }); err != nil {
-		return bridge.Value{}, queuedTooLong(ctx, f.name)
+	switch {
+	case f.shards.own: // on the sub-interpreter's own thread, as open ran (Config.Affinity)
+		if err := s.own.do(ctx, func() { st = fr.run(ctx, func() cgo.Status { return fr.Call(obj, buf, len(args)) }) }); err != nil {
+			return bridge.Value{}, queuedTooLong(ctx, f.name)
+		}
+	case ctx.Done() == nil:
+		st = s.interp.Call(fr.Frame, obj, buf, len(args))
+	default:
+		st = fr.run(ctx, func() cgo.Status { return s.interp.Call(fr.Frame, obj, buf, len(args)) })
 	}
 	if st != cgo.OK {
 		return bridge.Value{}, fr.failure(ctx, st, f.name, "call")
@@ -382,14 +404,21 @@ func (p *pool) call(ctx context.Context, f *Function, args []bridge.Value, input
 	return v, nil
 }
 
-// pick returns a free sub-interpreter, locked, trying them in round-robin
-// order; if none is free, it waits until one is, or until ctx ends.
+// pick returns a free sub-interpreter, locked, the first free one in order;
+// if none is free, it waits until one is, or until ctx ends. First free, not
+// round-robin: n callers keep n sub-interpreters busy and the others idle
+// (their threads park), where round-robin would keep every thread spinning
+// for its next call (owner), more spinning threads than cores.
 func (p *pool) pick(ctx context.Context) (*sub, error) {
-	start := int(p.next.Add(1))
 	for {
-		freed := subsReleased.wait() // before trying: no release is missed
-		for i := range p.subs {
-			if s := p.subs[(start+i)%len(p.subs)]; s.mu.TryLock() {
+		for _, s := range p.subs { // the fast path: no wait channel
+			if s.mu.TryLock() {
+				return s, nil
+			}
+		}
+		freed := subsReleased.wait() // before trying again: no release is missed
+		for _, s := range p.subs {
+			if s.mu.TryLock() {
 				return s, nil
 			}
 		}
