@@ -22,9 +22,9 @@ type Function struct {
 	inputs   []*bridge.DataType // nil: not declared, converted by Go type
 	result   *bridge.DataType   // nil: not declared, converted by Python type
 	module   *Module
-	closed   atomic.Bool  // set inside the engine's gate
-	pin      *owner       // thread mode: the thread of the instance's own (Config.Affinity), or nil
-	shards   *shards      // sub-interpreter pool: the instance in each sub-interpreter, or nil
+	closed   atomic.Bool // set inside the engine's gate
+	pin      *owner      // thread mode: the thread of the instance's own (Config.Affinity), or nil
+	shards   *shards     // sub-interpreter pool: the instance in each sub-interpreter, or nil
 
 	method string    // process mode: which callable of function id ("": the function itself)
 	state  *aggState // process mode: the worker holding an aggregate's accumulators

@@ -38,10 +38,10 @@ type pool struct {
 	subs   []*sub
 	logger *slog.Logger
 
-	mu      sync.Mutex
+	mu       sync.Mutex
 	shards   map[int64]*shards // opened function id (main's) → its instances in the subs, until bound
 	affinity Affinity
-	modules map[int64]bool         // main's module id → loaded in every sub-interpreter
+	modules  map[int64]bool // main's module id → loaded in every sub-interpreter
 }
 
 // The process's sub-interpreters, started on demand.
