@@ -85,8 +85,10 @@ func benchCallAdd(b *testing.B, name string) {
 // (bench's upper_100b_row); BenchmarkCallEcho100 returns s itself, so it
 // measures the string crossing alone; BenchmarkCallUpper100NonASCII has
 // a few non-ASCII characters.
-func BenchmarkCallUpper100(b *testing.B) { benchCallString(b, "upper", upper100, strings.ToUpper(upper100)) }
-func BenchmarkCallEcho100(b *testing.B)  { benchCallString(b, "echo", upper100, upper100) }
+func BenchmarkCallUpper100(b *testing.B) {
+	benchCallString(b, "upper", upper100, strings.ToUpper(upper100))
+}
+func BenchmarkCallEcho100(b *testing.B) { benchCallString(b, "echo", upper100, upper100) }
 func BenchmarkCallUpper100NonASCII(b *testing.B) {
 	s := upper100[:90] + "é ß ünï"
 	benchCallString(b, "upper", s, strings.ToUpper(s[:90])+"É SS ÜNÏ")
