@@ -11,6 +11,7 @@ import (
 
 	"github.com/pyudf/pyudf/arrowconv"
 	"github.com/pyudf/pyudf/bridge"
+	"github.com/pyudf/pyudf/cgo"
 	"github.com/pyudf/pyudf/internal/floor"
 )
 
@@ -121,6 +122,21 @@ func BenchmarkPythonUpper100(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/row")
+}
+
+// BenchmarkBareUpper100: the floor of BenchmarkCallUpper100, a C function
+// that takes the GIL, calls upper on the str of the bytes and copies the
+// result out (cgo.Frame.BareStr).
+func BenchmarkBareUpper100(b *testing.B) {
+	f := benchFunction(b, "upper")
+	fr := cgo.NewFrame()
+	want := strings.ToUpper(upper100)
+	b.ReportAllocs()
+	for b.Loop() {
+		if got, ok := fr.BareStr(f.obj, upper100); !ok || got != want {
+			b.Fatal(got, ok)
+		}
+	}
 }
 
 // BenchmarkBareAdd: the floor, a C function that takes the GIL and calls the
