@@ -733,3 +733,24 @@ int64_t pyudf_bare_add(PyObject *fn, int64_t a, int64_t b)
 	pyudf_gil_leave();
 	return out;
 }
+
+int pyudf_bare_str(PyObject *fn, pyudf_frame *f)
+{
+	pyudf_gil_enter();
+	int rc = -1;
+	PyObject *arg = PyUnicode_DecodeUTF8(f->in.data, (Py_ssize_t)f->in.len, "strict");
+	PyObject *result = arg ? PyObject_Vectorcall(fn, &arg, 1, NULL) : NULL;
+	Py_ssize_t n;
+	const char *s = result && PyUnicode_Check(result) ? PyUnicode_AsUTF8AndSize(result, &n) : NULL;
+	f->out.len = 0;
+	if (s != NULL && pyudf_buf_reserve(&f->out, (size_t)n) == 0) {
+		memcpy(f->out.data, s, (size_t)n);
+		f->out.len = (size_t)n;
+		rc = 0;
+	}
+	Py_XDECREF(result);
+	Py_XDECREF(arg);
+	PyErr_Clear();
+	pyudf_gil_leave();
+	return rc;
+}

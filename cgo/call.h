@@ -136,4 +136,10 @@ int pyudf_trap_ready(void);
  * conversion beyond int64. Returns the result, or INT64_MIN on any error. */
 int64_t pyudf_bare_add(PyObject *fn, int64_t a, int64_t b);
 
+/* The string floor beside it: take the GIL, fn(s) on the str of the UTF-8 in
+ * f->in (no wire format), the result's UTF-8 into f->out, release it, with
+ * CPython's own conversions (PyUnicode_DecodeUTF8, PyUnicode_AsUTF8AndSize).
+ * 0, or -1 on any error (cleared). */
+int pyudf_bare_str(PyObject *fn, pyudf_frame *f);
+
 #endif

@@ -33,6 +33,7 @@ static int call_h(uintptr_t fn, int nargs, uint64_t id, uintptr_t f)
 {
 	return pyudf_call((PyObject *)fn, nargs, id, (pyudf_frame *)f);
 }
+static int bare_str_h(uintptr_t fn, uintptr_t f) { return pyudf_bare_str((PyObject *)fn, (pyudf_frame *)f); }
 static int64_t bare_add_h(uintptr_t fn, int64_t a, int64_t b) { return pyudf_bare_add((PyObject *)fn, a, b); }
 static int eval_rows_h(uintptr_t fn, int as_rows, uintptr_t in, uintptr_t in_schema, uintptr_t type_schema,
 		       uintptr_t out, uintptr_t out_schema, uintptr_t err, uintptr_t err_schema,
@@ -429,6 +430,17 @@ func (f *Frame) Interrupt(id uint64) bool { return C.pyudf_interrupt(f.c, C.uint
 // around it and nothing else (no frame, no wire format).
 func BareAdd(fn Object, a, b int64) int64 {
 	return int64(C.bare_add_h(C.uintptr_t(uintptr(unsafe.Pointer(fn.p))), C.int64_t(a), C.int64_t(b)))
+}
+
+// BareStr is the benchmark floor of a STRING call, as BareAdd is of add:
+// fn(s) with the GIL taken and released around it, s and the result moved
+// with CPython's own conversions and no wire format. ok is false on any error.
+func (f *Frame) BareStr(fn Object, s string) (result string, ok bool) {
+	f.trimOut()
+	f.setIn(unsafe.Slice(unsafe.StringData(s), len(s)))
+	rc := C.bare_str_h(C.uintptr_t(uintptr(unsafe.Pointer(fn.p))), C.uintptr_t(uintptr(unsafe.Pointer(f.c))))
+	f.trimIn()
+	return string(f.Out()), rc == 0
 }
 
 // LogFunc receives Python's log records and print output: the Python level

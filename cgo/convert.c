@@ -146,6 +146,44 @@ static int read_count(const char **p, const char *end, int depth, size_t size, u
 
 static PyObject *decode_value(const char **p, const char *end, int depth);
 
+#define HIGH_BITS 0x8080808080808080ull
+
+/* Copy n bytes from src to dst, 8 at a time; 1 if they were all ASCII (below
+ * 0x80), else 0 (dst then holds a part of them). */
+static int copy_ascii(uint8_t *dst, const char *src, size_t n)
+{
+	uint64_t high = 0, w;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, src + i, 8);
+		memcpy(dst + i, &w, 8);
+		high |= w;
+	}
+	for (; i < n; i++) {
+		dst[i] = (uint8_t)src[i];
+		high |= (uint8_t)src[i];
+	}
+	return (high & HIGH_BITS) == 0;
+}
+
+/* The str of n bytes of UTF-8 at s. ASCII text (the common case) is copied
+ * straight into a new compact ASCII str, checked as it goes; anything else,
+ * and texts of 0 or 1 bytes (CPython's cached singletons), goes through
+ * CPython's strict UTF-8 decoder, so invalid UTF-8 raises UnicodeDecodeError
+ * as before. */
+static PyObject *str_from_utf8(const char *s, size_t n)
+{
+	if (n > 1) {
+		PyObject *str = PyUnicode_New((Py_ssize_t)n, 127);
+		if (str == NULL)
+			return NULL;
+		if (copy_ascii(PyUnicode_1BYTE_DATA(str), s, n))
+			return str;
+		Py_DECREF(str);
+	}
+	return PyUnicode_DecodeUTF8(s, (Py_ssize_t)n, "strict");
+}
+
 static PyObject *decode_text(const char **p, const char *end, int tag)
 {
 	uint32_t n;
@@ -155,7 +193,7 @@ static PyObject *decode_text(const char **p, const char *end, int tag)
 	*p += n;
 	switch (tag) {
 	case PYUDF_STR:
-		return PyUnicode_DecodeUTF8(s, n, "strict");
+		return str_from_utf8(s, n);
 	case PYUDF_BYTES:
 		return PyBytes_FromStringAndSize(s, n);
 	default: { /* DECIMAL, BIGINT */
@@ -354,6 +392,7 @@ static int put(pyudf_buf *out, const void *data, size_t n)
 
 static int put_tag(pyudf_buf *out, uint8_t tag) { return put(out, &tag, 1); }
 
+/* A length-prefixed text with tag (0: none, a ROW field name), room made once. */
 static int put_text(pyudf_buf *out, uint8_t tag, const char *s, Py_ssize_t n)
 {
 	if ((size_t)n > UINT32_MAX) {
@@ -361,9 +400,33 @@ static int put_text(pyudf_buf *out, uint8_t tag, const char *s, Py_ssize_t n)
 		return -1;
 	}
 	uint32_t len = (uint32_t)n;
-	if (tag != 0 && put_tag(out, tag) < 0)
+	if (pyudf_buf_reserve(out, 5 + (size_t)len) < 0) {
+		PyErr_NoMemory();
 		return -1;
-	return put(out, &len, 4) < 0 ? -1 : put(out, s, len);
+	}
+	char *w = out->data + out->len;
+	if (tag != 0)
+		*w++ = (char)tag;
+	memcpy(w, &len, 4);
+	memcpy(w + 4, s, len);
+	out->len = (size_t)(w + 4 + len - out->data);
+	return 0;
+}
+
+/* A str: a compact ASCII one's characters are its UTF-8, read in place; any
+ * other goes through PyUnicode_AsUTF8AndSize, which refuses what cannot be
+ * UTF-8 (a lone surrogate) with UnicodeEncodeError. */
+static int put_str(pyudf_buf *out, uint8_t tag, PyObject *str)
+{
+	Py_ssize_t n;
+	const char *s;
+	if (PyUnicode_IS_COMPACT_ASCII(str)) {
+		n = PyUnicode_GET_LENGTH(str);
+		s = (const char *)PyUnicode_1BYTE_DATA(str);
+	} else if ((s = PyUnicode_AsUTF8AndSize(str, &n)) == NULL) {
+		return -1;
+	}
+	return put_text(out, tag, s, n);
 }
 
 
@@ -376,9 +439,7 @@ static int put_str_obj(pyudf_buf *out, uint8_t tag, PyObject *text)
 	if (!PyUnicode_Check(text)) {
 		PyErr_Format(PyExc_TypeError, "pyudf: __str__ returned %.100s, not str", Py_TYPE(text)->tp_name);
 	} else {
-		Py_ssize_t n;
-		const char *s = PyUnicode_AsUTF8AndSize(text, &n);
-		rc = s ? put_text(out, tag, s, n) : -1;
+		rc = put_str(out, tag, text);
 	}
 	Py_DECREF(text);
 	return rc;
@@ -636,6 +697,8 @@ static int encode_row(PyObject *obj, pyudf_buf *out, int depth)
  * subclass may override. */
 static int encode_value(PyObject *obj, pyudf_buf *out, int normalized, int depth)
 {
+	if (PyUnicode_CheckExact(obj)) /* the commonest result after an int, the costliest to move */
+		return put_str(out, PYUDF_STR, obj);
 	if (PyLong_CheckExact(obj) && out->len + 9 <= out->cap) { /* the commonest result */
 		int overflow;
 		int64_t v = PyLong_AsLongLongAndOverflow(obj, &overflow);
@@ -666,11 +729,8 @@ static int encode_value(PyObject *obj, pyudf_buf *out, int normalized, int depth
 		double v = PyFloat_AS_DOUBLE(obj);
 		return put_tag(out, PYUDF_FLOAT) < 0 ? -1 : put(out, &v, 8);
 	}
-	if (PyUnicode_Check(obj)) {
-		Py_ssize_t n;
-		const char *s = PyUnicode_AsUTF8AndSize(obj, &n);
-		return s ? put_text(out, PYUDF_STR, s, n) : -1;
-	}
+	if (PyUnicode_Check(obj))
+		return put_str(out, PYUDF_STR, obj);
 	if (PyBytes_Check(obj))
 		return put_text(out, PYUDF_BYTES, PyBytes_AS_STRING(obj), PyBytes_GET_SIZE(obj));
 	if (PyByteArray_Check(obj))

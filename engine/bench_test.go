@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/pyudf/pyudf/arrowconv"
 	"github.com/pyudf/pyudf/bridge"
+	"github.com/pyudf/pyudf/cgo"
 	"github.com/pyudf/pyudf/internal/floor"
 )
 
@@ -32,6 +34,19 @@ class AddOwn(ScalarFunction):
         return a + b
 
 add_own = udf(AddOwn(), input_types=['BIGINT', 'BIGINT'], result_type='BIGINT')
+
+@udf(input_types=['STRING'], result_type='STRING')
+def upper(s):
+    return s.upper()
+
+@udf(input_types=['STRING'], result_type='STRING')
+def echo(s):
+    return s
+
+def upper_loop(s, n):
+    for _ in range(n):
+        s.upper()
+    return n
 `
 
 func benchFunction(b *testing.B, name string) *Function {
@@ -63,6 +78,63 @@ func benchCallAdd(b *testing.B, name string) {
 		v, err := f.CallValues(ctx, bridge.Int64(int64(i)), bridge.Int64(1))
 		if err != nil || v.AsInt64() != int64(i)+1 {
 			b.Fatal(v, err)
+		}
+	}
+}
+
+// BenchmarkCallUpper100: one row call, upper(s) on a 100-byte ASCII STRING
+// (bench's upper_100b_row); BenchmarkCallEcho100 returns s itself, so it
+// measures the string crossing alone; BenchmarkCallUpper100NonASCII has
+// a few non-ASCII characters.
+func BenchmarkCallUpper100(b *testing.B) {
+	benchCallString(b, "upper", upper100, strings.ToUpper(upper100))
+}
+func BenchmarkCallEcho100(b *testing.B) { benchCallString(b, "echo", upper100, upper100) }
+func BenchmarkCallUpper100NonASCII(b *testing.B) {
+	s := upper100[:90] + "é ß ünï"
+	benchCallString(b, "upper", s, strings.ToUpper(s[:90])+"É SS ÜNÏ")
+}
+
+// upper100 is bench's upper_100b_row input.
+var upper100 = strings.Repeat("pyudf Go ", 12)[:100]
+
+func benchCallString(b *testing.B, name, in, want string) {
+	f := benchFunction(b, name)
+	ctx := context.Background()
+	arg := bridge.String(in)
+	b.ReportAllocs()
+	for b.Loop() {
+		v, err := f.CallValues(ctx, arg)
+		if err != nil || v.AsString() != want {
+			b.Fatal(v, err)
+		}
+	}
+}
+
+// BenchmarkPythonUpper100: the work alone, s.upper() in a Python loop of
+// 1000 (bench's mode python); ns/op is per row.
+func BenchmarkPythonUpper100(b *testing.B) {
+	f := benchFunction(b, "upper_loop")
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := f.Call(ctx, upper100, int64(1000)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/row")
+}
+
+// BenchmarkBareUpper100: the floor of BenchmarkCallUpper100, a C function
+// that takes the GIL, calls upper on the str of the bytes and copies the
+// result out (cgo.Frame.BareStr).
+func BenchmarkBareUpper100(b *testing.B) {
+	f := benchFunction(b, "upper")
+	fr := cgo.NewFrame()
+	want := strings.ToUpper(upper100)
+	b.ReportAllocs()
+	for b.Loop() {
+		if got, ok := fr.BareStr(f.obj, upper100); !ok || got != want {
+			b.Fatal(got, ok)
 		}
 	}
 }

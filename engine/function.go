@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -214,7 +215,14 @@ func (f *Function) CallValues(ctx context.Context, args ...bridge.Value) (bridge
 	if err := f.checkArgs(len(args)); err != nil {
 		return bridge.Value{}, err
 	}
-	return f.callIn(ctx, args, f.inputs, f.result)
+	// Thread mode's call is made directly: through the backend interface,
+	// escape analysis cannot see that args is only read, and the caller's
+	// variadic slice would be allocated on every call. Other backends get a
+	// copy (they may hand it to another goroutine).
+	if in, ok := f.engine.backend.(*interpreter); ok {
+		return in.call(ctx, f, args, f.inputs, f.result)
+	}
+	return f.callIn(ctx, slices.Clone(args), f.inputs, f.result)
 }
 
 // wrongUse is the error for calling method on a function of another kind.

@@ -413,6 +413,40 @@ func TestConcurrentCallers(t *testing.T) {
 	})
 }
 
+// Arguments written out at the call (a variadic slice the caller makes)
+// stay on its stack too: a numeric call allocates nothing, a STRING call
+// only its result's Go string.
+func TestNoAllocationsPerCallLiteralArgs(t *testing.T) {
+	m := loadModule(t, Config{}, "allocs_literal.py", `
+from pyudf import udf
+add = udf(lambda a, b: a + b, input_types=['BIGINT', 'BIGINT'], result_type='BIGINT')
+upper = udf(lambda s: s.upper(), input_types=['STRING'], result_type='STRING')
+`)
+	ctx := context.Background()
+	add, upper := function(t, m, "add"), function(t, m, "upper")
+	var sum, up bridge.Value
+	var err1, err2 error
+	i := int64(0)
+	addAllocs := testing.AllocsPerRun(1000, func() {
+		i++
+		sum, err1 = add.CallValues(ctx, bridge.Int64(i), bridge.Int64(1))
+	})
+	s := strings.Repeat("pyudf Go ", 12)[:100]
+	upperAllocs := testing.AllocsPerRun(1000, func() { up, err2 = upper.CallValues(ctx, bridge.String(s)) })
+	if err1 != nil || sum.AsInt64() != i+1 || err2 != nil || up.AsString() != strings.ToUpper(s) {
+		t.Fatalf("add = %v, %v; upper = %q, %v", sum, err1, up.AsString(), err2)
+	}
+	if raceEnabled {
+		return
+	}
+	if addAllocs != 0 {
+		t.Errorf("add: %v allocations per call, want 0", addAllocs)
+	}
+	if upperAllocs != 1 {
+		t.Errorf("upper: %v allocations per call, want 1 (the result)", upperAllocs)
+	}
+}
+
 func TestNoAllocationsPerNumericCall(t *testing.T) {
 	m := loadModule(t, Config{}, "allocs.py", `
 from pyudf import udf
