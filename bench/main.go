@@ -48,6 +48,7 @@ type Result struct {
 	VsGoroutine1 float64 `json:"throughput_vs_1_goroutine,omitempty"` // rows/s / the 1-goroutine rows/s
 	VsPython     float64 `json:"throughput_vs_python,omitempty"`      // rows/s / mode python's
 	VsRowWise    float64 `json:"throughput_vs_row_wise,omitempty"`    // rows/s / scalar_add_batch thread's
+	VsThread     float64 `json:"throughput_vs_thread,omitempty"`      // rows/s / thread mode's at the same goroutines (mode subinterp)
 	// Process-mode results: thread mode's rows/s over this one's, and this
 	// p99 over thread mode's, from the same interleaved rounds.
 	ThreadVsProcess    float64 `json:"thread_vs_process_throughput,omitempty"`

@@ -27,7 +27,8 @@ type Report struct {
 	Results            []Result `json:"results"`
 }
 
-// writeReport writes latest.json, report.md, throughput.svg and latency.svg into dir.
+// writeReport writes latest.json, report.md, throughput.svg, latency.svg and
+// scaling.svg into dir.
 func writeReport(dir string, r Report) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -41,6 +42,7 @@ func writeReport(dir string, r Report) error {
 		"report.md":      func(w io.Writer) error { return writeMarkdown(w, r) },
 		"throughput.svg": func(w io.Writer) error { return throughputChart(w, r.Results) },
 		"latency.svg":    func(w io.Writer) error { return latencyChart(w, r.Results) },
+		"scaling.svg":    func(w io.Writer) error { return scalingChart(w, r.Results) },
 	}
 	for name, write := range files {
 		f, err := os.Create(filepath.Join(dir, name))
@@ -73,7 +75,7 @@ func writeMarkdown(w io.Writer, r Report) error {
 	fmt.Fprintf(w, "# pyudf benchmark report\n\n%s, %s, %s, %d CPUs, peak RSS %d MB (the Go process, with the embedded interpreter), %d MB (process mode's workers, summed)%s.\n\n",
 		r.Date.Format(time.RFC3339), r.GoVersion, r.Python, r.CPUs, r.PeakRSSBytes>>20, r.WorkerPeakRSSBytes>>20,
 		map[bool]string{true: ", quick run"}[r.Quick])
-	fmt.Fprint(w, "![throughput](throughput.svg)\n\n![latency](latency.svg)\n\n")
+	fmt.Fprint(w, "![throughput](throughput.svg)\n\n![latency](latency.svg)\n\n![scaling](scaling.svg)\n\n")
 	if gs := goals(r.Results); len(gs) > 0 {
 		fmt.Fprintln(w, "## Goals (thread mode against process mode, PyFlink and PEMJA)")
 		fmt.Fprintln(w)
@@ -195,6 +197,23 @@ func latencyChart(w io.Writer, results []Result) error {
 	return barChart(w, "Latency per call (ns, log scale; a batch's rows share its latency)", " ns", []string{"p50", "p99", "p999"}, bars)
 }
 
+// scalingChart draws the row cases by goroutines, thread mode beside the
+// sub-interpreter pool (mode subinterp, one sub-interpreter per CPU): how
+// throughput grows with callers, per core. Thread mode's rows at the same
+// goroutine counts were measured in the same rounds (subinterpCases).
+func scalingChart(w io.Writer, results []Result) error {
+	var bars []svgBar
+	for _, r := range results {
+		if r.Mode != "subinterp" || r.RowsPerS == 0 || r.VsThread == 0 {
+			continue
+		}
+		bars = append(bars, svgBar{label: fmt.Sprintf("%s g=%d (%.2fx g=1)", r.Name, r.Goroutines, r.VsGoroutine1),
+			values: []float64{r.RowsPerS, r.RowsPerS / r.VsThread}})
+	}
+	return barChart(w, "Scaling: rows/s by goroutines, sub-interpreter pool and thread mode (log scale)", " rows/s",
+		[]string{"subinterp", "thread"}, bars)
+}
+
 // peakRSS is the process's peak resident set size (VmHWM) in bytes.
 func peakRSS() int64 { return peakRSSOf("self") }
 
@@ -241,6 +260,10 @@ var pemjaGoals = map[string]float64{"scalar_add_row": 5, "upper_100b_row": 4}
 
 // goals states each thread-vs-process, PyFlink and PEMJA goal with the
 // ratio this run measured, and whether it was met.
+// subinterpGoals are issue 13's scaling goals for the sub-interpreter pool:
+// 8 goroutines' throughput over one goroutine's, on this 2-core machine.
+var subinterpGoals = map[string]float64{"json_lower_100b_row": 1.7, "scalar_add_row": 1.5}
+
 func goals(results []Result) []string {
 	var out []string
 	met := func(ok bool) string {
@@ -277,6 +300,12 @@ func goals(results []Result) []string {
 				line += fmt.Sprintf("; the PyFlink job with no UDF not measured (%s)", n.Note)
 			}
 			out = append(out, line)
+		case r.Mode == "subinterp" && r.Goroutines == 8 && subinterpGoals[r.Name] > 0:
+			goal := subinterpGoals[r.Name]
+			out = append(out, fmt.Sprintf("%s: the sub-interpreter pool, 8 goroutines %.2fx one goroutine's throughput (goal ≥ %.1fx): %s",
+				r.Name, r.VsGoroutine1, goal, met(r.VsGoroutine1 >= goal)))
+		case r.Mode == "subinterp" && r.RowsPerS == 0:
+			out = append(out, fmt.Sprintf("the sub-interpreter pool: not measured (%s)", r.Note))
 		case r.Mode == "pemja" && pemjaGoals[r.Name] > 0:
 			if r.ThreadVsPyFlink == 0 {
 				out = append(out, fmt.Sprintf("%s, %d thread(s): PEMJA not measured (%s)", r.Name, r.Goroutines, r.Note))

@@ -146,3 +146,35 @@ func TestAnchorThatCannotRun(t *testing.T) {
 		t.Errorf("last row %+v, want PEMJA's upper_100b_row at 8 threads", got[len(got)-1])
 	}
 }
+
+// TestSubinterpGoalsAndChart: the pool's scaling goals are judged from its
+// 8-goroutine rows, an absent pool says why, and the scaling chart draws the
+// pool beside thread mode.
+func TestSubinterpGoalsAndChart(t *testing.T) {
+	results := []Result{
+		{Name: "json_lower_100b_row", Mode: "subinterp", Goroutines: 8, RowsPerS: 300000, VsGoroutine1: 1.8, VsThread: 2.1},
+		{Name: "scalar_add_row", Mode: "subinterp", Goroutines: 8, RowsPerS: 2000000, VsGoroutine1: 1.2, VsThread: 0.9},
+	}
+	got := strings.Join(goals(results), "\n")
+	for _, want := range []string{
+		"json_lower_100b_row: the sub-interpreter pool, 8 goroutines 1.80x one goroutine's throughput (goal ≥ 1.7x): met",
+		"scalar_add_row: the sub-interpreter pool, 8 goroutines 1.20x one goroutine's throughput (goal ≥ 1.5x): **not met**",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("goals lack %q:\n%s", want, got)
+		}
+	}
+	absent := goals([]Result{{Name: "scalar_add_row", Mode: "subinterp", Note: "absent: CPython 3.11.7 has no sub-interpreters"}})
+	if len(absent) != 1 || !strings.Contains(absent[0], "not measured (absent: CPython 3.11.7") {
+		t.Errorf("an absent pool's goal lines: %q", absent)
+	}
+	var svg strings.Builder
+	if err := scalingChart(&svg, results); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"json_lower_100b_row g=8 (1.80x g=1)", "subinterp: 3e+05 ", "thread: 1.429e+05 "} {
+		if !strings.Contains(svg.String(), want) {
+			t.Errorf("the scaling chart lacks %q", want)
+		}
+	}
+}
