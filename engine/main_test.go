@@ -137,3 +137,21 @@ def thread_states():
 
 // gateOf is a thread-mode engine's gate.
 func gateOf(e *Engine) *gate { return e.backend.(*interpreter).gate }
+
+// osThreads is the number of OS threads of this process.
+func osThreads(t *testing.T) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if n, ok := strings.CutPrefix(line, "Threads:"); ok {
+			var v int64
+			fmt.Sscan(n, &v)
+			return v
+		}
+	}
+	t.Fatal("no Threads: line in /proc/self/status")
+	return 0
+}

@@ -88,24 +88,6 @@ func (c soakCounts) String() string {
 		c.rss>>20, c.pythonObjects, c.threadStates, c.goroutines, c.osThreads)
 }
 
-// osThreads is the number of OS threads of this process.
-func osThreads(t *testing.T) int64 {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if n, ok := strings.CutPrefix(line, "Threads:"); ok {
-			var v int64
-			fmt.Sscan(n, &v)
-			return v
-		}
-	}
-	t.Fatal("no Threads: line in /proc/self/status")
-	return 0
-}
-
 // TestSoakMixedTraffic runs row calls, row-wise and Pandas batches, failing
 // rows, aggregates and cancelled calls from 16 goroutines for soakDuration.
 // Every result must be right, and after warm-up the resident set, the Python

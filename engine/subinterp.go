@@ -39,6 +39,7 @@ type pool struct {
 	logger *slog.Logger
 
 	mu       sync.Mutex
+	sem      chan struct{}     // one token per row call in a sub-interpreter: at most len(subs)
 	shards   map[int64]*shards // opened function id (main's) → its instances in the subs, until bound
 	affinity Affinity
 	modules  map[int64]bool // main's module id → loaded in every sub-interpreter
@@ -106,7 +107,7 @@ func newPool(ctx context.Context, cfg Config, e *Engine) (*pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &pool{main: main, subs: subs, logger: e.logger, shards: map[int64]*shards{}, modules: map[int64]bool{},
+	return &pool{main: main, subs: subs, logger: e.logger, sem: make(chan struct{}, n), shards: map[int64]*shards{}, modules: map[int64]bool{},
 		affinity: cfg.Affinity}, nil
 }
 
@@ -373,7 +374,7 @@ func (p *pool) call(ctx context.Context, f *Function, args []bridge.Value, input
 	if err != nil {
 		return bridge.Value{}, queuedTooLong(ctx, f.name)
 	}
-	defer s.mu.Unlock()
+	defer p.put(s)
 	if f.closed.Load() {
 		return bridge.Value{}, ErrClosed
 	}
@@ -404,12 +405,36 @@ func (p *pool) call(ctx context.Context, f *Function, args []bridge.Value, input
 	return v, nil
 }
 
-// pick returns a free sub-interpreter, locked, the first free one in order;
-// if none is free, it waits until one is, or until ctx ends. First free, not
-// round-robin: n callers keep n sub-interpreters busy and the others idle
-// (their threads park), where round-robin would keep every thread spinning
-// for its next call (owner), more spinning threads than cores.
+// pick returns a free sub-interpreter, locked, the first free one in order,
+// or ctx's error if ctx ends first; put gives it back. Callers beyond the
+// pool's size queue on its semaphore, in order, so that a release wakes one
+// of them, not all (as the shared released broadcast would: with 8
+// goroutines on 2 sub-interpreters, 6 wake-ups a call). A sub-interpreter
+// another engine holds (they are the process's) is waited for on released.
 func (p *pool) pick(ctx context.Context) (*sub, error) {
+	select {
+	case p.sem <- struct{}{}:
+	default:
+		select {
+		case p.sem <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	s, err := p.lock(ctx)
+	if err != nil {
+		<-p.sem
+	}
+	return s, err
+}
+
+func (p *pool) put(s *sub) {
+	s.mu.Unlock()
+	<-p.sem
+}
+
+// lock locks the first free sub-interpreter, waiting for one if none is.
+func (p *pool) lock(ctx context.Context) (*sub, error) {
 	for {
 		for _, s := range p.subs { // the fast path: no wait channel
 			if s.mu.TryLock() {
