@@ -620,7 +620,7 @@ func TestHostileProcessRequestAfterClose(t *testing.T) {
 	if err := a.Accumulate(context.Background(), "k", int64(1)); !errors.Is(err, ErrClosed) {
 		t.Errorf("Accumulate after Close: %v", err)
 	}
-	if _, err := e.backend.(*workers).callValue(context.Background(), f, map[string]any{"op": "call", "nargs": 2}, nil, nil); !errors.Is(err, ErrClosed) {
+	if _, err := e.backend.(*workers).callValue(context.Background(), f, &request{op: opCall, count: 2}, nil); !errors.Is(err, ErrClosed) {
 		t.Errorf("a request past the Function's check: %v", err)
 	}
 	if _, err := e.LoadSource(context.Background(), "x.py", "x = 1\n"); !errors.Is(err, ErrClosed) {

@@ -218,19 +218,17 @@ type workers struct {
 	// and opened (a broadcast), and shared by requests, so that a worker
 	// restarted in the middle of a request replays a stable setup.
 	setupMu ctxRWMutex
-	setup   [][][]byte // the requests a restarted worker replays, in order
+	setup   []*request // the requests a restarted worker replays, in order
 
 	released released // signalled whenever a worker's mutex is unlocked
 }
 
-// reply is a worker's reply header.
+// reply is a worker's reply (see "the wire protocol" below).
 type reply struct {
-	Error     *workerException `json:"error"`
-	Fatal     *workerException `json:"fatal"`
-	Cancelled bool             `json:"cancelled"`
-	Logs      []logRecord      `json:"logs"`
-	raw       []byte
-	payloads  [][]byte
+	Error     *workerException // statusError: the request raised
+	Fatal     *workerException // statusFatal: the worker ran out of memory and exits
+	Cancelled bool             // statusCancelled: SIGINT cancelled the request
+	body      []byte           // statusOK: the result; JSON for control requests
 }
 
 // logRecord is a Python log record or print line: [level, logger, message].
@@ -275,6 +273,11 @@ func startWorkers(ctx context.Context, e *Engine) (*workers, error) {
 // none is idle, it waits until any one is, or until ctx ends.
 func (p *workers) pick(ctx context.Context) (*worker, error) {
 	start := int(p.next.Add(1))
+	for i := range p.list { // first without waiting: wait makes a channel
+		if w := p.list[(start+i)%len(p.list)]; w.mu.TryLock() {
+			return w, nil
+		}
+	}
 	for {
 		freed := p.released.wait() // before trying: no release is missed
 		for i := range p.list {
@@ -307,7 +310,7 @@ func waitedTooLong(name string, err error) error {
 // and turns failures into errors naming f. A worker that dies is restarted;
 // with Config.RetryInFlight a call without state on the worker runs again,
 // once.
-func (p *workers) request(ctx context.Context, f *Function, op string, parts [][]byte) (*reply, error) {
+func (p *workers) request(ctx context.Context, f *Function, op string, req *request) (*reply, error) {
 	if err := p.setupMu.RLock(ctx); err != nil {
 		return nil, interrupted(f.name, err)
 	}
@@ -330,7 +333,7 @@ func (p *workers) request(ctx context.Context, f *Function, op string, parts [][
 				return nil, waitedTooLong(f.name, err)
 			}
 		}
-		rep, err := w.request(ctx, parts)
+		rep, err := w.request(ctx, req)
 		if f.state != nil && err == nil && rep.Error == nil && f.method == "restore" {
 			f.state.gen.Store(w.gen.Load())
 		}
@@ -367,12 +370,12 @@ func (x *workerException) pythonError(function, op string) *bridge.PythonError {
 // or, for "metrics", gathers every worker's. Setup requests are kept, so a
 // restarted worker replays them. The reply is the first worker's.
 func (p *workers) control(ctx context.Context, _ *owner, op string, req map[string]any, out any) error {
-	header := map[string]any{"op": "control", "request": req}
+	header := map[string]any{"request": req}
 	switch req["op"] {
 	case "load_source", "load_file", "import", "function":
 		header["as"] = p.engine.handles.Add(1)
 	}
-	parts, err := message(header)
+	parts, err := controlRequest(header)
 	if err != nil {
 		return err
 	}
@@ -415,8 +418,8 @@ func (p *workers) control(ctx context.Context, _ *owner, op string, req map[stri
 			var opened struct {
 				Function int64 `json:"function"`
 			}
-			if json.Unmarshal(first.raw, &opened) == nil {
-				undo, _ := message(map[string]any{"op": "control", "request": map[string]any{
+			if json.Unmarshal(first.body, &opened) == nil {
+				undo, _ := controlRequest(map[string]any{"request": map[string]any{
 					"op": "function_close", "engine": p.engine.id, "function": opened.Function}})
 				for _, w := range done {
 					w.mu.Lock()
@@ -433,11 +436,11 @@ func (p *workers) control(ctx context.Context, _ *owner, op string, req map[stri
 	if out == nil {
 		return nil
 	}
-	return json.Unmarshal(first.raw, out)
+	return json.Unmarshal(first.body, out)
 }
 
 // metrics concatenates every worker's metrics; Engine.Metrics merges them.
-func (p *workers) metrics(ctx context.Context, parts [][]byte, out any) error {
+func (p *workers) metrics(ctx context.Context, parts *request, out any) error {
 	var all []json.RawMessage
 	for _, w := range p.list {
 		if err := w.mu.LockContext(ctx); err != nil {
@@ -451,7 +454,7 @@ func (p *workers) metrics(ctx context.Context, parts [][]byte, out any) error {
 		var one struct {
 			Metrics []json.RawMessage `json:"metrics"`
 		}
-		if err := json.Unmarshal(rep.raw, &one); err != nil {
+		if err := json.Unmarshal(rep.body, &one); err != nil {
 			return err
 		}
 		all = append(all, one.Metrics...)
@@ -492,8 +495,9 @@ type worker struct {
 	cmd    *exec.Cmd // nil: not running
 	pid    int
 	stdin  io.WriteCloser
-	in     *bufio.Writer
+	in     *bufio.Writer // the request buffer, reused by every request
 	out    *bufio.Reader
+	head   []byte        // send's scratch space for a request's fixed fields
 	done   chan struct{} // closed once the process was waited for
 	stderr *tail
 	gen    atomic.Int64 // counts starts: accumulators live only as long as one
@@ -552,8 +556,8 @@ func (w *worker) start(ctx context.Context) error {
 	}(w.pid, w.stderr, w.done)
 
 	rep, err := w.receive()
-	if err == nil && !bytes.Contains(rep.raw, []byte(`"ready"`)) {
-		err = fmt.Errorf("unexpected first message %s", rep.raw)
+	if err == nil && !bytes.Contains(rep.body, []byte(`"ready"`)) {
+		err = fmt.Errorf("unexpected first message %q", rep.body)
 	}
 	if err != nil {
 		werr := w.reap()
@@ -585,8 +589,8 @@ func waitExited(pid int) {
 
 // call is request for the control plane: a Python exception in the reply
 // becomes a *bridge.PythonError for op. mu is held.
-func (w *worker) call(ctx context.Context, parts [][]byte, op string) (*reply, error) {
-	rep, err := w.request(ctx, parts)
+func (w *worker) call(ctx context.Context, req *request, op string) (*reply, error) {
+	rep, err := w.request(ctx, req)
 	if err == nil && rep.Error != nil {
 		return nil, rep.Error.pythonError("", op)
 	}
@@ -602,7 +606,7 @@ func (w *worker) call(ctx context.Context, parts [][]byte, op string) (*reply, e
 // keeps a SIGINT that comes while it reads for the moment it has read the
 // request (see pyudf._worker): whenever it comes, it cancels this request
 // or, after the reply, the ping sent to absorb it; never the next request.
-func (w *worker) request(ctx context.Context, parts [][]byte) (*reply, error) {
+func (w *worker) request(ctx context.Context, req *request) (*reply, error) {
 	if w.pool.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -618,9 +622,11 @@ func (w *worker) request(ctx context.Context, parts [][]byte) (*reply, error) {
 	w.sigMu.Lock()
 	w.calling = id
 	w.sigMu.Unlock()
-	err := w.send(parts)
+	err := w.send(req)
 	var rep *reply
-	if err == nil {
+	if err == nil && ctx.Done() == nil { // nothing can interrupt it
+		rep, err = w.receive()
+	} else if err == nil {
 		stop := context.AfterFunc(ctx, func() { w.interrupt(id) })
 		rep, err = w.receive()
 		stop()
@@ -643,7 +649,7 @@ func (w *worker) request(ctx context.Context, parts [][]byte) (*reply, error) {
 		return nil, werr
 	}
 	if interrupted { // a late SIGINT must land in this ping, not in the next request
-		if ping, _ := message(map[string]any{"op": "ping"}); w.send(ping) == nil {
+		if err = w.send(&pingRequest); err == nil {
 			_, err = w.receive()
 		}
 		if err != nil {
@@ -677,55 +683,151 @@ func (w *worker) interrupt(id uint64) {
 	})
 }
 
-// message frames a header and payloads as the worker reads them.
-func message(header any, payloads ...[]byte) ([][]byte, error) {
-	h, err := json.Marshal(header)
+// --- the wire protocol ----------------------------------------------------------
+//
+// The engine and a worker exchange messages over the worker's stdin and
+// stdout; pyudf/_worker.py reads and writes the same layout (keep the two
+// descriptions in step). Integers are little endian; size counts the bytes
+// after it.
+//
+//	request = u32 size | u8 op | i64 function | u8 len(method) | method | u32 count | data
+//	reply   = u32 size | u8 status | u32 len(logs) | logs | body
+//
+// The request's fields, by op:
+//
+//	opCall       function, method; count: the number of arguments; data: the
+//	             arguments in the row encoding (bridge.AppendArg)
+//	opCallBatch  function, method; count: the number of extra arguments;
+//	             data: count × i64, then the batch as an Arrow IPC stream
+//	opEval       function, method; count: the byte length of the batch;
+//	             data: u8 len(mode) | mode | batch (Arrow IPC stream) |
+//	             the result type (Arrow IPC stream of an empty one-field batch)
+//	opControl    function 0, method "", count 0; data: a JSON object
+//	             {"request": {...} for pyudf._host.control, "as": handle}
+//	opPing       function 0, method "", count 0, no data
+//
+// The reply's status says what its body holds:
+//
+//	statusOK         the result: an encoded value (opCall, opCallBatch), an
+//	                 Arrow IPC stream (opEval), a JSON object (opControl, and
+//	                 the worker's first message, {"ready": true, ...}), or
+//	                 nothing (opPing)
+//	statusError      JSON {"type", "message", "traceback", "row"}: the request raised
+//	statusCancelled  nothing: SIGINT cancelled the request
+//	statusFatal      JSON as statusError: a MemoryError; the worker exits
+//
+// logs (len(logs) 0: none) is a JSON array of the request's log records and
+// print lines, each [level, logger, message].
+const (
+	opCall      byte = 1
+	opCallBatch byte = 2
+	opEval      byte = 3
+	opControl   byte = 4
+	opPing      byte = 5
+
+	statusOK        byte = 0
+	statusError     byte = 1
+	statusCancelled byte = 2
+	statusFatal     byte = 3
+)
+
+// request is one request to a worker, framed by send.
+type request struct {
+	op       byte
+	function int64
+	method   string
+	count    uint32
+	data     [3][]byte // the data field, in order
+}
+
+// pingRequest absorbs a late interrupt (see worker.request).
+var pingRequest = request{op: opPing}
+
+// controlRequest frames a control request; header holds "request" and
+// perhaps "as".
+func controlRequest(header map[string]any) (*request, error) {
+	js, err := json.Marshal(header)
 	if err != nil {
 		return nil, err
 	}
-	return append([][]byte{h}, payloads...), nil
+	return &request{op: opControl, data: [3][]byte{js}}, nil
 }
 
-func (w *worker) send(parts [][]byte) error {
-	var n [4]byte
-	binary.LittleEndian.PutUint32(n[:], uint32(len(parts)))
-	w.in.Write(n[:])
-	for _, p := range parts {
-		binary.LittleEndian.PutUint32(n[:], uint32(len(p)))
-		w.in.Write(n[:])
-		w.in.Write(p)
+// send writes req in one write where it fits the request buffer.
+func (w *worker) send(req *request) error {
+	if len(req.method) > 255 {
+		return fmt.Errorf("pyudf: method name %q is longer than 255 bytes", req.method)
+	}
+	size := 1 + 8 + 1 + len(req.method) + 4
+	for _, d := range req.data {
+		size += len(d)
+	}
+	if size > 1<<32-1 {
+		return fmt.Errorf("pyudf: a request of %d bytes is over the 4 GiB a worker message may hold", size)
+	}
+	h := binary.LittleEndian.AppendUint32(w.head[:0], uint32(size))
+	h = append(h, req.op)
+	h = binary.LittleEndian.AppendUint64(h, uint64(req.function))
+	h = append(h, byte(len(req.method)))
+	h = append(h, req.method...)
+	h = binary.LittleEndian.AppendUint32(h, req.count)
+	w.head = h
+	w.in.Write(h)
+	for _, d := range req.data {
+		w.in.Write(d)
 	}
 	return w.in.Flush()
 }
 
+// receive reads one reply and hands its logs to slog.
 func (w *worker) receive() (*reply, error) {
 	var n [4]byte
 	if _, err := io.ReadFull(w.out, n[:]); err != nil {
 		return nil, err
 	}
-	count := binary.LittleEndian.Uint32(n[:])
-	parts := make([][]byte, count)
-	for i := range parts {
-		if _, err := io.ReadFull(w.out, n[:]); err != nil {
-			return nil, err
+	size := binary.LittleEndian.Uint32(n[:])
+	if size < 5 {
+		return nil, fmt.Errorf("malformed reply: %d bytes", size)
+	}
+	msg := make([]byte, size)
+	if _, err := io.ReadFull(w.out, msg); err != nil {
+		return nil, err
+	}
+	status, logs := msg[0], int(binary.LittleEndian.Uint32(msg[1:5]))
+	if logs > len(msg)-5 {
+		return nil, fmt.Errorf("malformed reply: %d bytes of logs in a %d-byte message", logs, size)
+	}
+	body := msg[5+logs:]
+	if logs > 0 {
+		var records []logRecord
+		if err := json.Unmarshal(msg[5:5+logs], &records); err != nil {
+			return nil, fmt.Errorf("unreadable reply logs: %w", err)
 		}
-		parts[i] = make([]byte, binary.LittleEndian.Uint32(n[:]))
-		if _, err := io.ReadFull(w.out, parts[i]); err != nil {
-			return nil, err
+		for _, r := range records {
+			level, _ := r[0].(float64)
+			logger, _ := r[1].(string)
+			text, _ := r[2].(string)
+			w.pool.engine.logPython(int(level), logger, text)
 		}
 	}
-	if count == 0 {
-		return nil, errors.New("empty reply")
-	}
-	rep := &reply{raw: parts[0], payloads: parts[1:]}
-	if err := json.Unmarshal(parts[0], rep); err != nil {
-		return nil, fmt.Errorf("unreadable reply header: %w", err)
-	}
-	for _, r := range rep.Logs {
-		level, _ := r[0].(float64)
-		logger, _ := r[1].(string)
-		msg, _ := r[2].(string)
-		w.pool.engine.logPython(int(level), logger, msg)
+	rep := &reply{}
+	switch status {
+	case statusOK:
+		rep.body = body
+	case statusCancelled:
+		rep.Cancelled = true
+	case statusError, statusFatal:
+		x := new(workerException)
+		if err := json.Unmarshal(body, x); err != nil {
+			return nil, fmt.Errorf("unreadable error reply: %w", err)
+		}
+		if status == statusError {
+			rep.Error = x
+		} else {
+			rep.Fatal = x
+		}
+	default:
+		return nil, fmt.Errorf("malformed reply: status %d", status)
 	}
 	return rep, nil
 }

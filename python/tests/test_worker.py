@@ -9,29 +9,70 @@ import struct
 import pyarrow as pa
 import pytest
 
-from pyudf import Row, _wire
+from pyudf import Row, _wire, _worker
 from pyudf._worker import Worker, _read_batch, _write_batch
 
 U32 = struct.Struct("<I")
+OPS = {"call": _worker.OP_CALL, "call_batch": _worker.OP_CALL_BATCH, "eval": _worker.OP_EVAL,
+       "control": _worker.OP_CONTROL, "ping": _worker.OP_PING}
 
 
 def message(header, *payloads):
-    parts = [json.dumps(header).encode()] + list(payloads)
-    out = U32.pack(len(parts))
-    for p in parts:
-        out += U32.pack(len(p)) + p
-    return out
+    """A request framed as the Go engine frames it (engine/process.go), from a
+    JSON-like description: ``op`` and its fields, payloads as Go sends them."""
+    op = header["op"]
+    count, data = 0, b""
+    if op == "call":
+        count, data = header["nargs"], payloads[0]
+    elif op == "call_batch":
+        extra = header.get("extra", ())
+        count, data = len(extra), struct.pack("<%dq" % len(extra), *extra) + payloads[0]
+    elif op == "eval":
+        mode = header["mode"].encode()
+        count, data = len(payloads[0]), bytes([len(mode)]) + mode + payloads[0] + payloads[1]
+    elif op == "control":
+        data = json.dumps({k: v for k, v in header.items() if k != "op"}).encode()
+    method = header.get("method", "").encode()
+    body = (struct.pack("<BqB", OPS[op], header.get("function", 0), len(method)) + method
+            + U32.pack(count) + data)
+    return U32.pack(len(body)) + body
+
+
+def replies_of(data, requests):
+    """Read the replies in ``data`` to ``requests`` (their op names, in
+    order) as (header, payloads): a JSON reply as its object; an error as
+    {"error": ...}; a cancelled request as {"cancelled": True}; a result as
+    ({}, [body]); each with its "logs", if any."""
+    stream = io.BytesIO(data)
+    replies = []
+    for op in requests:
+        head = stream.read(4)
+        if not head:
+            break
+        (size,) = U32.unpack(head)
+        status, nlogs = struct.unpack("<BI", stream.read(5))
+        logs = stream.read(nlogs)
+        body = stream.read(size - 5 - nlogs)
+        if status == _worker.OK and op in ("control", "ready"):
+            header, payloads = json.loads(body), []
+        elif status == _worker.OK:
+            header, payloads = {}, ([body] if op != "ping" else [])
+        elif status == _worker.CANCELLED:
+            header, payloads = {"cancelled": True}, []
+        else:
+            header, payloads = {("error" if status == _worker.ERROR else "fatal"): json.loads(body)}, []
+        if logs:
+            header["logs"] = json.loads(logs)
+        replies.append((header, payloads))
+    assert not stream.read(), "more replies than requests"
+    return replies
 
 
 def run(*requests):
     """Serve ``requests`` (header, payloads...) and return the replies as (header, payloads)."""
     out = io.BytesIO()
     Worker(io.BytesIO(b"".join(message(*r) for r in requests)), out).serve()
-    reader = Worker(io.BytesIO(out.getvalue()), None)
-    replies = []
-    while (parts := reader.read_message()) is not None:
-        replies.append((json.loads(parts[0]), parts[1:]))
-    return replies
+    return replies_of(out.getvalue(), [r[0]["op"] for r in requests])
 
 
 SOURCE = """
@@ -200,10 +241,8 @@ def test_sigint_while_reading_cancels_that_request(where):
         worker.serve()
     finally:
         signal.signal(signal.SIGINT, previous)
-    reader = Worker(io.BytesIO(out.getvalue()), None)
-    replies = []
-    while (parts := reader.read_message()) is not None:
-        replies.append(json.loads(parts[0]))
+    ops = [r[0]["op"] for r in hostile_requests()] + ["call", "ping"]
+    replies = [header for header, _ in replies_of(out.getvalue(), ops)]
     # The interrupted call is cancelled, whatever byte the SIGINT came at; the
     # worker reads on and answers the next request normally.
     assert replies[5:] == [{"cancelled": True}, {}]
