@@ -63,8 +63,13 @@ _DECIMAL_STR = decimal.Decimal.__str__
 
 def decode_args(data, count, pos=0):
     """The first ``count`` values encoded in ``data`` from offset ``pos``, as a list."""
+    end = len(data)
+    if end - pos == 9 * count and 0 < count <= _INT_ROW_MAX:  # perhaps all INT: one unpack
+        shape = _INT_ROWS[count]
+        fields = shape.unpack_from(data, pos)
+        if fields[0::2] == shape.tags:
+            return list(fields[1::2])
     view = memoryview(data)
-    end = len(view)
     values = []
     for _ in range(count):
         # The commonest scalars inline; everything else, and any truncated
@@ -83,6 +88,18 @@ def decode_args(data, count, pos=0):
             value, pos = _decode(view, pos, 0)
             values.append(value)
     return values
+
+
+class _IntRow(struct.Struct):
+    """The layout of ``count`` INT values in a row, and their tags."""
+
+    def __init__(self, count):
+        super().__init__("=" + "Bq" * count)
+        self.tags = (INT,) * count
+
+
+_INT_ROW_MAX = 16
+_INT_ROWS = [None] + [_IntRow(n) for n in range(1, _INT_ROW_MAX + 1)]
 
 
 def _need(view, pos, n):

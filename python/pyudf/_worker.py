@@ -67,6 +67,7 @@ Whatever reaches the process's stderr otherwise (C code, a dying
 interpreter) is forwarded line by line.
 """
 
+import _signal
 import json
 import os
 import signal
@@ -120,14 +121,20 @@ class Worker:
         if self.logs:
             logs, self.logs = json.dumps(self.logs).encode(), []
         head = _REPLY.pack(5 + len(logs) + len(body), status, len(logs))
-        out = self._out
-        if len(body) < 4096 and not logs:
-            out.write(head + body)
-        else:
-            out.write(head)
-            out.write(logs)
-            out.write(body)
-        out.flush()
+        if len(body) <= 1 << 16:  # the common small reply in one write
+            self._write_all(head + logs + body)
+        else:  # a large one without copying it
+            self._write_all(head + logs)
+            self._write_all(body)
+
+    def _write_all(self, data):
+        # The output is unbuffered (see main): one write call, one system
+        # call, which may write part of a large reply.
+        written = self._out.write(data)
+        if written != len(data):
+            view = memoryview(data)
+            while written < len(view):
+                written += self._out.write(view[written:])
 
     # --- serving ------------------------------------------------------------
 
@@ -143,7 +150,8 @@ class Worker:
         # The C-level handler has run for a SIGINT sent before the request
         # was complete; pthread_sigmask runs the Python-level handlers now
         # (PyErr_CheckSignals), so a pending interrupt cancels this request.
-        signal.pthread_sigmask(signal.SIG_BLOCK, ())
+        # (_signal's, not signal's: that one makes a set of enums of the mask.)
+        _signal.pthread_sigmask(signal.SIG_BLOCK, ())
         if self.interrupt_pending:
             self.interrupt_pending = False
             raise _host.Cancelled("interrupted by the Go caller")
@@ -319,7 +327,7 @@ def main(argv=None):
     # The protocol owns the original stdin and stdout; user code's print (and
     # C code writing to fd 1) goes to stderr instead.
     proto_in = os.fdopen(os.dup(0), "rb", buffering=1 << 16)
-    proto_out = os.fdopen(os.dup(1), "wb", buffering=1 << 16)
+    proto_out = os.fdopen(os.dup(1), "wb", buffering=0)  # Worker.write_message writes whole replies
     os.dup2(2, 1)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)

@@ -78,6 +78,7 @@ def run(*requests):
 SOURCE = """
 from pyudf import udf, udaf, AggregateFunction
 add = udf(lambda a, b: a + b, input_types=["BIGINT", "BIGINT"], result_type="BIGINT")
+big = udf(lambda n: "x" * n, input_types=["BIGINT"], result_type="STRING")
 def boom(x):
     if x == 2:
         raise ValueError("two")
@@ -129,6 +130,43 @@ def test_worker_loads_opens_and_calls_by_handle():
     assert replies[1][0]["module"] == 7
     assert replies[2][0]["function"] == 9 and replies[2][0]["kind"] == "scalar"
     assert _wire.decode_args(replies[4][1][0], 1) == [42]
+
+
+class _Trickle(io.RawIOBase):
+    """An output that takes at most 1000 bytes per write, as a pipe may."""
+
+    def __init__(self):
+        self.data = bytearray()
+
+    def writable(self):
+        return True
+
+    def write(self, b):
+        chunk = bytes(b[:1000])
+        self.data += chunk
+        return len(chunk)
+
+
+def test_worker_writes_whole_replies_through_partial_writes():
+    out = _Trickle()
+    setup = setup_requests() + [
+        ({"op": "control", "as": 12, "request": {"op": "function", "engine": 1, "module": 7, "name": "big"}},)]
+    requests = setup + [({"op": "call", "function": 12, "nargs": 1}, _wire.encode(n, None))
+                                      for n in (10, 5000, 200_000)] + [({"op": "ping"},)]
+    Worker(io.BytesIO(b"".join(message(*r) for r in requests)), out).serve()
+    replies = replies_of(bytes(out.data), [r[0]["op"] for r in requests])
+    got = [_wire.decode_args(r[1][0], 1)[0] for r in replies[len(setup):-1]]
+    assert got == ["x" * 10, "x" * 5000, "x" * 200_000]
+    assert replies[-1] == ({}, [])
+
+
+def test_worker_answers_an_unknown_op_and_serves_on():
+    bad = struct.pack("<BqB", 99, 0, 0) + U32.pack(0)
+    out = io.BytesIO()
+    Worker(io.BytesIO(U32.pack(len(bad)) + bad + message({"op": "ping"})), out).serve()
+    (error, _), ping = replies_of(out.getvalue(), ["call", "ping"])
+    assert error["error"]["type"] == "ValueError" and "unknown worker request 99" in error["error"]["message"]
+    assert ping == ({}, [])
 
 
 def test_worker_reports_exceptions_and_the_failing_row():
