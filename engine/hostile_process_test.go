@@ -23,7 +23,7 @@ import (
 // asserts the exact outcome and that the engine answers right afterwards.
 
 const processSource = `
-import ctypes, os, signal, subprocess, sys, threading, time
+import ctypes, os, signal, struct, subprocess, sys, threading, time
 from pyudf import udf, udaf, AggregateFunction
 
 pid = udf(lambda: os.getpid(), result_type="BIGINT")
@@ -110,6 +110,17 @@ def _close_every_fd():
     os.closerange(3, 65536)
     return 1
 close_every_fd = udf(_close_every_fd, result_type="BIGINT")
+
+def _forge_reply(kind):
+    from pyudf import _host
+    forged = {"short": struct.pack("<IBB", 2, 0, 0),
+              "status": struct.pack("<IBI", 5, 9, 0),
+              "logs": struct.pack("<IBI", 5, 0, 100),
+              "error": struct.pack("<IBI", 8, 1, 0) + b"{no",
+              "garbage_logs": struct.pack("<IBI", 8, 0, 3) + b"[[x"}[kind]
+    _host._native._out.write(forged)  # into the protocol pipe, before the real reply
+    return 1
+forge_reply = udf(_forge_reply, input_types=["STRING"], result_type="BIGINT")
 
 def _leave_thread_running():
     threading.Thread(target=time.sleep, args=(3600,)).start()  # not a daemon
@@ -404,6 +415,25 @@ func TestHostileProcessClosesItsPipes(t *testing.T) {
 	before := call(t, m, "pid")
 	_, err := function(t, m, "close_every_fd").Call(context.Background())
 	wantWorkerDied(t, m, err, "close_every_fd", "worker 0", before)
+}
+
+// A UDF that writes a reply of its own into the protocol pipe, one that
+// does not follow the protocol, costs only its worker: the call fails with a
+// *WorkerError saying so, and the next call runs on a new worker.
+func TestHostileProcessForgesMalformedReply(t *testing.T) {
+	m := processModule(t, Config{})
+	for kind, want := range map[string]string{
+		"short":        "malformed reply: a message of 2 bytes",
+		"status":       "malformed reply: status 9",
+		"logs":         "malformed reply: 100 bytes of logs in a 5-byte message",
+		"error":        "malformed reply: an unreadable exception",
+		"garbage_logs": "malformed reply: unreadable logs",
+	} {
+		before := call(t, m, "pid")
+		_, err := function(t, m, "forge_reply").Call(context.Background(), kind)
+		wantWorkerDied(t, m, err, "forge_reply", want, before)
+		wantMessage(t, err, "it was replaced")
+	}
 }
 
 // A non-daemon thread left running does not hold up Close.

@@ -60,8 +60,9 @@ func (m Mode) String() string {
 }
 
 // WorkerError is a process-mode worker dying while it ran a request: it
-// crashed (a segfault), exited (os._exit), or ran out of its memory limit.
-// The worker has been restarted when the caller sees this error.
+// crashed (a segfault), exited (os._exit), ran out of its memory limit, or
+// was ended for a reply that broke the protocol (a UDF writing into its
+// pipe). The worker has been restarted when the caller sees this error.
 type WorkerError struct {
 	Worker   int    // the worker's index
 	PID      int    // the process that died
@@ -637,12 +638,14 @@ func (w *worker) request(ctx context.Context, req *request) (*reply, error) {
 	w.sigMu.Unlock()
 
 	if err == nil && rep.Fatal != nil {
-		werr := w.died()
-		werr.Reason = "ran out of memory (" + rep.Fatal.Type + ": " + rep.Fatal.Message + ")"
-		return nil, werr
+		return nil, w.died("ran out of memory (" + rep.Fatal.Type + ": " + rep.Fatal.Message + ")")
 	}
 	if err != nil {
-		werr := w.died()
+		reason := ""
+		if bad, ok := err.(malformedReply); ok {
+			reason = "sent a " + bad.Error() + "; it was replaced"
+		}
+		werr := w.died(reason)
 		if interrupted && ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -653,7 +656,7 @@ func (w *worker) request(ctx context.Context, req *request) (*reply, error) {
 			_, err = w.receive()
 		}
 		if err != nil {
-			w.died()
+			w.died("")
 		}
 	}
 	if rep.Cancelled {
@@ -787,7 +790,7 @@ func (w *worker) receive() (*reply, error) {
 	}
 	size := binary.LittleEndian.Uint32(n[:])
 	if size < 5 {
-		return nil, fmt.Errorf("malformed reply: %d bytes", size)
+		return nil, malformedReply(fmt.Sprintf("a message of %d bytes", size))
 	}
 	msg := make([]byte, size)
 	if _, err := io.ReadFull(w.out, msg); err != nil {
@@ -795,13 +798,13 @@ func (w *worker) receive() (*reply, error) {
 	}
 	status, logs := msg[0], int(binary.LittleEndian.Uint32(msg[1:5]))
 	if logs > len(msg)-5 {
-		return nil, fmt.Errorf("malformed reply: %d bytes of logs in a %d-byte message", logs, size)
+		return nil, malformedReply(fmt.Sprintf("%d bytes of logs in a %d-byte message", logs, size))
 	}
 	body := msg[5+logs:]
 	if logs > 0 {
 		var records []logRecord
 		if err := json.Unmarshal(msg[5:5+logs], &records); err != nil {
-			return nil, fmt.Errorf("unreadable reply logs: %w", err)
+			return nil, malformedReply("unreadable logs: " + err.Error())
 		}
 		for _, r := range records {
 			level, _ := r[0].(float64)
@@ -819,7 +822,7 @@ func (w *worker) receive() (*reply, error) {
 	case statusError, statusFatal:
 		x := new(workerException)
 		if err := json.Unmarshal(body, x); err != nil {
-			return nil, fmt.Errorf("unreadable error reply: %w", err)
+			return nil, malformedReply("an unreadable exception: " + err.Error())
 		}
 		if status == statusError {
 			rep.Error = x
@@ -827,16 +830,25 @@ func (w *worker) receive() (*reply, error) {
 			rep.Fatal = x
 		}
 	default:
-		return nil, fmt.Errorf("malformed reply: status %d", status)
+		return nil, malformedReply(fmt.Sprintf("status %d", status))
 	}
 	return rep, nil
 }
 
+// malformedReply is a reply that does not follow the protocol: the worker
+// (or a UDF writing into its pipe) is out of step, so it is replaced.
+type malformedReply string
+
+func (m malformedReply) Error() string { return "malformed reply: " + string(m) }
+
 // died reaps a worker whose pipe broke and starts a new one (unless it
 // died replaying its setup: start reports that; or the pool is closed).
-// mu is held.
-func (w *worker) died() *WorkerError {
+// reason, if not empty, replaces the one its exit gives. mu is held.
+func (w *worker) died(reason string) *WorkerError {
 	werr := w.reap()
+	if reason != "" {
+		werr.Reason = reason
+	}
 	if w.replaying || w.pool.closed.Load() {
 		return werr
 	}
