@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -227,4 +229,36 @@ func removeFile(path string) error {
 		return err
 	}
 	return nil
+}
+
+// send frames a request as process.go's protocol comment (and
+// pyudf/_worker.py) describe it, and refuses what the frame cannot hold.
+func TestWorkerRequestFraming(t *testing.T) {
+	var out bytes.Buffer
+	w := &worker{in: bufio.NewWriter(&out)}
+	req := &request{op: opEval, function: 0x0102030405060708, method: "acc", count: 3,
+		data: [3][]byte{{4, 'r', 'o', 'w', 's'}, []byte("abc"), []byte("T")}}
+	if err := w.send(req); err != nil {
+		t.Fatal(err)
+	}
+	want := []byte{
+		26, 0, 0, 0, // size: everything after it
+		opEval,
+		8, 7, 6, 5, 4, 3, 2, 1, // function, little endian
+		3, 'a', 'c', 'c', // method
+		3, 0, 0, 0, // count
+		4, 'r', 'o', 'w', 's', 'a', 'b', 'c', 'T', // data
+	}
+	if !bytes.Equal(out.Bytes(), want) {
+		t.Errorf("framed\n%v\nwant\n%v", out.Bytes(), want)
+	}
+	out.Reset()
+	if err := w.send(&pingRequest); err != nil || !bytes.Equal(out.Bytes(), []byte{14, 0, 0, 0, opPing, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}) {
+		t.Errorf("ping framed as %v (%v)", out.Bytes(), err)
+	}
+	out.Reset()
+	err := w.send(&request{op: opCall, method: strings.Repeat("m", 256)})
+	if err == nil || !strings.Contains(err.Error(), "longer than 255 bytes") || out.Len() != 0 {
+		t.Errorf("a 256-byte method name: %v, %d bytes written", err, out.Len())
+	}
 }
