@@ -693,18 +693,21 @@ func (w *worker) interrupt(id uint64) {
 // descriptions in step). Integers are little endian; size counts the bytes
 // after it.
 //
-//	request = u32 size | u8 op | i64 function | u8 len(method) | method | u32 count | data
+//	request = u32 size | u8 op | u8 len(method) | u16 0 | u32 count | i64 function |
+//	          method | zeros to a multiple of 8 | data
 //	reply   = u32 size | u8 status | u32 len(logs) | logs | body
 //
-// The request's fields, by op:
+// data starts 8-byte aligned in the message (after size), so that Arrow
+// buffers read from it in place are aligned. The request's fields, by op:
 //
 //	opCall       function, method; count: the number of arguments; data: the
 //	             arguments in the row encoding (bridge.AppendArg)
 //	opCallBatch  function, method; count: the number of extra arguments;
 //	             data: count × i64, then the batch as an Arrow IPC stream
 //	opEval       function, method; count: the byte length of the batch;
-//	             data: u8 len(mode) | mode | batch (Arrow IPC stream) |
-//	             the result type (Arrow IPC stream of an empty one-field batch)
+//	             data: u8 len(mode) | mode | zeros to a multiple of 8 |
+//	             batch (Arrow IPC stream) | the result type (Arrow IPC
+//	             stream of an empty one-field batch)
 //	opControl    function 0, method "", count 0; data: a JSON object
 //	             {"request": {...} for pyudf._host.control, "as": handle}
 //	opPing       function 0, method "", count 0, no data
@@ -761,7 +764,8 @@ func (w *worker) send(req *request) error {
 	if len(req.method) > 255 {
 		return fmt.Errorf("pyudf: method name %q is longer than 255 bytes", req.method)
 	}
-	size := 1 + 8 + 1 + len(req.method) + 4
+	padded := pad8(len(req.method))
+	size := 16 + padded
 	for _, d := range req.data {
 		size += len(d)
 	}
@@ -769,11 +773,11 @@ func (w *worker) send(req *request) error {
 		return fmt.Errorf("pyudf: a request of %d bytes is over the 4 GiB a worker message may hold", size)
 	}
 	h := binary.LittleEndian.AppendUint32(w.head[:0], uint32(size))
-	h = append(h, req.op)
-	h = binary.LittleEndian.AppendUint64(h, uint64(req.function))
-	h = append(h, byte(len(req.method)))
-	h = append(h, req.method...)
+	h = append(h, req.op, byte(len(req.method)), 0, 0)
 	h = binary.LittleEndian.AppendUint32(h, req.count)
+	h = binary.LittleEndian.AppendUint64(h, uint64(req.function))
+	h = append(h, req.method...)
+	h = append(h, make([]byte, 8)[:padded-len(req.method)]...)
 	w.head = h
 	w.in.Write(h)
 	for _, d := range req.data {
@@ -781,6 +785,9 @@ func (w *worker) send(req *request) error {
 	}
 	return w.in.Flush()
 }
+
+// pad8 rounds n up to a multiple of 8.
+func pad8(n int) int { return (n + 7) &^ 7 }
 
 // receive reads one reply and hands its logs to slog.
 func (w *worker) receive() (*reply, error) {

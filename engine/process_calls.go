@@ -102,8 +102,11 @@ func (p *workers) eval(ctx context.Context, f *Function, batch arrow.RecordBatch
 	if len(data) > 1<<32-1 {
 		return nil, nil, fmt.Errorf("pyudf: function %q: a batch of %d bytes is over the 4 GiB a worker message may hold", f.name, len(data))
 	}
+	modeField := make([]byte, pad8(1+len(mode))) // u8 len(mode) | mode | zeros
+	modeField[0] = byte(len(mode))
+	copy(modeField[1:], mode)
 	req := &request{op: opEval, function: f.id, method: f.method, count: uint32(len(data)),
-		data: [3][]byte{append([]byte{byte(len(mode))}, mode...), data, typ}}
+		data: [3][]byte{modeField, data, typ}}
 	rep, err := p.request(ctx, f, "eval", req)
 	if err != nil {
 		return nil, nil, err

@@ -242,18 +242,18 @@ func TestWorkerRequestFraming(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []byte{
-		26, 0, 0, 0, // size: everything after it
-		opEval,
-		8, 7, 6, 5, 4, 3, 2, 1, // function, little endian
-		3, 'a', 'c', 'c', // method
+		33, 0, 0, 0, // size: everything after it
+		opEval, 3, 0, 0, // op, len(method), 0
 		3, 0, 0, 0, // count
+		8, 7, 6, 5, 4, 3, 2, 1, // function, little endian
+		'a', 'c', 'c', 0, 0, 0, 0, 0, // method, padded: data starts 8-byte aligned
 		4, 'r', 'o', 'w', 's', 'a', 'b', 'c', 'T', // data
 	}
 	if !bytes.Equal(out.Bytes(), want) {
 		t.Errorf("framed\n%v\nwant\n%v", out.Bytes(), want)
 	}
 	out.Reset()
-	if err := w.send(&pingRequest); err != nil || !bytes.Equal(out.Bytes(), []byte{14, 0, 0, 0, opPing, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}) {
+	if err := w.send(&pingRequest); err != nil || !bytes.Equal(out.Bytes(), []byte{16, 0, 0, 0, opPing, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}) {
 		t.Errorf("ping framed as %v (%v)", out.Bytes(), err)
 	}
 	out.Reset()

@@ -7,8 +7,12 @@ each request before reading the next one. The wire layout (engine/process.go
 describes the same; keep the two in step), little endian, ``size`` counting
 the bytes after it::
 
-    request = u32 size | u8 op | i64 function | u8 len(method) | method | u32 count | data
+    request = u32 size | u8 op | u8 len(method) | u16 0 | u32 count | i64 function |
+              method | zeros to a multiple of 8 | data
     reply   = u32 size | u8 status | u32 len(logs) | logs | body
+
+``data`` starts 8-byte aligned in the message (after ``size``), so that the
+Arrow buffers of a batch read from it in place are aligned.
 
 Requests (``op``):
 
@@ -23,10 +27,10 @@ Requests (``op``):
     aggregate's ``accumulate_batch``; the result is encoded.
 ``OP_EVAL`` (3)
     A batch evaluation: ``data`` is ``u8 len(mode) | mode`` (rows,
-    rows_errors, map, pandas, arrow, pandas_map, explode), the batch
-    (``count`` bytes of Arrow IPC) and the result type (an IPC stream of an
-    empty one-field batch); the reply's body is a batch with column
-    ``result`` (and ``errors``).
+    rows_errors, map, pandas, arrow, pandas_map, explode) padded with zeros
+    to a multiple of 8, the batch (``count`` bytes of Arrow IPC) and the
+    result type (an IPC stream of an empty one-field batch); the reply's
+    body is a batch with column ``result`` (and ``errors``).
 ``OP_CONTROL`` (4)
     ``data`` is JSON ``{"request": ..., "as": handle}``: a control-plane
     request for :func:`pyudf._host.control` (load code, open or close a
@@ -77,7 +81,7 @@ import sys
 from . import _host, _wire
 
 _U32 = struct.Struct("<I")
-_REQUEST = struct.Struct("<BqB")   # op, function, len(method): after size
+_REQUEST = struct.Struct("<BBxxIq")  # op, len(method), count, function: after size
 _REPLY = struct.Struct("<IBI")     # size, status, len(logs)
 OP_CALL, OP_CALL_BATCH, OP_EVAL, OP_CONTROL, OP_PING = 1, 2, 3, 4, 5
 OK, ERROR, CANCELLED, FATAL = 0, 1, 2, 3
@@ -189,19 +193,19 @@ class Worker:
 
     def handle(self, message):
         """One request (a message without its size): returns the reply's body."""
-        op, function, n = _REQUEST.unpack_from(message)
-        end = 10 + n
-        (count,) = _U32.unpack_from(message, end)
+        op, n, count, function = _REQUEST.unpack_from(message)
+        end = 16 + n  # function and method: message[8:end]
+        start = 16 + ((n + 7) & ~7)  # data
         if op == OP_CALL:
-            fn = self._targets.get(message[1:end])
+            fn = self._targets.get(message[8:end])
             if fn is None:
-                fn = self._targets[message[1:end]] = self._target(function, message[10:end])
-            return _encode_result(fn(*_wire.decode_args(message, count, end + 4)))
-        data = memoryview(message)[end + 4:]
+                fn = self._targets[message[8:end]] = self._target(function, message[16:end])
+            return _encode_result(fn(*_wire.decode_args(message, count, start)))
+        data = memoryview(message)[start:]
         if op == OP_EVAL:
-            return self._eval(self._target(function, message[10:end]), count, data)
+            return self._eval(self._target(function, message[16:end]), count, data)
         if op == OP_CALL_BATCH:
-            fn = self._target(function, message[10:end])
+            fn = self._target(function, message[16:end])
             extra = struct.unpack_from("<%dq" % count, data)
             return _encode_result(fn(_read_batch(data[8 * count:]), None, *extra))
         if op == OP_CONTROL:
@@ -226,8 +230,9 @@ class Worker:
         import pyarrow as pa
         n = data[0]
         mode = bytes(data[1:1 + n]).decode()
-        batch = _read_batch(data[1 + n:1 + n + size])
-        result_type = _read_batch(data[1 + n + size:]).schema.field(0).type
+        start = (n + 8) & ~7  # the mode field (1 + n bytes) is padded to a multiple of 8
+        batch = _read_batch(data[start:start + size])
+        result_type = _read_batch(data[start + size:]).schema.field(0).type
         errors = None
         try:
             if mode in ("rows", "rows_errors", "map"):

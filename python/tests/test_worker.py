@@ -29,12 +29,13 @@ def message(header, *payloads):
         count, data = len(extra), struct.pack("<%dq" % len(extra), *extra) + payloads[0]
     elif op == "eval":
         mode = header["mode"].encode()
-        count, data = len(payloads[0]), bytes([len(mode)]) + mode + payloads[0] + payloads[1]
+        field = (bytes([len(mode)]) + mode).ljust(-(-(1 + len(mode)) // 8) * 8, b"\0")
+        count, data = len(payloads[0]), field + payloads[0] + payloads[1]
     elif op == "control":
         data = json.dumps({k: v for k, v in header.items() if k != "op"}).encode()
     method = header.get("method", "").encode()
-    body = (struct.pack("<BqB", OPS[op], header.get("function", 0), len(method)) + method
-            + U32.pack(count) + data)
+    body = (struct.pack("<BBxxIq", OPS[op], len(method), count, header.get("function", 0))
+            + method.ljust(-(-len(method) // 8) * 8, b"\0") + data)
     return U32.pack(len(body)) + body
 
 
@@ -161,7 +162,7 @@ def test_worker_writes_whole_replies_through_partial_writes():
 
 
 def test_worker_answers_an_unknown_op_and_serves_on():
-    bad = struct.pack("<BqB", 99, 0, 0) + U32.pack(0)
+    bad = struct.pack("<BBxxIq", 99, 0, 0, 0)
     out = io.BytesIO()
     Worker(io.BytesIO(U32.pack(len(bad)) + bad + message({"op": "ping"})), out).serve()
     (error, _), ping = replies_of(out.getvalue(), ["call", "ping"])
@@ -284,3 +285,27 @@ def test_sigint_while_reading_cancels_that_request(where):
     # The interrupted call is cancelled, whatever byte the SIGINT came at; the
     # worker reads on and answers the next request normally.
     assert replies[5:] == [{"cancelled": True}, {}]
+
+
+@pytest.mark.parametrize("method", ["", "m", "accumulate_batch", "a" * 8])
+def test_worker_reads_batches_aligned(method, monkeypatch):
+    """A batch is read in place from the request: its buffers must be 8-byte aligned."""
+    seen = []
+    real = _worker._read_batch
+
+    def read(data):
+        batch = real(data)
+        seen.extend(buf.address % 8 for col in batch.columns for buf in col.buffers() if buf is not None)
+        return batch
+
+    monkeypatch.setattr(_worker, "_read_batch", read)
+    target = Worker._target  # every method name names the function itself: only the offsets change
+    monkeypatch.setattr(Worker, "_target", lambda self, function, _: target(self, function, b""))
+    batch = pa.RecordBatch.from_arrays([pa.array([1, 3, 5], pa.int64())], names=["x"])
+    rtype = _write_batch(pa.RecordBatch.from_arrays([pa.array([], pa.int64())], names=["r"]))
+    for mode in ("rows", "rows_errors"):  # data offsets 8 and 16 after the mode
+        replies = run(*setup_requests(),
+                      ({"op": "eval", "function": 10, "mode": mode, "method": method},
+                       _write_batch(batch).to_pybytes(), rtype.to_pybytes()))
+        assert _read_batch(replies[-1][1][0]).column(0).to_pylist() == [1, 3, 5], replies[-1]
+    assert seen and set(seen) == {0}
