@@ -310,10 +310,11 @@ func waitedTooLong(name string, err error) error {
 // request runs one request on the worker f is pinned to, or on any idle one,
 // and turns failures into errors naming f. A worker that dies is restarted;
 // with Config.RetryInFlight a call without state on the worker runs again,
-// once.
-func (p *workers) request(ctx context.Context, f *Function, op string, req *request) (*reply, error) {
+// once. use, if not nil, reads the reply's body while the worker is still
+// held: the body is the worker's buffer, which its next reply overwrites.
+func (p *workers) request(ctx context.Context, f *Function, op string, req *request, use func(body []byte) error) error {
 	if err := p.setupMu.RLock(ctx); err != nil {
-		return nil, interrupted(f.name, err)
+		return interrupted(f.name, err)
 	}
 	defer p.setupMu.RUnlock()
 	retry := p.engine.cfg.RetryInFlight && f.state == nil
@@ -322,43 +323,50 @@ func (p *workers) request(ctx context.Context, f *Function, op string, req *requ
 		if f.state != nil {
 			w = p.list[f.state.worker]
 			if err := w.mu.LockContext(ctx); err != nil {
-				return nil, waitedTooLong(f.name, err)
+				return waitedTooLong(f.name, err)
 			}
 			if f.method != "restore" && f.state.gen.Load() != w.gen.Load() && !p.closed.Load() {
 				w.mu.Unlock()
-				return nil, fmt.Errorf("function %q: %w", f.name, ErrStateLost)
+				return fmt.Errorf("function %q: %w", f.name, ErrStateLost)
 			}
 		} else {
 			var err error
 			if w, err = p.pick(ctx); err != nil {
-				return nil, waitedTooLong(f.name, err)
+				return waitedTooLong(f.name, err)
 			}
 		}
 		rep, err := w.request(ctx, req)
-		if f.state != nil && err == nil && rep.Error == nil && f.method == "restore" {
-			f.state.gen.Store(w.gen.Load())
+		if err == nil && rep.Error == nil {
+			if f.state != nil && f.method == "restore" {
+				f.state.gen.Store(w.gen.Load())
+			}
+			if use != nil {
+				err := use(rep.body)
+				w.mu.Unlock()
+				return err
+			}
 		}
 		w.mu.Unlock()
-		var we *WorkerError
-		if errors.As(err, &we) {
-			we.Function = f.name
-			if retry && attempt == 0 {
-				p.engine.logger.Warn("pyudf: retrying the request of a worker that died", "function", f.name, "error", err)
-				continue
-			}
-			we.Retried = attempt > 0
-			return nil, we
-		}
 		if err != nil {
-			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-				return nil, interrupted(f.name, err)
+			var we *WorkerError
+			if errors.As(err, &we) {
+				we.Function = f.name
+				if retry && attempt == 0 {
+					p.engine.logger.Warn("pyudf: retrying the request of a worker that died", "function", f.name, "error", err)
+					continue
+				}
+				we.Retried = attempt > 0
+				return we
 			}
-			return nil, err
+			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+				return interrupted(f.name, err)
+			}
+			return err
 		}
 		if rep.Error != nil {
-			return nil, bridge.FromPython(f.name, op, rep.Error.Row, rep.Error.Type, rep.Error.Message, rep.Error.Traceback)
+			return bridge.FromPython(f.name, op, rep.Error.Row, rep.Error.Type, rep.Error.Message, rep.Error.Traceback)
 		}
-		return rep, nil
+		return nil
 	}
 }
 
@@ -397,7 +405,7 @@ func (p *workers) control(ctx context.Context, _ *owner, op string, req map[stri
 			return fmt.Errorf("pyudf: %s interrupted: %w", op, err)
 		}
 	}
-	var first *reply
+	var first reply
 	var firstErr error
 	var done []*worker
 	for _, w := range p.list {
@@ -409,10 +417,10 @@ func (p *workers) control(ctx context.Context, _ *owner, op string, req map[stri
 			}
 			continue
 		}
-		done = append(done, w)
-		if first == nil {
+		if len(done) == 0 {
 			first = rep
 		}
+		done = append(done, w)
 	}
 	if firstErr != nil {
 		if req["op"] == "function" && len(done) > 0 { // opened on some workers only: undo
@@ -499,6 +507,8 @@ type worker struct {
 	in     *bufio.Writer // the request buffer, reused by every request
 	out    *bufio.Reader
 	head   []byte        // send's scratch space for a request's fixed fields
+	size   [4]byte       // receive's scratch space for a reply's size
+	reply  []byte        // receive's buffer for a reply (see maxKeptReply)
 	done   chan struct{} // closed once the process was waited for
 	stderr *tail
 	gen    atomic.Int64 // counts starts: accumulators live only as long as one
@@ -589,16 +599,19 @@ func waitExited(pid int) {
 }
 
 // call is request for the control plane: a Python exception in the reply
-// becomes a *bridge.PythonError for op. mu is held.
-func (w *worker) call(ctx context.Context, req *request, op string) (*reply, error) {
+// becomes a *bridge.PythonError for op; the body is the caller's (a copy).
+// mu is held.
+func (w *worker) call(ctx context.Context, req *request, op string) (reply, error) {
 	rep, err := w.request(ctx, req)
 	if err == nil && rep.Error != nil {
-		return nil, rep.Error.pythonError("", op)
+		return reply{}, rep.Error.pythonError("", op)
 	}
+	rep.body = bytes.Clone(rep.body)
 	return rep, err
 }
 
-// request sends one request and reads its reply; mu is held. A worker
+// request sends one request and reads its reply (its body in the worker's
+// buffer, valid until the next request); mu is held. A worker
 // that is not running is started first (not after the pool's close:
 // ErrClosed). When ctx ends, the worker gets SIGINT (Cancelled is raised in
 // the UDF), and is killed if it does not answer within interruptGrace.
@@ -607,24 +620,24 @@ func (w *worker) call(ctx context.Context, req *request, op string) (*reply, err
 // keeps a SIGINT that comes while it reads for the moment it has read the
 // request (see pyudf._worker): whenever it comes, it cancels this request
 // or, after the reply, the ping sent to absorb it; never the next request.
-func (w *worker) request(ctx context.Context, req *request) (*reply, error) {
+func (w *worker) request(ctx context.Context, req *request) (reply, error) {
 	if w.pool.closed.Load() {
-		return nil, ErrClosed
+		return reply{}, ErrClosed
 	}
 	if w.cmd == nil {
 		if err := w.start(ctx); err != nil {
-			return nil, err
+			return reply{}, err
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return reply{}, err
 	}
 	id := w.pool.ids.Add(1)
 	w.sigMu.Lock()
 	w.calling = id
 	w.sigMu.Unlock()
 	err := w.send(req)
-	var rep *reply
+	var rep reply
 	if err == nil && ctx.Done() == nil { // nothing can interrupt it
 		rep, err = w.receive()
 	} else if err == nil {
@@ -638,7 +651,7 @@ func (w *worker) request(ctx context.Context, req *request) (*reply, error) {
 	w.sigMu.Unlock()
 
 	if err == nil && rep.Fatal != nil {
-		return nil, w.died("ran out of memory (" + rep.Fatal.Type + ": " + rep.Fatal.Message + ")")
+		return reply{}, w.died("ran out of memory (" + rep.Fatal.Type + ": " + rep.Fatal.Message + ")")
 	}
 	if err != nil {
 		reason := ""
@@ -647,9 +660,9 @@ func (w *worker) request(ctx context.Context, req *request) (*reply, error) {
 		}
 		werr := w.died(reason)
 		if interrupted && ctx.Err() != nil {
-			return nil, ctx.Err()
+			return reply{}, ctx.Err()
 		}
-		return nil, werr
+		return reply{}, werr
 	}
 	if interrupted { // a late SIGINT must land in this ping, not in the next request
 		if err = w.send(&pingRequest); err == nil {
@@ -661,9 +674,9 @@ func (w *worker) request(ctx context.Context, req *request) (*reply, error) {
 	}
 	if rep.Cancelled {
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return reply{}, ctx.Err()
 		}
-		return nil, context.Canceled
+		return reply{}, context.Canceled
 	}
 	return rep, nil
 }
@@ -789,29 +802,36 @@ func (w *worker) send(req *request) error {
 // pad8 rounds n up to a multiple of 8.
 func pad8(n int) int { return (n + 7) &^ 7 }
 
-// receive reads one reply and hands its logs to slog.
-func (w *worker) receive() (*reply, error) {
-	var n [4]byte
-	if _, err := io.ReadFull(w.out, n[:]); err != nil {
-		return nil, err
+// maxKeptReply bounds the reply buffer a worker keeps between replies.
+const maxKeptReply = 64 << 10
+
+// receive reads one reply into the worker's buffer and hands its logs to slog.
+func (w *worker) receive() (reply, error) {
+	if _, err := io.ReadFull(w.out, w.size[:]); err != nil {
+		return reply{}, err
 	}
-	size := binary.LittleEndian.Uint32(n[:])
+	size := int(binary.LittleEndian.Uint32(w.size[:]))
 	if size < 5 {
-		return nil, malformedReply(fmt.Sprintf("a message of %d bytes", size))
+		return reply{}, malformedReply(fmt.Sprintf("a message of %d bytes", size))
 	}
-	msg := make([]byte, size)
+	if size > cap(w.reply) {
+		if w.reply = make([]byte, size); size > maxKeptReply {
+			defer func() { w.reply = nil }() // an outsized reply's buffer is not kept
+		}
+	}
+	msg := w.reply[:size]
 	if _, err := io.ReadFull(w.out, msg); err != nil {
-		return nil, err
+		return reply{}, err
 	}
 	status, logs := msg[0], int(binary.LittleEndian.Uint32(msg[1:5]))
 	if logs > len(msg)-5 {
-		return nil, malformedReply(fmt.Sprintf("%d bytes of logs in a %d-byte message", logs, size))
+		return reply{}, malformedReply(fmt.Sprintf("%d bytes of logs in a %d-byte message", logs, size))
 	}
 	body := msg[5+logs:]
 	if logs > 0 {
 		var records []logRecord
 		if err := json.Unmarshal(msg[5:5+logs], &records); err != nil {
-			return nil, malformedReply("unreadable logs: " + err.Error())
+			return reply{}, malformedReply("unreadable logs: " + err.Error())
 		}
 		for _, r := range records {
 			level, _ := r[0].(float64)
@@ -820,7 +840,7 @@ func (w *worker) receive() (*reply, error) {
 			w.pool.engine.logPython(int(level), logger, text)
 		}
 	}
-	rep := &reply{}
+	var rep reply
 	switch status {
 	case statusOK:
 		rep.body = body
@@ -829,7 +849,7 @@ func (w *worker) receive() (*reply, error) {
 	case statusError, statusFatal:
 		x := new(workerException)
 		if err := json.Unmarshal(body, x); err != nil {
-			return nil, malformedReply("an unreadable exception: " + err.Error())
+			return reply{}, malformedReply("an unreadable exception: " + err.Error())
 		}
 		if status == statusError {
 			rep.Error = x
@@ -837,7 +857,7 @@ func (w *worker) receive() (*reply, error) {
 			rep.Fatal = x
 		}
 	default:
-		return nil, malformedReply(fmt.Sprintf("status %d", status))
+		return reply{}, malformedReply(fmt.Sprintf("status %d", status))
 	}
 	return rep, nil
 }

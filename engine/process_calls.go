@@ -72,15 +72,15 @@ func (p *workers) callBatch(ctx context.Context, f *Function, batch arrow.Record
 // the encoded value it returns as result.
 func (p *workers) callValue(ctx context.Context, f *Function, req *request, result *bridge.DataType) (bridge.Value, error) {
 	req.function, req.method = f.id, f.method
-	rep, err := p.request(ctx, f, "call", req)
-	if err != nil {
-		return bridge.Value{}, err
-	}
-	v, _, err := bridge.DecodeResult(rep.body, result)
-	if err != nil {
-		return bridge.Value{}, bridge.At(err, f.name, "result")
-	}
-	return v, nil
+	var v bridge.Value
+	err := p.request(ctx, f, "call", req, func(body []byte) error {
+		var err error
+		if v, _, err = bridge.DecodeResult(body, result); err != nil {
+			return bridge.At(err, f.name, "result")
+		}
+		return nil
+	})
+	return v, err
 }
 
 // eval sends the batch and the result type as Arrow IPC; the result (and
@@ -107,13 +107,16 @@ func (p *workers) eval(ctx context.Context, f *Function, batch arrow.RecordBatch
 	copy(modeField[1:], mode)
 	req := &request{op: opEval, function: f.id, method: f.method, count: uint32(len(data)),
 		data: [3][]byte{modeField, data, typ}}
-	rep, err := p.request(ctx, f, "eval", req)
+	var rec arrow.RecordBatch
+	err = p.request(ctx, f, "eval", req, func(body []byte) error {
+		var err error
+		if rec, err = ipcRead(body); err != nil { // copies the batch out of body
+			return fmt.Errorf("pyudf: function %q: unreadable result: %w", f.name, err)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, nil, err
-	}
-	rec, err := ipcRead(rep.body)
-	if err != nil {
-		return nil, nil, fmt.Errorf("pyudf: function %q: unreadable result: %w", f.name, err)
 	}
 	defer rec.Release()
 	res := rec.Column(0)

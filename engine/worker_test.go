@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/pyudf/pyudf/bridge"
 )
 
 // Process mode's faults: a worker that dies is restarted; the request in
@@ -260,5 +262,25 @@ func TestWorkerRequestFraming(t *testing.T) {
 	err := w.send(&request{op: opCall, method: strings.Repeat("m", 256)})
 	if err == nil || !strings.Contains(err.Error(), "longer than 255 bytes") || out.Len() != 0 {
 		t.Errorf("a 256-byte method name: %v, %d bytes written", err, out.Len())
+	}
+}
+
+// A process-mode row call reuses its buffers (arguments, request, reply):
+// in steady state it allocates nothing, as in thread mode.
+func TestNoAllocationsPerProcessCall(t *testing.T) {
+	m := loadModule(t, Config{Mode: Process, Workers: 1}, "allocs.py", `
+from pyudf import udf
+add = udf(lambda a, b: a + b, input_types=['BIGINT', 'BIGINT'], result_type='BIGINT')
+`)
+	f := function(t, m, "add")
+	args := []bridge.Value{bridge.Int64(1 << 40), bridge.Int64(1)}
+	var got bridge.Value
+	var err error
+	allocs := testing.AllocsPerRun(500, func() { got, err = f.CallValues(context.Background(), args...) })
+	if err != nil || got != bridge.Int64(1<<40+1) {
+		t.Fatalf("add = %v, %v", got, err)
+	}
+	if allocs != 0 && !raceEnabled { // make test runs this test without -race too
+		t.Errorf("%v allocations per call, want 0", allocs)
 	}
 }
