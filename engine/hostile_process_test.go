@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -77,6 +80,17 @@ def _spawn_then_exit():
     subprocess.Popen(["sleep", "120"])
     os._exit(4)
 spawn_then_exit = udf(_spawn_then_exit, result_type="BIGINT")
+
+def _escape_holding_pipes(pidfile):
+    child = os.fork()
+    if child == 0:  # leaves the worker's process group, keeping every fd (the protocol's too)
+        os.setsid()
+        time.sleep(60)
+        os._exit(0)
+    with open(pidfile, "w") as f:
+        f.write(str(child))
+    os._exit(5)
+escape_holding_pipes = udf(_escape_holding_pipes, input_types=["STRING"], result_type="BIGINT")
 
 def _sys_exit(code):
     sys.exit(code)
@@ -320,6 +334,31 @@ func TestHostileProcessDiesLeavingSubprocess(t *testing.T) {
 		t.Errorf("the death was reported after %v", d)
 	}
 	wantWorkerDied(t, m, err, "spawn_then_exit", "exited with status 4", before)
+}
+
+// A worker that dies while a process out of its group (so not killed with
+// it) holds its protocol pipe open: the death is still reported within a
+// few seconds, when the pipe is closed after the process ended, though no
+// end of file ever comes.
+func TestHostileProcessDiesLeavingPipeHolder(t *testing.T) {
+	m := processModule(t, Config{})
+	before := call(t, m, "pid")
+	pidfile := filepath.Join(t.TempDir(), "holder.pid")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := function(t, m, "escape_holding_pipes").Call(ctx, pidfile)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the death was reported after %v", d)
+	}
+	if b, rerr := os.ReadFile(pidfile); rerr == nil {
+		if holder, _ := strconv.Atoi(string(b)); holder > 0 {
+			defer syscall.Kill(holder, syscall.SIGKILL)
+		}
+	} else {
+		t.Errorf("no holder pid: %v", rerr)
+	}
+	wantWorkerDied(t, m, err, "escape_holding_pipes", "exited with status 5", before)
 }
 
 // SystemExit and KeyboardInterrupt from a UDF fail its call with a
