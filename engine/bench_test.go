@@ -51,7 +51,13 @@ def upper_loop(s, n):
 
 func benchFunction(b *testing.B, name string) *Function {
 	b.Helper()
-	e := newEngine(b, Config{})
+	return benchFunctionIn(b, Config{}, name)
+}
+
+// benchFunctionIn is benchFunction in an engine made from cfg.
+func benchFunctionIn(b *testing.B, cfg Config, name string) *Function {
+	b.Helper()
+	e := newEngine(b, cfg)
 	m, err := e.LoadSource(context.Background(), "bench_add.py", addSource)
 	if err != nil {
 		b.Fatal(err)
@@ -70,8 +76,15 @@ func BenchmarkCallAdd(b *testing.B) { benchCallAdd(b, "add") }
 // thread (a ScalarFunction with open(): Config.Affinity).
 func BenchmarkCallAddOwnThread(b *testing.B) { benchCallAdd(b, "add_own") }
 
-func benchCallAdd(b *testing.B, name string) {
-	f := benchFunction(b, name)
+// BenchmarkProcessCallAdd: the same call in process mode, one worker: the
+// request written to the pipe, decoded and run by the worker, its reply read.
+func BenchmarkProcessCallAdd(b *testing.B) {
+	benchCallAddIn(b, benchFunctionIn(b, Config{Mode: Process, Workers: 1}, "add"))
+}
+
+func benchCallAdd(b *testing.B, name string) { benchCallAddIn(b, benchFunction(b, name)) }
+
+func benchCallAddIn(b *testing.B, f *Function) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {

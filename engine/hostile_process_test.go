@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,7 +26,7 @@ import (
 // asserts the exact outcome and that the engine answers right afterwards.
 
 const processSource = `
-import ctypes, os, signal, subprocess, sys, threading, time
+import ctypes, os, signal, struct, subprocess, sys, threading, time
 from pyudf import udf, udaf, AggregateFunction
 
 pid = udf(lambda: os.getpid(), result_type="BIGINT")
@@ -78,6 +81,17 @@ def _spawn_then_exit():
     os._exit(4)
 spawn_then_exit = udf(_spawn_then_exit, result_type="BIGINT")
 
+def _escape_holding_pipes(pidfile):
+    child = os.fork()
+    if child == 0:  # leaves the worker's process group, keeping every fd (the protocol's too)
+        os.setsid()
+        time.sleep(60)
+        os._exit(0)
+    with open(pidfile, "w") as f:
+        f.write(str(child))
+    os._exit(5)
+escape_holding_pipes = udf(_escape_holding_pipes, input_types=["STRING"], result_type="BIGINT")
+
 def _sys_exit(code):
     sys.exit(code)
 sys_exit = udf(_sys_exit, input_types=["INT"], result_type="BIGINT")
@@ -110,6 +124,17 @@ def _close_every_fd():
     os.closerange(3, 65536)
     return 1
 close_every_fd = udf(_close_every_fd, result_type="BIGINT")
+
+def _forge_reply(kind):
+    from pyudf import _host
+    forged = {"short": struct.pack("<IBB", 2, 0, 0),
+              "status": struct.pack("<IBI", 5, 9, 0),
+              "logs": struct.pack("<IBI", 5, 0, 100),
+              "error": struct.pack("<IBI", 8, 1, 0) + b"{no",
+              "garbage_logs": struct.pack("<IBI", 8, 0, 3) + b"[[x"}[kind]
+    _host._native._out.write(forged)  # into the protocol pipe, before the real reply
+    return 1
+forge_reply = udf(_forge_reply, input_types=["STRING"], result_type="BIGINT")
 
 def _leave_thread_running():
     threading.Thread(target=time.sleep, args=(3600,)).start()  # not a daemon
@@ -311,6 +336,31 @@ func TestHostileProcessDiesLeavingSubprocess(t *testing.T) {
 	wantWorkerDied(t, m, err, "spawn_then_exit", "exited with status 4", before)
 }
 
+// A worker that dies while a process out of its group (so not killed with
+// it) holds its protocol pipe open: the death is still reported within a
+// few seconds, when the pipe is closed after the process ended, though no
+// end of file ever comes.
+func TestHostileProcessDiesLeavingPipeHolder(t *testing.T) {
+	m := processModule(t, Config{})
+	before := call(t, m, "pid")
+	pidfile := filepath.Join(t.TempDir(), "holder.pid")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := function(t, m, "escape_holding_pipes").Call(ctx, pidfile)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the death was reported after %v", d)
+	}
+	if b, rerr := os.ReadFile(pidfile); rerr == nil {
+		if holder, _ := strconv.Atoi(string(b)); holder > 0 {
+			defer syscall.Kill(holder, syscall.SIGKILL)
+		}
+	} else {
+		t.Errorf("no holder pid: %v", rerr)
+	}
+	wantWorkerDied(t, m, err, "escape_holding_pipes", "exited with status 5", before)
+}
+
 // SystemExit and KeyboardInterrupt from a UDF fail its call with a
 // *bridge.PythonError in both modes; the worker serves on.
 func TestHostileSystemExitAndKeyboardInterrupt(t *testing.T) {
@@ -404,6 +454,25 @@ func TestHostileProcessClosesItsPipes(t *testing.T) {
 	before := call(t, m, "pid")
 	_, err := function(t, m, "close_every_fd").Call(context.Background())
 	wantWorkerDied(t, m, err, "close_every_fd", "worker 0", before)
+}
+
+// A UDF that writes a reply of its own into the protocol pipe, one that
+// does not follow the protocol, costs only its worker: the call fails with a
+// *WorkerError saying so, and the next call runs on a new worker.
+func TestHostileProcessForgesMalformedReply(t *testing.T) {
+	m := processModule(t, Config{})
+	for kind, want := range map[string]string{
+		"short":        "malformed reply: a message of 2 bytes",
+		"status":       "malformed reply: status 9",
+		"logs":         "malformed reply: 100 bytes of logs in a 5-byte message",
+		"error":        "malformed reply: an unreadable exception",
+		"garbage_logs": "malformed reply: unreadable logs",
+	} {
+		before := call(t, m, "pid")
+		_, err := function(t, m, "forge_reply").Call(context.Background(), kind)
+		wantWorkerDied(t, m, err, "forge_reply", want, before)
+		wantMessage(t, err, "it was replaced")
+	}
 }
 
 // A non-daemon thread left running does not hold up Close.
@@ -620,7 +689,7 @@ func TestHostileProcessRequestAfterClose(t *testing.T) {
 	if err := a.Accumulate(context.Background(), "k", int64(1)); !errors.Is(err, ErrClosed) {
 		t.Errorf("Accumulate after Close: %v", err)
 	}
-	if _, err := e.backend.(*workers).callValue(context.Background(), f, map[string]any{"op": "call", "nargs": 2}, nil, nil); !errors.Is(err, ErrClosed) {
+	if _, err := e.backend.(*workers).callValue(context.Background(), f, &request{op: opCall, count: 2}, nil); !errors.Is(err, ErrClosed) {
 		t.Errorf("a request past the Function's check: %v", err)
 	}
 	if _, err := e.LoadSource(context.Background(), "x.py", "x = 1\n"); !errors.Is(err, ErrClosed) {

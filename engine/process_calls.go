@@ -2,7 +2,9 @@ package engine
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -33,15 +35,24 @@ func (p *workers) aggregateState(id int64) *aggState {
 	return state
 }
 
+// argBuffers holds the encoded arguments of row calls between calls.
+var argBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
 func (p *workers) call(ctx context.Context, f *Function, args []bridge.Value, inputs []*bridge.DataType, result *bridge.DataType) (bridge.Value, error) {
 	if f.closed.Load() {
 		return bridge.Value{}, ErrClosed
 	}
-	buf, err := f.appendArgs(nil, args, inputs)
-	if err != nil {
+	buf := argBuffers.Get().(*[]byte)
+	defer func() {
+		if cap(*buf) <= 64<<10 { // an outsized call's buffer is not kept
+			argBuffers.Put(buf)
+		}
+	}()
+	var err error
+	if *buf, err = f.appendArgs((*buf)[:0], args, inputs); err != nil {
 		return bridge.Value{}, err
 	}
-	return p.callValue(ctx, f, map[string]any{"op": "call", "nargs": len(args)}, buf, result)
+	return p.callValue(ctx, f, &request{op: opCall, count: uint32(len(args)), data: [3][]byte{*buf}}, result)
 }
 
 // callBatch sends the batch as Arrow IPC.
@@ -50,32 +61,26 @@ func (p *workers) callBatch(ctx context.Context, f *Function, batch arrow.Record
 	if err != nil {
 		return bridge.Value{}, fmt.Errorf("pyudf: function %q: cannot write the batch as Arrow IPC: %w", f.name, err)
 	}
-	if extra == nil {
-		extra = []int64{}
+	extras := make([]byte, 0, 8*len(extra))
+	for _, x := range extra {
+		extras = binary.LittleEndian.AppendUint64(extras, uint64(x))
 	}
-	return p.callValue(ctx, f, map[string]any{"op": "call_batch", "extra": extra}, data, result)
+	return p.callValue(ctx, f, &request{op: opCallBatch, count: uint32(len(extra)), data: [3][]byte{extras, data}}, result)
 }
 
-// callValue sends a request for f (header plus payload) to a worker and
-// decodes the encoded value it returns as result.
-func (p *workers) callValue(ctx context.Context, f *Function, header map[string]any, payload []byte, result *bridge.DataType) (bridge.Value, error) {
-	header["function"], header["method"] = f.id, f.method
-	parts, err := message(header, payload)
-	if err != nil {
-		return bridge.Value{}, err
-	}
-	rep, err := p.request(ctx, f, "call", parts)
-	if err != nil {
-		return bridge.Value{}, err
-	}
-	if len(rep.payloads) != 1 {
-		return bridge.Value{}, fmt.Errorf("pyudf: function %q: the worker's reply holds %d payloads", f.name, len(rep.payloads))
-	}
-	v, _, err := bridge.DecodeResult(rep.payloads[0], result)
-	if err != nil {
-		return bridge.Value{}, bridge.At(err, f.name, "result")
-	}
-	return v, nil
+// callValue sends req for f (op, count and data set) to a worker and decodes
+// the encoded value it returns as result.
+func (p *workers) callValue(ctx context.Context, f *Function, req *request, result *bridge.DataType) (bridge.Value, error) {
+	req.function, req.method = f.id, f.method
+	var v bridge.Value
+	err := p.request(ctx, f, "call", req, func(body []byte) error {
+		var err error
+		if v, _, err = bridge.DecodeResult(body, result); err != nil {
+			return bridge.At(err, f.name, "result")
+		}
+		return nil
+	})
+	return v, err
 }
 
 // eval sends the batch and the result type as Arrow IPC; the result (and
@@ -94,20 +99,24 @@ func (p *workers) eval(ctx context.Context, f *Function, batch arrow.RecordBatch
 	if err != nil {
 		return nil, nil, err
 	}
-	parts, err := message(map[string]any{"op": "eval", "function": f.id, "method": f.method, "mode": mode}, data, typ)
+	if len(data) > 1<<32-1 {
+		return nil, nil, fmt.Errorf("pyudf: function %q: a batch of %d bytes is over the 4 GiB a worker message may hold", f.name, len(data))
+	}
+	modeField := make([]byte, pad8(1+len(mode))) // u8 len(mode) | mode | zeros
+	modeField[0] = byte(len(mode))
+	copy(modeField[1:], mode)
+	req := &request{op: opEval, function: f.id, method: f.method, count: uint32(len(data)),
+		data: [3][]byte{modeField, data, typ}}
+	var rec arrow.RecordBatch
+	err = p.request(ctx, f, "eval", req, func(body []byte) error {
+		var err error
+		if rec, err = ipcRead(body); err != nil { // copies the batch out of body
+			return fmt.Errorf("pyudf: function %q: unreadable result: %w", f.name, err)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, nil, err
-	}
-	rep, err := p.request(ctx, f, "eval", parts)
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(rep.payloads) != 1 {
-		return nil, nil, fmt.Errorf("pyudf: function %q: the worker's reply holds %d payloads", f.name, len(rep.payloads))
-	}
-	rec, err := ipcRead(rep.payloads[0])
-	if err != nil {
-		return nil, nil, fmt.Errorf("pyudf: function %q: unreadable result: %w", f.name, err)
 	}
 	defer rec.Release()
 	res := rec.Column(0)

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -9,6 +11,8 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/pyudf/pyudf/bridge"
 )
 
 // Process mode's faults: a worker that dies is restarted; the request in
@@ -227,4 +231,56 @@ func removeFile(path string) error {
 		return err
 	}
 	return nil
+}
+
+// send frames a request as process.go's protocol comment (and
+// pyudf/_worker.py) describe it, and refuses what the frame cannot hold.
+func TestWorkerRequestFraming(t *testing.T) {
+	var out bytes.Buffer
+	w := &worker{in: bufio.NewWriter(&out)}
+	req := &request{op: opEval, function: 0x0102030405060708, method: "acc", count: 3,
+		data: [3][]byte{{4, 'r', 'o', 'w', 's'}, []byte("abc"), []byte("T")}}
+	if err := w.send(req); err != nil {
+		t.Fatal(err)
+	}
+	want := []byte{
+		33, 0, 0, 0, // size: everything after it
+		opEval, 3, 0, 0, // op, len(method), 0
+		3, 0, 0, 0, // count
+		8, 7, 6, 5, 4, 3, 2, 1, // function, little endian
+		'a', 'c', 'c', 0, 0, 0, 0, 0, // method, padded: data starts 8-byte aligned
+		4, 'r', 'o', 'w', 's', 'a', 'b', 'c', 'T', // data
+	}
+	if !bytes.Equal(out.Bytes(), want) {
+		t.Errorf("framed\n%v\nwant\n%v", out.Bytes(), want)
+	}
+	out.Reset()
+	if err := w.send(&pingRequest); err != nil || !bytes.Equal(out.Bytes(), []byte{16, 0, 0, 0, opPing, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}) {
+		t.Errorf("ping framed as %v (%v)", out.Bytes(), err)
+	}
+	out.Reset()
+	err := w.send(&request{op: opCall, method: strings.Repeat("m", 256)})
+	if err == nil || !strings.Contains(err.Error(), "longer than 255 bytes") || out.Len() != 0 {
+		t.Errorf("a 256-byte method name: %v, %d bytes written", err, out.Len())
+	}
+}
+
+// A process-mode row call reuses its buffers (arguments, request, reply):
+// in steady state it allocates nothing, as in thread mode.
+func TestNoAllocationsPerProcessCall(t *testing.T) {
+	m := loadModule(t, Config{Mode: Process, Workers: 1}, "allocs.py", `
+from pyudf import udf
+add = udf(lambda a, b: a + b, input_types=['BIGINT', 'BIGINT'], result_type='BIGINT')
+`)
+	f := function(t, m, "add")
+	args := []bridge.Value{bridge.Int64(1 << 40), bridge.Int64(1)}
+	var got bridge.Value
+	var err error
+	allocs := testing.AllocsPerRun(500, func() { got, err = f.CallValues(context.Background(), args...) })
+	if err != nil || got != bridge.Int64(1<<40+1) {
+		t.Fatalf("add = %v, %v", got, err)
+	}
+	if allocs != 0 && !raceEnabled { // make test runs this test without -race too
+		t.Errorf("%v allocations per call, want 0", allocs)
+	}
 }

@@ -44,6 +44,9 @@ DEEP_TEXT = "nested deeper than %d levels (or cyclic)" % MAX_DEPTH
 _I64 = struct.Struct("=q")
 _F64 = struct.Struct("=d")
 _U32 = struct.Struct("=I")
+_TAGGED_I64 = struct.Struct("=Bq")
+_TAGGED_F64 = struct.Struct("=Bd")
+_TAGGED_U32 = struct.Struct("=BI")
 _DATE = struct.Struct("=iBB")
 _TIME = struct.Struct("=BBBI")
 _INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
@@ -58,14 +61,45 @@ _DECIMAL_STR = decimal.Decimal.__str__
 
 # --- decoding: arguments ----------------------------------------------------
 
-def decode_args(data, count):
-    """The first ``count`` values encoded in ``data``, as a list."""
+def decode_args(data, count, pos=0):
+    """The first ``count`` values encoded in ``data`` from offset ``pos``, as a list."""
+    end = len(data)
+    if end - pos == 9 * count and 0 < count <= _INT_ROW_MAX:  # perhaps all INT: one unpack
+        shape = _INT_ROWS[count]
+        fields = shape.unpack_from(data, pos)
+        if fields[0::2] == shape.tags:
+            return list(fields[1::2])
     view = memoryview(data)
-    values, pos = [], 0
+    values = []
     for _ in range(count):
-        value, pos = _decode(view, pos, 0)
-        values.append(value)
+        # The commonest scalars inline; everything else, and any truncated
+        # value, through _decode.
+        tag = view[pos] if pos < end else -1
+        if tag == INT and pos + 9 <= end:
+            values.append(_I64.unpack_from(view, pos + 1)[0])
+            pos += 9
+        elif tag == FLOAT and pos + 9 <= end:
+            values.append(_F64.unpack_from(view, pos + 1)[0])
+            pos += 9
+        elif tag == NULL:
+            values.append(None)
+            pos += 1
+        else:
+            value, pos = _decode(view, pos, 0)
+            values.append(value)
     return values
+
+
+class _IntRow(struct.Struct):
+    """The layout of ``count`` INT values in a row, and their tags."""
+
+    def __init__(self, count):
+        super().__init__("=" + "Bq" * count)
+        self.tags = (INT,) * count
+
+
+_INT_ROW_MAX = 16
+_INT_ROWS = [None] + [_IntRow(n) for n in range(1, _INT_ROW_MAX + 1)]
 
 
 def _need(view, pos, n):
@@ -156,6 +190,14 @@ def _decode(view, pos, depth):
 def encode(obj, normalize):
     """``obj`` encoded as one value. ``normalize`` turns objects of other types
     into ones this encoder knows (numpy scalars ...) or raises TypeError."""
+    cls = type(obj)  # the commonest results first, exact types only
+    if cls is int and _INT_MIN <= obj <= _INT_MAX:
+        return _TAGGED_I64.pack(INT, obj)
+    if cls is str:
+        raw = str.encode(obj, "utf-8")
+        return _TAGGED_U32.pack(STR, len(raw)) + raw
+    if cls is float:
+        return _TAGGED_F64.pack(FLOAT, obj)
     out = bytearray()
     _encode(obj, out, normalize, False, 0)
     return bytes(out)

@@ -182,3 +182,29 @@ def test_result_rule():
             _batch._row_results(values, t)  # the row path: the rule, then pyarrow
     nan = conform([float("nan"), float("inf")], pa.float32())
     assert nan[0] != nan[0] and nan[1] == float("inf")
+
+
+def test_decode_args_all_int_shortcut_only_for_int_rows():
+    ints = encode(7) + encode(-(1 << 63)) + encode((1 << 63) - 1)
+    assert _wire.decode_args(ints, 3) == [7, -(1 << 63), (1 << 63) - 1]
+    assert _wire.decode_args(b"\x00" * 5 + ints, 3, 5) == [7, -(1 << 63), (1 << 63) - 1]
+    # Rows of 9 bytes per value that are not all INT take the general path.
+    assert _wire.decode_args(encode(7) + encode("abcd"), 2) == [7, "abcd"]
+    assert _wire.decode_args(encode(1.5) + encode(3), 2) == [1.5, 3]
+    assert _wire.decode_args(encode(3) + encode(None) * 9, 10) == [3] + [None] * 9
+    assert type(_wire.decode_args(encode(3), 1)) is list
+    with pytest.raises(ValueError, match="truncated"):
+        _wire.decode_args(encode(7)[:-1], 1)
+
+
+def test_encode_shortcuts_match_the_general_encoder():
+    class Int(int):
+        pass
+
+    for value in (0, -1, (1 << 63) - 1, -(1 << 63), 1 << 63, 2.5, "", "héllo", True):
+        general = bytearray()
+        _wire._encode(value, general, None, False, 0)
+        assert encode(value) == bytes(general)
+    assert encode(Int(5)) == encode(5)  # a subclass: the general path, the same bytes
+    with pytest.raises(UnicodeEncodeError):
+        encode("\ud800")

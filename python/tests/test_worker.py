@@ -9,34 +9,77 @@ import struct
 import pyarrow as pa
 import pytest
 
-from pyudf import Row, _wire
+from pyudf import Row, _wire, _worker
 from pyudf._worker import Worker, _read_batch, _write_batch
 
 U32 = struct.Struct("<I")
+OPS = {"call": _worker.OP_CALL, "call_batch": _worker.OP_CALL_BATCH, "eval": _worker.OP_EVAL,
+       "control": _worker.OP_CONTROL, "ping": _worker.OP_PING}
 
 
 def message(header, *payloads):
-    parts = [json.dumps(header).encode()] + list(payloads)
-    out = U32.pack(len(parts))
-    for p in parts:
-        out += U32.pack(len(p)) + p
-    return out
+    """A request framed as the Go engine frames it (engine/process.go), from a
+    JSON-like description: ``op`` and its fields, payloads as Go sends them."""
+    op = header["op"]
+    count, data = 0, b""
+    if op == "call":
+        count, data = header["nargs"], payloads[0]
+    elif op == "call_batch":
+        extra = header.get("extra", ())
+        count, data = len(extra), struct.pack("<%dq" % len(extra), *extra) + payloads[0]
+    elif op == "eval":
+        mode = header["mode"].encode()
+        field = (bytes([len(mode)]) + mode).ljust(-(-(1 + len(mode)) // 8) * 8, b"\0")
+        count, data = len(payloads[0]), field + payloads[0] + payloads[1]
+    elif op == "control":
+        data = json.dumps({k: v for k, v in header.items() if k != "op"}).encode()
+    method = header.get("method", "").encode()
+    body = (struct.pack("<BBxxIq", OPS[op], len(method), count, header.get("function", 0))
+            + method.ljust(-(-len(method) // 8) * 8, b"\0") + data)
+    return U32.pack(len(body)) + body
+
+
+def replies_of(data, requests):
+    """Read the replies in ``data`` to ``requests`` (their op names, in
+    order) as (header, payloads): a JSON reply as its object; an error as
+    {"error": ...}; a cancelled request as {"cancelled": True}; a result as
+    ({}, [body]); each with its "logs", if any."""
+    stream = io.BytesIO(data)
+    replies = []
+    for op in requests:
+        head = stream.read(4)
+        if not head:
+            break
+        (size,) = U32.unpack(head)
+        status, nlogs = struct.unpack("<BI", stream.read(5))
+        logs = stream.read(nlogs)
+        body = stream.read(size - 5 - nlogs)
+        if status == _worker.OK and op in ("control", "ready"):
+            header, payloads = json.loads(body), []
+        elif status == _worker.OK:
+            header, payloads = {}, ([body] if op != "ping" else [])
+        elif status == _worker.CANCELLED:
+            header, payloads = {"cancelled": True}, []
+        else:
+            header, payloads = {("error" if status == _worker.ERROR else "fatal"): json.loads(body)}, []
+        if logs:
+            header["logs"] = json.loads(logs)
+        replies.append((header, payloads))
+    assert not stream.read(), "more replies than requests"
+    return replies
 
 
 def run(*requests):
     """Serve ``requests`` (header, payloads...) and return the replies as (header, payloads)."""
     out = io.BytesIO()
     Worker(io.BytesIO(b"".join(message(*r) for r in requests)), out).serve()
-    reader = Worker(io.BytesIO(out.getvalue()), None)
-    replies = []
-    while (parts := reader.read_message()) is not None:
-        replies.append((json.loads(parts[0]), parts[1:]))
-    return replies
+    return replies_of(out.getvalue(), [r[0]["op"] for r in requests])
 
 
 SOURCE = """
 from pyudf import udf, udaf, AggregateFunction
 add = udf(lambda a, b: a + b, input_types=["BIGINT", "BIGINT"], result_type="BIGINT")
+big = udf(lambda n: "x" * n, input_types=["BIGINT"], result_type="STRING")
 def boom(x):
     if x == 2:
         raise ValueError("two")
@@ -88,6 +131,43 @@ def test_worker_loads_opens_and_calls_by_handle():
     assert replies[1][0]["module"] == 7
     assert replies[2][0]["function"] == 9 and replies[2][0]["kind"] == "scalar"
     assert _wire.decode_args(replies[4][1][0], 1) == [42]
+
+
+class _Trickle(io.RawIOBase):
+    """An output that takes at most 1000 bytes per write, as a pipe may."""
+
+    def __init__(self):
+        self.data = bytearray()
+
+    def writable(self):
+        return True
+
+    def write(self, b):
+        chunk = bytes(b[:1000])
+        self.data += chunk
+        return len(chunk)
+
+
+def test_worker_writes_whole_replies_through_partial_writes():
+    out = _Trickle()
+    setup = setup_requests() + [
+        ({"op": "control", "as": 12, "request": {"op": "function", "engine": 1, "module": 7, "name": "big"}},)]
+    requests = setup + [({"op": "call", "function": 12, "nargs": 1}, _wire.encode(n, None))
+                                      for n in (10, 5000, 200_000)] + [({"op": "ping"},)]
+    Worker(io.BytesIO(b"".join(message(*r) for r in requests)), out).serve()
+    replies = replies_of(bytes(out.data), [r[0]["op"] for r in requests])
+    got = [_wire.decode_args(r[1][0], 1)[0] for r in replies[len(setup):-1]]
+    assert got == ["x" * 10, "x" * 5000, "x" * 200_000]
+    assert replies[-1] == ({}, [])
+
+
+def test_worker_answers_an_unknown_op_and_serves_on():
+    bad = struct.pack("<BBxxIq", 99, 0, 0, 0)
+    out = io.BytesIO()
+    Worker(io.BytesIO(U32.pack(len(bad)) + bad + message({"op": "ping"})), out).serve()
+    (error, _), ping = replies_of(out.getvalue(), ["call", "ping"])
+    assert error["error"]["type"] == "ValueError" and "unknown worker request 99" in error["error"]["message"]
+    assert ping == ({}, [])
 
 
 def test_worker_reports_exceptions_and_the_failing_row():
@@ -200,10 +280,32 @@ def test_sigint_while_reading_cancels_that_request(where):
         worker.serve()
     finally:
         signal.signal(signal.SIGINT, previous)
-    reader = Worker(io.BytesIO(out.getvalue()), None)
-    replies = []
-    while (parts := reader.read_message()) is not None:
-        replies.append(json.loads(parts[0]))
+    ops = [r[0]["op"] for r in hostile_requests()] + ["call", "ping"]
+    replies = [header for header, _ in replies_of(out.getvalue(), ops)]
     # The interrupted call is cancelled, whatever byte the SIGINT came at; the
     # worker reads on and answers the next request normally.
     assert replies[5:] == [{"cancelled": True}, {}]
+
+
+@pytest.mark.parametrize("method", ["", "m", "accumulate_batch", "a" * 8])
+def test_worker_reads_batches_aligned(method, monkeypatch):
+    """A batch is read in place from the request: its buffers must be 8-byte aligned."""
+    seen = []
+    real = _worker._read_batch
+
+    def read(data):
+        batch = real(data)
+        seen.extend(buf.address % 8 for col in batch.columns for buf in col.buffers() if buf is not None)
+        return batch
+
+    monkeypatch.setattr(_worker, "_read_batch", read)
+    target = Worker._target  # every method name names the function itself: only the offsets change
+    monkeypatch.setattr(Worker, "_target", lambda self, function, _: target(self, function, b""))
+    batch = pa.RecordBatch.from_arrays([pa.array([1, 3, 5], pa.int64())], names=["x"])
+    rtype = _write_batch(pa.RecordBatch.from_arrays([pa.array([], pa.int64())], names=["r"]))
+    for mode in ("rows", "rows_errors"):  # data offsets 8 and 16 after the mode
+        replies = run(*setup_requests(),
+                      ({"op": "eval", "function": 10, "mode": mode, "method": method},
+                       _write_batch(batch).to_pybytes(), rtype.to_pybytes()))
+        assert _read_batch(replies[-1][1][0]).column(0).to_pylist() == [1, 3, 5], replies[-1]
+    assert seen and set(seen) == {0}
