@@ -215,12 +215,17 @@ func (f *Function) CallValues(ctx context.Context, args ...bridge.Value) (bridge
 	if err := f.checkArgs(len(args)); err != nil {
 		return bridge.Value{}, err
 	}
-	// Thread mode's call is made directly: through the backend interface,
-	// escape analysis cannot see that args is only read, and the caller's
-	// variadic slice would be allocated on every call. Other backends get a
-	// copy (they may hand it to another goroutine).
-	if in, ok := f.engine.backend.(*interpreter); ok {
-		return in.call(ctx, f, args, f.inputs, f.result)
+	// Each backend's call is made on its concrete type: through the backend
+	// interface, escape analysis cannot see that args is only read during
+	// the call, and the caller's variadic slice would be allocated on every
+	// call (none of the backends keeps it).
+	switch b := f.engine.backend.(type) {
+	case *interpreter:
+		return b.call(ctx, f, args, f.inputs, f.result)
+	case *workers:
+		return b.call(ctx, f, args, f.inputs, f.result)
+	case *pool:
+		return b.call(ctx, f, args, f.inputs, f.result)
 	}
 	return f.callIn(ctx, slices.Clone(args), f.inputs, f.result)
 }

@@ -383,17 +383,17 @@ func (p *pool) call(ctx context.Context, f *Function, args []bridge.Value, input
 	if err != nil {
 		return bridge.Value{}, err
 	}
-	obj := f.shards.objs[s.index]
+	obj, n := f.shards.objs[s.index], len(args) // (the closures below take n, so that args does not escape)
 	var st cgo.Status
 	switch {
 	case f.shards.own: // on the sub-interpreter's own thread, as open ran (Config.Affinity)
-		if err := s.own.do(ctx, func() { st = fr.run(ctx, func() cgo.Status { return fr.Call(obj, buf, len(args)) }) }); err != nil {
+		if err := s.own.do(ctx, func() { st = fr.run(ctx, func() cgo.Status { return fr.Call(obj, buf, n) }) }); err != nil {
 			return bridge.Value{}, queuedTooLong(ctx, f.name)
 		}
 	case ctx.Done() == nil:
-		st = s.interp.Call(fr.Frame, obj, buf, len(args))
+		st = s.interp.Call(fr.Frame, obj, buf, n)
 	default:
-		st = fr.run(ctx, func() cgo.Status { return s.interp.Call(fr.Frame, obj, buf, len(args)) })
+		st = fr.run(ctx, func() cgo.Status { return s.interp.Call(fr.Frame, obj, buf, n) })
 	}
 	if st != cgo.OK {
 		return bridge.Value{}, fr.failure(ctx, st, f.name, "call")
