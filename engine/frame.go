@@ -75,6 +75,19 @@ func batchesReady(function string) error {
 	return nil
 }
 
+// value is a row call's outcome: its failure (st not OK), else its encoded
+// result decoded as result (nil: by its Python type).
+func (fr *frame) value(ctx context.Context, st cgo.Status, function string, result *bridge.DataType) (bridge.Value, error) {
+	if st != cgo.OK {
+		return bridge.Value{}, fr.failure(ctx, st, function, "call")
+	}
+	v, _, err := bridge.DecodeResult(fr.Out(), result)
+	if err != nil {
+		return bridge.Value{}, bridge.At(err, function, "result")
+	}
+	return v, nil
+}
+
 // failure turns a failed call's status into the error to return.
 func (fr *frame) failure(ctx context.Context, st cgo.Status, function, op string) error {
 	if st == cgo.Cancelled {

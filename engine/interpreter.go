@@ -101,14 +101,7 @@ func (in *interpreter) call(ctx context.Context, f *Function, args []bridge.Valu
 	default:
 		st = fr.run(ctx, func() cgo.Status { return fr.Call(f.obj, buf, len(args)) })
 	}
-	if st != cgo.OK {
-		return bridge.Value{}, fr.failure(ctx, st, f.name, "call")
-	}
-	v, _, err := bridge.DecodeResult(fr.Out(), result)
-	if err != nil {
-		return bridge.Value{}, bridge.At(err, f.name, "result")
-	}
-	return v, nil
+	return fr.value(ctx, st, f.name, result)
 }
 
 // callOwn is call's call on the instance's own thread. (A function of its

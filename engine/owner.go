@@ -114,21 +114,25 @@ func (o *owner) invoke() {
 }
 
 // await waits, spinning and then parked, until task seq is posted.
-func (o *owner) await(seq uint64) {
-	if spinUntil(func() bool { return o.posted.Load() >= seq }) {
+func (o *owner) await(seq uint64) { awaitCount(&o.posted, seq, &o.idle, o.wake) }
+
+// awaitCount waits until counter reaches seq: spinning for a while, then parked
+// on wake with parked set, so that the other side knows to leave a token.
+func awaitCount(counter *atomic.Uint64, seq uint64, parked *atomic.Bool, wake chan struct{}) {
+	if spinUntil(func() bool { return counter.Load() >= seq }) {
 		return
 	}
 	for {
-		o.idle.Store(true)
-		if o.posted.Load() >= seq {
+		parked.Store(true)
+		if counter.Load() >= seq {
 			break
 		}
-		<-o.wake
-		if o.posted.Load() >= seq {
+		<-wake
+		if counter.Load() >= seq {
 			break
 		}
 	}
-	o.idle.Store(false)
+	parked.Store(false)
 }
 
 // do runs task on the thread and returns when it has run; a ctx that ends
@@ -184,22 +188,7 @@ func (o *owner) run(task func()) {
 }
 
 // awaitEnd waits, spinning and then parked, until task seq has run.
-func (o *owner) awaitEnd(seq uint64) {
-	if spinUntil(func() bool { return o.finished.Load() >= seq }) {
-		return
-	}
-	for {
-		o.waiting.Store(true)
-		if o.finished.Load() >= seq {
-			break
-		}
-		<-o.done
-		if o.finished.Load() >= seq {
-			break
-		}
-	}
-	o.waiting.Store(false)
-}
+func (o *owner) awaitEnd(seq uint64) { awaitCount(&o.finished, seq, &o.waiting, o.done) }
 
 // stop runs last on the thread (the instance's close, say) and ends it. A
 // second stop does nothing.

@@ -395,14 +395,7 @@ func (p *pool) call(ctx context.Context, f *Function, args []bridge.Value, input
 	default:
 		st = fr.run(ctx, func() cgo.Status { return s.interp.Call(fr.Frame, obj, buf, n) })
 	}
-	if st != cgo.OK {
-		return bridge.Value{}, fr.failure(ctx, st, f.name, "call")
-	}
-	v, _, err := bridge.DecodeResult(fr.Out(), result)
-	if err != nil {
-		return bridge.Value{}, bridge.At(err, f.name, "result")
-	}
-	return v, nil
+	return fr.value(ctx, st, f.name, result)
 }
 
 // pick returns a free sub-interpreter, locked, the first free one in order,
