@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -73,6 +74,26 @@ func batchesReady(function string) error {
 	}
 	batchesImported.Store(true)
 	return nil
+}
+
+// control runs one request of the host's control plane on fr, on pin's
+// thread (nil: this one), and decodes its reply into reply (nil: ignore it).
+func (fr *frame) control(ctx context.Context, pin *owner, op string, req map[string]any, reply any) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	var st cgo.Status
+	if err := pin.do(ctx, func() { st = fr.run(ctx, func() cgo.Status { return fr.Control(body) }) }); err != nil {
+		return fmt.Errorf("pyudf: %s: %w", op, err)
+	}
+	if st != cgo.OK {
+		return fr.failure(ctx, st, "", op)
+	}
+	if reply == nil {
+		return nil
+	}
+	return json.Unmarshal(fr.Out(), reply)
 }
 
 // value is a row call's outcome: its failure (st not OK), else its encoded

@@ -40,23 +40,9 @@ func (in *interpreter) closing(fn func()) { in.gate.closeAll(fn) }
 func (*interpreter) aggregateState(int64) *aggState { return nil }
 
 func (*interpreter) control(ctx context.Context, pin *owner, op string, req map[string]any, reply any) error {
-	body, err := json.Marshal(req)
-	if err != nil {
-		return err
-	}
 	fr := getFrame()
 	defer putFrame(fr)
-	var st cgo.Status
-	if err := pin.do(ctx, func() { st = fr.run(ctx, func() cgo.Status { return fr.Control(body) }) }); err != nil {
-		return fmt.Errorf("pyudf: %s: %w", op, err)
-	}
-	if st != cgo.OK {
-		return fr.failure(ctx, st, "", op)
-	}
-	if reply == nil {
-		return nil
-	}
-	return json.Unmarshal(fr.Out(), reply)
+	return fr.control(ctx, pin, op, req, reply)
 }
 
 // bind takes the object the host registered under key.

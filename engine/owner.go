@@ -145,14 +145,8 @@ func (o *owner) do(ctx context.Context, task func()) error {
 		task()
 		return nil
 	}
-	select {
-	case o.slot <- struct{}{}:
-	default:
-		select {
-		case o.slot <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	if err := sendContext(ctx, o.slot); err != nil {
+		return err
 	}
 	defer func() { <-o.slot }()
 	if o.stopped {

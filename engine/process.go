@@ -468,6 +468,13 @@ func (p *workers) metrics(ctx context.Context, parts *request, out any) error {
 		}
 		all = append(all, one.Metrics...)
 	}
+	return metricsReply(all, out)
+}
+
+// metricsReply decodes into out the reply a single interpreter would give
+// with all (every interpreter's or worker's metrics, concatenated);
+// Engine.Metrics merges them.
+func metricsReply(all []json.RawMessage, out any) error {
 	b, err := json.Marshal(map[string]any{"metrics": all})
 	if err != nil {
 		return err
@@ -1115,12 +1122,19 @@ func (m ctxMutex) TryLock() bool {
 }
 
 // LockContext locks m, or returns ctx's error if ctx ends first.
-func (m ctxMutex) LockContext(ctx context.Context) error {
-	if m.TryLock() {
+func (m ctxMutex) LockContext(ctx context.Context) error { return sendContext(ctx, m.ch) }
+
+// sendContext puts a token into ch (a lock or semaphore of tokens), waiting
+// for room, or returns ctx's error if ctx ends first. A token that fits at
+// once is taken even when ctx has ended, without a select on ctx.Done.
+func sendContext(ctx context.Context, ch chan struct{}) error {
+	select {
+	case ch <- struct{}{}:
 		return nil
+	default:
 	}
 	select {
-	case m.ch <- struct{}{}:
+	case ch <- struct{}{}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

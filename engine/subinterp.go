@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"runtime"
 	"sync"
@@ -277,11 +276,7 @@ func (p *pool) metrics(ctx context.Context, op string, req map[string]any, reply
 	}); err != nil {
 		return err
 	}
-	b, err := json.Marshal(map[string]any{"metrics": all})
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(b, reply)
+	return metricsReply(all, reply)
 }
 
 // everySub runs fn on every sub-interpreter in turn, each locked, and
@@ -301,24 +296,10 @@ func (p *pool) everySub(ctx context.Context, fn func(s *sub) error) error {
 	return first
 }
 
-// control runs one control request in the sub-interpreter; the caller
-// holds s.mu.
+// control runs one control request in the sub-interpreter, on its own
+// thread; the caller holds s.mu.
 func (s *sub) control(ctx context.Context, op string, req map[string]any, reply any) error {
-	body, err := json.Marshal(req)
-	if err != nil {
-		return err
-	}
-	var st cgo.Status
-	if err := s.own.do(ctx, func() { st = s.fr.run(ctx, func() cgo.Status { return s.fr.Control(body) }) }); err != nil {
-		return fmt.Errorf("pyudf: %s: %w", op, err)
-	}
-	if st != cgo.OK {
-		return s.fr.failure(ctx, st, "", op)
-	}
-	if reply == nil {
-		return nil
-	}
-	return json.Unmarshal(s.fr.Out(), reply)
+	return s.fr.control(ctx, s.own, op, req, reply)
 }
 
 // withField is req with key set to v (req itself unchanged: it is sent to
@@ -405,14 +386,8 @@ func (p *pool) call(ctx context.Context, f *Function, args []bridge.Value, input
 // goroutines on 2 sub-interpreters, 6 wake-ups a call). A sub-interpreter
 // another engine holds (they are the process's) is waited for on released.
 func (p *pool) pick(ctx context.Context) (*sub, error) {
-	select {
-	case p.sem <- struct{}{}:
-	default:
-		select {
-		case p.sem <- struct{}{}:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+	if err := sendContext(ctx, p.sem); err != nil {
+		return nil, err
 	}
 	s, err := p.lock(ctx)
 	if err != nil {
