@@ -23,7 +23,7 @@ GO_TEST_FLAGS ?= -race -count=1
 PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
 MATRIX ?= 3.10 3.11 3.12 3.13
 
-.PHONY: all deps build vet test test-go test-py test-pyflink test-subinterp test-subinterp-run test-fuzz fuzz soak demo bench bench-quick bench-anchors test-matrix env clean
+.PHONY: all deps build vet test test-connect bench-connect test-go test-py test-pyflink test-subinterp test-subinterp-run test-fuzz fuzz soak demo bench bench-quick bench-anchors test-matrix env clean
 
 all: build
 
@@ -47,7 +47,23 @@ vet: deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || \
 		{ echo "gofmt needed:"; gofmt -l .; exit 1; }
 
-test: vet test-py test-go test-fuzz test-subinterp
+test: vet test-py test-go test-fuzz test-subinterp test-connect
+
+# The integrations (connect/<name>, examples/<name>) are Go modules of their own, so that the
+# core module keeps its two dependencies: each is vetted and tested in its own directory.
+# A module may have a ./bench command printing JSON results (as bench -json does);
+# make bench runs it and merges its results into the report.
+MODULES := $(patsubst %/go.mod,%,$(wildcard connect/*/go.mod examples/*/go.mod))
+test-connect: deps
+	@for m in $(MODULES); do \
+		echo "== $$m"; \
+		(cd $$m && go vet ./... && go test $(GO_TEST_FLAGS) ./...) || exit 1; \
+	done
+bench-connect: deps
+	@mkdir -p .deps; rm -f .deps/bench-connect-*.jsonl; for m in $(MODULES); do \
+		if [ -d $$m/bench ]; then echo "== $$m/bench"; \
+			(cd $$m && go run ./bench -json) > .deps/bench-connect-$$(basename $$m).jsonl || exit 1; fi; \
+	done
 
 # Everything under the race detector; then what the race detector distorts
 # (allocation counts, as sync.Pool drops items under -race, and the memory
@@ -90,8 +106,8 @@ demo: deps
 bench-quick: deps
 	go run ./bench -quick -json
 
-bench: deps
-	go run ./bench -progress -report bench/report
+bench: deps bench-connect
+	go run ./bench -progress -report bench/report -merge '.deps/bench-connect-*.jsonl'
 
 # PyFlink (apache-flink, with its pinned pandas/pyarrow/beam) in a virtualenv of
 # its own, so that it does not disturb the project's packages; Java 17 runs it.
@@ -116,9 +132,9 @@ $(PEMJA_BENCH)/target/.stamp: $(PYFLINK_VENV)/.stamp $(PEMJA_BENCH)/pom.xml $(wi
 
 # The full benchmark plus the anchors: PyFlink's thread and process modes on the
 # JSON UDF, its thread mode on upper (and the same job with no UDF), and PEMJA.
-bench-anchors: deps $(PYFLINK_VENV)/.stamp $(PEMJA_BENCH)/target/.stamp
+bench-anchors: deps bench-connect $(PYFLINK_VENV)/.stamp $(PEMJA_BENCH)/target/.stamp
 	go run ./bench -progress -anchors -pyflink-python $(PYFLINK_VENV)/bin/python \
-		-pemja-classpath '$(PEMJA_CLASSPATH)' -report bench/report
+		-pemja-classpath '$(PEMJA_CLASSPATH)' -report bench/report -merge '.deps/bench-connect-*.jsonl'
 
 # The whole suite once per CPython version that pyenv has; prints one line per version.
 test-matrix:

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -263,6 +264,8 @@ func main() {
 	onlyDeps := flag.Bool("only-dependencies", false, "run only the engine-creation-with-requirements cases (part of the full run)")
 	pemja := flag.String("pemja-classpath", "bench/anchors/pemja/target/pemja-bench.jar:bench/anchors/pemja/target/lib/*",
 		"the PEMJA benchmark's Java classpath (make bench-anchors builds it), for -anchors")
+	merge := flag.String("merge", "", "also report the results in these files (a glob; one JSON result per line, "+
+		"as -json prints them): the integrations' benchmarks, which live in modules of their own")
 	flag.Parse()
 	if *onlyDeps {
 		prog = &progress{total: 1, start: time.Now(), on: *showProgress}
@@ -387,6 +390,11 @@ func main() {
 		results = append(results, soak(ctx, add))
 		prog.step("memory soak")
 	}
+	merged, err := readResults(*merge)
+	if err != nil {
+		log.Fatal(err)
+	}
+	results = append(results, merged...)
 	if *reportDir != "" {
 		version, _ := eng.Python()
 		report := Report{Date: time.Now().UTC(), GoVersion: runtime.Version(), Python: "CPython " + version,
@@ -408,6 +416,36 @@ func printResults(results []Result, asJSON bool) {
 				r.Name, r.Mode, r.Goroutines, r.BatchRows, r.RowsPerS, r.P50Ns, r.P99Ns, extra(r))
 		}
 	}
+}
+
+// readResults reads the results in the files that glob matches, one JSON
+// object per line; an empty glob reads none.
+func readResults(glob string) ([]Result, error) {
+	if glob == "" {
+		return nil, nil
+	}
+	files, err := filepath.Glob(glob)
+	if err != nil {
+		return nil, fmt.Errorf("-merge %q: %w", glob, err)
+	}
+	var results []Result
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		for i, line := range strings.Split(string(b), "\n") {
+			if strings.TrimSpace(line) == "" {
+				continue
+			}
+			var r Result
+			if err := json.Unmarshal([]byte(line), &r); err != nil {
+				return nil, fmt.Errorf("%s:%d: not a benchmark result: %w", file, i+1, err)
+			}
+			results = append(results, r)
+		}
+	}
+	return results, nil
 }
 
 func envOr(name, def string) string {

@@ -178,3 +178,28 @@ func TestSubinterpGoalsAndChart(t *testing.T) {
 		}
 	}
 }
+
+func TestReadResults(t *testing.T) {
+	dir := t.TempDir()
+	good := `{"name":"benthos_upper_100b","mode":"pyudf","goroutines":1,"rows_per_s":1000}` + "\n\n" +
+		`{"name":"benthos_upper_100b","mode":"bloblang","goroutines":1,"rows_per_s":2000}` + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "bench-a.jsonl"), []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := readResults(filepath.Join(dir, "bench-*.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Mode != "pyudf" || got[1].RowsPerS != 2000 {
+		t.Fatalf("readResults = %+v", got)
+	}
+	if got, err := readResults(""); err != nil || got != nil {
+		t.Fatalf("empty glob: %v, %v", got, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bench-b.jsonl"), []byte("rows/s 12\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readResults(filepath.Join(dir, "bench-*.jsonl")); err == nil || !strings.Contains(err.Error(), "bench-b.jsonl:1: not a benchmark result") {
+		t.Fatalf("garbage line: %v", err)
+	}
+}
