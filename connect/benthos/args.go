@@ -3,6 +3,7 @@ package benthos
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -60,7 +61,7 @@ func (a *argSource) inputTypes(fn *engine.Function) ([]*bridge.DataType, error) 
 	if a.mapping != nil {
 		probe := service.NewMessage(nil)
 		probe.SetStructured(map[string]any{})
-		if v, err := probe.BloblangQueryValue(a.mapping); err == nil {
+		if v, err := queryValue(probe.BloblangQuery(a.mapping)); err == nil {
 			list, ok := v.([]any)
 			if !ok {
 				return nil, fmt.Errorf("pyudf: args_mapping must yield an array of the arguments, not %s", describeValue(v))
@@ -103,9 +104,26 @@ func typeNames(ts []*bridge.DataType) string {
 	return "(" + strings.Join(s, ", ") + ")"
 }
 
+// queryValue is the structured result of a Bloblang query. (The public
+// QueryValue methods run the mapping without a context for this.)
+func queryValue(m *service.Message, err error) (any, error) {
+	if err != nil {
+		return nil, err
+	}
+	if m == nil {
+		return nil, errors.New("the mapping deleted the root")
+	}
+	if !m.HasStructured() { // root = "text" makes raw content
+		b, err := m.AsBytes()
+		return string(b), err
+	}
+	return m.AsStructured()
+}
+
 // appendRow appends message i's arguments to cols, or appends nothing and
-// returns why they do not fit.
-func (a *argSource) appendRow(cols *columns, batch service.MessageBatch, i int) error {
+// returns why they do not fit. exec is the args_mapping's executor over the
+// batch, if there is one.
+func (a *argSource) appendRow(cols *columns, batch service.MessageBatch, exec *service.MessageBatchBloblangExecutor, i int) error {
 	msg := batch[i]
 	if a.fields == nil && a.mapping == nil {
 		b, err := msg.AsBytes()
@@ -116,7 +134,7 @@ func (a *argSource) appendRow(cols *columns, batch service.MessageBatch, i int) 
 	}
 	var vals []any
 	if a.mapping != nil {
-		v, err := batch.BloblangQueryValue(i, a.mapping)
+		v, err := queryValue(exec.Query(i))
 		if err != nil {
 			return fmt.Errorf("args_mapping: %w", err)
 		}

@@ -74,7 +74,7 @@ an `+"`args_mapping`"+` of the wrong arity stops the pipeline from starting.`).
 		).
 		LintRule(`root = match {
   [this.file, this.module, this.script].filter(v -> v != null && v != "").length() != 1 => [ "exactly one of file, module or script must be set" ],
-  this.exists("args") && this.exists("args_mapping") => [ "args and args_mapping cannot both be set" ],
+  this.args.or([]).length() > 0 && this.args_mapping.or("") != "" => [ "args and args_mapping cannot both be set" ],
 }`).
 		Example("Upper-case each message", "A general UDF from an inline script replaces each message's content.", `
 pipeline:
@@ -185,15 +185,21 @@ func parseConfig(conf *service.ParsedConfig) (*config, error) {
 		return nil, err
 	}
 
+	// An optional field reads as present (and empty) when it is not set.
 	c.args = &argSource{}
-	switch {
-	case conf.Contains(fieldArgs) && conf.Contains(fieldArgsMapping):
-		return nil, fmt.Errorf("pyudf: args and args_mapping cannot both be set")
-	case conf.Contains(fieldArgs):
-		names, err := conf.FieldStringList(fieldArgs)
-		if err != nil {
+	var names []string
+	if conf.Contains(fieldArgs) {
+		if names, err = conf.FieldStringList(fieldArgs); err != nil {
 			return nil, err
 		}
+	}
+	if c.args.mapping, err = optionalBloblang(conf, fieldArgsMapping); err != nil {
+		return nil, err
+	}
+	if len(names) > 0 && c.args.mapping != nil {
+		return nil, fmt.Errorf("pyudf: args and args_mapping cannot both be set")
+	}
+	if len(names) > 0 {
 		c.args.fields = make([][]string, len(names))
 		for i, n := range names {
 			if n == "" {
@@ -202,15 +208,20 @@ func parseConfig(conf *service.ParsedConfig) (*config, error) {
 			c.args.fields[i] = strings.Split(n, ".")
 		}
 		c.args.names = names
-	case conf.Contains(fieldArgsMapping):
-		if c.args.mapping, err = conf.FieldBloblang(fieldArgsMapping); err != nil {
-			return nil, err
-		}
 	}
-	if conf.Contains(fieldResultMap) {
-		if c.resultMap, err = conf.FieldBloblang(fieldResultMap); err != nil {
-			return nil, err
-		}
+	if c.resultMap, err = optionalBloblang(conf, fieldResultMap); err != nil {
+		return nil, err
 	}
 	return c, nil
+}
+
+// optionalBloblang is the mapping of an optional field, or nil if unset.
+func optionalBloblang(conf *service.ParsedConfig, name string) (*bloblang.Executor, error) {
+	if !conf.Contains(name) {
+		return nil, nil
+	}
+	if s, err := conf.FieldString(name); err != nil || strings.TrimSpace(s) == "" {
+		return nil, err
+	}
+	return conf.FieldBloblang(name)
 }

@@ -130,8 +130,12 @@ func (p *processor) ProcessBatch(ctx context.Context, batch service.MessageBatch
 	out := batch.Copy()
 	cols := newColumns(p.inputs)
 	rows := make([]int, 0, len(out)) // the message of each row of the record batch
+	var exec *service.MessageBatchBloblangExecutor
+	if p.args.mapping != nil {
+		exec = out.BloblangExecutor(p.args.mapping)
+	}
 	for i, msg := range out {
-		if err := p.args.appendRow(cols, out, i); err != nil {
+		if err := p.args.appendRow(cols, out, exec, i); err != nil {
 			msg.SetError(fmt.Errorf("pyudf: function %q: %w", p.name, err))
 			continue
 		}
