@@ -96,6 +96,11 @@ func newProcessor(ctx context.Context, c *config, log *service.Logger) (_ *proce
 	if err := p.probe(ctx); err != nil {
 		return nil, err
 	}
+	// Batches cross through pyarrow: import it now rather than in the first
+	// batch (a second or more of latency, on a slow machine).
+	if _, err := eng.LoadSource(ctx, "pyudf_benthos_warm", "import pyarrow\n"); err != nil {
+		return nil, fmt.Errorf("pyudf: importing pyarrow: %w", err)
+	}
 	return p, nil
 }
 
