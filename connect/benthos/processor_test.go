@@ -15,6 +15,7 @@ import (
 	_ "github.com/redpanda-data/benthos/v4/public/components/pure"
 	"github.com/redpanda-data/benthos/v4/public/service"
 
+	"github.com/pyudf/pyudf/cgo"
 	_ "github.com/pyudf/pyudf/connect/benthos"
 )
 
@@ -128,7 +129,12 @@ const upperScript = `
           def upper(s: str) -> str:
               return s.upper()`
 
+// modes are the processor's modes this interpreter offers (the
+// sub-interpreter pool needs CPython 3.12+).
 func modes() []string {
+	if cgo.LinkedVersion >= "3.12" && len(cgo.LinkedVersion) == 4 {
+		return []string{"thread", "process", "subinterpreters"}
+	}
 	return []string{"thread", "process"}
 }
 
