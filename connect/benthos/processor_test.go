@@ -15,6 +15,7 @@ import (
 	_ "github.com/redpanda-data/benthos/v4/public/components/pure"
 	"github.com/redpanda-data/benthos/v4/public/service"
 
+	"github.com/pyudf/pyudf/bridge"
 	"github.com/pyudf/pyudf/cgo"
 	_ "github.com/pyudf/pyudf/connect/benthos"
 )
@@ -23,6 +24,12 @@ import (
 // processor, or a list) and returns what comes out, in order, or the error
 // the stream failed to start with.
 func run(t *testing.T, processors string, msgs ...string) ([]*service.Message, error) {
+	t.Helper()
+	return runBatches(t, processors, msgs)
+}
+
+// runBatches sends the batches one after another through one stream.
+func runBatches(t *testing.T, processors string, batches ...[]string) ([]*service.Message, error) {
 	t.Helper()
 	b := service.NewStreamBuilder()
 	if err := b.SetLoggerYAML("level: off"); err != nil {
@@ -55,12 +62,20 @@ func run(t *testing.T, processors string, msgs ...string) ([]*service.Message, e
 	defer cancel()
 	ran := make(chan error, 1)
 	go func() { ran <- strm.Run(ctx) }()
-	batch := make(service.MessageBatch, len(msgs))
-	for i, m := range msgs {
-		batch[i] = service.NewMessage([]byte(m))
-	}
 	sent := make(chan error, 1)
-	go func() { sent <- produce(ctx, batch) }()
+	go func() {
+		for _, msgs := range batches {
+			batch := make(service.MessageBatch, len(msgs))
+			for i, m := range msgs {
+				batch[i] = service.NewMessage([]byte(m))
+			}
+			if err := produce(ctx, batch); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- nil
+	}()
 	select {
 	case err := <-ran:
 		if err == nil {
@@ -492,5 +507,55 @@ pyudf:
 				t.Fatalf("lint error: %v", err)
 			}
 		})
+	}
+}
+
+func TestHostileBenthosOpenRaises(t *testing.T) {
+	startErr(t, `
+pyudf:
+  function: f
+  script: |
+    from pyflink.table.udf import ScalarFunction, udf
+
+    class F(ScalarFunction):
+        def open(self, ctx):
+            raise RuntimeError("model file missing")
+        def eval(self, s):
+            return s
+
+    f = udf(F(), result_type='STRING')
+`, `pyudf: function "f" of the inline script`, "RuntimeError: model file missing")
+}
+
+// A result that does not convert to the declared result type fails the
+// batch in the engine (EvalRowErrors turns only raised exceptions into row
+// errors): every message carries the *bridge.ConversionError naming the row,
+// and the next batch runs normally.
+func TestHostileBenthosResultOfWrongType(t *testing.T) {
+	proc := `
+pyudf:
+  function: f
+  script: |
+    from pyflink.table.udf import udf
+
+    @udf(result_type='STRING')
+    def f(s):
+        return 42 if s == "int" else s + "!"
+`
+	out, err := runBatches(t, proc, []string{"a", "int", "b"}, []string{"c", "d"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := contents(t, out); fmt.Sprint(got) != "[a int b c! d!]" {
+		t.Fatalf("contents: %q", got)
+	}
+	if out[3].GetError() != nil || out[4].GetError() != nil {
+		t.Fatalf("next batch: %v %v", out[3].GetError(), out[4].GetError())
+	}
+	for i, m := range out[:3] {
+		var ce *bridge.ConversionError
+		if e := m.GetError(); !errors.As(e, &ce) || ce.Row != 1 || !strings.Contains(e.Error(), "Python int is not a STRING") {
+			t.Fatalf("message %d: error %v", i, e)
+		}
 	}
 }
