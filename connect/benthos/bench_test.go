@@ -26,7 +26,7 @@ from pyflink.table.udf import udf
 @udf(result_type='STRING')
 def upper(s):
     return s.upper()
-`}, nil)
+`})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -50,20 +51,19 @@ type processor struct {
 	args    *argSource         // how a message becomes the call's arguments
 	result  *bloblang.Executor // result_map, or nil: the result replaces the message
 	inputs  []*bridge.DataType // the columns' SQL types
-	log     *service.Logger
 }
 
-func newFromConfig(conf *service.ParsedConfig, mgr *service.Resources) (service.BatchProcessor, error) {
+func newFromConfig(conf *service.ParsedConfig, _ *service.Resources) (service.BatchProcessor, error) {
 	c, err := parseConfig(conf)
 	if err != nil {
 		return nil, err
 	}
-	return newProcessor(context.Background(), c, mgr.Logger())
+	return newProcessor(context.Background(), c)
 }
 
 // newProcessor starts an engine, loads the UDF and checks, on empty batches,
 // everything that can be checked before the first message.
-func newProcessor(ctx context.Context, c *config, log *service.Logger) (_ *processor, err error) {
+func newProcessor(ctx context.Context, c *config) (_ *processor, err error) {
 	eng, err := engine.New(ctx, c.engine)
 	if err != nil {
 		return nil, fmt.Errorf("pyudf: starting the engine (mode %s): %w", c.engine.Mode, err)
@@ -89,7 +89,7 @@ func newProcessor(ctx context.Context, c *config, log *service.Logger) (_ *proce
 	if err != nil {
 		return nil, fmt.Errorf("pyudf: function %q of %s: %w", c.function, c.sourceName(), err)
 	}
-	p := &processor{eng: eng, fn: fn, name: c.function, args: c.args, result: c.resultMap, log: log}
+	p := &processor{eng: eng, fn: fn, name: c.function, args: c.args, result: c.resultMap}
 	if p.inputs, err = c.args.inputTypes(fn); err != nil {
 		return nil, err
 	}
@@ -177,7 +177,6 @@ func (p *processor) ProcessBatch(ctx context.Context, batch service.MessageBatch
 		errText = errs.(*array.String)
 	}
 
-	kept := out[:0:0]
 	dropped := false
 	for r, i := range rows {
 		msg := out[i]
@@ -205,12 +204,7 @@ func (p *processor) ProcessBatch(ctx context.Context, batch service.MessageBatch
 		out[i] = mapped
 	}
 	if dropped {
-		for _, m := range out {
-			if m != nil {
-				kept = append(kept, m)
-			}
-		}
-		out = kept
+		out = slices.DeleteFunc(out, func(m *service.Message) bool { return m == nil })
 	}
 	return []service.MessageBatch{out}, nil
 }

@@ -17,7 +17,7 @@ import (
 
 	"github.com/pyudf/pyudf/bridge"
 	"github.com/pyudf/pyudf/cgo"
-	_ "github.com/pyudf/pyudf/connect/benthos"
+	"github.com/pyudf/pyudf/connect/benthos"
 )
 
 // run sends one batch of messages through the processors (YAML of one
@@ -245,7 +245,10 @@ pyudf:
 	if out[0].GetError() != nil {
 		t.Fatalf("good row: %v", out[0].GetError())
 	}
-	if e := out[1].GetError(); e == nil || e.Error() != `pyudf: function "check" raised ValueError: bad input: bad` {
+	e := out[1].GetError()
+	var re *benthos.RowError
+	if !errors.As(e, &re) || re.Function != "check" || re.Message != "ValueError: bad input: bad" ||
+		e.Error() != `pyudf: function "check" raised ValueError: bad input: bad` {
 		t.Fatalf("bad row's error: %v", e)
 	}
 }
