@@ -562,3 +562,49 @@ pyudf:
 		}
 	}
 }
+
+// A module found through python_path; undeclared input types are taken from
+// the first value (BIGINT here), and a later value of another kind fails
+// its message only, as does a null the UDF cannot take; result_map can
+// filter a message (root = deleted()).
+func TestModuleInferredTypesAndFilter(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "bench_mod_t16.py"), []byte(`
+from pyflink.table.udf import udf
+
+@udf(result_type='BIGINT')
+def double(n):
+    return n * 2
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, `
+pyudf:
+  module: bench_mod_t16
+  python_path: [ `+dir+` ]
+  function: double
+  args: [ n ]
+  result_map: |
+    root.double = this
+    root = if this == 0 { deleted() }
+`, `{"n": 1}`, `{"n": 0}`, `{"n": "x"}`, `{"n": null}`, `{"n": 4}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := contents(t, out)
+	want := []string{`{"double":2,"n":1}`, `{"n": "x"}`, `{"n": null}`, `{"double":8,"n":4}`}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if e := out[1].GetError(); e == nil || !strings.Contains(e.Error(), `argument 1 (field "n"): want BIGINT, got string (x)`) {
+		t.Fatalf("mixed column: %v", e)
+	}
+	if e := out[2].GetError(); e == nil || !strings.Contains(e.Error(), `function "double" raised TypeError`) {
+		t.Fatalf("null: %v", e)
+	}
+	for _, i := range []int{0, 3} {
+		if out[i].GetError() != nil {
+			t.Fatalf("message %d: %v", i, out[i].GetError())
+		}
+	}
+}
