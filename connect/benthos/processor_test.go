@@ -608,3 +608,29 @@ pyudf:
 		}
 	}
 }
+
+// Nested and decimal arguments go through Arrow's JSON reader; a value that
+// does not fit fails its message, naming the type.
+func TestNestedArguments(t *testing.T) {
+	out, err := run(t, `
+pyudf:
+  function: total
+  args: [ items, price ]
+  script: |
+    from pyflink.table.udf import udf
+
+    @udf(input_types=['ARRAY<BIGINT>', 'DECIMAL(10, 2)'], result_type='STRING')
+    def total(items, price):
+        return f"{sum(items)} x {price}"
+`, `{"items": [1, 2, 3], "price": 2.50}`, `{"items": ["a"], "price": 1}`, `{"items": [], "price": "3.25"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := contents(t, out)
+	if got[0] != "6 x 2.50" || got[2] != "0 x 3.25" || out[0].GetError() != nil || out[2].GetError() != nil {
+		t.Fatalf("got %q, errors %v %v", got, out[0].GetError(), out[2].GetError())
+	}
+	if e := out[1].GetError(); e == nil || !strings.Contains(e.Error(), `argument 1 (field "items")`) || !strings.Contains(e.Error(), "does not fit ARRAY<BIGINT>") {
+		t.Fatalf("bad items: %v", e)
+	}
+}
