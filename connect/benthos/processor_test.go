@@ -469,7 +469,7 @@ pyudf:
 		"args_mapping must yield an array of the arguments, not string (one)")
 }
 
-func TestHostileBenthosAggregateRefused(t *testing.T) {
+func TestHostileBenthosTableFunctionRefused(t *testing.T) {
 	startErr(t, `
 pyudf:
   function: total
@@ -480,6 +480,26 @@ pyudf:
     def total(n):
         yield n
 `, `function "total" cannot run over a message batch`)
+}
+
+func TestHostileBenthosAggregateRefused(t *testing.T) {
+	startErr(t, `
+pyudf:
+  function: total
+  script: |
+    from pyflink.table import DataTypes
+    from pyflink.table.udf import AggregateFunction, udaf
+
+    class Total(AggregateFunction):
+        def create_accumulator(self):
+            return [0]
+        def accumulate(self, acc, n):
+            acc[0] += n
+        def get_value(self, acc):
+            return acc[0]
+
+    total = udaf(Total(), result_type=DataTypes.BIGINT(), accumulator_type=DataTypes.ARRAY(DataTypes.BIGINT()))
+`, `pyudf: function "total" of the inline script`, "unsupported function")
 }
 
 // The lint rule: exactly one source, args or args_mapping.
