@@ -690,3 +690,19 @@ func ErrorType(err error) string {
 	}
 	return ErrorTypeOther
 }
+
+// EnsureStream creates a file-stored stream named name holding subjects,
+// unless a stream of that name exists (it is then left as it is). Results
+// and dead letters need a stream for their publishes to be acknowledged.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, name string, subjects ...string) error {
+	if _, err := js.Stream(ctx, name); err == nil {
+		return nil
+	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("pyudf nats runner: stream %q: %w", name, err)
+	}
+	_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: subjects, Storage: jetstream.FileStorage})
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return fmt.Errorf("pyudf nats runner: creating stream %q: %w", name, err)
+	}
+	return nil
+}
