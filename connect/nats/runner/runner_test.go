@@ -20,6 +20,7 @@ import (
 )
 
 const udfs = `
+import time
 import pandas as pd
 from pyudf import udf
 
@@ -38,6 +39,11 @@ def upper_pandas(s):
     if s.str.startswith('poison').any():
         raise ValueError('poisoned batch')
     return s.str.upper()
+
+@udf(input_types=['STRING'], result_type='STRING')
+def slow_upper(s):
+    time.sleep(0.0005)
+    return s.upper()
 
 @udf(input_types=['STRING'], result_type='STRING')
 def maybe_none(s):
@@ -396,4 +402,84 @@ func TestMissingStream(t *testing.T) {
 	if err := r.Run(ctx); !errors.Is(err, jetstream.ErrStreamNotFound) {
 		t.Fatalf("Run: %v, want ErrStreamNotFound", err)
 	}
+}
+
+// The broker goes away mid-stream and comes back (the same port and store):
+// the runner, which dialled the server itself, reconnects and resumes;
+// every input has its result and is acknowledged, none is acknowledged
+// without one.
+func TestBrokerRestart(t *testing.T) {
+	b := startBroker(t)
+	const n = 4000
+	in := make([]string, n)
+	for i := range in {
+		in[i] = fmt.Sprintf("m%05d", i)
+	}
+	b.publish(t, "in.text", in...)
+	r := start(t, runner.Config{URL: b.srv.URL(), Subject: "in.text", Durable: "restart", Output: "out",
+		Function: function(t, "slow_upper"), FetchSize: 50, FetchWait: 300 * time.Millisecond,
+		AckWait: 2 * time.Second, PublishTimeout: time.Second})
+	deadline := time.Now().Add(10 * time.Second)
+	for r.Stats().Published < 200 { // mid-stream
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v", r.Stats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	port, dir := b.srv.Port(), b.srv.Dir()
+	b.srv.Shutdown()
+	before := r.Stats()
+	time.Sleep(time.Second)
+	srv, err := embedded.Start(embedded.Options{Port: port, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.srv = srv
+	if before.Published >= n {
+		t.Fatalf("all %d processed before the broker went away", n)
+	}
+	got := b.collectDistinct(t, "out", n, 60*time.Second)
+	for _, p := range in {
+		if got[strings.ToUpper(p)] == 0 {
+			t.Fatalf("no result for %q", p)
+		}
+	}
+	waitAcked(t, b, "restart", n)
+	s := r.Stats()
+	t.Logf("before the restart %+v; after %+v", before, s)
+	if s.FetchErrors == 0 && s.Retried == 0 {
+		t.Errorf("the runner saw no outage: %+v", s)
+	}
+}
+
+// collectDistinct reads subject from OUT until it has seen n distinct
+// payloads, and returns how often each came.
+func (b *broker) collectDistinct(t *testing.T, subject string, n int, timeout time.Duration) map[string]int {
+	t.Helper()
+	ctx := context.Background()
+	seen := map[string]int{}
+	deadline := time.Now().Add(timeout)
+	var cons jetstream.Consumer
+	for len(seen) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d distinct results after %v, want %d", subject, len(seen), timeout, n)
+		}
+		if cons == nil {
+			c, err := b.js.OrderedConsumer(ctx, "OUT", jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+			if err != nil {
+				time.Sleep(100 * time.Millisecond)
+				continue
+			}
+			cons = c
+		}
+		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(300*time.Millisecond))
+		if err != nil {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		for m := range batch.Messages() {
+			seen[string(m.Data())]++
+		}
+	}
+	return seen
 }
