@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -63,13 +64,24 @@ func main() {
 	rate := flag.Int("rate", 2000, "latency phase: messages per second")
 	latencyFor := flag.Duration("latency-for", 3*time.Second, "latency phase: duration")
 	fetch := flag.Int("fetch", 256, "runner: messages per fetch")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	if *quick {
 		*n, *rounds, *latencyFor = 20_000, 1, time.Second
 	}
 	res, err := measure(*n, *rounds, *rate, *latencyFor, *fetch)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 	if *asJSON {

@@ -149,16 +149,17 @@ func newScaleTest(t *testing.T) *scaleTest {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192))
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Memory storage: no broker restarts here (runner's TestBrokerRestart
+	// covers the file store).
 	ctx := context.Background()
-	if err := runner.EnsureStream(ctx, js, "IN", "in.text"); err != nil {
-		t.Fatal(err)
-	}
-	if err := runner.EnsureStream(ctx, js, "OUT", "out", "out.dlq"); err != nil {
-		t.Fatal(err)
+	for name, subjects := range map[string][]string{"IN": {"in.text"}, "OUT": {"out", "out.dlq"}} {
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: subjects, Storage: jetstream.MemoryStorage}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return &scaleTest{srv: srv, nc: nc, js: js}
 }
@@ -192,7 +193,7 @@ func (s *scaleTest) publish(t *testing.T, n int) {
 		if _, err := s.js.PublishAsync("in.text", fmt.Appendf(nil, "message %06d", i)); err != nil {
 			t.Fatal(err)
 		}
-		if i%4096 == 4095 {
+		if i%2048 == 2047 {
 			<-s.js.PublishAsyncComplete()
 		}
 	}
@@ -299,7 +300,7 @@ func TestScaleOutTwoProcesses(t *testing.T) {
 	const n = 100_000
 	start := time.Now()
 	s.publish(t, n)
-	s.waitAcked(t, n, 90*time.Second)
+	s.waitAcked(t, n, 240*time.Second)
 	took := time.Since(start)
 	seen, byRunner := s.results(t)
 	dups := checkAll(t, seen, n)
@@ -321,10 +322,14 @@ func TestScaleOutKillOne(t *testing.T) {
 	const n = 30_000
 	done := make(chan struct{})
 	go func() { defer close(done); s.publish(t, n) }()
+	deadline := time.Now().Add(60 * time.Second)
 	for { // mid-stream
 		floor, _ := s.acked(t)
 		if floor >= n/5 {
 			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ack floor %d after 60s", floor)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -333,7 +338,7 @@ func TestScaleOutKillOne(t *testing.T) {
 	}
 	killedAt, _ := s.acked(t)
 	<-done
-	s.waitAcked(t, n, 90*time.Second)
+	s.waitAcked(t, n, 240*time.Second)
 	seen, byRunner := s.results(t)
 	dups := checkAll(t, seen, n)
 	t.Logf("killed runner a at ack floor %d; results by runner %v, %d duplicates", killedAt, byRunner, dups)
