@@ -159,6 +159,9 @@ type Runner struct {
 
 	batch atomic.Bool // calls go as batches (Config.Batch, or switched to)
 
+	waves    chan struct{}  // a token per wave whose PubAcks are awaited (maxWaves)
+	settling sync.WaitGroup // those waves' settle goroutines
+
 	fetched, published, deadLettered, retried, fetches, fetchErrors atomic.Int64
 }
 
@@ -219,7 +222,7 @@ func New(cfg Config) (*Runner, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	r := &Runner{cfg: cfg, conn: cfg.Conn,
+	r := &Runner{cfg: cfg, conn: cfg.Conn, waves: make(chan struct{}, maxWaves),
 		log: log.With("runner", cfg.Name, "durable", cfg.Durable, "function", cfg.Function.Name())}
 	r.batch.Store(cfg.Batch)
 	return r, nil
@@ -256,6 +259,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	done := r.done
 	r.mu.Unlock()
 	defer close(done)
+	defer r.settling.Wait() // every publish made is acked or given back before Run returns
 
 	js, err := r.connect()
 	if err != nil {
@@ -489,7 +493,7 @@ func (r *Runner) process(ctx context.Context, js jetstream.JetStream, wave []jet
 			o.err, o.errType = fmt.Errorf("pyudf nats runner: encoding the result: %w", err), ErrorTypeEncode
 		}
 	}
-	r.publish(ctx, js, outs)
+	r.publish(js, outs)
 	return nil
 }
 
@@ -544,33 +548,51 @@ func (r *Runner) classify(o *outcome) error {
 	return nil
 }
 
-// publish publishes every result and dead letter asynchronously, then
-// acknowledges each input whose publish JetStream acknowledged, and gives
-// back the others.
-func (r *Runner) publish(ctx context.Context, js jetstream.JetStream, outs []outcome) {
-	type pending struct {
-		o    *outcome
-		f    jetstream.PubAckFuture
-		dead bool
-	}
+// pending is a published result or dead letter waiting for its PubAck.
+type pending struct {
+	msg  jetstream.Msg // the input, acked when the PubAck comes
+	f    jetstream.PubAckFuture
+	dead bool
+}
+
+// maxWaves is how many waves' publishes may wait for their PubAcks while
+// the next waves are fetched and processed.
+const maxWaves = 4
+
+// publish publishes every result and dead letter asynchronously and hands
+// them to settle, which acknowledges each input when its publish is
+// acknowledged. Up to maxWaves waves settle while the runner goes on.
+func (r *Runner) publish(js jetstream.JetStream, outs []outcome) {
 	futures := make([]pending, 0, len(outs))
 	for i := range outs {
 		o := &outs[i]
 		if o.retry {
-			_ = o.msg.Nak()
-			r.retried.Add(1)
+			r.retry(o.msg)
 			continue
 		}
 		m, dead := r.outMsg(o)
 		f, err := js.PublishMsgAsync(m)
 		if err != nil {
 			r.log.Warn("publish failed; the message will be redelivered", "subject", m.Subject, "err", err)
-			_ = o.msg.Nak()
-			r.retried.Add(1)
+			r.retry(o.msg)
 			continue
 		}
-		futures = append(futures, pending{o, f, dead})
+		futures = append(futures, pending{o.msg, f, dead})
 	}
+	if len(futures) == 0 {
+		return
+	}
+	r.waves <- struct{}{} // a free slot: at most maxWaves settle at once
+	r.settling.Add(1)
+	go func() {
+		defer func() { <-r.waves; r.settling.Done() }()
+		r.settle(futures)
+	}()
+}
+
+// settle acknowledges each input whose publish JetStream acknowledged, and
+// gives back the others (their publish failed or timed out).
+func (r *Runner) settle(futures []pending) {
 	timer := time.NewTimer(r.cfg.PublishTimeout)
 	defer timer.Stop()
 	expired := false
@@ -578,13 +600,13 @@ func (r *Runner) publish(ctx context.Context, js jetstream.JetStream, outs []out
 		if !expired {
 			select {
 			case <-p.f.Ok():
-				if err := p.o.msg.Ack(); err != nil {
-					r.log.Warn("ack failed; the message will be redelivered", "err", err)
-				}
 				if p.dead {
 					r.deadLettered.Add(1)
 				} else {
 					r.published.Add(1)
+				}
+				if err := p.msg.Ack(); err != nil {
+					r.log.Warn("ack failed; the message will be redelivered", "err", err)
 				}
 				continue
 			case err := <-p.f.Err():
@@ -592,15 +614,22 @@ func (r *Runner) publish(ctx context.Context, js jetstream.JetStream, outs []out
 			case <-timer.C:
 				expired = true
 				r.log.Warn("publish acknowledgements timed out; the messages will be redelivered", "timeout", r.cfg.PublishTimeout)
-			case <-ctx.Done():
-				expired = true
 			}
 		}
-		// Nak so that the message comes back soon; if the Nak is lost,
-		// AckWait brings it back.
-		_ = p.o.msg.Nak()
-		r.retried.Add(1)
+		r.retry(p.msg)
 	}
+}
+
+// retryDelay is how long a message whose processing failed waits before it
+// is redelivered, so that a failure that lasts (no stream holds the output
+// subject, a broken worker) is not retried in a tight loop.
+const retryDelay = time.Second
+
+// retry leaves a message whose processing failed for redelivery after
+// retryDelay; if the Nak is lost, AckWait brings it back.
+func (r *Runner) retry(m jetstream.Msg) {
+	_ = m.NakWithDelay(retryDelay)
+	r.retried.Add(1)
 }
 
 // outMsg is the result or dead letter of an outcome.

@@ -483,3 +483,56 @@ func (b *broker) collectDistinct(t *testing.T, subject string, n int, timeout ti
 	}
 	return seen
 }
+
+// A result whose publish JetStream does not acknowledge (no stream holds the
+// output subject) leaves its input unacknowledged and not dead-lettered; once
+// a stream holds the subject, the redelivered inputs get their results.
+func TestHostileNATSOutputWithoutStream(t *testing.T) {
+	b := startBroker(t)
+	r := start(t, runner.Config{Conn: b.nc, Subject: "in.text", Durable: "nostream", Output: "later",
+		Function: function(t, "upper"), PublishTimeout: time.Second})
+	b.publish(t, "in.text", "x", "y")
+	deadline := time.Now().Add(10 * time.Second)
+	for r.Stats().Retried < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v: want both messages retried", r.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx := context.Background()
+	c, err := b.js.Consumer(ctx, "IN", "nostream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.AckFloor.Stream != 0 {
+		t.Fatalf("ack floor %d: an input was acked without its result's PubAck", info.AckFloor.Stream)
+	}
+	if s := r.Stats(); s.Published != 0 || s.DeadLettered != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+	if err := runner.EnsureStream(ctx, b.js, "LATER", "later", "later.dlq"); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := b.js.OrderedConsumer(ctx, "LATER", jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for len(got) < 2 && time.Now().Before(deadline.Add(10*time.Second)) {
+		batch, err := cons.Fetch(2-len(got), jetstream.FetchMaxWait(200*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range batch.Messages() {
+			got = append(got, string(m.Data()))
+		}
+	}
+	if strings.Join(got, ",") != "X,Y" {
+		t.Fatalf("results %q, want X,Y", got)
+	}
+	waitAcked(t, b, "nostream", 2)
+}
