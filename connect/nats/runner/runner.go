@@ -501,13 +501,14 @@ func (r *Runner) process(ctx context.Context, js jetstream.JetStream, wave []jet
 // closed) stops the runner.
 func (r *Runner) call(ctx context.Context, outs []outcome) error {
 	if !r.batch.Load() {
+		first := true
 		for i := range outs {
 			o := &outs[i]
 			if o.err != nil {
 				continue
 			}
 			o.result, o.err = r.cfg.Function.Call(ctx, o.args...)
-			if o.err != nil && i == 0 && errors.Is(o.err, engine.ErrUnsupported) && !errors.Is(o.err, engine.ErrClosed) {
+			if o.err != nil && first && errors.Is(o.err, engine.ErrUnsupported) && !errors.Is(o.err, engine.ErrClosed) {
 				if err := checkBatchTypes(r.cfg.Function); err != nil {
 					return fmt.Errorf("pyudf nats runner: function %q needs batches: %w", r.cfg.Function.Name(), err)
 				}
@@ -516,6 +517,7 @@ func (r *Runner) call(ctx context.Context, outs []outcome) error {
 				o.err = nil
 				return r.callBatch(ctx, outs)
 			}
+			first = false
 			if err := r.classify(o); err != nil {
 				return err
 			}

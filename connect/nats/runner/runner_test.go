@@ -536,3 +536,51 @@ func TestHostileNATSOutputWithoutStream(t *testing.T) {
 	}
 	waitAcked(t, b, "nostream", 2)
 }
+
+// In process mode, a message whose call kills the worker process is not the
+// message's fault as far as the engine can tell (*engine.WorkerError): it is
+// redelivered, and dead-lettered after MaxAttempts deliveries; the messages
+// around it are processed.
+func TestHostileNATSMessageKillsWorker(t *testing.T) {
+	ctx := context.Background()
+	peng, err := engine.New(ctx, engine.Config{Mode: engine.Process, Workers: 1, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peng.Close()
+	pmod, err := peng.LoadSource(ctx, "crash.py", `
+import os
+from pyudf import udf
+
+@udf(input_types=['STRING'], result_type='STRING')
+def upper_or_die(s):
+    if s == 'crash':
+        os._exit(3)
+    return s.upper()
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn, err := pmod.Function(ctx, "upper_or_die")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startBroker(t)
+	start(t, runner.Config{Conn: b.nc, Subject: "in.text", Durable: "crash", Output: "out",
+		Function: fn, MaxAttempts: 2})
+	b.publish(t, "in.text", "a", "crash", "b")
+	dead := b.collect(t, "out.dlq", 1, 30*time.Second)
+	if h := dead[0].Headers(); string(dead[0].Data()) != "crash" || h.Get(runner.HeaderErrType) != runner.ErrorTypeAttempts ||
+		h.Get(runner.HeaderAttempts) != "2" || !strings.Contains(h.Get(runner.HeaderError), "2 deliveries failed") {
+		t.Fatalf("dead letter %q headers %v", dead[0].Data(), h)
+	}
+	got := b.collectDistinct(t, "out", 2, 30*time.Second)
+	if got["A"] == 0 || got["B"] == 0 {
+		t.Fatalf("results %v, want A and B", got)
+	}
+	waitAcked(t, b, "crash", 3)
+	// The engine still works.
+	if v, err := fn.Call(ctx, "ok"); err != nil || v != "OK" {
+		t.Fatalf("after: %v, %v", v, err)
+	}
+}
