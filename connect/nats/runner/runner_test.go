@@ -46,6 +46,10 @@ def slow_upper(s):
     return s.upper()
 
 @udf(input_types=['STRING'], result_type='STRING')
+def closing(s):
+    return s
+
+@udf(input_types=['STRING'], result_type='STRING')
 def maybe_none(s):
     return None if s == 'none' else s
 `
@@ -582,5 +586,48 @@ def upper_or_die(s):
 	// The engine still works.
 	if v, err := fn.Call(ctx, "ok"); err != nil || v != "OK" {
 		t.Fatalf("after: %v, %v", v, err)
+	}
+}
+
+// A closed function stops the runner (Run returns an error wrapping
+// engine.ErrClosed); the message it could not process is neither
+// dead-lettered nor acknowledged.
+func TestFunctionClosed(t *testing.T) {
+	b := startBroker(t)
+	fn := function(t, "closing")
+	r, err := runner.New(runner.Config{Conn: b.nc, Subject: "in.text", Durable: "closed", Output: "out",
+		Function: fn, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	errc := make(chan error, 1)
+	go func() { errc <- r.Run(context.Background()) }()
+	b.publish(t, "in.text", "x")
+	b.collect(t, "out", 1, 10*time.Second)
+	waitAcked(t, b, "closed", 1)
+	fn.Close()
+	b.publish(t, "in.text", "y")
+	select {
+	case err := <-errc:
+		if !errors.Is(err, engine.ErrClosed) {
+			t.Fatalf("Run: %v, want engine.ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run still running after its function was closed")
+	}
+	c, err := b.js.Consumer(context.Background(), "IN", "closed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.AckFloor.Stream != 1 {
+		t.Fatalf("ack floor %d, want 1: the second message was acked", info.AckFloor.Stream)
+	}
+	if s := r.Stats(); s.Published != 1 || s.DeadLettered != 0 {
+		t.Fatalf("stats %+v", s)
 	}
 }
