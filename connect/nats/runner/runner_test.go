@@ -101,7 +101,7 @@ func startBroker(t *testing.T) *broker {
 		t.Fatal(err)
 	}
 	b := &broker{srv: srv}
-	t.Cleanup(func() { srv.Close() })
+	t.Cleanup(func() { b.srv.Close() }) // b.srv: TestBrokerRestart replaces it
 	b.connect(t)
 	ctx := context.Background()
 	if err := runner.EnsureStream(ctx, b.js, "IN", "in.>"); err != nil {
