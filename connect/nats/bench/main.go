@@ -64,6 +64,7 @@ func main() {
 	rate := flag.Int("rate", 2000, "latency phase: messages per second")
 	latencyFor := flag.Duration("latency-for", 3*time.Second, "latency phase: duration")
 	fetch := flag.Int("fetch", 256, "runner: messages per fetch")
+	memory := flag.Bool("memory", false, "memory-stored streams instead of file-stored ones")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -78,7 +79,7 @@ func main() {
 	if *quick {
 		*n, *rounds, *latencyFor = 20_000, 1, time.Second
 	}
-	res, err := measure(*n, *rounds, *rate, *latencyFor, *fetch)
+	res, err := measure(*n, *rounds, *rate, *latencyFor, *fetch, *memory)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		pprof.StopCPUProfile()
@@ -93,7 +94,7 @@ func main() {
 		time.Duration(res.P50Ns), time.Duration(res.P99Ns), time.Duration(res.P999Ns), res.Note)
 }
 
-func measure(n, rounds, rate int, latencyFor time.Duration, fetch int) (Result, error) {
+func measure(n, rounds, rate int, latencyFor time.Duration, fetch int, memory bool) (Result, error) {
 	ctx := context.Background()
 	srv, err := embedded.Start(embedded.Options{})
 	if err != nil {
@@ -109,11 +110,14 @@ func measure(n, rounds, rate int, latencyFor time.Duration, fetch int) (Result, 
 	if err != nil {
 		return Result{}, err
 	}
-	if err := runner.EnsureStream(ctx, js, "IN", "in"); err != nil {
-		return Result{}, err
+	storage, storageName := jetstream.FileStorage, "file"
+	if memory {
+		storage, storageName = jetstream.MemoryStorage, "memory"
 	}
-	if err := runner.EnsureStream(ctx, js, "OUT", "out", "out.dlq"); err != nil {
-		return Result{}, err
+	for name, subjects := range map[string][]string{"IN": {"in"}, "OUT": {"out", "out.dlq"}} {
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: subjects, Storage: storage}); err != nil {
+			return Result{}, err
+		}
 	}
 
 	eng, err := engine.New(ctx, engine.Config{Logger: slog.New(slog.DiscardHandler)})
@@ -230,7 +234,7 @@ func measure(n, rounds, rate int, latencyFor time.Duration, fetch int) (Result, 
 	return Result{
 		Name: "nats_upper_100b", Mode: "thread", Goroutines: 1, BatchRows: fetch,
 		RowsPerS: rates[len(rates)/2], P50Ns: q(0.50), P99Ns: q(0.99), P999Ns: q(0.999), Rounds: rounds,
-		Note: fmt.Sprintf("embedded nats-server, file storage; rows_per_s: %d msgs published flat out (async, 2048 in flight) to their %d results received, median of %d rounds (%.0f-%.0f); latency: publish to result received at %d msgs/s for %v (%d samples); runner: one row call per message, fetch %d, ack after the PubAck; %d published, %d retried, %d fetches",
-			n, n, rounds, rates[0], rates[len(rates)-1], rate, latencyFor, len(samples), fetch, s.Published, s.Retried, s.Fetches),
+		Note: fmt.Sprintf("embedded nats-server, %s storage; rows_per_s: %d msgs published flat out (async, 2048 in flight) to their %d results received, median of %d rounds (%.0f-%.0f); latency: publish to result received at %d msgs/s for %v (%d samples); runner: one row call per message, fetch %d, ack after the PubAck; %d published, %d retried, %d fetches",
+			storageName, n, n, rounds, rates[0], rates[len(rates)-1], rate, latencyFor, len(samples), fetch, s.Published, s.Retried, s.Fetches),
 	}, nil
 }
