@@ -103,3 +103,20 @@ func TestModuleFunctionsAfterCloseFails(t *testing.T) {
 		t.Fatalf("Functions after Close: %v, want ErrClosed", err)
 	}
 }
+
+// Listing only reads: in process mode it is not among the requests a
+// restarted worker replays.
+func TestModuleFunctionsIsNotReplayed(t *testing.T) {
+	ctx := context.Background()
+	m := loadModule(t, Config{Mode: Process, Workers: 1}, "inspect_replay.py", "def f(x: int) -> int:\n    return x\n")
+	w := m.engine.backend.(*workers)
+	before := len(w.setup)
+	for range 3 {
+		if infos, err := m.Functions(ctx); err != nil || len(infos) != 1 || infos[0].Name != "f" {
+			t.Fatalf("Functions: %+v, %v", infos, err)
+		}
+	}
+	if got := len(w.setup); got != before {
+		t.Fatalf("%d setup requests after listing three times, want %d", got, before)
+	}
+}
