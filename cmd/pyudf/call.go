@@ -32,6 +32,8 @@ func (s *session) call(ctx context.Context, name string, raw []string, stdout io
 			return usageErr("function %q: argument %d: %v", name, i+1, err)
 		}
 	}
+	ctx, cancel := s.running(ctx)
+	defer cancel()
 	switch {
 	case info.Kind == "scalar" && info.FuncType == "general":
 		f, err := s.mod.Function(ctx, name)

@@ -125,6 +125,8 @@ func (s *session) eval(ctx context.Context, name, path string, stdout, stderr io
 		return err
 	}
 	defer rec.Release()
+	ctx, cancel := s.running(ctx)
+	defer cancel()
 	start := time.Now()
 	switch {
 	case info.Kind == "scalar":

@@ -27,7 +27,9 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
+	"time"
 
 	"github.com/pyudf/pyudf/bridge"
 	"github.com/pyudf/pyudf/engine"
@@ -42,6 +44,7 @@ flags:
   -python path                           the interpreter (default $PYUDF_PYTHON, else python3)
   -param key=value                       a job parameter (repeatable)
   -head N                                eval: rows of the result to print (default 10)
+  -timeout D                             the deadline of the function's run (call, eval), e.g. 5s
   -warmup=false                          eval: time the first run (a warm-up run on the first row is not timed)
 `
 
@@ -76,11 +79,12 @@ func main() {
 
 // options are the flags every subcommand takes.
 type options struct {
-	mode   engine.Mode
-	python string
-	params map[string]string
-	head   int
-	warmup bool
+	mode    engine.Mode
+	python  string
+	params  map[string]string
+	head    int
+	warmup  bool
+	timeout time.Duration
 }
 
 // run runs one command line and returns its exit status.
@@ -138,7 +142,14 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 			return usageErr("eval takes a file, a function and a data file: pyudf eval udfs.py f data.parquet")
 		}
 	}
-	ctx := context.Background()
+	// Ctrl-C interrupts the Python code (the engine raises Cancelled in it);
+	// a second one ends the process, for code blocked in C.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	s, err := open(ctx, opts, pos[0], stderr)
 	if err != nil {
 		return err
@@ -154,6 +165,14 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 	}
 }
 
+// running is the context of the function's run: ctx with -timeout.
+func (s *session) running(ctx context.Context) (context.Context, context.CancelFunc) {
+	if s.opts.timeout > 0 {
+		return context.WithTimeout(ctx, s.opts.timeout)
+	}
+	return context.WithCancel(ctx)
+}
+
 // parseFlags parses the flags, which may come anywhere before the function's
 // arguments: flag stops at the first positional argument, so the flags after
 // the file are parsed again until the function's name.
@@ -165,6 +184,7 @@ func parseFlags(cmd string, args []string) (options, []string, error) {
 	fs.StringVar(&opts.python, "python", "", "")
 	fs.IntVar(&opts.head, "head", 10, "")
 	fs.BoolVar(&opts.warmup, "warmup", true, "")
+	fs.DurationVar(&opts.timeout, "timeout", 0, "")
 	fs.Func("param", "", func(s string) error {
 		k, v, ok := strings.Cut(s, "=")
 		if !ok || k == "" {
@@ -198,6 +218,9 @@ func parseFlags(cmd string, args []string) (options, []string, error) {
 		opts.mode = engine.Subinterpreters
 	default:
 		return opts, nil, usageErr("%s: -mode %q: want thread, process or subinterpreters", cmd, *mode)
+	}
+	if opts.timeout < 0 {
+		return opts, nil, usageErr("%s: -timeout %s: want a positive duration", cmd, opts.timeout)
 	}
 	if opts.head < 0 {
 		return opts, nil, usageErr("%s: -head %d: want 0 or more rows", cmd, opts.head)
@@ -318,6 +341,10 @@ func callErr(err error) error {
 		return usageErr("%v", err)
 	case errors.Is(err, engine.ErrArgumentCount):
 		return usageErr("%v", err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return runErr("%v (-timeout)", err)
+	case errors.Is(err, context.Canceled):
+		return runErr("%v (interrupt)", err)
 	}
 	return runErr("%v", err)
 }

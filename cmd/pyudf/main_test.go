@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -268,4 +269,58 @@ func TestBadInput(t *testing.T) {
 
 func TestHelp(t *testing.T) {
 	check(t, expect{args: []string{"help"}, stdout: usage})
+}
+
+func TestLifecycleAndDeadlines(t *testing.T) {
+	for _, c := range []expect{
+		{args: []string{"inspect", "lifecycle.py"}, stdout: `spin       scalar           (BIGINT) -> BIGINT
+Greeter    scalar           (STRING) -> STRING
+Broken     scalar           (STRING) -> STRING
+NeedsArgs  error            TypeError: NeedsArgs.__init__() missing 1 required positional argument: 'k'
+`},
+		{args: []string{"inspect", "empty.py"}, stdout: "empty.py defines no functions\n"},
+		{args: []string{"call", "lifecycle.py", "Greeter", "you"}, stdout: "hello, you\n"},
+		{args: []string{"call", "-param", "greeting=hi", "lifecycle.py", "Greeter", "you"}, stdout: "hi, you\n"},
+		{args: []string{"call", "-mode", "process", "-param", "greeting=hi", "lifecycle.py", "Greeter", "you"}, stdout: "hi, you\n"},
+		{args: []string{"call", "lifecycle.py", "Broken", "x"}, code: 1, stderr: fmt.Sprintf(`Traceback (most recent call last):
+  File "%s", line 24, in open
+    raise RuntimeError("no model file")
+RuntimeError: no model file
+`, strings.Replace(udfs, "udfs.py", "lifecycle.py", 1))},
+		{args: []string{"call", "lifecycle.py", "NeedsArgs", "1"}, code: 1,
+			stderr: "pyudf: function \"NeedsArgs\": TypeError: NeedsArgs.__init__() missing 1 required positional argument: 'k'\n"},
+		{args: []string{"call", "-timeout", "500ms", "lifecycle.py", "spin", "1"}, code: 1,
+			stderr: "spinning\npyudf: function \"spin\" interrupted: context deadline exceeded (-timeout)\n"},
+		{args: []string{"call", "-timeout", "-1s", "lifecycle.py", "spin", "1"}, code: 2,
+			stderr: "pyudf: call: -timeout -1s: want a positive duration\n"},
+	} {
+		check(t, c)
+	}
+}
+
+// Ctrl-C interrupts the running Python code: one line, exit status 1.
+func TestInterrupt(t *testing.T) {
+	cmd := exec.Command(binary, "call", "lifecycle.py", "spin", "1")
+	cmd.Dir = "testdata"
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, len("spinning\n"))
+	if _, err := io.ReadFull(stderr, buf); err != nil || string(buf) != "spinning\n" {
+		t.Fatalf("stderr starts %q, %v; want spinning", buf, err)
+	}
+	cmd.Process.Signal(os.Interrupt)
+	rest, _ := io.ReadAll(stderr)
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("exit: %v, want status 1", err)
+	}
+	if want := "pyudf: function \"spin\" interrupted: context canceled (interrupt)\n"; string(rest) != want {
+		t.Fatalf("stderr after spinning: %q, want %q", rest, want)
+	}
 }
