@@ -81,8 +81,24 @@ func (s *session) call(ctx context.Context, name string, raw []string, stdout io
 			return callErr(err)
 		}
 		fmt.Fprintln(stdout, formatValue(v, a.ResultType(), true))
-	default: // Pandas and Arrow functions take columns
-		return usageErr("function %q is %s: it runs over a batch: pyudf eval %s %s data.csv",
+	case info.Kind == "scalar" && info.InputTypes != nil: // Pandas and Arrow functions take columns
+		f, err := s.mod.Function(ctx, name)
+		if err != nil {
+			return openErr(name, err)
+		}
+		rec, err := oneRow(args, info.InputTypes)
+		if err != nil {
+			return usageErr("function %q: %v", name, err)
+		}
+		defer rec.Release()
+		res, err := f.Eval(ctx, rec)
+		if err != nil {
+			return callErr(err)
+		}
+		defer res.Release()
+		fmt.Fprintln(stdout, cell(res, 0))
+	default:
+		return usageErr("function %q is %s without declared input types: it runs over a batch: pyudf eval %s %s data.csv",
 			name, describe(info), s.file, name)
 	}
 	return nil

@@ -288,11 +288,7 @@ func printTable(w io.Writer, names []string, cols []arrow.Array, head int) {
 	cells := make([]string, len(cols))
 	for i := 0; i < n && i < head; i++ {
 		for j, c := range cols {
-			if c.IsNull(i) {
-				cells[j] = null
-			} else {
-				cells[j] = c.ValueStr(i)
-			}
+			cells[j] = cell(c, i)
 		}
 		fmt.Fprintln(w, strings.Join(cells, "\t"))
 	}
@@ -304,4 +300,12 @@ func printTable(w io.Writer, names []string, cols []arrow.Array, head int) {
 func rate(w io.Writer, rows int64, elapsed time.Duration) {
 	perSecond := float64(rows) / max(elapsed.Seconds(), 1e-9)
 	fmt.Fprintf(w, "%d rows in %s: %.0f rows/s\n", rows, elapsed.Round(time.Microsecond), perSecond)
+}
+
+// cell is row i of column c as printed: NULL or Arrow's text of the value.
+func cell(c arrow.Array, i int) string {
+	if c.IsNull(i) {
+		return null
+	}
+	return c.ValueStr(i)
 }

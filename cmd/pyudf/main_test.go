@@ -180,6 +180,9 @@ func TestCall(t *testing.T) {
 			{args: []string{"words", "hello big world"}, stdout: "f0\tf1\nhello\t5\nbig\t3\nworld\t5\n", every: true},
 			{args: []string{"total", "5"}, stdout: "5\n"},
 			{args: []string{"Echo", "async hello"}, stdout: "async hello\n"},
+			{args: []string{"twice", "1.5"}, stdout: "3\n", every: true}, // a Pandas UDF on a batch of one row
+			{args: []string{"twice", "NULL"}, stdout: "NULL\n"},
+			{args: []string{"inc", "41"}, stdout: "42\n"},
 		} {
 			if mode == "thread" || c.every {
 				c.args = append(append([]string{}, m...), c.args...)
@@ -254,8 +257,8 @@ func TestBadInput(t *testing.T) {
 			stderr: "pyudf: function \"mix\": argument 1: [0]: \"a\" is not an integer (INT)\n"},
 		{args: []string{"call", "udfs.py", "mix", "[]", "{}", "{\"a\": 1}"}, code: 2,
 			stderr: "pyudf: function \"mix\": argument 3: {\"a\":1} has no field \"b\" (ROW<a INT, b STRING>)\n"},
-		{args: []string{"call", "udfs.py", "twice", "1"}, code: 2,
-			stderr: "pyudf: function \"twice\" is a Pandas scalar function: it runs over a batch: pyudf eval udfs.py twice data.csv\n"},
+		{args: []string{"call", "udfs.py", "twice", "x"}, code: 2,
+			stderr: "pyudf: function \"twice\": argument 1: \"x\" is not a number (DOUBLE)\n"},
 		{args: []string{"eval", "udfs.py", "add", data("missing.csv")}, code: 1, stderr: "pyudf: DATA/missing.csv: no such file\n"},
 		{args: []string{"eval", "udfs.py", "add", data("data.json")}, code: 2, stderr: "pyudf: DATA/data.json: want a .csv or .parquet file\n"},
 		{args: []string{"eval", "udfs.py", "add", data("bad.csv")}, code: 1,
