@@ -201,11 +201,22 @@ func (s *session) eval(ctx context.Context, name, path string, stdout, stderr io
 		if err != nil {
 			return openErr(name, err)
 		}
-		keyed := withKey(rec)
+		if err := s.warmUp(rec, func(one arrow.RecordBatch) error { // under a key of its own, removed after
+			keyed := withKey(one, 1)
+			defer keyed.Release()
+			if err := a.AccumulateBatch(ctx, keyed, 0); err != nil {
+				return err
+			}
+			_, err := a.Remove(ctx, int64(1))
+			return err
+		}); err != nil {
+			return rowErr(err, path)
+		}
+		keyed := withKey(rec, 0)
 		defer keyed.Release()
 		start = time.Now()
 		if err := a.AccumulateBatch(ctx, keyed, 0); err != nil {
-			return callErr(err)
+			return rowErr(err, path)
 		}
 		if a.IsTable() {
 			rows, err := a.Rows(ctx, int64(0))
@@ -257,15 +268,17 @@ func rowErr(err error, path string) error {
 	return callErr(err)
 }
 
-// withKey is rec with a first column "key" of zeros: one group.
-func withKey(rec arrow.RecordBatch) arrow.RecordBatch {
+// withKey is rec with a first column "key" holding key in every row: one group.
+func withKey(rec arrow.RecordBatch, key int64) arrow.RecordBatch {
 	b := array.NewInt64Builder(memory.DefaultAllocator)
 	defer b.Release()
-	b.AppendValues(make([]int64, rec.NumRows()), nil)
-	key := b.NewArray()
-	defer key.Release()
+	for range rec.NumRows() {
+		b.Append(key)
+	}
+	col := b.NewArray()
+	defer col.Release()
 	fields := append([]arrow.Field{{Name: "key", Type: arrow.PrimitiveTypes.Int64}}, rec.Schema().Fields()...)
-	cols := append([]arrow.Array{key}, rec.Columns()...)
+	cols := append([]arrow.Array{col}, rec.Columns()...)
 	return array.NewRecordBatch(arrow.NewSchema(fields, nil), cols, rec.NumRows())
 }
 
