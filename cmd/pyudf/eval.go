@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -65,8 +64,8 @@ func (s *session) read(ctx context.Context, path string, inputs []*bridge.DataTy
 	if ext != ".csv" && ext != ".parquet" && ext != ".pq" {
 		return nil, usageErr("%s: want a .csv or .parquet file", path)
 	}
-	if _, err := os.Stat(path); err != nil {
-		return nil, runErr("%s: no such file", path)
+	if err := checkFile(path); err != nil {
+		return nil, err
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {

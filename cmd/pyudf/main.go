@@ -73,6 +73,9 @@ func runErr(format string, args ...any) error {
 	return &failure{code: exitFailure, msg: fmt.Sprintf(format, args...)}
 }
 
+// errHelp is -h or -help after a subcommand: the usage, on stdout.
+var errHelp = errors.New("help")
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -125,6 +128,10 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return usageErr("unknown subcommand %q: want inspect, call or eval", cmd)
 	}
 	opts, pos, err := parseFlags(cmd, rest)
+	if err == errHelp {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -195,7 +202,9 @@ func parseFlags(cmd string, args []string) (options, []string, error) {
 	})
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+			return opts, nil, errHelp
+		} else if err != nil {
 			return opts, nil, usageErr("%s: %v", cmd, err)
 		}
 		args = fs.Args()
@@ -248,8 +257,8 @@ type session struct {
 
 func open(ctx context.Context, opts options, file string, stderr io.Writer) (*session, error) {
 	s := &session{opts: opts, file: file, logger: slog.New(pythonOutput{w: stderr})}
-	if _, err := os.Stat(file); err != nil {
-		return nil, runErr("%s: no such file", file)
+	if err := checkFile(file); err != nil {
+		return nil, err
 	}
 	eng, err := engine.New(ctx, s.config(opts.mode))
 	if err != nil {
@@ -267,6 +276,20 @@ func open(ctx context.Context, opts options, file string, stderr io.Writer) (*se
 	}
 	s.mod = mod
 	return s, nil
+}
+
+// checkFile refuses a path that is not a readable file, in one line.
+func checkFile(path string) error {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return runErr("%s: no such file", path)
+	case err != nil:
+		return runErr("%v", err)
+	case fi.IsDir():
+		return runErr("%s is a directory", path)
+	}
+	return nil
 }
 
 func (s *session) config(mode engine.Mode) engine.Config {
@@ -311,6 +334,11 @@ func (s *session) describe(ctx context.Context, name string) (engine.FunctionInf
 	if errors.Is(err, engine.ErrUnknownFunction) {
 		return engine.FunctionInfo{}, usageErr("%s has no function %q (it has: %s)", s.file, name, strings.Join(names, ", "))
 	}
+	var pe *bridge.PythonError
+	if errors.As(err, &pe) && pe.Type == "TypeError" && strings.HasSuffix(pe.Message, " is not a function") && !hasFrames(pe) {
+		// the runtime's refusal (pyudf.udf.signature) of an attribute that is not callable
+		return engine.FunctionInfo{}, usageErr("%s has no function %q: %s (it has: %s)", s.file, name, pe.Message, strings.Join(names, ", "))
+	}
 	if err != nil {
 		return engine.FunctionInfo{}, openErr(name, err)
 	}
@@ -322,10 +350,16 @@ func (s *session) describe(ctx context.Context, name string) (engine.FunctionInf
 // is not a function.
 func openErr(name string, err error) error {
 	var pe *bridge.PythonError
-	if errors.As(err, &pe) {
+	if errors.As(err, &pe) && hasFrames(pe) {
 		return &failure{code: exitFailure, msg: err.Error(), trace: pe.Traceback}
 	}
 	return runErr("%v", err)
+}
+
+// hasFrames tells an exception raised in the user's code, whose traceback
+// shows its frames, from one the runtime raised, which has none to show.
+func hasFrames(pe *bridge.PythonError) bool {
+	return strings.HasPrefix(pe.Traceback, "Traceback (most recent call last):")
 }
 
 // callErr classifies an error of a call: an argument that does not convert
@@ -335,7 +369,7 @@ func callErr(err error) error {
 	var pe *bridge.PythonError
 	var ce *bridge.ConversionError
 	switch {
-	case errors.As(err, &pe):
+	case errors.As(err, &pe) && hasFrames(pe):
 		return &failure{code: exitFailure, msg: err.Error(), trace: pe.Traceback}
 	case errors.As(err, &ce) && strings.HasPrefix(ce.Path, "argument"):
 		return usageErr("%v", err)

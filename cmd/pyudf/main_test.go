@@ -263,6 +263,10 @@ func TestBadInput(t *testing.T) {
 		{args: []string{"eval", "udfs.py", "add", data("data.json")}, code: 2, stderr: "pyudf: DATA/data.json: want a .csv or .parquet file\n"},
 		{args: []string{"eval", "udfs.py", "add", data("bad.csv")}, code: 1,
 			stderr: "pyudf: cannot read DATA/bad.csv: ValueError: bad.csv: column 1 (a): cannot read string as int64: Failed to parse string: 'x' as a scalar of type int64\n"},
+		{args: []string{"call", "udfs.py", "LIMIT"}, code: 2,
+			stderr: "pyudf: udfs.py has no function \"LIMIT\": 10 is not a function (it has: add, shout, show, mix, parse, twice, inc, words, Total, total, Echo)\n"},
+		{args: []string{"inspect", "."}, code: 1, stderr: "pyudf: . is a directory\n"},
+		{args: []string{"eval", "udfs.py", "add", dataDir + "/"}, code: 2, stderr: "pyudf: DATA/: want a .csv or .parquet file\n"},
 		{args: []string{"eval", "udfs.py", "nope", data("pairs.csv")}, code: 2,
 			stderr: "pyudf: udfs.py has no function \"nope\" (it has: add, shout, show, mix, parse, twice, inc, words, Total, total, Echo)\n"},
 	} {
@@ -272,6 +276,7 @@ func TestBadInput(t *testing.T) {
 
 func TestHelp(t *testing.T) {
 	check(t, expect{args: []string{"help"}, stdout: usage})
+	check(t, expect{args: []string{"call", "-h"}, stdout: usage})
 }
 
 func TestLifecycleAndDeadlines(t *testing.T) {

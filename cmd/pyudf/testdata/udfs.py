@@ -62,3 +62,6 @@ total = udaf(Total(), input_types=['BIGINT'], result_type='BIGINT')
 class Echo(AsyncScalarFunction):
     async def eval(self, s: str) -> str:
         return s
+
+
+LIMIT = 10
