@@ -332,3 +332,18 @@ func TestInterrupt(t *testing.T) {
 		t.Fatalf("stderr after spinning: %q, want %q", rest, want)
 	}
 }
+
+// Arguments of every kind of SQL type parse, and results print, as the
+// docs say; undeclared arguments are what they look like.
+func TestTypes(t *testing.T) {
+	check(t, expect{args: []string{"call", "types.py", "echo", "2024-02-29", "2024-02-29 10:11:12.5", "10:11:12.25",
+		"12.3", "abc", `{"k": 1, "a": 2}`, "2024-02-29T10:11:12+02:00", "0.5"},
+		stdout: `{"d": "2024-02-29", "ts": "2024-02-29 10:11:12.5", "t": "10:11:12.25", "dec": 12.30, "b": "0x616263", ` +
+			`"m": {"a": 2, "k": 1}, "ltz": "2024-02-29T08:11:12Z", "f": 0.5}` + "\n"})
+	check(t, expect{args: []string{"call", "types.py", "untyped", "1", "2.5", "true", "NULL", `[1, {"a": null}]`, "text"},
+		stdout: "(1, 2.5, True, None, [1, {'a': None}], 'text')\n"})
+	check(t, expect{args: []string{"call", "types.py", "echo", "2024-02-29", "noon", "10:11:12", "1", "b", "{}", "2024-02-29", "1"},
+		code: 2, stderr: `pyudf: function "echo": argument 2: "noon" is not a timestamp (2006-01-02 15:04:05.999999, or RFC 3339) (TIMESTAMP(3))` + "\n"})
+	check(t, expect{args: []string{"call", "types.py", "echo", "2024-02-29", "2024-02-29", "10:11:12", "1", "b", `{"k": "v"}`, "2024-02-29", "1"},
+		code: 2, stderr: `pyudf: function "echo": argument 6: ["k"]: "v" is not an integer (INT)` + "\n"})
+}
