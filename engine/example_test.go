@@ -152,3 +152,42 @@ def what(x):
 	// Row <Row(7, 'Ada')> <nil>
 	// dict {'z': 1, 'a': 2} <nil>
 }
+
+// Module.Functions lists what a module offers, as the engine sees it,
+// without opening anything.
+func ExampleModule_Functions() {
+	ctx := context.Background()
+	eng, err := engine.New(ctx, engine.Config{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer eng.Close()
+	mod, err := eng.LoadSource(ctx, "listed.py", `
+from pyudf import udf, udtf
+
+@udf(result_type='BIGINT', input_types=['BIGINT', 'BIGINT'])
+def add(a, b):
+    return a + b
+
+@udf(result_type='DOUBLE', func_type='pandas')
+def twice(x):
+    return x * 2
+
+def length(s: str) -> int:
+    return len(s)
+`)
+	if err != nil {
+		log.Fatal(err)
+	}
+	infos, err := mod.Functions(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, f := range infos {
+		fmt.Println(f.Name, f.Kind, f.FuncType, f.InputTypes, f.ResultType)
+	}
+	// Output:
+	// add scalar general [BIGINT BIGINT] BIGINT
+	// twice scalar pandas [] DOUBLE
+	// length scalar general [STRING] BIGINT
+}

@@ -439,7 +439,7 @@ func (p *workers) control(ctx context.Context, _ *owner, op string, req map[stri
 		}
 		return firstErr
 	}
-	if req["op"] != "engine_close" {
+	if req["op"] != "engine_close" && req["op"] != "functions" { // functions only reads
 		p.setup = append(p.setup, parts)
 	}
 	if out == nil {

@@ -302,6 +302,11 @@ def _function_close(engine, function, state=None):
     return {}
 
 
+def _functions(engine, module):
+    from . import _inspect
+    return {"functions": _inspect.functions(_state(engine).modules[module])}
+
+
 def _metrics(engine):
     return {"metrics": _state(engine).metrics.snapshot()}
 
@@ -314,6 +319,7 @@ _OPS = {
     "import": _import,
     "function": _function,
     "function_close": _function_close,
+    "functions": _functions,
     "metrics": _metrics,
 }
 

@@ -254,7 +254,7 @@ class Worker:
         req = dict(header["request"])
         handle = header.get("as")
         op = req["op"]
-        if op == "function":
+        if op in ("function", "functions"):
             req["module"] = self._modules[req["module"]]
         elif op == "function_close":
             entry = self._functions.pop(req["function"], None)

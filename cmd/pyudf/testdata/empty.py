@@ -1,0 +1,2 @@
+import json
+from pyudf import udf
