@@ -3,9 +3,12 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"math/bits"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
@@ -37,27 +40,36 @@ type pool struct {
 	subs   []*sub
 	logger *slog.Logger
 
+	any      *waiters // callers waiting for any of subs
 	mu       sync.Mutex
-	sem      chan struct{}     // one token per row call in a sub-interpreter: at most len(subs)
 	shards   map[int64]*shards // opened function id (main's) → its instances in the subs, until bound
+	pinned   map[int64]*pinned // opened aggregate id (main's) → its instances in the subs, until closed
 	affinity Affinity
 	modules  map[int64]bool // main's module id → loaded in every sub-interpreter
 }
 
+// maxInterpreters bounds Config.Interpreters: a sub-interpreter is one bit
+// of subsFree, and a thread visits at most 64 (cgo.Subinterpreter.Call).
+const maxInterpreters = 64
+
 // The process's sub-interpreters, started on demand.
 var (
-	subsMu       sync.Mutex
-	subsAll      []*sub
-	subsReleased released // signalled whenever one is free again
+	subsMu      sync.Mutex
+	subsAll     []*sub
+	subsFree    atomic.Uint64                // bit i: sub-interpreter i is not locked
+	subsWaiters atomic.Pointer[[]*waiters] // every set of callers that waits for some of them
 )
 
 // startSubs returns the first n of the process's sub-interpreters, starting
 // the missing ones.
 func startSubs(n int) ([]*sub, error) {
+	if n > maxInterpreters {
+		return nil, fmt.Errorf("pyudf: Config.Interpreters is %d; at most %d sub-interpreters are supported", n, maxInterpreters)
+	}
 	subsMu.Lock()
 	defer subsMu.Unlock()
 	for len(subsAll) < n {
-		s := &sub{index: len(subsAll), own: newOwner(), fr: newFrame(), mu: newCtxMutex(&subsReleased),
+		s := &sub{index: len(subsAll), bit: 1 << len(subsAll), own: newOwner(), fr: newFrame(),
 			modules: map[int64]int64{}, functions: map[int64]int64{}}
 		var exc *cgo.Exception
 		s.own.on(func() { s.interp, exc = cgo.NewSubinterpreter() })
@@ -66,9 +78,121 @@ func startSubs(n int) ([]*sub, error) {
 			return nil, &bridge.PythonError{Op: "start sub-interpreter", Row: -1, Type: exc.Type,
 				Message: exc.Message, Traceback: exc.Traceback}
 		}
+		s.alone = waitersFor(s.bit)
 		subsAll = append(subsAll, s)
+		subsFree.Or(s.bit)
 	}
 	return subsAll[:n:n], nil
+}
+
+// waiters are the callers that wait for one of the sub-interpreters of mask
+// to be unlocked: a pool's callers (any of its sub-interpreters), or those
+// of one sub-interpreter (an aggregate key's calls, control requests).
+//
+// Locking barges, as sync.Mutex does: a caller takes a free sub-interpreter
+// at once, even while others wait, and an unlock wakes at most one waiter at
+// a time (woken), which retries. So a goroutine that calls in a loop keeps
+// its sub-interpreter and its core without a hand-off (a park and a wake-up)
+// per call, as a FIFO hand-off would need once callers outnumber
+// sub-interpreters.
+type waiters struct {
+	mask    uint64
+	waiting atomic.Int32  // callers between announcing themselves and giving up or locking
+	woken   atomic.Bool   // a wake-up is on its way (in wake, or taken and not yet retried)
+	wake    chan struct{} // capacity 1
+}
+
+// waitersFor returns the process's waiters for mask, made on first use.
+func waitersFor(mask uint64) *waiters {
+	waitersMu.Lock()
+	defer waitersMu.Unlock()
+	var list []*waiters
+	if p := subsWaiters.Load(); p != nil {
+		list = *p
+	}
+	for _, w := range list {
+		if w.mask == mask {
+			return w
+		}
+	}
+	w := &waiters{mask: mask, wake: make(chan struct{}, 1)}
+	list = append(list[:len(list):len(list)], w) // a new slice: readers range over the old one
+	subsWaiters.Store(&list)
+	return w
+}
+
+var waitersMu sync.Mutex
+
+// tryLock locks a free sub-interpreter of w's mask, the lowest first, and
+// returns its index, or -1 if none is free.
+func (w *waiters) tryLock() int {
+	for {
+		free := subsFree.Load() & w.mask
+		if free == 0 {
+			return -1
+		}
+		i := bits.TrailingZeros64(free)
+		if subsFree.And(^(uint64(1) << i))&(1<<i) != 0 {
+			return i
+		}
+	}
+}
+
+// lock locks a sub-interpreter of w's mask and returns its index, waiting for
+// one to be unlocked if none is free, or returns ctx's error if ctx ends
+// first.
+func (w *waiters) lock(ctx context.Context) (int, error) {
+	if i := w.tryLock(); i >= 0 {
+		return i, nil
+	}
+	for {
+		w.waiting.Add(1) // before trying again: an unlock after this try sees it
+		i := w.tryLock()
+		if i < 0 {
+			if ctx.Done() == nil {
+				<-w.wake
+			} else {
+				select {
+				case <-w.wake:
+				case <-ctx.Done():
+					w.waiting.Add(-1)
+					return -1, ctx.Err()
+				}
+			}
+			w.woken.Store(false)
+			i = w.tryLock()
+		}
+		w.waiting.Add(-1)
+		if i >= 0 {
+			if subsFree.Load()&w.mask != 0 && w.waiting.Load() > 0 {
+				w.notify() // another one is free too: pass the wake-up on
+			}
+			return i, nil
+		}
+	}
+}
+
+// notify wakes one waiter unless one is already woken.
+func (w *waiters) notify() {
+	if w.woken.CompareAndSwap(false, true) {
+		select {
+		case w.wake <- struct{}{}:
+		default: // a wake-up left by a waiter whose ctx ended: the next waiter takes it
+		}
+	}
+}
+
+// unlockSub unlocks sub-interpreter i and wakes a waiter for it, if any.
+func unlockSub(i int) {
+	bit := uint64(1) << i
+	if subsFree.Or(bit)&bit != 0 {
+		panic("pyudf: unlock of an unlocked sub-interpreter")
+	}
+	for _, w := range *subsWaiters.Load() {
+		if w.mask&bit != 0 && w.waiting.Load() > 0 {
+			w.notify()
+		}
+	}
 }
 
 // shards are a function's instances in the sub-interpreters, one each; own
@@ -84,10 +208,11 @@ type shards struct {
 // from the caller's thread (pool.call).
 type sub struct {
 	index  int
+	bit    uint64 // 1 << index
+	alone  *waiters
 	own    *owner
 	interp *cgo.Subinterpreter
-	fr     *frame
-	mu     ctxMutex // one call at a time: the holder uses fr
+	fr     *frame // the lock holder's (one call at a time: lock)
 
 	modules   map[int64]int64 // main's module id → this interpreter's (used on own)
 	functions map[int64]int64 // main's function id → this interpreter's
@@ -106,8 +231,8 @@ func newPool(ctx context.Context, cfg Config, e *Engine) (*pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &pool{main: main, subs: subs, logger: e.logger, sem: make(chan struct{}, n), shards: map[int64]*shards{}, modules: map[int64]bool{},
-		affinity: cfg.Affinity}, nil
+	return &pool{main: main, subs: subs, any: waitersFor(uint64(1)<<n - 1), logger: e.logger,
+		shards: map[int64]*shards{}, pinned: map[int64]*pinned{}, modules: map[int64]bool{}, affinity: cfg.Affinity}, nil
 }
 
 func (*pool) ownThreads() bool { return true } // the main interpreter's instances
@@ -284,11 +409,11 @@ func (p *pool) metrics(ctx context.Context, op string, req map[string]any, reply
 func (p *pool) everySub(ctx context.Context, fn func(s *sub) error) error {
 	var first error
 	for _, s := range p.subs {
-		if err := s.mu.LockContext(ctx); err != nil {
+		if err := s.lock(ctx); err != nil {
 			return err
 		}
 		err := fn(s)
-		s.mu.Unlock()
+		s.unlock()
 		if first == nil {
 			first = err
 		}
@@ -297,7 +422,7 @@ func (p *pool) everySub(ctx context.Context, fn func(s *sub) error) error {
 }
 
 // control runs one control request in the sub-interpreter, on its own
-// thread; the caller holds s.mu.
+// thread; the caller holds its lock.
 func (s *sub) control(ctx context.Context, op string, req map[string]any, reply any) error {
 	return s.fr.control(ctx, s.own, op, req, reply)
 }
@@ -333,9 +458,9 @@ func (p *pool) unbind(f *Function) {
 	p.main.unbind(f)
 	if f.shards != nil {
 		for _, s := range p.subs {
-			s.mu.Lock()
+			s.lock(context.Background())
 			s.own.on(f.shards.objs[s.index].Release)
-			s.mu.Unlock()
+			s.unlock()
 		}
 		f.shards = nil
 	}
@@ -379,49 +504,26 @@ func (p *pool) call(ctx context.Context, f *Function, args []bridge.Value, input
 	return fr.value(ctx, st, f.name, result)
 }
 
-// pick returns a free sub-interpreter, locked, the first free one in order,
-// or ctx's error if ctx ends first; put gives it back. Callers beyond the
-// pool's size queue on its semaphore, in order, so that a release wakes one
-// of them, not all (as the shared released broadcast would: with 8
-// goroutines on 2 sub-interpreters, 6 wake-ups a call). A sub-interpreter
-// another engine holds (they are the process's) is waited for on released.
+// pick locks a free sub-interpreter, the first free one in order, waiting
+// for one if none is (see waiters), or returns ctx's error if ctx ends
+// first; put unlocks it.
 func (p *pool) pick(ctx context.Context) (*sub, error) {
-	if err := sendContext(ctx, p.sem); err != nil {
+	i, err := p.any.lock(ctx)
+	if err != nil {
 		return nil, err
 	}
-	s, err := p.lock(ctx)
-	if err != nil {
-		<-p.sem
-	}
-	return s, err
+	return subsAll[i], nil
 }
 
-func (p *pool) put(s *sub) {
-	s.mu.Unlock()
-	<-p.sem
+func (p *pool) put(s *sub) { unlockSub(s.index) }
+
+// lock locks the sub-interpreter, or returns ctx's error if ctx ends first.
+func (s *sub) lock(ctx context.Context) error {
+	_, err := s.alone.lock(ctx)
+	return err
 }
 
-// lock locks the first free sub-interpreter, waiting for one if none is.
-func (p *pool) lock(ctx context.Context) (*sub, error) {
-	for {
-		for _, s := range p.subs { // the fast path: no wait channel
-			if s.mu.TryLock() {
-				return s, nil
-			}
-		}
-		freed := subsReleased.wait() // before trying again: no release is missed
-		for _, s := range p.subs {
-			if s.mu.TryLock() {
-				return s, nil
-			}
-		}
-		select {
-		case <-freed:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-}
+func (s *sub) unlock() { unlockSub(s.index) }
 
 func (p *pool) eval(ctx context.Context, f *Function, batch arrow.RecordBatch, mode string, resultType arrow.DataType, nullable bool) (arrow.Array, arrow.Array, error) {
 	return p.main.eval(ctx, f, batch, mode, resultType, nullable)
@@ -433,17 +535,26 @@ func (p *pool) callBatch(ctx context.Context, f *Function, batch arrow.RecordBat
 
 // closing holds every sub-interpreter and the main interpreter's gate.
 func (p *pool) closing(fn func()) {
-	for _, s := range p.subs {
-		s.mu.Lock()
-	}
-	defer func() {
-		for _, s := range p.subs {
-			s.mu.Unlock()
-		}
-	}()
+	p.lockAll()
+	defer p.unlockAll()
 	p.main.closing(fn)
+}
+
+// lockAll locks every sub-interpreter of the pool, in order (as everyone
+// that holds more than one takes them: no deadlock).
+func (p *pool) lockAll() {
+	for _, s := range p.subs {
+		s.lock(context.Background())
+	}
+}
+
+func (p *pool) unlockAll() {
+	for _, s := range p.subs {
+		s.unlock()
+	}
 }
 
 // close leaves the sub-interpreters to the process (see pool): the engine's
 // modules and instances in them went with engine_close.
 func (*pool) close() {}
+type pinned struct{}

@@ -328,9 +328,9 @@ func TestSubinterpretersSharedByEngines(t *testing.T) {
 			n, s, grown, interps, states)
 	}
 	for _, s := range subsAll {
-		s.mu.Lock()
+		s.lock(context.Background())
 		left := len(s.functions) + len(s.modules)
-		s.mu.Unlock()
+		s.unlock()
 		if left != 0 {
 			t.Errorf("sub-interpreter %d still maps %d functions and modules of closed engines", s.index, left)
 		}
