@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"math/bits"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
@@ -95,10 +97,18 @@ func startSubs(n int) ([]*sub, error) {
 // its sub-interpreter and its core without a hand-off (a park and a wake-up)
 // per call, as a FIFO hand-off would need once callers outnumber
 // sub-interpreters.
+//
+// A waiter that has waited longer than starveAfter and still finds every
+// sub-interpreter taken marks the set hungry: then an unlock that wakes a
+// waiter also yields its core (runtime.Gosched), so that the woken waiter
+// runs and takes the free sub-interpreter before the unlocking goroutine
+// comes back for it (the thread-mode gate's starveAfter). That bounds a waiter's wait near starveAfter, at the
+// price of one goroutine switch per starveAfter.
 type waiters struct {
 	mask    uint64
 	waiting atomic.Int32  // callers between announcing themselves and giving up or locking
 	woken   atomic.Bool   // a wake-up is on its way (in wake, or taken and not yet retried)
+	hungry  atomic.Bool   // a waiter has waited longer than starveAfter
 	wake    chan struct{} // capacity 1
 }
 
@@ -145,6 +155,7 @@ func (w *waiters) lock(ctx context.Context) (int, error) {
 	if i := w.tryLock(); i >= 0 {
 		return i, nil
 	}
+	var since time.Time
 	for {
 		w.waiting.Add(1) // before trying again: an unlock after this try sees it
 		i := w.tryLock()
@@ -164,10 +175,18 @@ func (w *waiters) lock(ctx context.Context) (int, error) {
 		}
 		w.waiting.Add(-1)
 		if i >= 0 {
+			if !since.IsZero() {
+				w.hungry.Store(false)
+			}
 			if subsFree.Load()&w.mask != 0 && w.waiting.Load() > 0 {
 				w.notify() // another one is free too: pass the wake-up on
 			}
 			return i, nil
+		}
+		if since.IsZero() {
+			since = time.Now()
+		} else if time.Since(since) > starveAfter {
+			w.hungry.Store(true)
 		}
 	}
 }
@@ -188,10 +207,15 @@ func unlockSub(i int) {
 	if subsFree.Or(bit)&bit != 0 {
 		panic("pyudf: unlock of an unlocked sub-interpreter")
 	}
+	yield := false
 	for _, w := range *subsWaiters.Load() {
 		if w.mask&bit != 0 && w.waiting.Load() > 0 {
 			w.notify()
+			yield = yield || w.hungry.Load()
 		}
+	}
+	if yield {
+		runtime.Gosched()
 	}
 }
 
@@ -201,6 +225,9 @@ func unlockSub(i int) {
 type shards struct {
 	objs []cgo.Object
 	own  bool
+
+	agg    *pinned // an aggregate's method instead (objs unused): its instances
+	method int     // which method (pAccumulate ...)
 }
 
 // sub is one sub-interpreter and the thread that owns it. The owner runs its
@@ -238,7 +265,7 @@ func newPool(ctx context.Context, cfg Config, e *Engine) (*pool, error) {
 func (*pool) ownThreads() bool { return true } // the main interpreter's instances
 func (*pool) bundles() int     { return 0 }
 
-func (p *pool) aggregateState(int64) *aggState { return nil } // aggregates run on the main interpreter
+func (p *pool) aggregateState(int64) *aggState { return nil } // pinned by key (subinterp_agg.go), or on the main interpreter
 
 // control runs the request on the main interpreter, and then, for what
 // every sub-interpreter keeps a copy of (the engine, modules, general
@@ -268,7 +295,14 @@ func (p *pool) control(ctx context.Context, pin *owner, op string, req map[strin
 		return p.open(ctx, pin, op, req, reply)
 	case "function_close":
 		id := req["function"].(int64)
+		p.mu.Lock()
+		g := p.pinned[id]
+		delete(p.pinned, id)
+		p.mu.Unlock()
 		p.everySub(ctx, func(s *sub) error {
+			if g != nil {
+				g.release(s)
+			}
 			sid, ok := s.functions[id]
 			if !ok {
 				return nil
@@ -276,6 +310,9 @@ func (p *pool) control(ctx context.Context, pin *owner, op string, req map[strin
 			delete(s.functions, id)
 			return s.control(ctx, op, withField(req, "function", sid), nil)
 		})
+		if g != nil {
+			g.releaseMain()
+		}
 		return p.main.control(ctx, pin, op, req, reply)
 	case "metrics":
 		return p.metrics(ctx, op, req, reply)
@@ -322,8 +359,16 @@ func (p *pool) load(ctx context.Context, op string, req map[string]any, reply an
 }
 
 // open opens the function on the main interpreter and, if it is a general
-// scalar function of a module every sub-interpreter has, in each of them.
+// scalar function or a general aggregate or table aggregate function of a
+// module every sub-interpreter has, in each of them.
 func (p *pool) open(ctx context.Context, pin *owner, op string, req map[string]any, reply any) error {
+	module := req["module"].(int64)
+	p.mu.Lock()
+	everywhere := p.modules[module]
+	p.mu.Unlock()
+	if everywhere {
+		req = withField(req, "pinned", true) // an aggregate's reply names the methods of pinnedMethods
+	}
 	var raw json.RawMessage
 	if err := p.main.control(ctx, pin, op, req, &raw); err != nil {
 		return err
@@ -332,11 +377,10 @@ func (p *pool) open(ctx context.Context, pin *owner, op string, req map[string]a
 	if err := json.Unmarshal(raw, &opened); err != nil {
 		return err
 	}
-	module := req["module"].(int64)
-	p.mu.Lock()
-	everywhere := p.modules[module]
-	p.mu.Unlock()
-	if everywhere && !opened.Missing && opened.Kind == "scalar" && opened.FuncType == "general" {
+	own := p.affinity == AffinityInstance || (p.affinity == AffinityAuto && opened.LifeCycle)
+	switch {
+	case !everywhere || opened.Missing || opened.FuncType != "general":
+	case opened.Kind == "scalar":
 		objs := make([]cgo.Object, len(p.subs))
 		err := p.everySub(ctx, func(s *sub) error {
 			var mine openReply
@@ -357,12 +401,74 @@ func (p *pool) open(ctx context.Context, pin *owner, op string, req map[string]a
 			p.dropShards(ctx, req["engine"], opened.Function, objs)
 		} else {
 			p.mu.Lock()
-			own := p.affinity == AffinityInstance || (p.affinity == AffinityAuto && opened.LifeCycle)
 			p.shards[opened.Function] = &shards{objs: objs, own: own}
+			p.mu.Unlock()
+		}
+	case opened.Kind == "aggregate" || opened.Kind == "table aggregate":
+		g, err := p.openPinned(ctx, pin, op, req, &opened)
+		if err != nil { // the main interpreter's instance keeps every key
+			p.logger.Info("pyudf: an aggregate function runs on the main interpreter: it cannot be opened in a sub-interpreter",
+				"function", req["name"], "reason", err.Error())
+			p.dropPinned(ctx, req["engine"], opened.Function, g)
+		} else {
+			g.own = own
+			p.mu.Lock()
+			p.pinned[opened.Function] = g
 			p.mu.Unlock()
 		}
 	}
 	return json.Unmarshal(raw, reply)
+}
+
+// openPinned takes the main interpreter's pool methods of an aggregate
+// (pExport and after) and opens it in every sub-interpreter. On failure the
+// returned pinned holds what was taken, for dropPinned.
+func (p *pool) openPinned(ctx context.Context, pin *owner, op string, req map[string]any, opened *openReply) (*pinned, error) {
+	g := &pinned{subs: make([][pMethods]cgo.Object, len(p.subs)), pin: pin}
+	fr := getFrame()
+	defer putFrame(fr)
+	for m := pExport; m < pMethods; m++ {
+		var st cgo.Status
+		if g.main[m], st = fr.Take(opened.Methods[pinnedMethods[m]]); st != cgo.OK {
+			return g, fr.failure(ctx, st, "", op)
+		}
+	}
+	module := req["module"].(int64)
+	return g, p.everySub(ctx, func(s *sub) error {
+		var mine openReply
+		if err := s.control(ctx, op, withField(req, "module", s.modules[module]), &mine); err != nil {
+			return err
+		}
+		s.functions[opened.Function] = mine.Function
+		var st cgo.Status
+		s.own.on(func() {
+			for m, name := range pinnedMethods {
+				if g.subs[s.index][m], st = s.fr.Take(mine.Methods[name]); st != cgo.OK {
+					return
+				}
+			}
+		})
+		if st != cgo.OK {
+			return s.fr.failure(ctx, st, "", op)
+		}
+		return nil
+	})
+}
+
+// dropPinned releases an aggregate's objects in the sub-interpreters and
+// closes its instances there, and releases the main interpreter's pool
+// methods (its instance stays).
+func (p *pool) dropPinned(ctx context.Context, engine any, id int64, g *pinned) {
+	p.everySub(ctx, func(s *sub) error {
+		g.release(s)
+		sid, ok := s.functions[id]
+		if !ok {
+			return nil
+		}
+		delete(s.functions, id)
+		return s.control(ctx, "close", map[string]any{"op": "function_close", "engine": engine, "function": sid}, nil)
+	})
+	g.releaseMain()
 }
 
 // dropShards releases a function's objects in the sub-interpreters and
@@ -444,8 +550,14 @@ func (p *pool) bind(ctx context.Context, f *Function, key int64) error {
 	if err := p.main.bind(ctx, f, key); err != nil {
 		return err
 	}
-	if f.method != "" {
-		return nil // an aggregate's method: main only
+	if f.method != "" { // an aggregate's method: in the sub-interpreters if it is pinned there
+		p.mu.Lock()
+		g := p.pinned[f.id]
+		p.mu.Unlock()
+		if g != nil {
+			f.shards = &shards{agg: g, method: slices.Index(pinnedMethods[:], f.method), own: g.own}
+		}
+		return nil
 	}
 	p.mu.Lock()
 	f.shards = p.shards[f.id]
@@ -456,7 +568,7 @@ func (p *pool) bind(ctx context.Context, f *Function, key int64) error {
 
 func (p *pool) unbind(f *Function) {
 	p.main.unbind(f)
-	if f.shards != nil {
+	if f.shards != nil && f.shards.agg == nil { // (an aggregate's objects go with function_close)
 		for _, s := range p.subs {
 			s.lock(context.Background())
 			s.own.on(f.shards.objs[s.index].Release)
@@ -473,8 +585,11 @@ func (p *pool) unbind(f *Function) {
 // costs two thread wake-ups or two spinning threads a call, and with as many
 // callers as cores more spinning threads than cores.
 func (p *pool) call(ctx context.Context, f *Function, args []bridge.Value, inputs []*bridge.DataType, result *bridge.DataType) (bridge.Value, error) {
-	if f.shards == nil {
+	switch {
+	case f.shards == nil:
 		return p.main.call(ctx, f, args, inputs, result)
+	case f.shards.agg != nil:
+		return p.aggCall(ctx, f, args, inputs, result)
 	}
 	s, err := p.pick(ctx)
 	if err != nil {
@@ -484,15 +599,22 @@ func (p *pool) call(ctx context.Context, f *Function, args []bridge.Value, input
 	if f.closed.Load() {
 		return bridge.Value{}, ErrClosed
 	}
+	return s.call(ctx, f, f.shards.objs[s.index], f.shards.own, args, inputs, result)
+}
+
+// call runs obj, an object of the sub-interpreter, on one row as f's call:
+// on its own thread if own (Config.Affinity), else on this one. The caller
+// has locked s.
+func (s *sub) call(ctx context.Context, f *Function, obj cgo.Object, own bool, args []bridge.Value, inputs []*bridge.DataType, result *bridge.DataType) (bridge.Value, error) {
 	fr := s.fr
 	buf, err := f.appendArgs(fr.Args(), args, inputs)
 	if err != nil {
 		return bridge.Value{}, err
 	}
-	obj, n := f.shards.objs[s.index], len(args) // (the closures below take n, so that args does not escape)
+	n := len(args) // (the closures below take n, so that args does not escape)
 	var st cgo.Status
 	switch {
-	case f.shards.own: // on the sub-interpreter's own thread, as open ran (Config.Affinity)
+	case own: // on the sub-interpreter's own thread, as open ran (Config.Affinity)
 		if err := s.own.do(ctx, func() { st = fr.run(ctx, func() cgo.Status { return fr.Call(obj, buf, n) }) }); err != nil {
 			return bridge.Value{}, queuedTooLong(ctx, f.name)
 		}
@@ -530,6 +652,9 @@ func (p *pool) eval(ctx context.Context, f *Function, batch arrow.RecordBatch, m
 }
 
 func (p *pool) callBatch(ctx context.Context, f *Function, batch arrow.RecordBatch, result *bridge.DataType, extra ...int64) (bridge.Value, error) {
+	if f.shards != nil && f.shards.agg != nil {
+		return p.aggBatch(ctx, f, batch, int(extra[0]))
+	}
 	return p.main.callBatch(ctx, f, batch, result, extra...)
 }
 
@@ -542,10 +667,19 @@ func (p *pool) closing(fn func()) {
 
 // lockAll locks every sub-interpreter of the pool, in order (as everyone
 // that holds more than one takes them: no deadlock).
-func (p *pool) lockAll() {
-	for _, s := range p.subs {
-		s.lock(context.Background())
+func (p *pool) lockAll() { p.lockAllContext(context.Background()) }
+
+// lockAllContext is lockAll, or ctx's error (nothing locked) if ctx ends first.
+func (p *pool) lockAllContext(ctx context.Context) error {
+	for i, s := range p.subs {
+		if err := s.lock(ctx); err != nil {
+			for _, t := range p.subs[:i] {
+				t.unlock()
+			}
+			return err
+		}
 	}
+	return nil
 }
 
 func (p *pool) unlockAll() {
@@ -557,4 +691,3 @@ func (p *pool) unlockAll() {
 // close leaves the sub-interpreters to the process (see pool): the engine's
 // modules and instances in them went with engine_close.
 func (*pool) close() {}
-type pinned struct{}
