@@ -58,7 +58,7 @@ const maxInterpreters = 64
 var (
 	subsMu      sync.Mutex
 	subsAll     []*sub
-	subsFree    atomic.Uint64                // bit i: sub-interpreter i is not locked
+	subsFree    atomic.Uint64              // bit i: sub-interpreter i is not locked
 	subsWaiters atomic.Pointer[[]*waiters] // every set of callers that waits for some of them
 )
 
@@ -142,7 +142,7 @@ func (w *waiters) tryLock() int {
 			return -1
 		}
 		i := bits.TrailingZeros64(free)
-		if subsFree.And(^(uint64(1) << i))&(1<<i) != 0 {
+		if subsFree.And(^(uint64(1)<<i))&(1<<i) != 0 {
 			return i
 		}
 	}
