@@ -24,13 +24,15 @@ import (
 // pure-Python row calls run on every core at once.
 //
 // The main interpreter keeps every module and every function instance too:
-// batches (Eval, Map, Explode, Reduce), aggregates and table functions run
-// there, as does every function of a module that cannot be imported in a
+// batches (Eval, Map, Explode, Reduce) and table functions run there, as
+// does every function of a module that cannot be imported in a
 // sub-interpreter (numpy, pandas and pyarrow refuse: one log line says
 // which import refused). A general scalar function of a module that loaded
 // everywhere has an instance in every sub-interpreter as well (its open()
 // runs in each, as in Flink's parallel subtasks), and each row call goes to
-// a free sub-interpreter.
+// a free sub-interpreter. A general aggregate function of such a module has
+// one too, and each key's accumulator lives in one sub-interpreter
+// (subinterp_agg.go). docs/subinterpreters.md describes the whole.
 //
 // The sub-interpreters belong to the process, as the main interpreter does:
 // the first engine that needs n of them starts them, and later engines share
