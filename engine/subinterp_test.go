@@ -722,3 +722,55 @@ def pin(key):
 		}
 	}
 }
+
+// TestSubinterpretersAggregateFallsBackWhenOpenFails: an aggregate whose
+// open() fails in a sub-interpreter (it imports numpy there) keeps every key
+// on the main interpreter, with one log line, and works as in thread mode.
+func TestSubinterpretersAggregateFallsBackWhenOpenFails(t *testing.T) {
+	needSubinterpreters(t)
+	ctx := context.Background()
+	h := &recordHandler{level: slog.LevelInfo}
+	e := newEngine(t, Config{Mode: Subinterpreters, Interpreters: 2, Logger: slog.New(h)})
+	m, err := e.LoadSource(ctx, "np_agg.py", `
+from pyflink.table.udf import AggregateFunction, udaf
+
+class Total(AggregateFunction):
+    def open(self, function_context):
+        import numpy
+        self.np = numpy
+    def create_accumulator(self):
+        return [0]
+    def accumulate(self, acc, x):
+        acc[0] += int(self.np.int64(x))
+    def get_value(self, acc):
+        return acc[0]
+
+total = udaf(Total(), input_types=['BIGINT'], result_type='BIGINT')
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := openAggregate(t, m, "total")
+	for k := range int64(6) {
+		if err := a.Accumulate(ctx, k%3, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k, want := range map[int64]int64{0: 3, 1: 5, 2: 7} {
+		if v := value(t, a, k); v != want {
+			t.Errorf("key %d: %v, want %d", k, v, want)
+		}
+	}
+	if p := e.backend.(*pool); len(p.pinned) != 0 || a.accumulate.shards != nil {
+		t.Errorf("the aggregate is pinned to the sub-interpreters (%d pinned)", len(p.pinned))
+	}
+	var found []string
+	for _, r := range h.all() {
+		if strings.Contains(r, "main interpreter") {
+			found = append(found, r)
+		}
+	}
+	if len(found) != 1 || !strings.Contains(found[0], "total") || !strings.Contains(found[0], "numpy") {
+		t.Errorf("log lines about the fallback: %q; want one naming the function and numpy", found)
+	}
+}
