@@ -93,25 +93,31 @@ func startSubs(n int) ([]*sub, error) {
 // to be unlocked: a pool's callers (any of its sub-interpreters), or those
 // of one sub-interpreter (an aggregate key's calls, control requests).
 //
-// Locking barges, as sync.Mutex does: a caller takes a free sub-interpreter
-// at once, even while others wait, and an unlock wakes at most one waiter at
-// a time (woken), which retries. So a goroutine that calls in a loop keeps
-// its sub-interpreter and its core without a hand-off (a park and a wake-up)
-// per call, as a FIFO hand-off would need once callers outnumber
-// sub-interpreters.
-//
-// A waiter that has waited longer than starveAfter and still finds every
-// sub-interpreter taken marks the set hungry: then an unlock that wakes a
-// waiter also yields its core (runtime.Gosched), so that the woken waiter
-// runs and takes the free sub-interpreter before the unlocking goroutine
-// comes back for it (the thread-mode gate's starveAfter). That bounds a waiter's wait near starveAfter, at the
-// price of one goroutine switch per starveAfter.
+// Fairness is the thread-mode gate's (gate.go), over the process's
+// sub-interpreters: a caller finding one free takes it with one atomic
+// operation even while others queue (barging: a goroutine that calls in a
+// loop keeps its sub-interpreter and its core, without a park and a wake-up
+// per call, which a FIFO hand-off costs once callers outnumber
+// sub-interpreters), and an unlock wakes the oldest queued caller to try
+// again. A queued caller that has waited longer than starveAfter turns the
+// set fair: an unlock then hands its sub-interpreter straight to the oldest
+// queued caller, until the queue is empty or one handed a sub-interpreter
+// had waited less than starveAfter. So waits stay bounded for callers with
+// a deadline.
 type waiters struct {
-	mask    uint64
-	waiting atomic.Int32  // callers between announcing themselves and giving up or locking
-	woken   atomic.Bool   // a wake-up is on its way (in wake, or taken and not yet retried)
-	hungry  atomic.Bool   // a waiter has waited longer than starveAfter
-	wake    chan struct{} // capacity 1
+	mask     uint64
+	queued   atomic.Int32 // callers in queue or about to be: unlockSub's look without mu
+	starving atomic.Bool  // written under mu
+	mu       sync.Mutex
+	queue    []*subWaiter // oldest first
+}
+
+// subWaiter is one queued caller. It is sent -1 (a sub-interpreter is free:
+// try for it) or the index of one handed to it (fair mode); it holds at most
+// one -1 (sent under mu) and one index, so sends never block.
+type subWaiter struct {
+	wake  chan int
+	since time.Time
 }
 
 // waitersFor returns the process's waiters for mask, made on first use.
@@ -127,7 +133,7 @@ func waitersFor(mask uint64) *waiters {
 			return w
 		}
 	}
-	w := &waiters{mask: mask, wake: make(chan struct{}, 1)}
+	w := &waiters{mask: mask}
 	list = append(list[:len(list):len(list)], w) // a new slice: readers range over the old one
 	subsWaiters.Store(&list)
 	return w
@@ -150,74 +156,141 @@ func (w *waiters) tryLock() int {
 	}
 }
 
-// lock locks a sub-interpreter of w's mask and returns its index, waiting for
-// one to be unlocked if none is free, or returns ctx's error if ctx ends
-// first.
+// lock locks a sub-interpreter of w's mask and returns its index, queuing
+// if none is free, or returns ctx's error if ctx ends first.
 func (w *waiters) lock(ctx context.Context) (int, error) {
-	if i := w.tryLock(); i >= 0 {
-		return i, nil
-	}
-	var since time.Time
-	for {
-		w.waiting.Add(1) // before trying again: an unlock after this try sees it
-		i := w.tryLock()
-		if i < 0 {
-			if ctx.Done() == nil {
-				<-w.wake
-			} else {
-				select {
-				case <-w.wake:
-				case <-ctx.Done():
-					w.waiting.Add(-1)
-					return -1, ctx.Err()
-				}
-			}
-			w.woken.Store(false)
-			i = w.tryLock()
-		}
-		w.waiting.Add(-1)
-		if i >= 0 {
-			if !since.IsZero() {
-				w.hungry.Store(false)
-			}
-			if subsFree.Load()&w.mask != 0 && w.waiting.Load() > 0 {
-				w.notify() // another one is free too: pass the wake-up on
-			}
+	if !w.starving.Load() {
+		if i := w.tryLock(); i >= 0 {
 			return i, nil
 		}
-		if since.IsZero() {
-			since = time.Now()
-		} else if time.Since(since) > starveAfter {
-			w.hungry.Store(true)
+	}
+	w.mu.Lock()
+	w.queued.Add(1) // before trying again: an unlock after this try sees it
+	if !w.starving.Load() {
+		if i := w.tryLock(); i >= 0 {
+			w.queued.Add(-1)
+			w.mu.Unlock()
+			return i, nil
 		}
 	}
-}
-
-// notify wakes one waiter unless one is already woken.
-func (w *waiters) notify() {
-	if w.woken.CompareAndSwap(false, true) {
+	if ctx.Err() != nil {
+		w.queued.Add(-1)
+		w.mu.Unlock()
+		return -1, ctx.Err()
+	}
+	q := &subWaiter{wake: make(chan int, 2), since: time.Now()}
+	w.queue = append(w.queue, q)
+	w.wakeNext() // in fair mode one may have been freed before q queued
+	w.mu.Unlock()
+	for {
 		select {
-		case w.wake <- struct{}{}:
-		default: // a wake-up left by a waiter whose ctx ended: the next waiter takes it
+		case i := <-q.wake:
+			if i >= 0 { // handed over in fair mode (q dequeued)
+				return i, nil
+			}
+			w.mu.Lock()
+			if !slices.Contains(w.queue, q) { // handed one meanwhile: it is in q.wake
+				w.mu.Unlock()
+				continue
+			}
+			if !w.starving.Load() {
+				if i := w.tryLock(); i >= 0 {
+					w.dequeue(q)
+					w.wakeNext()
+					w.mu.Unlock()
+					return i, nil
+				}
+			}
+			if time.Since(q.since) > starveAfter {
+				w.starving.Store(true)
+				w.wakeNext() // one freed meanwhile goes to the oldest now
+			}
+			w.mu.Unlock()
+		case <-ctx.Done():
+			w.mu.Lock()
+			if w.dequeue(q) { // nothing is on its way
+				w.wakeNext() // in case q was woken for a free one
+				w.mu.Unlock()
+				return -1, ctx.Err()
+			}
+			w.mu.Unlock()
+			for i := range q.wake { // one was handed over as ctx ended: pass it on
+				if i >= 0 {
+					unlockSub(i)
+					break
+				}
+			}
+			return -1, ctx.Err()
 		}
 	}
 }
 
-// unlockSub unlocks sub-interpreter i and wakes a waiter for it, if any.
+// dequeue removes q from the queue, reporting whether it was there; w.mu is
+// held. An empty queue ends fair mode.
+func (w *waiters) dequeue(q *subWaiter) bool {
+	i := slices.Index(w.queue, q)
+	if i >= 0 {
+		w.queue = slices.Delete(w.queue, i, i+1)
+		w.queued.Add(-1)
+	}
+	if len(w.queue) == 0 {
+		w.starving.Store(false)
+	}
+	return i >= 0
+}
+
+// wakeNext serves the oldest queued caller if one of w's sub-interpreters
+// is free: in fair mode it hands it over, else it wakes the caller to try
+// for it. w.mu is held (so a waiter never holds more than one -1).
+func (w *waiters) wakeNext() {
+	if len(w.queue) == 0 || subsFree.Load()&w.mask == 0 {
+		return
+	}
+	if w.starving.Load() {
+		if i := w.tryLock(); i >= 0 {
+			q := w.queue[0]
+			w.dequeue(q)
+			q.wake <- i
+		}
+		return
+	}
+	if len(w.queue[0].wake) == 0 {
+		w.queue[0].wake <- -1
+	}
+}
+
+// unlockSub unlocks sub-interpreter i: in fair mode it goes to the oldest
+// queued caller of a set that has it, else it is free again and the oldest
+// queued caller of each set that has it is woken to try.
 func unlockSub(i int) {
 	bit := uint64(1) << i
+	list := *subsWaiters.Load()
+	for _, w := range list {
+		if w.mask&bit == 0 || w.queued.Load() == 0 || !w.starving.Load() {
+			continue
+		}
+		w.mu.Lock()
+		if w.starving.Load() && len(w.queue) > 0 {
+			q := w.queue[0]
+			w.dequeue(q)
+			if time.Since(q.since) < starveAfter {
+				w.starving.Store(false) // as sync.Mutex: the queue moves fast enough again
+			}
+			w.mu.Unlock()
+			q.wake <- i
+			return
+		}
+		w.mu.Unlock()
+	}
 	if subsFree.Or(bit)&bit != 0 {
 		panic("pyudf: unlock of an unlocked sub-interpreter")
 	}
-	yield := false
-	for _, w := range *subsWaiters.Load() {
-		if w.mask&bit != 0 && w.waiting.Load() > 0 {
-			w.notify()
-			yield = yield || w.hungry.Load()
+	for _, w := range list {
+		if w.mask&bit != 0 && w.queued.Load() > 0 {
+			w.mu.Lock()
+			w.wakeNext()
+			w.mu.Unlock()
 		}
-	}
-	if yield {
-		runtime.Gosched()
 	}
 }
 

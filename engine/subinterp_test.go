@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"math"
 	"math/big"
+	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -773,4 +775,106 @@ total = udaf(Total(), input_types=['BIGINT'], result_type='BIGINT')
 	if len(found) != 1 || !strings.Contains(found[0], "total") || !strings.Contains(found[0], "numpy") {
 		t.Errorf("log lines about the fallback: %q; want one naming the function and numpy", found)
 	}
+}
+
+// testSubBits are sub-interpreter lock bits no test starts a sub-interpreter
+// for (they take a few): the lock tests below use them alone.
+const testSubBits = uint64(7) << 61
+
+func withTestSubBits(t *testing.T) {
+	t.Helper()
+	if old := subsFree.Or(testSubBits); old&testSubBits != 0 {
+		t.Fatal("the test bits are in use")
+	}
+	t.Cleanup(func() { subsFree.And(^testSubBits) })
+}
+
+// TestSubLocksUnderContention: callers of a set of three sub-interpreters
+// and of one of them, with and without deadlines that end while they queue
+// (switching between barging and hand-off), never hold one sub-interpreter
+// twice, never hang (a lost wake-up would), and leave every one unlocked.
+func TestSubLocksUnderContention(t *testing.T) {
+	withTestSubBits(t)
+	all, one := waitersFor(testSubBits), waitersFor(uint64(1)<<62)
+	var held [64]atomic.Int32
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(2 * time.Second)
+	for c := range 8 {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(c), 7))
+			w := all
+			if c%3 == 0 {
+				w = one
+			}
+			for time.Now().Before(deadline) {
+				ctx, cancel := context.Background(), context.CancelFunc(func() {})
+				if r.IntN(3) == 0 {
+					ctx, cancel = context.WithTimeout(ctx, time.Duration(r.IntN(2000))*time.Microsecond)
+				}
+				i, err := w.lock(ctx)
+				if err == nil {
+					if uint64(1)<<i&w.mask == 0 || held[i].Add(1) != 1 {
+						t.Errorf("sub-interpreter %d locked twice or outside the set", i)
+					}
+					for end := time.Now().Add(time.Duration(r.IntN(300)) * time.Microsecond); time.Now().Before(end); {
+					}
+					held[i].Add(-1)
+					unlockSub(i)
+				} else if !errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("lock: %v", err)
+				}
+				cancel()
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("callers still waiting 28 s after the last call began: a sub-interpreter was lost")
+	}
+	if free := subsFree.Load() & testSubBits; free != testSubBits {
+		t.Errorf("free at the end: %b, want %b", free, testSubBits)
+	}
+	for _, w := range []*waiters{all, one} {
+		if w.queued.Load() != 0 || len(w.queue) != 0 || w.starving.Load() {
+			t.Errorf("set %b at the end: %d queued (%d in queue), starving %v", w.mask, w.queued.Load(), len(w.queue), w.starving.Load())
+		}
+	}
+}
+
+// TestSubLocksFirstInFirstOut: a caller that loops calls cannot keep a
+// queued caller with a deadline out (barging alone could, for as long as
+// the scheduler let it).
+func TestSubLocksFirstInFirstOut(t *testing.T) {
+	withTestSubBits(t)
+	w := waitersFor(uint64(1) << 63)
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for !stop.Load() {
+			i, _ := w.lock(context.Background())
+			for end := time.Now().Add(200 * time.Microsecond); time.Now().Before(end); {
+			}
+			unlockSub(i)
+		}
+	})
+	var worst time.Duration
+	for range 20 {
+		time.Sleep(2 * time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		start := time.Now()
+		i, err := w.lock(ctx)
+		worst = max(worst, time.Since(start))
+		cancel()
+		if err != nil {
+			t.Errorf("a caller with a 100 ms deadline behind 200 µs calls: %v", err)
+			continue
+		}
+		unlockSub(i)
+	}
+	stop.Store(true)
+	wg.Wait()
+	t.Logf("worst wait %v", worst)
 }
