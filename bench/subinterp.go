@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log"
 	"runtime"
 	"strings"
 	"time"
@@ -12,7 +13,7 @@ import (
 )
 
 // subinterpCases measures the sub-interpreter pool (mode subinterp: one
-// sub-interpreter per CPU) on the row cases with 1, 2 and 8 goroutines,
+// sub-interpreter per CPU) on the row cases and udaf_sum_row with 1, 2 and 8 goroutines,
 // each goroutine count in rounds interleaved with thread mode at the same
 // count, and reports throughput_vs_1_goroutine against the pool's own one
 // goroutine. On CPython before 3.12 it returns one row saying why the mode
@@ -58,6 +59,36 @@ func subinterpCases(ctx context.Context, teng *engine.Engine, rounds int, d time
 				runtime.NumCPU(), g, rt.RowsPerS)
 			results = append(results, rp)
 		}
+	}
+	// udaf_sum_row: Accumulate over 1000 keys, each key's accumulator in one
+	// sub-interpreter (pinned by key).
+	sum := func(eng *engine.Engine) *engine.Aggregate {
+		mod, err := eng.LoadSource(ctx, "bench_pool_aggregates.py", aggregateSource)
+		if err != nil {
+			log.Fatal(err)
+		}
+		agg, err := mod.Aggregate(ctx, "sum_udaf")
+		if err != nil {
+			log.Fatal(err)
+		}
+		return agg
+	}
+	tagg, pagg := sum(teng), sum(peng)
+	defer tagg.Close()
+	defer pagg.Close()
+	var one float64
+	for _, g := range []int{1, 2, 8} {
+		t := &variant{goroutines: g, work: accumulateWork(ctx, tagg)}
+		p := &variant{goroutines: g, work: accumulateWork(ctx, pagg)}
+		measure(rounds, d, t, p)
+		rp, rt := p.result("udaf_sum_row", "subinterp", rounds), t.result("udaf_sum_row", "thread", rounds)
+		if g == 1 {
+			one = rp.RowsPerS
+		}
+		rp.VsGoroutine1, rp.VsThread = rp.RowsPerS/one, rp.RowsPerS/rt.RowsPerS
+		rp.Note = fmt.Sprintf("%d sub-interpreters, %d keys pinned by key; thread mode at %d goroutines in the same rounds: %.0f rows/s",
+			runtime.NumCPU(), aggregateKeys, g, rt.RowsPerS)
+		results = append(results, rp)
 	}
 	return results
 }

@@ -151,10 +151,11 @@ type Config struct {
 	// Interpreters is the number of sub-interpreters of Mode
 	// Subinterpreters; 0 means one per CPU. Each has its own copy of every
 	// module that can be imported in a sub-interpreter, and its own instance
-	// of each of its general scalar functions (open() runs in each); batches,
-	// aggregates, table functions and modules that import numpy, pandas,
-	// pyarrow or any other extension without sub-interpreter support run on
-	// the main interpreter, with one log line for each such module.
+	// of each of its general scalar and aggregate functions (open() runs in
+	// each; each key's accumulator lives in one sub-interpreter); batches,
+	// table functions and modules that import numpy, pandas, pyarrow or any
+	// other extension without sub-interpreter support run on the main
+	// interpreter, with one log line for each such module.
 	Interpreters int
 
 	// The rest of this struct is process mode's.

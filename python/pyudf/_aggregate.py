@@ -9,9 +9,20 @@ by C Data Interface address and groups its rows by key here, in one crossing.
 
 State can be checkpointed: :meth:`snapshot` pickles every accumulator to
 bytes and :meth:`restore` replaces the state with a snapshot's.
+
+In the sub-interpreter pool each interpreter has a :class:`KeyedAggregate`
+of its own for the function, and each key's accumulator lives in the one
+interpreter :func:`pin_hash` names (the Go engine computes the same hash of
+its key values). The methods after :meth:`clear` serve that: they move
+accumulators between interpreters as pickled bytes and join or split
+snapshots, so that a snapshot holds every key once, whatever the number of
+interpreters.
 """
 
+import datetime
 import pickle
+import struct
+import zlib
 
 from .row import as_rows
 
@@ -55,13 +66,18 @@ class KeyedAggregate:
 
     def merge(self, key, *sources):
         """Merge the accumulators of ``sources`` into that of ``key``; the sources are dropped."""
+        self._merge(key, sources, {})
+
+    def _merge(self, key, sources, moved):
         if not self._has_merge:
             raise NotImplementedError("%s does not implement merge" % type(self._function).__name__)
-        others = [self._accumulators[s] for s in sources if s in self._accumulators and s != key]
+        here = self._accumulators
+        others = [moved[s] if s in moved else here[s] for s in sources
+                  if s != key and (s in moved or s in here)]
         self._function.merge(self._accumulator(key), others)
         for s in sources:
             if s != key:
-                self._accumulators.pop(s, None)
+                here.pop(s, None)
 
     def get_value(self, key):
         """The result for ``key`` (that of a fresh accumulator if none exists):
@@ -93,22 +109,137 @@ class KeyedAggregate:
 
     def snapshot(self):
         """Every accumulator, pickled."""
-        return pickle.dumps((_SNAPSHOT_VERSION, self._accumulators), protocol=pickle.HIGHEST_PROTOCOL)
+        return _dump(self._accumulators)
 
     def restore(self, data):
         """Replace the state with a snapshot's; returns the number of keys."""
-        try:
-            version, accumulators = pickle.loads(data)
-        except Exception as exc:
-            raise ValueError("not a pyudf aggregate snapshot: %s: %s" % (type(exc).__name__, exc)) from None
-        if version != _SNAPSHOT_VERSION or not isinstance(accumulators, dict):
-            raise ValueError("not a pyudf aggregate snapshot (version %r)" % (version,))
-        self._accumulators = accumulators
-        return len(accumulators)
+        self._accumulators = _load(data)
+        return len(self._accumulators)
 
     def clear(self):
         """Drop every accumulator."""
         self._accumulators.clear()
+
+    # --- the sub-interpreter pool (see the module's docstring) -------------
+
+    def export(self, *keys):
+        """The accumulators of those ``keys`` that have one, pickled as a
+        snapshot of them alone; the state is unchanged."""
+        here = self._accumulators
+        return _dump({k: here[k] for k in keys if k in here})
+
+    def merge_from(self, key, moved, *sources):
+        """:meth:`merge`, where the accumulators of some sources come from
+        other interpreters: ``moved`` is a list of :meth:`export` results.
+        The caller drops the moved ones where they came from once this
+        returns; if it raises, nothing was dropped anywhere."""
+        accumulators = {}
+        for data in moved:
+            accumulators.update(_load(data))
+        self._merge(key, sources, accumulators)
+
+    def accumulate_rows(self, data):
+        """Accumulate rows pickled by :meth:`split_batch`; returns their count."""
+        rows = pickle.loads(data)
+        accumulate, function = self._accumulator, self._function.accumulate
+        for key, *args in rows:
+            function(accumulate(key), *args)
+        return len(rows)
+
+    @staticmethod
+    def join_snapshots(*snapshots):
+        """One snapshot holding the keys of all ``snapshots`` (the
+        interpreters' parts, whose keys differ)."""
+        accumulators = {}
+        for data in snapshots:
+            accumulators.update(_load(data))
+        return _dump(accumulators)
+
+    @staticmethod
+    def split_snapshot(data, n):
+        """A snapshot's keys split into ``n`` snapshots by :func:`pin_hash`:
+        part i for interpreter i. Bytes that are not a snapshot raise
+        ValueError."""
+        parts = [{} for _ in range(n)]
+        for key, acc in _load(data).items():
+            parts[pin_hash(key) % n][key] = acc
+        return [_dump(part) for part in parts]
+
+    @staticmethod
+    def split_batch(array_addr, schema_addr, key_index, n):
+        """A batch's rows as ``(key, *args)`` tuples split into ``n`` by
+        :func:`pin_hash` of the key, each part pickled for
+        :meth:`accumulate_rows` (b"" for a part without rows)."""
+        from . import _batch  # imports pyarrow: here on the main interpreter only
+        batch = _batch.import_batch(array_addr, schema_addr)
+        columns = [c.to_pylist() for c in batch.columns]
+        keys = columns.pop(key_index)
+        parts = [[] for _ in range(n)]
+        for row in zip(keys, *columns):
+            parts[pin_hash(row[0]) % n].append(row)
+        return [pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL) if part else b"" for part in parts]
+
+
+_M64 = (1 << 64) - 1
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+_NAIVE_EPOCH = datetime.datetime(1970, 1, 1)
+_EPOCH_DATE = datetime.date(1970, 1, 1)
+_MICROSECOND = datetime.timedelta(microseconds=1)
+
+
+def _mix(x):
+    """splitmix64's finalizer: the 64 bits of x, well mixed."""
+    x = (x + 0x9E3779B97F4A7C15) & _M64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+    return x ^ (x >> 31)
+
+
+def pin_hash(key):
+    """A 64-bit hash of an aggregate key that is stable across processes and
+    interpreters (unlike ``hash`` of a string) and equal for keys that are
+    equal in Python (``True`` and ``1``, ``2.0`` and ``2``). The Go engine's
+    pinHash (engine/subinterp.go) computes the same from a Go key.
+
+    Integers and bools: their value modulo 2**64; integral floats as that
+    integer, other floats by their IEEE bits (NaN: 0); strings by the CRC-32
+    of their UTF-8, bytes by theirs; datetimes by microseconds since the
+    epoch (aware: of UTC; naive: as if UTC); dates by those of their
+    midnight. Any other key: 0.
+    """
+    if isinstance(key, int):
+        return _mix(key & _M64)
+    if isinstance(key, float):
+        if key.is_integer():
+            return _mix(int(key) & _M64)
+        if key != key:
+            return 0
+        return _mix(struct.unpack("<Q", struct.pack("<d", key))[0])
+    if isinstance(key, str):
+        return _mix(zlib.crc32(key.encode("utf-8", "surrogatepass")) | 1 << 32)
+    if isinstance(key, (bytes, bytearray)):
+        return _mix(zlib.crc32(key) | 1 << 32)
+    if isinstance(key, datetime.datetime):
+        epoch = _NAIVE_EPOCH if key.utcoffset() is None else _EPOCH
+        return _mix(((key - epoch) // _MICROSECOND) & _M64)
+    if isinstance(key, datetime.date):
+        return _mix(((key - _EPOCH_DATE).days * 86400000000) & _M64)
+    return 0
+
+
+def _dump(accumulators):
+    return pickle.dumps((_SNAPSHOT_VERSION, accumulators), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _load(data):
+    """The accumulators of a snapshot; ValueError if data is not one."""
+    try:
+        version, accumulators = pickle.loads(data)
+    except Exception as exc:
+        raise ValueError("not a pyudf aggregate snapshot: %s: %s" % (type(exc).__name__, exc)) from None
+    if version != _SNAPSHOT_VERSION or not isinstance(accumulators, dict):
+        raise ValueError("not a pyudf aggregate snapshot (version %r)" % (version,))
+    return accumulators
 
 
 def _overrides(function, name):

@@ -257,7 +257,7 @@ def _import(engine, module):
     return _add_module(engine, importlib.import_module(module), owned=False)
 
 
-def _function(engine, module, name):
+def _function(engine, module, name, pinned=False):
     state = _state(engine)
     mod = state.modules[module]
     try:
@@ -275,7 +275,8 @@ def _function(engine, module, name):
     if kind in ("aggregate", "table aggregate") and func_type == "general":
         keyed = KeyedAggregate(target, table=kind == "table aggregate")
         state.functions[fid] = _Function(name, instance, keyed)
-        reply["methods"] = {m: _keep(getattr(keyed, m)) for m in _AGGREGATE_METHODS}
+        methods = _AGGREGATE_METHODS + (_PINNED_METHODS if pinned else ())
+        reply["methods"] = {m: _keep(getattr(keyed, m)) for m in methods}
         return reply
     state.functions[fid] = _Function(name, instance)
     if kind == "aggregate" and func_type == "pandas":
@@ -290,6 +291,9 @@ def _function(engine, module, name):
 
 _AGGREGATE_METHODS = ("accumulate", "retract", "merge", "get_value", "remove", "size",
                       "accumulate_batch", "snapshot", "restore")
+# ... and for the sub-interpreter pool ("pinned": each key's accumulator in one interpreter)
+_PINNED_METHODS = ("export", "merge_from", "accumulate_rows", "join_snapshots", "split_snapshot",
+                   "split_batch")
 
 
 def _function_close(engine, function, state=None):
