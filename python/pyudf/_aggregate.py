@@ -9,6 +9,9 @@ by C Data Interface address and groups its rows by key here, in one crossing.
 
 State can be checkpointed: :meth:`snapshot` pickles every accumulator to
 bytes and :meth:`restore` replaces the state with a snapshot's.
+:meth:`snapshot_key` and :meth:`restore_key` do the same for one key, in the
+same form, leaving the other keys alone (accumulators that travel on their
+own, as a Beam CombineFn's do).
 """
 
 import pickle
@@ -97,18 +100,43 @@ class KeyedAggregate:
 
     def restore(self, data):
         """Replace the state with a snapshot's; returns the number of keys."""
-        try:
-            version, accumulators = pickle.loads(data)
-        except Exception as exc:
-            raise ValueError("not a pyudf aggregate snapshot: %s: %s" % (type(exc).__name__, exc)) from None
-        if version != _SNAPSHOT_VERSION or not isinstance(accumulators, dict):
-            raise ValueError("not a pyudf aggregate snapshot (version %r)" % (version,))
+        accumulators = _load(data)
         self._accumulators = accumulators
         return len(accumulators)
+
+    def snapshot_key(self, key):
+        """The accumulator of ``key`` alone (a fresh one if it has none),
+        pickled in :meth:`snapshot`'s form: a snapshot of that one key.
+        The state is left as it was."""
+        acc = self._accumulators.get(key)
+        if acc is None:
+            acc = self._create()
+        return pickle.dumps((_SNAPSHOT_VERSION, {key: acc}), protocol=pickle.HIGHEST_PROTOCOL)
+
+    def restore_key(self, key, data):
+        """Make the one accumulator of a one-key snapshot (of any key, as
+        :meth:`snapshot_key` makes) that of ``key``; other keys are kept."""
+        accumulators = _load(data)
+        if len(accumulators) != 1:
+            raise ValueError("a one-key pyudf aggregate snapshot was expected, this one holds %d keys"
+                             % len(accumulators))
+        (acc,) = accumulators.values()
+        self._accumulators[key] = acc
 
     def clear(self):
         """Drop every accumulator."""
         self._accumulators.clear()
+
+
+def _load(data):
+    """The accumulators of a snapshot; ValueError for bytes that are not one."""
+    try:
+        version, accumulators = pickle.loads(data)
+    except Exception as exc:
+        raise ValueError("not a pyudf aggregate snapshot: %s: %s" % (type(exc).__name__, exc)) from None
+    if version != _SNAPSHOT_VERSION or not isinstance(accumulators, dict):
+        raise ValueError("not a pyudf aggregate snapshot (version %r)" % (version,))
+    return accumulators
 
 
 def _overrides(function, name):

@@ -289,7 +289,7 @@ def _function(engine, module, name):
 
 
 _AGGREGATE_METHODS = ("accumulate", "retract", "merge", "get_value", "remove", "size",
-                      "accumulate_batch", "snapshot", "restore")
+                      "accumulate_batch", "snapshot", "restore", "snapshot_key", "restore_key")
 
 
 def _function_close(engine, function, state=None):
