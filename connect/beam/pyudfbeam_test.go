@@ -33,9 +33,25 @@ def upper(s):
 def add(a, b):
     return a + b
 
+_batches = []  # the length of each batch add_pandas was called with
+_merges = [0]   # calls of WeightedAvg.merge
+
 @udf(result_type='BIGINT', input_types=['BIGINT', 'BIGINT'], func_type='pandas')
 def add_pandas(a, b):
+    _batches.append(len(a))
     return a + b
+
+@udf(result_type='ARRAY<BIGINT>')
+def batches():
+    out = list(_batches)
+    _batches.clear()
+    return out
+
+@udf(result_type='BIGINT')
+def merges():
+    n = _merges[0]
+    _merges[0] = 0
+    return n
 
 @udf(result_type='STRING', input_types=['STRING'])
 def picky(s):
@@ -61,6 +77,7 @@ class WeightedAvg(AggregateFunction):
         acc.total += value * weight
         acc.weight += weight
     def merge(self, acc, accs):
+        _merges[0] += 1
         for other in accs:
             acc.total += other.total
             acc.weight += other.weight
@@ -123,9 +140,38 @@ func TestPandasPerBundle(t *testing.T) {
 		pairs = append(pairs, Pair{int64(i), int64(2 * i)})
 		want = append(want, int64(3*i))
 	}
+	call(t, "batches")
 	out := Pandas(s, udfOf("add_pandas"), int64Type, beam.Create(s, pairs...))
 	passert.Equals(s, out, want...)
 	ptest.RunAndValidate(t, p)
+	// One crossing per bundle, not per element: Prism makes one bundle of a
+	// small Create (allow a few, should it split).
+	sizes := call(t, "batches").([]any)
+	total := int64(0)
+	for _, n := range sizes {
+		total += n.(int64)
+	}
+	t.Logf("batch sizes: %v", sizes)
+	if total != 1000 || len(sizes) > 4 {
+		t.Errorf("add_pandas ran over batches of %v elements: want 1000 elements in at most 4 batches", sizes)
+	}
+}
+
+// call calls a function of udfSource in this process's shared engine (the
+// one Prism's in-process workers use).
+func call(t *testing.T, name string, args ...any) any {
+	t.Helper()
+	ctx := context.Background()
+	h, fn, err := openFunction(ctx, udfOf(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.release()
+	v, err := fn.Call(ctx, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 func TestAggregateCombinePerKey(t *testing.T) {
@@ -151,7 +197,13 @@ func TestAggregateCombinePerKey(t *testing.T) {
 	avg := AggregatePerKey(s, udfOf("weighted_avg"), reflect.TypeOf(float64(0)), col)
 	passert.Equals(s, beam.ParDo(s, formatKV, avg),
 		fmtKV("a", want["a"]), fmtKV("b", want["b"]), fmtKV("c", want["c"]))
+	call(t, "merges")
 	ptest.RunAndValidate(t, p)
+	// Prism lifts the combine (AddInput before the shuffle, the accumulators
+	// encoded across it, MergeAccumulators after it) but makes one bundle of
+	// a small input, so one accumulator per key arrives and Python's merge
+	// does not run; TestAggregateFnAccumulatorsTravel covers that path.
+	t.Logf("Python merge calls: %v", call(t, "merges"))
 }
 
 func TestAggregateGlobally(t *testing.T) {
@@ -222,3 +274,150 @@ func toKV(e Keyed) (string, Weighted) { return e.Key, e.Val }
 func formatKV(k string, v float64) string { return fmtKV(k, v) }
 
 func fmtKV(k string, v float64) string { return fmt.Sprintf("%s=%.9f", k, v) }
+
+// The CombineFn's methods as a runner calls them across stages: inputs added
+// in one "bundle", the accumulator encoded and decoded, merged with another
+// that carries state (Python's merge), extracted.
+func TestAggregateFnAccumulatorsTravel(t *testing.T) {
+	ctx := context.Background()
+	f := &AggregateFn{UDF: udfOf("weighted_avg"), Out: beam.EncodedType{T: reflect.TypeOf(float64(0))}}
+	if err := f.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer f.Teardown()
+	add := func(a Accumulator, rows ...Weighted) Accumulator {
+		t.Helper()
+		for _, r := range rows {
+			var err error
+			if a, err = f.AddInput(a, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return a
+	}
+	travel := func(a Accumulator) Accumulator {
+		t.Helper()
+		b, err := encodeAccumulator(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := decodeAccumulator(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	// More inputs than wait in Go, so that AddInput settles on the way.
+	var rows []Weighted
+	for i := range maxPending + 10 {
+		rows = append(rows, Weighted{float64(i % 7), 1})
+	}
+	a := travel(add(f.CreateAccumulator(), rows...))
+	b := travel(add(f.CreateAccumulator(), Weighted{100, 10}))
+	if a.State == nil || b.State == nil {
+		t.Fatal("encoded accumulators carry no state")
+	}
+	call(t, "merges")
+	m, err := f.MergeAccumulators(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := call(t, "merges"); n != int64(1) {
+		t.Errorf("Python merge calls: %v, want 1", n)
+	}
+	// A fresh accumulator and one with inputs only merge without Python.
+	m, err = f.MergeAccumulators(travel(f.CreateAccumulator()), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err = f.MergeAccumulators(m, add(f.CreateAccumulator(), Weighted{1, 5}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := call(t, "merges"); n != int64(0) {
+		t.Errorf("Python merge calls for accumulators without state on one side: %v, want 0", n)
+	}
+	sum, weight := 1000.0+5, float64(len(rows)+10+5)
+	for _, r := range rows {
+		sum += r.Value
+	}
+	got, err := f.ExtractOutput(travel(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != sum/weight {
+		t.Errorf("weighted average: %v, want %v", got, sum/weight)
+	}
+	// An empty accumulator extracts get_value of a fresh one (None here: a
+	// NULL that float64 cannot hold is an error, not a zero).
+	if _, err := f.ExtractOutput(f.CreateAccumulator()); err == nil || !strings.Contains(err.Error(), "result is NULL") {
+		t.Errorf("extract of an empty accumulator into float64: %v", err)
+	}
+	// No scratch key is left behind.
+	if n, err := f.agg.Len(ctx); err != nil || n != 0 {
+		t.Errorf("aggregate keeps %d keys (%v), want 0", n, err)
+	}
+}
+
+func TestHostileAggregateFnCorruptAccumulator(t *testing.T) {
+	ctx := context.Background()
+	f := &AggregateFn{UDF: udfOf("total"), Out: beam.EncodedType{T: int64Type}}
+	if err := f.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer f.Teardown()
+	bad, err := decodeAccumulator([]byte("not a pickle"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.ExtractOutput(bad)
+	var pe *bridge.PythonError
+	if !errors.As(err, &pe) || pe.Type != "ValueError" || !strings.Contains(err.Error(), "not a pyudf aggregate snapshot") {
+		t.Fatalf("extract of a corrupt accumulator: %v", err)
+	}
+	a, err := f.AddInput(f.CreateAccumulator(), int64(41))
+	if err == nil {
+		a, err = f.AddInput(a, int64(1))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.ExtractOutput(a); err != nil || got != int64(42) {
+		t.Errorf("after the failure: %v, %v; want 42", got, err)
+	}
+}
+
+func TestHostileSetupUnknownFunction(t *testing.T) {
+	p, s := beam.NewPipelineWithRoot()
+	Scalar(s, udfOf("no_such_udf"), stringType, beam.Create(s, "x"))
+	wantErr(t, ptest.Run(p), `"no_such_udf"`, "unknown function")
+}
+
+func TestHostileResultDoesNotFitOutputType(t *testing.T) {
+	for _, tc := range []struct {
+		v    any
+		t    reflect.Type
+		want any
+		err  string
+	}{
+		{int64(1 << 40), reflect.TypeOf(int32(0)), nil, "does not fit the output type int32"},
+		{int64(-1), reflect.TypeOf(uint64(0)), nil, "does not fit the output type uint64"},
+		{int64(7), reflect.TypeOf(int32(0)), int32(7), ""},
+		{1.5, reflect.TypeOf(float32(0)), float32(1.5), ""},
+		{0.1, reflect.TypeOf(float32(0)), nil, "does not fit the output type float32"},
+		{"s", reflect.TypeOf(0), nil, "does not fit the output type int"},
+		{nil, stringType, nil, "result is NULL"},
+		{nil, reflect.TypeOf([]byte(nil)), []byte(nil), ""},
+	} {
+		got, err := conform(tc.v, tc.t)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("conform(%v, %v): %v, %v; want error %q", tc.v, tc.t, got, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("conform(%v, %v): %#v, %v; want %#v", tc.v, tc.t, got, err, tc.want)
+		}
+	}
+}
