@@ -22,7 +22,9 @@ func init() {
 // a general UDF works too, row-wise inside the one crossing) over each bundle:
 // elements are buffered as the bundle arrives and sent to Python as one Arrow
 // record batch when the bundle finishes (FinishBundle), or earlier when
-// BatchSize elements are waiting. Each result keeps its element's event time.
+// BatchSize elements are waiting. Each result keeps its element's event time
+// but is emitted in the global window (FinishBundle has no element window):
+// apply it to globally windowed input and window after it.
 // The UDF must declare its input types; an element's arguments are those of
 // ScalarFn. Build it with Pandas.
 type PandasFn struct {

@@ -23,7 +23,7 @@ func TestMain(m *testing.M) {
 
 const udfSource = `
 from pyflink.table import DataTypes
-from pyflink.table.udf import AggregateFunction, udaf, udf
+from pyflink.table.udf import AggregateFunction, ScalarFunction, udaf, udf
 
 @udf(result_type='STRING', input_types=['STRING'])
 def upper(s):
@@ -64,6 +64,14 @@ def picky_pandas(s):
     if (s == 'bad').any():
         raise ValueError('a bad row in a batch of %d' % len(s))
     return s
+
+class Tag(ScalarFunction):
+    def open(self, function_context):
+        self.tag = function_context.get_job_parameter('tag', 'none')
+    def eval(self, s):
+        return '%s:%s' % (self.tag, s)
+
+tag = udf(Tag(), result_type='STRING', input_types=['STRING'])
 
 class Acc:
     def __init__(self):
@@ -132,6 +140,19 @@ func TestScalarPerElement(t *testing.T) {
 	ptest.RunAndValidate(t, p)
 }
 
+// Process mode, and job parameters: each configuration gets an engine of its own.
+func TestScalarModesAndJobParameters(t *testing.T) {
+	p, s := beam.NewPipelineWithRoot()
+	in := beam.Create(s, "a", "b")
+	for _, mode := range []string{"thread", "process"} {
+		u := UDF{Source: udfSource, Function: "tag", Mode: mode, JobParameters: map[string]string{"tag": mode}}
+		passert.Equals(s, Scalar(s, u, stringType, in), mode+":a", mode+":b")
+		w := UDF{Source: udfSource, Function: "total", Mode: mode}
+		passert.Equals(s, Aggregate(s, w, int64Type, beam.Create(s, int64(1), int64(2), int64(3))), int64(6))
+	}
+	ptest.RunAndValidate(t, p)
+}
+
 func TestPandasPerBundle(t *testing.T) {
 	p, s := beam.NewPipelineWithRoot()
 	var pairs []any
@@ -166,7 +187,10 @@ func call(t *testing.T, name string, args ...any) any {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.release()
+	// Held until the test ends, so that the engine (and the module's
+	// counters) outlive the pipelines run in between, whether or not the
+	// runner calls Teardown.
+	t.Cleanup(func() { h.release() })
 	v, err := fn.Call(ctx, args...)
 	if err != nil {
 		t.Fatal(err)

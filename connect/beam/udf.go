@@ -31,8 +31,9 @@ import (
 type UDF struct {
 	Source string `json:"source,omitempty"`
 	// SourceName is the module name Source is loaded as; default
-	// "beam_udf_<hash of Source>.py", so that two sources in one interpreter
-	// do not replace each other's module.
+	// "beam_udf_<hash>.py", a hash of Source and the engine configuration, so
+	// that two sources or engines in one interpreter do not replace each
+	// other's module.
 	SourceName string `json:"source_name,omitempty"`
 	File       string `json:"file,omitempty"`
 	Module     string `json:"module,omitempty"`
@@ -132,7 +133,11 @@ func acquire(ctx context.Context, u UDF) (*handle, error) {
 		case u.Source != "":
 			name := u.SourceName
 			if name == "" {
-				sum := sha256.Sum256([]byte(u.Source))
+				// Named by the source and the engine: in thread mode engines
+				// share one interpreter, whose sys.modules must not have one
+				// engine's module replace another's (pickled accumulators
+				// name their classes by module).
+				sum := sha256.Sum256([]byte(key + "\x00" + u.Source))
 				name = fmt.Sprintf("beam_udf_%x.py", sum[:6])
 			}
 			m, err = se.engine.LoadSource(ctx, name, u.Source)
