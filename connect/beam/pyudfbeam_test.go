@@ -415,9 +415,24 @@ func TestHostileSetupUnknownFunction(t *testing.T) {
 	p, s := beam.NewPipelineWithRoot()
 	Scalar(s, udfOf("no_such_udf"), stringType, beam.Create(s, "x"))
 	wantErr(t, ptest.Run(p), `"no_such_udf"`, "unknown function")
+	// The module and engine stay usable: the next pipeline runs.
+	p, s = beam.NewPipelineWithRoot()
+	passert.Equals(s, Scalar(s, udfOf("upper"), stringType, beam.Create(s, "x")), "X")
+	ptest.RunAndValidate(t, p)
 }
 
-func TestHostileResultDoesNotFitOutputType(t *testing.T) {
+// A module that does not load fails Setup with the Python error and its
+// traceback; the same engine then loads a good module.
+func TestHostileSetupModuleSyntaxError(t *testing.T) {
+	p, s := beam.NewPipelineWithRoot()
+	Scalar(s, UDF{Source: "def broken(:\n    pass\n", Function: "broken"}, stringType, beam.Create(s, "x"))
+	wantErr(t, ptest.Run(p), "SyntaxError", "loading the module of \"broken\"")
+	p, s = beam.NewPipelineWithRoot()
+	passert.Equals(s, Scalar(s, udfOf("upper"), stringType, beam.Create(s, "y")), "Y")
+	ptest.RunAndValidate(t, p)
+}
+
+func TestConformOutputType(t *testing.T) {
 	for _, tc := range []struct {
 		v    any
 		t    reflect.Type
