@@ -178,6 +178,32 @@ func TestPandasPerBundle(t *testing.T) {
 	}
 }
 
+// BatchSize flushes a batch inside the bundle, from ProcessElement.
+func TestPandasBatchSize(t *testing.T) {
+	p, s := beam.NewPipelineWithRoot()
+	var pairs, want []any
+	for i := range 250 {
+		pairs = append(pairs, Pair{int64(i), 1})
+		want = append(want, int64(i+1))
+	}
+	call(t, "batches")
+	fn := &PandasFn{UDF: udfOf("add_pandas"), Out: beam.EncodedType{T: int64Type}, BatchSize: 100}
+	out := beam.ParDo(s, fn, beam.Create(s, pairs...), beam.TypeDefinition{Var: beam.UType, T: int64Type})
+	passert.Equals(s, out, want...)
+	ptest.RunAndValidate(t, p)
+	sizes := call(t, "batches").([]any)
+	total := int64(0)
+	for _, n := range sizes {
+		if n.(int64) > 100 {
+			t.Errorf("a batch of %v elements, BatchSize is 100", n)
+		}
+		total += n.(int64)
+	}
+	if total != 250 || len(sizes) < 3 {
+		t.Errorf("batch sizes %v: want 250 elements in at least 3 batches", sizes)
+	}
+}
+
 // call calls a function of udfSource in this process's shared engine (the
 // one Prism's in-process workers use).
 func call(t *testing.T, name string, args ...any) any {
