@@ -38,6 +38,7 @@ type Aggregate struct {
 	table  bool               // a table aggregate function: a key's value is its rows
 
 	accumulate, retract, merge, value, remove, size, batch, snapshot, restore *Function
+	snapshotKey, restoreKey                                                   *Function
 }
 
 // Aggregate looks up an aggregate function of the module by name and opens
@@ -94,6 +95,8 @@ func (m *Module) Aggregate(ctx context.Context, name string) (*Aggregate, error)
 		{&a.batch, "accumulate_batch", int64s, bridge.MustParseType("BIGINT")},
 		{&a.snapshot, "snapshot", []*bridge.DataType{}, bridge.MustParseType("BYTES NOT NULL")},
 		{&a.restore, "restore", []*bridge.DataType{bridge.MustParseType("BYTES NOT NULL")}, bridge.MustParseType("BIGINT")},
+		{&a.snapshotKey, "snapshot_key", []*bridge.DataType{nil}, bridge.MustParseType("BYTES NOT NULL")},
+		{&a.restoreKey, "restore_key", []*bridge.DataType{nil, bridge.MustParseType("BYTES NOT NULL")}, nil},
 	}
 	state := m.engine.backend.aggregateState(a.id)
 	for _, meth := range methods {
@@ -267,8 +270,30 @@ func (a *Aggregate) Restore(ctx context.Context, snapshot []byte) (int, error) {
 	return int(v.(int64)), nil
 }
 
+// SnapshotKey serialises the accumulator of key alone (a fresh one if key
+// has none) in Snapshot's form: a snapshot of that one key, which Restore
+// also accepts. The state is left as it was. With RestoreKey it lets one
+// accumulator travel on its own (a Beam CombineFn's accumulator does).
+func (a *Aggregate) SnapshotKey(ctx context.Context, key any) ([]byte, error) {
+	v, err := a.snapshotKey.Call(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return v.([]byte), nil
+}
+
+// RestoreKey makes the one accumulator of a one-key snapshot (SnapshotKey's,
+// of any key) that of key, replacing any it had; other keys are kept. Bytes
+// that are not such a snapshot fail with a *bridge.PythonError (ValueError)
+// and leave the state as it was.
+func (a *Aggregate) RestoreKey(ctx context.Context, key any, snapshot []byte) error {
+	_, err := a.restoreKey.Call(ctx, key, snapshot)
+	return err
+}
+
 func (a *Aggregate) all() []*Function {
-	return []*Function{a.accumulate, a.retract, a.merge, a.value, a.remove, a.size, a.batch, a.snapshot, a.restore}
+	return []*Function{a.accumulate, a.retract, a.merge, a.value, a.remove, a.size, a.batch, a.snapshot, a.restore,
+		a.snapshotKey, a.restoreKey}
 }
 
 func (a *Aggregate) releaseMethods() {

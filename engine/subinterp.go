@@ -630,7 +630,11 @@ func (p *pool) bind(ctx context.Context, f *Function, key int64) error {
 		g := p.pinned[f.id]
 		p.mu.Unlock()
 		if g != nil {
-			f.shards = &shards{agg: g, method: slices.Index(pinnedMethods[:], f.method), own: g.own}
+			m := slices.Index(pinnedMethods[:], f.method)
+			if m < 0 {
+				return fmt.Errorf("pyudf: aggregate method %q of %q has no place in the sub-interpreter pool (engine defect)", f.method, f.name)
+			}
+			f.shards = &shards{agg: g, method: m, own: g.own}
 		}
 		return nil
 	}

@@ -56,6 +56,8 @@ const (
 	pAccumulateBatch
 	pSnapshot
 	pRestore
+	pSnapshotKey
+	pRestoreKey
 	pExport // the pool's, from here on
 	pMergeFrom
 	pAccumulateRows
@@ -66,7 +68,7 @@ const (
 )
 
 var pinnedMethods = [pMethods]string{"accumulate", "retract", "merge", "get_value", "remove", "size",
-	"accumulate_batch", "snapshot", "restore", "export", "merge_from", "accumulate_rows",
+	"accumulate_batch", "snapshot", "restore", "snapshot_key", "restore_key", "export", "merge_from", "accumulate_rows",
 	"join_snapshots", "split_snapshot", "split_batch"}
 
 // pinned is an aggregate's instances in the sub-interpreters.
@@ -147,7 +149,7 @@ func (p *pool) aggCall(ctx context.Context, f *Function, args []bridge.Value, in
 		})
 		return bridge.Int64(n), err
 	}
-	// accumulate, retract, get_value, remove: the key's sub-interpreter
+	// accumulate, retract, get_value, remove, snapshot_key, restore_key: the key's sub-interpreter
 	s := p.home(args[0])
 	if err := s.lock(ctx); err != nil {
 		return bridge.Value{}, queuedTooLong(ctx, f.name)

@@ -17,6 +17,10 @@ its key values). The methods after :meth:`clear` serve that: they move
 accumulators between interpreters as pickled bytes and join or split
 snapshots, so that a snapshot holds every key once, whatever the number of
 interpreters.
+
+:meth:`snapshot_key` and :meth:`restore_key` do the same for one key, in the
+same form, leaving the other keys alone (accumulators that travel on their
+own, as a Beam CombineFn's do).
 """
 
 import datetime
@@ -115,6 +119,25 @@ class KeyedAggregate:
         """Replace the state with a snapshot's; returns the number of keys."""
         self._accumulators = _load(data)
         return len(self._accumulators)
+
+    def snapshot_key(self, key):
+        """The accumulator of ``key`` alone (a fresh one if it has none),
+        pickled in :meth:`snapshot`'s form: a snapshot of that one key.
+        The state is left as it was."""
+        acc = self._accumulators.get(key)
+        if acc is None:
+            acc = self._create()
+        return _dump({key: acc})
+
+    def restore_key(self, key, data):
+        """Make the one accumulator of a one-key snapshot (of any key, as
+        :meth:`snapshot_key` makes) that of ``key``; other keys are kept."""
+        accumulators = _load(data)
+        if len(accumulators) != 1:
+            raise ValueError("a one-key pyudf aggregate snapshot was expected, this one holds %d keys"
+                             % len(accumulators))
+        (acc,) = accumulators.values()
+        self._accumulators[key] = acc
 
     def clear(self):
         """Drop every accumulator."""

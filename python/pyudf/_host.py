@@ -290,7 +290,7 @@ def _function(engine, module, name, pinned=False):
 
 
 _AGGREGATE_METHODS = ("accumulate", "retract", "merge", "get_value", "remove", "size",
-                      "accumulate_batch", "snapshot", "restore")
+                      "accumulate_batch", "snapshot", "restore", "snapshot_key", "restore_key")
 # ... and for the sub-interpreter pool ("pinned": each key's accumulator in one interpreter)
 _PINNED_METHODS = ("export", "merge_from", "accumulate_rows", "join_snapshots", "split_snapshot",
                    "split_batch")

@@ -59,6 +59,28 @@ def test_snapshot_round_trip_and_rejections():
     assert other.get_value(1) == 10
 
 
+def test_snapshot_key_and_restore_key_move_one_accumulator():
+    agg = KeyedAggregate(Sum())
+    agg.accumulate("a", 5)
+    agg.accumulate("b", 7)
+    one = agg.snapshot_key("a")
+    assert agg.size() == 2 and agg.get_value("a") == 5  # the state is left as it was
+    assert agg.snapshot_key("fresh") and agg.size() == 2  # no accumulator is created
+    other = KeyedAggregate(Sum())
+    other.accumulate("kept", 1)
+    other.restore_key("moved", one)
+    assert (other.get_value("moved"), other.get_value("kept"), other.size()) == (5, 1, 2)
+    other.restore_key("moved", agg.snapshot_key("fresh"))
+    assert other.get_value("moved") == 0
+    # A one-key snapshot is also a snapshot that restore accepts.
+    assert KeyedAggregate(Sum()).restore(one) == 1
+    with pytest.raises(ValueError, match="one-key pyudf aggregate snapshot was expected, this one holds 2 keys"):
+        other.restore_key("x", agg.snapshot())
+    with pytest.raises(ValueError, match="not a pyudf aggregate snapshot"):
+        other.restore_key("x", b"junk")
+    assert other.size() == 2 and other.get_value("moved") == 0
+
+
 def test_missing_retract_and_merge():
     agg = KeyedAggregate(CountOnly())
     with pytest.raises(NotImplementedError, match="CountOnly does not implement retract"):
