@@ -1,43 +1,55 @@
-# pyudf build. Everything derives from one interpreter: PYTHON (default: python3 on PATH).
-# Its sysconfig gives the pkg-config directory for cgo (python3-embed) and the directory
-# of libpython, which goes into the binaries' rpath; its pip installs requirements.txt.
+# pyudf build. Everything derives from one interpreter: PYTHON (default: python3 on PATH), any
+# CPython 3.10+ built with a shared libpython. Nothing is installed into it: `make deps`
+# (scripts/setup-python.sh) checks it, makes the project virtualenv .deps/venv-<version>-<hash>
+# from it (or uses PYTHON as it is when it is a virtualenv's interpreter) and installs
+# requirements.txt there. cgo compiles against the base interpreter's python-X.Y-embed.pc and
+# links its libpython (rpath); the engine embeds that libpython with the virtualenv's
+# site-packages (PYUDF_PYTHON names the virtualenv's interpreter). `make doctor` shows it all.
 
 PYTHON ?= python3
-PY_EXE := $(shell $(PYTHON) -c 'import sys; print(sys.executable)' 2>/dev/null)
-ifeq ($(PY_EXE),)
-$(error PYTHON=$(PYTHON) is not a working Python interpreter)
-endif
-PY_VERSION := $(shell $(PY_EXE) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-PY_LIBPC := $(shell $(PY_EXE) -c 'import sysconfig; print(sysconfig.get_config_var("LIBPC"))')
-PY_LIBDIR := $(shell $(PY_EXE) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
+SETUP := scripts/setup-python.sh
+# "VENV_PYTHON VERSION PKG_CONFIG_DIR LIBDIR BASE_PYTHON", or nothing when PYTHON cannot be
+# used: then `make deps` (which every build target needs) names what is missing and how to fix it.
+PY_SETUP := $(shell $(SETUP) env '$(PYTHON)' 2>/dev/null)
+PY_EXE := $(word 1,$(PY_SETUP))
+PY_VERSION := $(word 2,$(PY_SETUP))
+PY_PCDIR := $(word 3,$(PY_SETUP))
+PY_LIBDIR := $(word 4,$(PY_SETUP))
+PY_BASE := $(word 5,$(PY_SETUP))
 
-export PKG_CONFIG_PATH := $(PY_LIBPC)
+export PKG_CONFIG_PATH := $(PY_PCDIR)
 export CGO_ENABLED := 1
 export CGO_LDFLAGS := -Wl,-rpath,$(PY_LIBDIR)
 export LD_LIBRARY_PATH := $(PY_LIBDIR)$(if $(LD_LIBRARY_PATH),:$(LD_LIBRARY_PATH))
 # The engine embeds the interpreter PYUDF_PYTHON names (its venv, its site-packages).
 export PYUDF_PYTHON := $(PY_EXE)
 
-DEPS_STAMP := .deps/$(subst /,_,$(PY_EXE)).stamp
 GO_TEST_FLAGS ?= -race -count=1
 PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
 MATRIX ?= 3.10 3.11 3.12 3.13
 
-.PHONY: all deps build vet test test-connect bench-connect test-go test-py test-pyflink test-subinterp test-subinterp-run test-fuzz fuzz soak demo bench bench-quick bench-anchors test-matrix env clean
+.PHONY: all deps doctor test-scripts build vet test test-connect bench-connect test-go test-py test-pyflink test-subinterp test-subinterp-run test-fuzz fuzz soak demo bench bench-quick bench-anchors test-matrix env clean
 
 all: build
 
 env:
-	@echo "PYTHON=$(PY_EXE) ($(PY_VERSION))"
+	@echo "PYTHON=$(PYTHON) -> $(or $(PY_EXE),unusable: make deps says why) $(PY_VERSION)"
 	@echo "PKG_CONFIG_PATH=$(PKG_CONFIG_PATH)"
 	@echo "CGO_LDFLAGS=$(CGO_LDFLAGS)"
 
-# pip dependencies go into the chosen interpreter once per requirements.txt change.
-deps: $(DEPS_STAMP)
-$(DEPS_STAMP): requirements.txt
-	@mkdir -p .deps
-	$(PY_EXE) -m pip install --disable-pip-version-check -q -r requirements.txt
-	@touch $@
+# The project virtualenv for PYTHON, with requirements.txt installed once per change of it;
+# on Debian, as root, also python3-dev and python3-venv when they are missing.
+deps:
+	@$(SETUP) deps '$(PYTHON)'
+
+# What the build would use, and what is missing: interpreter, libpython, virtualenv,
+# packages, Go, Java and Maven (for the anchors), pyenv's versions (for test-matrix).
+doctor:
+	@scripts/doctor.sh '$(PYTHON)'
+
+# The set-up scripts' own tests (fake interpreters for each missing piece).
+test-scripts:
+	scripts/test-setup.sh
 
 build: deps
 	go build ./...
@@ -111,7 +123,7 @@ bench: deps bench-connect
 
 # PyFlink (apache-flink, with its pinned pandas/pyarrow/beam) in a virtualenv of
 # its own, so that it does not disturb the project's packages; Java 17 runs it.
-PYFLINK_PYTHON_BASE ?= $(PY_EXE)
+PYFLINK_PYTHON_BASE ?= $(PY_BASE)
 PYFLINK_VENV := .deps/pyflink-venv
 $(PYFLINK_VENV)/.stamp:
 	@mkdir -p .deps
@@ -152,7 +164,7 @@ test-matrix:
 # the race detector (about 4 minutes). Without either, make test fails.
 SUBINTERP_PYTHON ?= $(shell ls -d $(PYENV_ROOT)/versions/3.13.*/bin/python3 $(PYENV_ROOT)/versions/3.12.*/bin/python3 2>/dev/null | sort -V | tail -n 1)
 test-subinterp:
-	@if $(PY_EXE) -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then \
+	@if $(PY_BASE) -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then \
 		echo "test-subinterp: covered by test-go on $(PY_VERSION)"; \
 	elif [ -z "$(SUBINTERP_PYTHON)" ]; then \
 		echo "test-subinterp: no CPython 3.12+ under $(PYENV_ROOT)/versions: the sub-interpreter pool is untested"; exit 1; \
