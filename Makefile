@@ -48,8 +48,8 @@ doctor:
 	@scripts/doctor.sh '$(PYTHON)'
 
 # The set-up scripts' own tests (fake interpreters for each missing piece).
-test-scripts:
-	scripts/test-setup.sh
+test-scripts: deps
+	PYTHON='$(PYTHON)' scripts/test-setup.sh
 
 build: deps
 	go build ./...

@@ -104,7 +104,7 @@ missing() {
 		return
 	fi
 	if [ "$major" != 3 ] || [ "$minor" -lt "$MIN_MINOR" ]; then
-		echo "$P_exe is Python $P_full; pyudf needs CPython 3.$MIN_MINOR or newer|make PYTHON=/path/to/python3.12 (e.g. pyenv install 3.12, or apt-get install python3)"
+		echo "$P_exe is Python $P_full; pyudf needs CPython 3.$MIN_MINOR or newer|make PYTHON=/path/to/python3.12 (env PYTHON_CONFIGURE_OPTS=--enable-shared pyenv install 3.12 builds one)"
 		return
 	fi
 	if [ "$P_shared" != 1 ]; then
@@ -161,13 +161,13 @@ cmd_env() {
 debian_install() {
 	local lines=$1 pkgs
 	is_debian_python || return 1
-	pkgs=$(grep -o 'apt-get install -y .*' <<<"$lines" | sed 's/apt-get install -y //' | tr ' ' '\n' | sort -u | tr '\n' ' ')
+	pkgs=$(grep -o 'apt-get install -y .*' <<<"$lines" | sed 's/apt-get install -y //' | tr ' ' '\n' | sort -u | xargs)
 	[ -n "$pkgs" ] || return 1
 	if ! as_root; then
-		echo "pyudf setup: not root, so not installing Debian's $pkgs- run the commands below, then make again" >&2
+		echo "pyudf setup: not root, so not installing Debian's $pkgs: run the commands below, then make again" >&2
 		return 1
 	fi
-	echo "pyudf setup: installing Debian's ${pkgs}for $P_exe (apt-get update, then apt-get install)" >&2
+	echo "pyudf setup: installing Debian's $pkgs for $P_exe (apt-get update, then apt-get install)" >&2
 	"$APT_GET" update -q >&2 && DEBIAN_FRONTEND=noninteractive "$APT_GET" install -y -q $pkgs >&2
 }
 
