@@ -59,7 +59,7 @@ vet: deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || \
 		{ echo "gofmt needed:"; gofmt -l .; exit 1; }
 
-test: vet test-py test-go test-fuzz test-subinterp test-connect
+test: vet test-scripts test-py test-go test-fuzz test-subinterp test-connect
 
 # The integrations (connect/<name>, examples/<name>) are Go modules of their own, so that the
 # core module keeps its two dependencies: each is vetted and tested in its own directory.
@@ -148,22 +148,36 @@ bench-anchors: deps bench-connect $(PYFLINK_VENV)/.stamp $(PEMJA_BENCH)/target/.
 	go run ./bench -progress -anchors -pyflink-python $(PYFLINK_VENV)/bin/python \
 		-pemja-classpath '$(PEMJA_CLASSPATH)' -report bench/report -merge '.deps/bench-connect-*.jsonl'
 
-# The whole suite once per CPython version that pyenv has; prints one line per version.
+# The whole suite (MATRIX_TARGET) once per interpreter, one line each: Debian's /usr/bin/python3
+# (where it exists), each CPython version of MATRIX that pyenv has, and an existing virtualenv
+# (.deps/matrix-venv, made once from PYTHON's base interpreter, as a user would have one).
+MATRIX_TARGET ?= test
+MATRIX_SYSTEM ?= $(wildcard /usr/bin/python3)
+MATRIX_VENV := $(CURDIR)/.deps/matrix-venv
 test-matrix:
-	@mkdir -p .deps; status=0; for v in $(MATRIX); do \
+	@mkdir -p .deps; status=0; \
+	run() { \
+		if $(MAKE) --no-print-directory $(MATRIX_TARGET) PYTHON=$$2 > .deps/matrix-$$3.log 2>&1; \
+		then echo "$$1 ($$2): PASS"; \
+		else echo "$$1 ($$2): FAIL (see .deps/matrix-$$3.log)"; status=1; fi; \
+	}; \
+	for py in $(MATRIX_SYSTEM); do run "system python" $$py system; done; \
+	for v in $(MATRIX); do \
 		py=$$(ls -d $(PYENV_ROOT)/versions/$$v.*/bin/python3 2>/dev/null | sort -V | tail -n 1); \
 		if [ -z "$$py" ]; then echo "python $$v: MISSING (no $(PYENV_ROOT)/versions/$$v.*)"; status=1; continue; fi; \
-		if $(MAKE) --no-print-directory test PYTHON=$$py > .deps/matrix-$$v.log 2>&1; \
-		then echo "python $$v ($$py): PASS"; \
-		else echo "python $$v ($$py): FAIL (see .deps/matrix-$$v.log)"; status=1; fi; \
-	done; exit $$status
+		run "python $$v" $$py $$v; \
+	done; \
+	if [ -x $(MATRIX_VENV)/bin/python ] || $(PY_BASE) -m venv $(MATRIX_VENV) > .deps/matrix-venv.log 2>&1; \
+	then run "virtualenv" $(MATRIX_VENV)/bin/python venv; \
+	else echo "virtualenv: FAIL (cannot make one from PYTHON=$(PYTHON): see .deps/matrix-venv.log)"; status=1; fi; \
+	exit $$status
 
 # The sub-interpreter pool (Mode Subinterpreters) needs CPython 3.12+: when
 # PYTHON is older, the engine's suites (every modes() test runs in that mode
 # too there) also run on the newest pyenv CPython 3.13 or 3.12 here, without
 # the race detector (about 4 minutes). Without either, make test fails.
 SUBINTERP_PYTHON ?= $(shell ls -d $(PYENV_ROOT)/versions/3.13.*/bin/python3 $(PYENV_ROOT)/versions/3.12.*/bin/python3 2>/dev/null | sort -V | tail -n 1)
-test-subinterp:
+test-subinterp: deps
 	@if $(PY_BASE) -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then \
 		echo "test-subinterp: covered by test-go on $(PY_VERSION)"; \
 	elif [ -z "$(SUBINTERP_PYTHON)" ]; then \
