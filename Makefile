@@ -28,7 +28,7 @@ GO_TEST_FLAGS ?= -race -count=1
 PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
 MATRIX ?= 3.10 3.11 3.12 3.13
 
-.PHONY: all deps doctor test-scripts build vet test test-connect bench-connect test-go test-py test-pyflink test-subinterp test-subinterp-run test-fuzz fuzz soak demo bench bench-quick bench-anchors test-matrix env clean
+.PHONY: all deps doctor env-sh test-scripts build vet test test-connect bench-connect test-go test-py test-pyflink test-subinterp test-subinterp-run test-fuzz fuzz soak demo bench bench-quick bench-anchors test-matrix env clean
 
 all: build
 
@@ -36,6 +36,12 @@ env:
 	@echo "PYTHON=$(PYTHON) -> $(or $(PY_EXE),unusable: make deps says why) $(PY_VERSION)"
 	@echo "PKG_CONFIG_PATH=$(PKG_CONFIG_PATH)"
 	@echo "CGO_LDFLAGS=$(CGO_LDFLAGS)"
+	@echo "PYUDF_PYTHON=$(PYUDF_PYTHON)"
+
+# The same environment as shell exports, for go commands run by hand:
+#   eval "$$(make -s env-sh)"; go test -run TestX ./engine
+env-sh: deps
+	@echo "export PKG_CONFIG_PATH='$(PKG_CONFIG_PATH)' CGO_ENABLED=1 CGO_LDFLAGS='$(CGO_LDFLAGS)' LD_LIBRARY_PATH='$(LD_LIBRARY_PATH)' PYUDF_PYTHON='$(PYUDF_PYTHON)'"
 
 # The project virtualenv for PYTHON, with requirements.txt installed once per change of it;
 # on Debian, as root, also python3-dev and python3-venv when they are missing.
