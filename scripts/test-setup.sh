@@ -15,7 +15,7 @@ export DEPS_DIR=$TMP/deps APT_GET=$TMP/bin/apt-get
 passed=0 failed=0
 
 ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; shift; printf '     %s\n' "$@"; }
+bad() { failed=$((failed + 1)); echo "FAIL $1"; shift; printf '%s\n' "$@" | sed 's/^/     /'; }
 
 # A complete, shared CPython 3.11 installation's files, for the fakes to point at.
 mkdir -p "$TMP/py/lib/pkgconfig" "$TMP/py/include/python3.11" "$TMP/bin"
@@ -143,7 +143,7 @@ else bad "env of $real" "${fields[*]:-}"; fi
 if [ -n "${PYUDF_PYTHON:-}" ]; then
 	if out=$(go run ./scripts/embedcheck 2>&1); then
 		ok "the engine embeds the base libpython with the virtualenv's packages:"
-		printf '     %s\n' "$out"
+		sed 's/^/     /' <<<"$out"
 	else bad "embedcheck" "$out"; fi
 fi
 
