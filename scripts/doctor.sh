@@ -54,7 +54,7 @@ else
 		case $pkgs in *MISSING*) problems=$((problems + 1)) ;; esac
 		stamp=$(cat "$L_stamp" 2>/dev/null)
 		want=$(sha256sum <"$REQUIREMENTS" | cut -c1-64)
-		[ "$stamp" = "$want" ] || problem requirements "$(basename "$REQUIREMENTS") changed since the last install: make deps installs it"
+		[ "$stamp" = "$want" ] || row requirements "$(basename "$REQUIREMENTS") changed since the last install: make deps installs it"
 	fi
 	[ -z "$lines" ] && row embedding "PKG_CONFIG_PATH=$L_pcdir CGO_LDFLAGS=-Wl,-rpath,$P_libdir PYUDF_PYTHON=$L_python"
 fi

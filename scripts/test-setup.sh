@@ -140,6 +140,19 @@ if [ ${#fields[@]} = 5 ]; then
 	else bad "existing virtualenv" "cannot make one from ${fields[4]}"; fi
 else bad "env of $real" "${fields[*]:-}"; fi
 
+# make doctor: every row for the real interpreter; the missing piece and exit 1 for 3.9.
+out=$(DEPS_DIR=$PWD/.deps scripts/doctor.sh "$real" 2>&1)
+rc=$?
+missing_rows=$(for r in interpreter version libpython headers pkg-config virtualenv packages go java pyenv; do
+	grep -q "^$r " <<<"$out" || echo "$r"; done)
+if [ $rc = 0 ] && [ -z "$missing_rows" ] && grep -q "^doctor: ready" <<<"$out"; then
+	ok "doctor $real: a row each for interpreter, version, libpython, headers, pkg-config, virtualenv, packages, go, java, pyenv"
+else bad "doctor $real" "rc=$rc, rows missing: $missing_rows" "$out"; fi
+out=$(scripts/doctor.sh "$(fake py39doc version=3.9 full=3.9.18)" 2>&1)
+if [ $? = 1 ] && grep -q "^missing .*is Python 3\.9\.18; pyudf needs CPython 3\.10" <<<"$out" && grep -q "^doctor: 1 problem" <<<"$out"; then
+	ok "doctor names a 3.9 as the one problem and exits 1"
+else bad "doctor of 3.9" "$out"; fi
+
 if [ -n "${PYUDF_PYTHON:-}" ]; then
 	if out=$(go run ./scripts/embedcheck 2>&1); then
 		ok "the engine embeds the base libpython with the virtualenv's packages:"
