@@ -4,7 +4,7 @@
 #
 #   scripts/setup-python.sh check PYTHON   one line per missing piece and its fix; exit 1 if any
 #   scripts/setup-python.sh env PYTHON     "VENV_PYTHON VERSION PKG_CONFIG_DIR LIBDIR BASE_PYTHON"
-#                                          (nothing is created; empty output when PYTHON is unusable)
+#                                          (nothing is created; empty output when PYTHON does not run)
 #   scripts/setup-python.sh deps PYTHON    check (installing Debian's python3-dev/-venv as root),
 #                                          create the virtualenv, install requirements.txt there
 #
@@ -150,10 +150,11 @@ cmd_check() {
 	report "$(missing)"
 }
 
+# The layout does not depend on what is missing: make reads it before `make deps` runs, which
+# may apt-get the missing pieces and then build in the same make.
 cmd_env() {
 	probe "$1" || return 0
 	layout
-	[ -n "$(missing)" ] && return 0
 	echo "$L_python $P_version $L_pcdir $P_libdir $P_base_exe"
 }
 

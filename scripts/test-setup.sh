@@ -87,7 +87,13 @@ expect_line "not CPython" $SETUP check "$(fake pypy impl=PyPy full=7.3.17)" -- '
 printf '#!/bin/sh\nexit 3\n' >"$TMP/bin/broken" && chmod +x "$TMP/bin/broken"
 expect_line "not a Python" $SETUP check "$TMP/bin/broken" -- "PYTHON=$TMP/bin/broken is not a working Python interpreter"
 expect_line "no such file" $SETUP check "$TMP/bin/none" -- "is not a working Python interpreter"
-if [ -z "$($SETUP env "$(fake py39env version=3.9)")" ]; then ok "env prints nothing for an unusable interpreter"; else bad "env of 3.9" "printed something"; fi
+if [ -z "$($SETUP env "$TMP/bin/broken")" ]; then ok "env prints nothing for an interpreter that does not run"; else bad "env of broken" "printed something"; fi
+# What make reads before make deps runs stays the same when deps apt-gets the missing pieces.
+nohdr_env=$($SETUP env "$TMP/bin/nohdr")
+h=$(printf %s "$TMP/bin/nohdr" | sha256sum | cut -c1-8)
+if [ "$nohdr_env" = "$DEPS_DIR/venv-3.11-$h/bin/python 3.11 $DEPS_DIR/pc-3.11-$h $TMP/py/lib $TMP/bin/nohdr" ]; then
+	ok "env gives the layout of an interpreter missing its headers (make deps decides)"
+else bad "env of nohdr" "$nohdr_env"; fi
 
 # Debian's interpreter (base prefix /usr) missing python3-dev and python3-venv.
 if [ -f /etc/debian_version ]; then
