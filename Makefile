@@ -1,43 +1,61 @@
-# pyudf build. Everything derives from one interpreter: PYTHON (default: python3 on PATH).
-# Its sysconfig gives the pkg-config directory for cgo (python3-embed) and the directory
-# of libpython, which goes into the binaries' rpath; its pip installs requirements.txt.
+# pyudf build. Everything derives from one interpreter: PYTHON (default: python3 on PATH), any
+# CPython 3.10+ built with a shared libpython. Nothing is installed into it: `make deps`
+# (scripts/setup-python.sh) checks it, makes the project virtualenv .deps/venv-<version>-<hash>
+# from it (or uses PYTHON as it is when it is a virtualenv's interpreter) and installs
+# requirements.txt there. cgo compiles against the base interpreter's python-X.Y-embed.pc and
+# links its libpython (rpath); the engine embeds that libpython with the virtualenv's
+# site-packages (PYUDF_PYTHON names the virtualenv's interpreter). `make doctor` shows it all.
 
 PYTHON ?= python3
-PY_EXE := $(shell $(PYTHON) -c 'import sys; print(sys.executable)' 2>/dev/null)
-ifeq ($(PY_EXE),)
-$(error PYTHON=$(PYTHON) is not a working Python interpreter)
-endif
-PY_VERSION := $(shell $(PY_EXE) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-PY_LIBPC := $(shell $(PY_EXE) -c 'import sysconfig; print(sysconfig.get_config_var("LIBPC"))')
-PY_LIBDIR := $(shell $(PY_EXE) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
+SETUP := scripts/setup-python.sh
+# "VENV_PYTHON VERSION PKG_CONFIG_DIR LIBDIR BASE_PYTHON", or nothing when PYTHON cannot be
+# used: then `make deps` (which every build target needs) names what is missing and how to fix it.
+PY_SETUP := $(shell $(SETUP) env '$(PYTHON)' 2>/dev/null)
+PY_EXE := $(word 1,$(PY_SETUP))
+PY_VERSION := $(word 2,$(PY_SETUP))
+PY_PCDIR := $(word 3,$(PY_SETUP))
+PY_LIBDIR := $(word 4,$(PY_SETUP))
+PY_BASE := $(word 5,$(PY_SETUP))
 
-export PKG_CONFIG_PATH := $(PY_LIBPC)
+export PKG_CONFIG_PATH := $(PY_PCDIR)
 export CGO_ENABLED := 1
 export CGO_LDFLAGS := -Wl,-rpath,$(PY_LIBDIR)
 export LD_LIBRARY_PATH := $(PY_LIBDIR)$(if $(LD_LIBRARY_PATH),:$(LD_LIBRARY_PATH))
 # The engine embeds the interpreter PYUDF_PYTHON names (its venv, its site-packages).
 export PYUDF_PYTHON := $(PY_EXE)
 
-DEPS_STAMP := .deps/$(subst /,_,$(PY_EXE)).stamp
 GO_TEST_FLAGS ?= -race -count=1
 PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
 MATRIX ?= 3.10 3.11 3.12 3.13
 
-.PHONY: all deps build vet test test-connect bench-connect test-go test-py test-pyflink test-subinterp test-subinterp-run test-fuzz fuzz soak demo bench bench-quick bench-anchors test-matrix env clean
+.PHONY: all deps doctor env-sh test-scripts build vet test test-connect bench-connect test-go test-py test-pyflink test-subinterp test-subinterp-run test-fuzz fuzz soak demo bench bench-quick bench-anchors test-matrix env clean
 
 all: build
 
 env:
-	@echo "PYTHON=$(PY_EXE) ($(PY_VERSION))"
+	@echo "PYTHON=$(PYTHON) -> $(or $(PY_EXE),unusable: make deps says why) $(PY_VERSION)"
 	@echo "PKG_CONFIG_PATH=$(PKG_CONFIG_PATH)"
 	@echo "CGO_LDFLAGS=$(CGO_LDFLAGS)"
+	@echo "PYUDF_PYTHON=$(PYUDF_PYTHON)"
 
-# pip dependencies go into the chosen interpreter once per requirements.txt change.
-deps: $(DEPS_STAMP)
-$(DEPS_STAMP): requirements.txt
-	@mkdir -p .deps
-	$(PY_EXE) -m pip install --disable-pip-version-check -q -r requirements.txt
-	@touch $@
+# The same environment as shell exports, for go commands run by hand:
+#   eval "$$(make -s env-sh)"; go test -run TestX ./engine
+env-sh: deps
+	@echo "export PKG_CONFIG_PATH='$(PKG_CONFIG_PATH)' CGO_ENABLED=1 CGO_LDFLAGS='$(CGO_LDFLAGS)' LD_LIBRARY_PATH='$(LD_LIBRARY_PATH)' PYUDF_PYTHON='$(PYUDF_PYTHON)'"
+
+# The project virtualenv for PYTHON, with requirements.txt installed once per change of it;
+# on Debian, as root, also python3-dev and python3-venv when they are missing.
+deps:
+	@$(SETUP) deps '$(PYTHON)'
+
+# What the build would use, and what is missing: interpreter, libpython, virtualenv,
+# packages, Go, Java and Maven (for the anchors), pyenv's versions (for test-matrix).
+doctor:
+	@scripts/doctor.sh '$(PYTHON)'
+
+# The set-up scripts' own tests (fake interpreters for each missing piece).
+test-scripts: deps
+	PYTHON='$(PYTHON)' scripts/test-setup.sh
 
 build: deps
 	go build ./...
@@ -47,7 +65,7 @@ vet: deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || \
 		{ echo "gofmt needed:"; gofmt -l .; exit 1; }
 
-test: vet test-py test-go test-fuzz test-subinterp test-connect
+test: vet test-scripts test-py test-go test-fuzz test-subinterp test-connect
 
 # The integrations (connect/<name>, examples/<name>) are Go modules of their own, so that the
 # core module keeps its two dependencies: each is vetted and tested in its own directory.
@@ -111,7 +129,7 @@ bench: deps bench-connect
 
 # PyFlink (apache-flink, with its pinned pandas/pyarrow/beam) in a virtualenv of
 # its own, so that it does not disturb the project's packages; Java 17 runs it.
-PYFLINK_PYTHON_BASE ?= $(PY_EXE)
+PYFLINK_PYTHON_BASE ?= $(PY_BASE)
 PYFLINK_VENV := .deps/pyflink-venv
 $(PYFLINK_VENV)/.stamp:
 	@mkdir -p .deps
@@ -136,23 +154,37 @@ bench-anchors: deps bench-connect $(PYFLINK_VENV)/.stamp $(PEMJA_BENCH)/target/.
 	go run ./bench -progress -anchors -pyflink-python $(PYFLINK_VENV)/bin/python \
 		-pemja-classpath '$(PEMJA_CLASSPATH)' -report bench/report -merge '.deps/bench-connect-*.jsonl'
 
-# The whole suite once per CPython version that pyenv has; prints one line per version.
+# The whole suite (MATRIX_TARGET) once per interpreter, one line each: Debian's /usr/bin/python3
+# (where it exists), each CPython version of MATRIX that pyenv has, and an existing virtualenv
+# (.deps/matrix-venv, made once from PYTHON's base interpreter, as a user would have one).
+MATRIX_TARGET ?= test
+MATRIX_SYSTEM ?= $(wildcard /usr/bin/python3)
+MATRIX_VENV := $(CURDIR)/.deps/matrix-venv
 test-matrix:
-	@mkdir -p .deps; status=0; for v in $(MATRIX); do \
+	@mkdir -p .deps; status=0; \
+	run() { \
+		if $(MAKE) --no-print-directory $(MATRIX_TARGET) PYTHON=$$2 > .deps/matrix-$$3.log 2>&1; \
+		then echo "$$1 ($$2): PASS"; \
+		else echo "$$1 ($$2): FAIL (see .deps/matrix-$$3.log)"; status=1; fi; \
+	}; \
+	for py in $(MATRIX_SYSTEM); do run "system python" $$py system; done; \
+	for v in $(MATRIX); do \
 		py=$$(ls -d $(PYENV_ROOT)/versions/$$v.*/bin/python3 2>/dev/null | sort -V | tail -n 1); \
 		if [ -z "$$py" ]; then echo "python $$v: MISSING (no $(PYENV_ROOT)/versions/$$v.*)"; status=1; continue; fi; \
-		if $(MAKE) --no-print-directory test PYTHON=$$py > .deps/matrix-$$v.log 2>&1; \
-		then echo "python $$v ($$py): PASS"; \
-		else echo "python $$v ($$py): FAIL (see .deps/matrix-$$v.log)"; status=1; fi; \
-	done; exit $$status
+		run "python $$v" $$py $$v; \
+	done; \
+	if [ -x $(MATRIX_VENV)/bin/python ] || $(PY_BASE) -m venv $(MATRIX_VENV) > .deps/matrix-venv.log 2>&1; \
+	then run "virtualenv" $(MATRIX_VENV)/bin/python venv; \
+	else echo "virtualenv: FAIL (cannot make one from PYTHON=$(PYTHON): see .deps/matrix-venv.log)"; status=1; fi; \
+	exit $$status
 
 # The sub-interpreter pool (Mode Subinterpreters) needs CPython 3.12+: when
 # PYTHON is older, the engine's suites (every modes() test runs in that mode
 # too there) also run on the newest pyenv CPython 3.13 or 3.12 here, without
 # the race detector (about 4 minutes). Without either, make test fails.
 SUBINTERP_PYTHON ?= $(shell ls -d $(PYENV_ROOT)/versions/3.13.*/bin/python3 $(PYENV_ROOT)/versions/3.12.*/bin/python3 2>/dev/null | sort -V | tail -n 1)
-test-subinterp:
-	@if $(PY_EXE) -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then \
+test-subinterp: deps
+	@if $(PY_BASE) -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then \
 		echo "test-subinterp: covered by test-go on $(PY_VERSION)"; \
 	elif [ -z "$(SUBINTERP_PYTHON)" ]; then \
 		echo "test-subinterp: no CPython 3.12+ under $(PYENV_ROOT)/versions: the sub-interpreter pool is untested"; exit 1; \
