@@ -24,7 +24,7 @@ export LD_LIBRARY_PATH := $(PY_LIBDIR)$(if $(LD_LIBRARY_PATH),:$(LD_LIBRARY_PATH
 # The engine embeds the interpreter PYUDF_PYTHON names (its venv, its site-packages).
 export PYUDF_PYTHON := $(PY_EXE)
 
-GO_TEST_FLAGS ?= -race -count=1
+GO_TEST_FLAGS ?= -race -count=1 -timeout 30m
 PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
 MATRIX ?= 3.10 3.11 3.12 3.13
 
