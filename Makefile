@@ -28,7 +28,7 @@ GO_TEST_FLAGS ?= -race -count=1 -timeout 30m
 PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
 MATRIX ?= 3.10 3.11 3.12 3.13
 
-.PHONY: all deps doctor env-sh test-scripts build vet test test-connect bench-connect test-go test-py test-pyflink test-subinterp test-subinterp-run test-fuzz fuzz soak demo bench bench-quick bench-anchors test-matrix env clean
+.PHONY: all deps doctor env-sh test-scripts build vet test image image-test test-connect bench-connect test-go test-py test-pyflink test-subinterp test-subinterp-run test-fuzz fuzz soak demo bench bench-quick bench-anchors test-matrix env clean
 
 all: build
 
@@ -202,3 +202,14 @@ clean:
 # .deps/pyflink-venv, ~850 MB, about a minute to install): fails, not skips, without it.
 test-pyflink: deps $(PYFLINK_VENV)/.stamp
 	PYUDF_REQUIRE_PYFLINK=1 PYFLINK_PYTHON=$(abspath $(PYFLINK_VENV))/bin/python go test $(GO_TEST_FLAGS) -run 'TestPyFlinkDocs' -v ./engine
+
+# The container image (Dockerfile; `docker build .` with a registry). Here: buildah,
+# with offline stand-ins for the base images (docker/stand-in-bases.sh, as root).
+IMAGE ?= localhost/pyudf:latest
+image:
+	bash docker/stand-in-bases.sh
+	buildah bud --isolation=chroot --pull=never --layers -t $(IMAGE) .
+
+# Runs the image's default command in a container and checks its output (docker/image-test.sh).
+image-test: image
+	bash docker/image-test.sh $(IMAGE)

@@ -1,0 +1,53 @@
+# pyudf's container image: Go binaries that embed CPython (libpython) and the
+# Python packages their UDFs use. A standard Dockerfile: `docker build .` builds
+# it with Docker and a registry; `make image` builds it here with buildah and
+# offline stand-ins for the two base images (docker/stand-in-bases.sh).
+#
+# Targets:
+#   runtime (the last stage, so the default)  the binaries, as a non-root user
+#   worker   the same base for the Apache Beam pipeline's SDK workers
+#            (connect/beam: --environment_config=<this image>)
+
+ARG GO_IMAGE=docker.io/library/golang:1.26-bookworm
+ARG BASE_IMAGE=docker.io/library/debian:bookworm-slim
+
+# ---- build: Go, gcc and Debian's CPython headers (python3-embed.pc) ----
+FROM ${GO_IMAGE} AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates gcc libc6-dev pkg-config python3-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN --mount=type=cache,target=/go/pkg/mod go mod download
+COPY . .
+# Debian's python3-dev installs python3-embed.pc where pkg-config looks by default,
+# and libpython3.11.so in the default library path: no rpath needed.
+RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
+    CGO_ENABLED=1 go build -trimpath -o /out/bin/ ./examples/quickstart \
+ && mkdir -p /out/share/examples \
+ && cp -r examples/quickstart /out/share/examples/ \
+ && cp requirements.txt /out/share/
+
+# ---- base: slim Debian, libpython, a virtualenv with requirements.txt ----
+FROM ${BASE_IMAGE} AS base
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates libpython3.11 python3 python3-venv \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /out/share/requirements.txt /opt/pyudf/requirements.txt
+# The engine embeds the base interpreter's libpython with this virtualenv's
+# site-packages (PYUDF_PYTHON); Debian's own interpreter stays untouched (PEP 668).
+RUN python3 -m venv /opt/pyudf/venv \
+ && /opt/pyudf/venv/bin/pip install --no-cache-dir --disable-pip-version-check -q -r /opt/pyudf/requirements.txt
+ENV PYUDF_PYTHON=/opt/pyudf/venv/bin/python
+COPY --from=build /out/bin/ /usr/local/bin/
+COPY --from=build /out/share/examples/ /opt/pyudf/examples/
+RUN useradd --system --create-home --uid 10001 pyudf
+USER pyudf
+WORKDIR /home/pyudf
+
+# ---- worker: the base for Beam SDK workers (the runner stages the pipeline binary) ----
+FROM base AS worker
+
+# ---- runtime: the default target ----
+FROM base AS runtime
+CMD ["quickstart", "-udf", "/opt/pyudf/examples/quickstart/enrich.py"]
