@@ -1,5 +1,8 @@
 // Package cgo is pyudf's C shim over the CPython C API, with thin Go wrappers.
 //
+// It is internal machinery of package engine, not API: it changes whenever
+// the engine needs it to and carries no stability promise. Use package engine.
+//
 // The C side is a few coarse functions, one file per concern: interp.c starts
 // the interpreter and manages thread states and the GIL, call.c runs calls,
 // convert.c converts the argument/result wire format to and from Python

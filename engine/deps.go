@@ -33,7 +33,7 @@ import (
 // extracts into its working directory, under Target (default: the archive's
 // file name, as PyFlink's add_python_archive does). A UDF then reads
 // "<target>/model.bin" relative to that directory: see
-// FunctionContext.get_archive_dir and the README's "Dependencies".
+// FunctionContext.get_archive_dir and docs/dependencies.md.
 type Archive struct {
 	Path   string
 	Target string

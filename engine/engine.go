@@ -1,5 +1,9 @@
 // Package engine runs Python user-defined functions inside the Go process.
 //
+// It is pyudf's API, with packages bridge (types, values, errors) and
+// arrowconv (Arrow record batches); package cgo and internal/ are internal
+// machinery with no stability promise.
+//
 // CPython is embedded through cgo. A program creates an Engine, loads Python
 // code (a source string, a .py file or an importable module), looks functions
 // up by name and calls them synchronously, one row per call:
@@ -139,7 +143,7 @@ type Config struct {
 	// by default (AffinityAuto) an instance whose class defines open() or
 	// close() gets one of its own, as under PyFlink, and any other function
 	// runs on the caller's. A call handed to an instance's thread costs
-	// about a microsecond more (README, "Thread affinity"), and such an
+	// a few microseconds more (docs/threads.md, "Thread affinity"), and such an
 	// instance runs one call at a time. Thread mode only: in process mode
 	// every instance lives on a worker's one thread.
 	Affinity Affinity

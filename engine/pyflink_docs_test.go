@@ -35,7 +35,7 @@ const docsDir = "../python/tests/pyflink_docs"
 var knownGaps = map[string]string{}
 
 // docFindings are the cases that fail today for a reason other than a missing
-// name: each is a finding of its own (see the README's section
+// name: each is a finding of its own (see docs/pyflink.md, section
 // "PyFlink's documentation examples"). Like knownGaps, a listed case must fail.
 var docFindings = map[string]string{
 	"udfs_mean_latency": "get_value returns a float (61/3) for a result declared BIGINT: PyFlink's BIGINT coder " +

@@ -1,7 +1,8 @@
 // Package pyruntime holds the Python side of pyudf — the pyudf runtime package and
 // the pyflink compatibility package — embedded in the Go binary with go:embed.
 // The engine makes them importable in the embedded interpreter from memory, so
-// using pyudf needs no pip step.
+// using pyudf needs no pip step. It is internal machinery of package engine,
+// with no stability promise.
 package pyruntime
 
 import (

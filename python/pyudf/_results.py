@@ -8,7 +8,7 @@ is more lenient than the other two (it takes ``bytes`` for STRING, ``2.0`` for
 BIGINT, ``True`` for DOUBLE, and turns ``1e300`` into FLOAT infinity) and
 stricter elsewhere (a ``float`` for DECIMAL, a Decimal with more digits than
 the scale). :func:`conform` applies the one rule, written down in
-bridge/wire.go ("The result rule") and README's Types section, so that the
+bridge/wire.go ("The result rule") and docs/types.md, so that the
 same result is accepted or refused whichever way it goes.
 """
 
