@@ -23,7 +23,7 @@ COPY . .
 # Debian's python3-dev installs python3-embed.pc where pkg-config looks by default,
 # and libpython3.11.so in the default library path: no rpath needed.
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=1 go build -trimpath -o /out/bin/ ./examples/quickstart \
+    CGO_ENABLED=1 go build -trimpath -o /out/bin/ ./examples/quickstart ./cmd/pyudf \
  && mkdir -p /out/share/examples \
  && cp -r examples/quickstart /out/share/examples/ \
  && cp requirements.txt /out/share/

@@ -41,5 +41,8 @@ pkgs=$(run /opt/pyudf/venv/bin/python -c 'import pandas, pyarrow, numpy, sys; pr
 proc=$(run quickstart -udf /opt/pyudf/examples/quickstart/enrich.py -events 500 -mode process 2>&1) || { echo "$proc"; fail "process mode failed"; }
 echo "$proc" | grep -q '^enriched 500 events' || { echo "$proc"; fail "process mode did not enrich 500 events"; }
 
+inspect=$(run pyudf inspect /opt/pyudf/examples/quickstart/enrich.py 2>&1) || { echo "$inspect"; fail "the pyudf CLI failed in the image"; }
+echo "$inspect" | grep -q 'enrich' || { echo "$inspect"; fail "pyudf inspect did not list the enrich function"; }
+
 size=$(buildah images --format '{{.Size}}' "$IMAGE" | head -n 1)
 echo "image-test: $IMAGE passed: size $size; start-up to the first result ${first_ms} ms"
