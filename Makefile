@@ -88,8 +88,8 @@ bench-connect: deps
 # soak); then the cgo pointer rules, checked fully (the old GODEBUG=cgocheck=2).
 test-go: deps
 	go test $(GO_TEST_FLAGS) ./...
-	go test -count=1 -run 'NoAllocations|Soak' ./engine
-	GOEXPERIMENT=cgocheck2 go test -count=1 ./engine ./arrowconv
+	go test -count=1 -timeout 30m -run 'NoAllocations|Soak' ./engine
+	GOEXPERIMENT=cgocheck2 go test -count=1 -timeout 30m ./engine ./arrowconv
 
 # The value codec's fuzz targets (package:target): briefly in make test, for
 # FUZZTIME each in make fuzz. Go fuzzes one target per command.
@@ -192,7 +192,7 @@ test-subinterp: deps
 		$(MAKE) --no-print-directory test-subinterp-run PYTHON=$(SUBINTERP_PYTHON); \
 	fi
 test-subinterp-run: deps
-	go test -count=1 ./engine ./cgo
+	go test -count=1 -timeout 30m ./engine ./cgo
 
 clean:
 	rm -rf .deps
