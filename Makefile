@@ -28,7 +28,7 @@ GO_TEST_FLAGS ?= -race -count=1 -timeout 30m
 PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
 MATRIX ?= 3.10 3.11 3.12 3.13
 
-.PHONY: all deps doctor env-sh test-scripts build vet test image image-test test-connect bench-connect test-go test-py test-pyflink test-subinterp test-subinterp-run test-fuzz fuzz soak demo bench bench-quick bench-anchors test-matrix env clean
+.PHONY: all deps doctor env-sh test-scripts build vet test image image-test test-connect bench-connect bench-connect-report test-go test-py test-pyflink test-subinterp test-subinterp-run test-fuzz fuzz soak demo bench bench-quick bench-anchors test-matrix env clean
 
 all: build
 
@@ -123,6 +123,10 @@ demo: deps
 
 bench-quick: deps
 	go run ./bench -quick -json
+
+# Only the integrations' benchmarks, added to the committed report (replacing their old figures).
+bench-connect-report: bench-connect
+	go run ./bench -update -report bench/report -merge '.deps/bench-connect-*.jsonl'
 
 bench: deps bench-connect
 	go run ./bench -progress -report bench/report -merge '.deps/bench-connect-*.jsonl'

@@ -266,7 +266,15 @@ func main() {
 		"the PEMJA benchmark's Java classpath (make bench-anchors builds it), for -anchors")
 	merge := flag.String("merge", "", "also report the results in these files (a glob; one JSON result per line, "+
 		"as -json prints them): the integrations' benchmarks, which live in modules of their own")
+	update := flag.Bool("update", false, "measure nothing: add the -merge results to the report in -report "+
+		"(replacing those of the same case, mode and goroutines) and write it again")
 	flag.Parse()
+	if *update {
+		if err := updateReport(*reportDir, *merge); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	if *onlyDeps {
 		prog = &progress{total: 1, start: time.Now(), on: *showProgress}
 		printResults(dependencyCases(context.Background()), *asJSON)
@@ -446,6 +454,43 @@ func readResults(glob string) ([]Result, error) {
 		}
 	}
 	return results, nil
+}
+
+// updateReport adds the results in the files glob matches to the report in
+// dir, replacing any of the same case, mode and goroutines, and writes the
+// report again: the integrations' figures measured apart from a full run.
+func updateReport(dir, glob string) error {
+	if dir == "" || glob == "" {
+		return fmt.Errorf("-update needs -report and -merge")
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "latest.json"))
+	if err != nil {
+		return err
+	}
+	var report Report
+	if err := json.Unmarshal(b, &report); err != nil {
+		return fmt.Errorf("%s: %w", filepath.Join(dir, "latest.json"), err)
+	}
+	merged, err := readResults(glob)
+	if err != nil {
+		return err
+	}
+	type caseKey struct {
+		name, mode string
+		goroutines int
+	}
+	replaced := map[caseKey]bool{}
+	for _, r := range merged {
+		replaced[caseKey{r.Name, r.Mode, r.Goroutines}] = true
+	}
+	kept := report.Results[:0]
+	for _, r := range report.Results {
+		if !replaced[caseKey{r.Name, r.Mode, r.Goroutines}] {
+			kept = append(kept, r)
+		}
+	}
+	report.Results = append(kept, merged...)
+	return writeReport(dir, report)
 }
 
 func envOr(name, def string) string {

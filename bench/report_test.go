@@ -203,3 +203,47 @@ func TestReadResults(t *testing.T) {
 		t.Fatalf("garbage line: %v", err)
 	}
 }
+
+func TestUpdateReport(t *testing.T) {
+	dir := t.TempDir()
+	report := Report{Date: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), Python: "CPython 3.11.7", CPUs: 2,
+		Results: []Result{
+			{Name: "scalar_add_row", Mode: "thread", Goroutines: 1, RowsPerS: 5e6},
+			{Name: "nats_upper_100b", Mode: "thread", Goroutines: 1, RowsPerS: 1},
+		}}
+	if err := writeReport(dir, report); err != nil {
+		t.Fatal(err)
+	}
+	lines := `{"name":"nats_upper_100b","mode":"thread","goroutines":1,"rows_per_s":7000}` + "\n" +
+		`{"name":"benthos_upper_100b","mode":"bloblang","goroutines":1,"rows_per_s":40000}` + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "bench-connect-x.jsonl"), []byte(lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := updateReport(dir, filepath.Join(dir, "bench-connect-*.jsonl")); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "latest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Report
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	rates := map[string]float64{}
+	for _, r := range got.Results {
+		rates[r.Name+"/"+r.Mode] = r.RowsPerS
+	}
+	want := map[string]float64{"scalar_add_row/thread": 5e6, "nats_upper_100b/thread": 7000, "benthos_upper_100b/bloblang": 40000}
+	if len(got.Results) != 3 || got.Python != "CPython 3.11.7" {
+		t.Fatalf("updated report: %+v", got)
+	}
+	for k, v := range want {
+		if rates[k] != v {
+			t.Errorf("%s: %v rows/s, want %v", k, rates[k], v)
+		}
+	}
+	if err := updateReport(dir, ""); err == nil {
+		t.Error("updateReport without -merge: no error")
+	}
+}
