@@ -647,6 +647,11 @@ class Operator:
         """map1 over one row of a batch: one column is the value, several a tuple."""
         return self.map1(columns[0] if len(columns) == 1 else columns)
 
+    def flat_rows(self, *columns):
+        """A FlatMapFunction's outputs for one row of a batch, as rows (tuples)."""
+        from .row import as_rows
+        return as_rows(self.map_row(*columns))
+
     def broadcast_element(self, value, ts):
         if self.kind not in ("broadcast", "keyed_broadcast"):
             raise TypeError("a %s has no broadcast side" % _NAMES.get(self.kind, self.kind))
@@ -804,7 +809,7 @@ _GETTERS = {
 
 #: The operator's methods Go calls, by the name Go knows them.
 METHODS = {
-    "element": "element", "map": "map1", "map_row": "map_row", "broadcast": "broadcast_element",
+    "element": "element", "map": "map1", "map_row": "map_row", "flat_rows": "flat_rows", "filter_row": "map_row", "broadcast": "broadcast_element",
     "watermark": "advance_watermark", "processing_time": "advance_processing_time",
     "window": "window", "snapshot": "snapshot", "restore": "restore", "size": "size",
 }

@@ -221,7 +221,22 @@ _WIRE = {
 }
 
 
+class _NotNull(TypeInformation):
+    def __init__(self, inner):
+        self.inner = inner
+        self.name = "%r NOT NULL" % inner
+
+    def check(self, value):
+        return "None is not %s" % self.name if value is None else self.inner.check(value)
+
+
 def from_wire(t):
+    """The TypeInformation of a Go ``bridge.DataType`` (see :func:`_from_wire`), NOT NULL kept."""
+    info = _from_wire(t)
+    return _NotNull(info) if t is not None and t.get("not_null") else info
+
+
+def _from_wire(t):
     """The TypeInformation of a Go ``bridge.DataType`` sent as JSON
     (``{"kind": "ROW", "fields": [[name, type], ...]}``, ``elem``, ``key``,
     ``value``), or None for None."""
