@@ -323,7 +323,9 @@ func (o *Operator) ProcessBroadcast(ctx context.Context, value any, eventTime in
 // AdvanceWatermark moves event time to watermark (it never moves back) and
 // fires every event-time timer at or before it, in timestamp order (timers
 // of one timestamp in the order registered), each on_timer with its key as
-// the current key; timers registered meanwhile that are due fire too.
+// the current key; timers registered meanwhile that are due fire too. A
+// timer registered at or before the current watermark fires on the next
+// advance, as in Flink. See advance for an on_timer that raises.
 func (o *Operator) AdvanceWatermark(ctx context.Context, watermark int64) (*Output, error) {
 	return o.advance(ctx, o.watermark, watermark)
 }
@@ -331,17 +333,40 @@ func (o *Operator) AdvanceWatermark(ctx context.Context, watermark int64) (*Outp
 // AdvanceProcessingTime moves the processing-time clock, which the caller
 // owns, to now in milliseconds (it never moves back) and fires the
 // processing-time timers due, as AdvanceWatermark does. State time-to-live
-// counts on this clock.
+// counts on this clock. See advance for an on_timer that raises.
 func (o *Operator) AdvanceProcessingTime(ctx context.Context, now int64) (*Output, error) {
 	return o.advance(ctx, o.processing, now)
 }
 
+//
+// If an on_timer raises, the call returns what the timers before it
+// emitted and an error wrapping its *bridge.PythonError (or
+// *bridge.ConversionError) that names the timer; that timer is spent, the
+// ones after it stay registered and fire on the next advance.
 func (o *Operator) advance(ctx context.Context, f *Function, t int64) (*Output, error) {
 	v, err := f.CallValues(ctx, bridge.Int64(t))
 	if err != nil {
 		return nil, err
 	}
-	return decodeOutput(o.name, v.Any())
+	out, err := decodeOutput(o.name, v.Any())
+	if err != nil {
+		return nil, err
+	}
+	parts := v.Any().([]any)
+	if len(parts) < 4 {
+		return out, nil
+	}
+	failure, ok := parts[3].([]any)
+	if !ok || len(failure) != 5 {
+		return out, fmt.Errorf("pyudf: operator %q: unexpected timer failure %v", o.name, parts[3])
+	}
+	ts, _ := failure[0].(int64)
+	key, _ := failure[1].(string)
+	typ, _ := failure[2].(string)
+	msg, _ := failure[3].(string)
+	tb, _ := failure[4].(string)
+	cause := bridge.FromPython(o.name, "on_timer", -1, typ, msg, tb)
+	return out, fmt.Errorf("pyudf: operator %q: on_timer(%d) of key %s: %w", o.name, ts, key, cause)
 }
 
 // ProcessWindow runs a ProcessWindowFunction's process(key, context,

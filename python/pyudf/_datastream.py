@@ -680,8 +680,18 @@ class Operator:
                 ts, self.key = due
                 self.ts = ts
                 fired += 1
-                if on_timer is not None:
+                if on_timer is None:
+                    continue
+                kept = len(self.out), len(self.side)
+                try:
                     self._collect(on_timer(ts, self.ctx))
+                except Exception as exc:
+                    # What fired before stays emitted; this timer is spent.
+                    # Go gets both: the outputs, and the error with its timer.
+                    del self.out[kept[0]:], self.side[kept[1]:]
+                    from ._host import describe_exception
+                    out, side = self._take()
+                    return out, side, fired - 1, (ts, repr(self.key)) + describe_exception(exc)
             out, side = self._take()
             return out, side, fired
         finally:
