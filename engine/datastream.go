@@ -338,7 +338,6 @@ func (o *Operator) AdvanceProcessingTime(ctx context.Context, now int64) (*Outpu
 	return o.advance(ctx, o.processing, now)
 }
 
-//
 // If an on_timer raises, the call returns what the timers before it
 // emitted and an error wrapping its *bridge.PythonError (or
 // *bridge.ConversionError) that names the timer; that timer is spent, the
