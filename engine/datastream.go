@@ -338,6 +338,7 @@ func (o *Operator) AdvanceProcessingTime(ctx context.Context, now int64) (*Outpu
 	return o.advance(ctx, o.processing, now)
 }
 
+// advance moves a clock with f and returns what the timers due emitted.
 // If an on_timer raises, the call returns what the timers before it
 // emitted and an error wrapping its *bridge.PythonError (or
 // *bridge.ConversionError) that names the timer; that timer is spent, the
