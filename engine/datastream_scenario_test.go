@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"reflect"
@@ -347,6 +348,43 @@ func TestScenarioPeriodicInferenceOnProcessingTime(t *testing.T) {
 		}
 		if !reflect.DeepEqual(out, want) {
 			t.Errorf("predictions %q, want %q", out, want)
+		}
+	})
+}
+
+// Session windows merge DataStream accumulators with the function's merge,
+// and a ProcessWindowFunction gets the merged session's elements.
+func TestDataStreamWindowsSessionMerge(t *testing.T) {
+	modes(t, func(t *testing.T) {
+		m := loadModule(t, Config{}, "windows_ds.py", windowSource+scenarioSource)
+		spec := WindowSpec{Kind: Session, Gap: 30 * time.Second}
+		agg, err := NewWindows(spec, openAggregate(t, m, "VisitedItems"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pw, err := NewProcessWindows(spec, openOperator(t, m, "VisitedWindow", OperatorOptions{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range []struct {
+			s    int
+			item string
+		}{{0, "a"}, {20, "b"}, {100, "c"}, {75, "d"}, {48, "e"}} { // 48 joins [0,50) and [75,130)
+			add(t, agg, "u", at(e.s), e.item)
+			add(t, pw, "u", at(e.s), e.item)
+		}
+		want := []string{"u [12:00:00,12:02:10) a|b|c|d|e"}
+		if got := fire(t, agg, at(200)); !reflect.DeepEqual(got, want) {
+			t.Errorf("DataStream AggregateFunction: %v", got)
+		}
+		if got := fire(t, pw, at(200)); !reflect.DeepEqual(got, []string{"u [12:00:00,12:02:10) [a|b|c|d|e]"}) {
+			t.Errorf("ProcessWindowFunction: %v", got)
+		}
+		if err := pw.Retract(context.Background(), "u", at(0), "a"); !errors.Is(err, ErrUnsupported) {
+			t.Errorf("Retract of a ProcessWindowFunction's windows: %v", err)
+		}
+		if _, err := NewProcessWindows(spec, openOperator(t, m, "Scorer", OperatorOptions{})); !errors.Is(err, ErrUnsupported) {
+			t.Errorf("NewProcessWindows of a KeyedBroadcastProcessFunction: %v", err)
 		}
 	})
 }
