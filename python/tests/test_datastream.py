@@ -272,3 +272,33 @@ def test_broadcast_without_key_and_rows():
     op.broadcast_element("hello", 0)
     out, side = op.element(None, Row(n=3), 0)
     assert out == [Row(n=3, v="hello")] and side == [("odd", Row(n=3))]
+
+
+def test_datastream_aggregate_in_table_shape_and_wire_types():
+    from pyudf._aggregate import KeyedAggregate
+    from pyudf.typeinfo import from_wire
+
+    class Avg(AggregateFunction):
+        def create_accumulator(self):
+            return 0, 0
+
+        def add(self, value, acc):
+            return acc[0] + value, acc[1] + 1
+
+        def get_result(self, acc):
+            return acc[0] / acc[1]
+
+        def merge(self, a, b):
+            return a[0] + b[0], a[1] + b[1]
+
+    keyed = KeyedAggregate(_datastream.TableShaped(Avg()))
+    for k, v in (("a", 1), ("a", 3), ("b", 10)):
+        keyed.accumulate(k, v)
+    keyed.merge("a", "b")
+    assert keyed.get_value("a") == 14 / 3 and keyed.size() == 1
+    t = from_wire({"kind": "ROW", "not_null": False, "fields": [
+        ["user", {"kind": "VARCHAR"}], ["tags", {"kind": "ARRAY", "elem": {"kind": "BIGINT", "not_null": True}}]]})
+    assert t.check(Row(user="u", tags=[1, 2])) is None
+    assert t.check(("u", [1, None])) == "field tags: element 1: None is not LONG NOT NULL"
+    assert _datastream.kind_of(Avg) == "aggregate" and _datastream.kind_of(Count()) == "keyed_process"
+    assert _datastream.kind_of(object()) is None
