@@ -450,7 +450,7 @@ class _Timers:
 
 # --- the operator ------------------------------------------------------------
 
-_NO_KEY = object()
+_NO_KEY = _state.NO_KEY
 _MAGIC = b"PYUDFDS1"
 _HEADER = struct.Struct("<8sQ32s")  # magic, payload length, sha256 of the payload
 _SNAPSHOT_VERSION = 1
@@ -491,6 +491,8 @@ class Operator:
         if kind == "reduce":
             self._reduce_state = _state.ValueStateDescriptor("__reduce__")
         self._identity = "%s:%s" % (kind, type(function).__qualname__)
+        self._process = function.process_element if kind in (
+            "process", "keyed_process", "broadcast", "keyed_broadcast") else None
 
     # state ------------------------------------------------------------
 
@@ -576,6 +578,9 @@ class Operator:
     # calls from Go ----------------------------------------------------
 
     def _enter(self, key):
+        if key.__class__ in _PLAIN_KEYS:
+            self.key = key
+            return
         if self.keyed:
             if key is None:
                 raise TypeError("%s %s is keyed: give each element a key (got None)"
@@ -589,11 +594,23 @@ class Operator:
 
     def element(self, key, value, ts):
         """One element: returns (main outputs, side outputs)."""
-        self._enter(key)
+        if self.keyed:
+            self._enter(key)
         self.ts = None if ts == MIN_TIME else ts
-        self.out, self.side = [], []
+        out = self.out = []
+        side = self.side = []
         kind = self.kind
         try:
+            if self._process is not None:  # the process kinds: the hot path, inline
+                produced = self._process(value, self.ctx)
+                if produced is not None:
+                    if not hasattr(produced, "__iter__") or isinstance(produced, (str, bytes)):
+                        self._what = "process_element"
+                        self._collect(produced)  # raises
+                    emit = self.emit
+                    for item in produced:
+                        emit(item)
+                return out, side
             if kind == "map":
                 self.emit(self._map(value))
             elif kind == "filter":
@@ -608,10 +625,6 @@ class Operator:
                 value = value if prev is None else self._map(prev, value)
                 state.update(value)
                 self.emit(value)
-            elif kind in ("process", "keyed_process", "broadcast", "keyed_broadcast"):
-                self._what = "process_element"
-                self.writable_broadcast = False
-                self._collect(self.function.process_element(value, self.ctx))
             else:
                 raise TypeError("a %s takes no elements one by one" % _NAMES.get(kind, kind))
             return self._take()
@@ -810,6 +823,7 @@ class Operator:
         return self.size()
 
 
+_PLAIN_KEYS = {int, str, bytes}  # hashable for sure: no check
 _METHOD = {"map": "map", "flat_map": "flat_map", "filter": "filter", "reduce": "reduce"}
 _GETTERS = {
     _state.ValueStateDescriptor: "get_state", _state.ListStateDescriptor: "get_list_state",

@@ -15,6 +15,7 @@ to a key's whole value of a state (a list, a map), not per element.
 import enum
 
 from .timeutil import Time
+from .typeinfo import TypeInformation
 
 __all__ = [
     "StateDescriptor", "ValueStateDescriptor", "ListStateDescriptor", "MapStateDescriptor",
@@ -216,6 +217,7 @@ class AggregatingStateDescriptor(StateDescriptor):
 # --- keyed state objects ---------------------------------------------------
 
 _ABSENT = object()
+NO_KEY = object()  # the operator's key outside process_element and on_timer
 
 
 class _Keyed:
@@ -226,6 +228,8 @@ class _Keyed:
         self._descriptor = descriptor
         self._name = descriptor.name
         self._table = op.tables.setdefault(descriptor.name, {})
+        t = descriptor.type_info
+        self._type_check = None if t is None or type(t).check is TypeInformation.check else t.check
         ttl = descriptor._ttl_config
         self._ttl = _millis(ttl.get_ttl()) if ttl is not None and ttl.is_enabled() else None
         if self._ttl is not None:
@@ -273,11 +277,24 @@ class ValueState(_Keyed):
     """One value per key: ``value()``, ``update(v)``, ``clear()``."""
 
     def value(self):
+        if self._ttl is None:  # the common case, inline
+            key = self._op.key
+            if key is NO_KEY:
+                key = self._op.current_key()  # raises
+            return self._table.get(key)
         v = self._load()
         return None if v is _ABSENT else v
 
     def update(self, value):
-        self._check(value)
+        check = self._type_check
+        if check is not None and check(value) is not None:
+            self._check(value)
+        if self._ttl is None:
+            key = self._op.key
+            if key is NO_KEY:
+                key = self._op.current_key()
+            self._table[key] = value
+            return
         self._store(value)
 
 

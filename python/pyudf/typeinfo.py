@@ -44,13 +44,17 @@ def _what(value):
 class BasicTypeInfo(TypeInformation):
     """A scalar type; ``None`` fits every type (a null)."""
 
-    def __init__(self, name, accepts, bits=None):
+    def __init__(self, name, accepts, bits=None, fast=None):
         self.name = name
         self._accepts = accepts
         self._bits = bits
+        self._fast = fast  # values of exactly this type fit without the range check
+        if bits:
+            self._low, self._high = -(1 << (bits - 1)), 1 << (bits - 1)
 
     def check(self, value):
-        if value is None:
+        if value is None or (type(value) is self._fast and (
+                not self._bits or self._low <= value < self._high)):
             return None
         if not self._accepts(value):
             return "%s is not %s" % (_what(value), self.name)
@@ -67,8 +71,8 @@ def _is_float(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _basic(name, accepts, bits=None):
-    info = BasicTypeInfo(name, accepts, bits)
+def _basic(name, accepts, bits=None, fast=None):
+    info = BasicTypeInfo(name, accepts, bits, fast)
     return lambda: info
 
 
@@ -152,15 +156,15 @@ class PickledBytesTypeInfo(TypeInformation):
 class Types:
     """The type informations PyFlink's DataStream API takes."""
 
-    STRING = _basic("STRING", lambda v: isinstance(v, str))
-    BYTE = _basic("BYTE", _is_int, 8)
-    SHORT = _basic("SHORT", _is_int, 16)
-    INT = _basic("INT", _is_int, 32)
-    LONG = _basic("LONG", _is_int, 64)
-    BIG_INT = _basic("BIG_INT", _is_int)
-    FLOAT = _basic("FLOAT", _is_float)
-    DOUBLE = _basic("DOUBLE", _is_float)
-    BOOLEAN = _basic("BOOLEAN", lambda v: isinstance(v, bool))
+    STRING = _basic("STRING", lambda v: isinstance(v, str), fast=str)
+    BYTE = _basic("BYTE", _is_int, 8, int)
+    SHORT = _basic("SHORT", _is_int, 16, int)
+    INT = _basic("INT", _is_int, 32, int)
+    LONG = _basic("LONG", _is_int, 64, int)
+    BIG_INT = _basic("BIG_INT", _is_int, fast=int)
+    FLOAT = _basic("FLOAT", _is_float, fast=float)
+    DOUBLE = _basic("DOUBLE", _is_float, fast=float)
+    BOOLEAN = _basic("BOOLEAN", lambda v: isinstance(v, bool), fast=bool)
     CHAR = _basic("CHAR", lambda v: isinstance(v, str) and len(v) == 1)
     BIG_DEC = _basic("BIG_DEC", lambda v: isinstance(v, decimal.Decimal))
     SQL_DATE = _basic("SQL_DATE", lambda v: isinstance(v, datetime.date) and not isinstance(v, datetime.datetime))

@@ -115,9 +115,12 @@ def test_side_outputs_and_declared_types():
 
     op = operator(P(), output_type={"kind": "BIGINT"}, side_outputs=["late"])
     assert op.element(None, -1, 0) == ([], [("late", "neg -1")])
+    class Text(P):
+        def process_element(self, value, ctx):
+            yield "x"
+
     with pytest.raises(ResultError, match="output: 'x' \\(str\\) is not LONG"):
-        op.function.process_element = lambda v, c: iter(["x"])
-        op.element(None, 1, 0)
+        operator(Text(), output_type={"kind": "BIGINT"}).element(None, 1, 0)
     op2 = operator(P(), side_outputs=[])
     with pytest.raises(ResultError, match="side output 'late' is not declared"):
         op2.element(None, -1, 0)
@@ -215,7 +218,11 @@ def test_broadcast_read_only_on_element_path():
     rules = MapStateDescriptor("model", Types.STRING(), Types.INT())
 
     class B(KeyedBroadcastProcessFunction):
+        write = False
+
         def process_element(self, value, ctx):
+            if self.write:
+                ctx.get_broadcast_state(rules).put("version", 9)
             yield ctx.get_current_key(), value * ctx.get_broadcast_state(rules).get("version")
 
         def process_broadcast_element(self, value, ctx):
@@ -225,7 +232,7 @@ def test_broadcast_read_only_on_element_path():
     op = operator(B())
     op.broadcast_element(2, 0)
     assert op.element("u", 5, 0)[0] == [("u", 10)]
-    op.function.process_element = lambda v, ctx: ctx.get_broadcast_state(rules).put("version", 9)
+    op.function.write = True
     with pytest.raises(ReadOnlyStateError, match="broadcast state 'model' is read-only in process_element"):
         op.element("u", 5, 0)
     assert op.broadcast["model"] == {"version": 2}
