@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -406,6 +407,64 @@ func TestHostileOperatorWrongKindAndClosed(t *testing.T) {
 		}
 		if _, err := o.Snapshot(ctx); !errors.Is(err, ErrClosed) {
 			t.Errorf("Snapshot after Close: %v", err)
+		}
+	})
+}
+
+func TestHostileOperatorRestoreWithAnotherStateLayout(t *testing.T) {
+	modes(t, func(t *testing.T) {
+		ctx := context.Background()
+		// The same class name, its state "count" now a ListState: the snapshot does not fit.
+		changed := strings.Replace(hostileDatastreamSource,
+			`self.count = ctx.get_state(ValueStateDescriptor("count", Types.LONG()))`,
+			`self.count = ctx.get_list_state(ListStateDescriptor("count", Types.LONG()))`, 1)
+		old := hostileOperator(t, "Fragile", OperatorOptions{})
+		count(t, old, "a")
+		snap, err := old.Snapshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := openOperator(t, loadModule(t, Config{}, "hostile_ds2.py", changed), "Fragile", OperatorOptions{})
+		_, err = o.Restore(ctx, snap)
+		pythonErr(t, err, "ValueError", "snapshot's state 'count' is ValueState<LONG>; this function registers it as ListState<LONG>")
+		if n, err := o.Len(ctx); err != nil || n != 0 {
+			t.Errorf("state after the refused restore: %d keys, %v", n, err)
+		}
+	})
+}
+
+func TestHostileOperatorOpenAndBroadcastRaise(t *testing.T) {
+	modes(t, func(t *testing.T) {
+		ctx := context.Background()
+		src := hostileDatastreamSource + `
+class BadOpen(KeyedProcessFunction):
+    def open(self, ctx):
+        raise OSError("model file missing")
+    def process_element(self, value, ctx):
+        yield value
+
+class BadBroadcast(KeyedBroadcastProcessFunction):
+    def process_element(self, value, ctx):
+        yield ctx.get_broadcast_state(model).get("version")
+    def process_broadcast_element(self, value, ctx):
+        ctx.get_broadcast_state(model).put("version", value)
+        if value < 0:
+            raise ValueError("negative version %d" % value)
+`
+		m := loadModule(t, Config{}, "hostile_ds3.py", src)
+		_, err := m.Operator(ctx, "BadOpen", OperatorOptions{})
+		pythonErr(t, err, "OSError", "model file missing")
+		o := openOperator(t, m, "BadBroadcast", OperatorOptions{})
+		must(t)(o.ProcessBroadcast(ctx, 1, NoTimestamp))
+		_, err = o.ProcessBroadcast(ctx, -1, NoTimestamp)
+		pythonErr(t, err, "ValueError", "negative version -1")
+		// As with process_element, what it wrote before raising stays.
+		if out := must(t)(o.Process(ctx, "k", 0, NoTimestamp)); !reflect.DeepEqual(out.Main, []any{int64(-1)}) {
+			t.Errorf("after: %v", out.Main)
+		}
+		must(t)(o.ProcessBroadcast(ctx, 2, NoTimestamp))
+		if out := must(t)(o.Process(ctx, "k", 0, NoTimestamp)); !reflect.DeepEqual(out.Main, []any{int64(2)}) {
+			t.Errorf("after a good broadcast: %v", out.Main)
 		}
 	})
 }

@@ -259,3 +259,76 @@ func TestOperatorLookupKinds(t *testing.T) {
 		}
 	})
 }
+
+const ttlSource = `
+from pyflink.common import Time, Types
+from pyflink.datastream import KeyedProcessFunction
+from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
+
+class Recent(KeyedProcessFunction):
+    """Remembers each key's last value for one minute of processing time."""
+    def open(self, ctx):
+        d = ValueStateDescriptor("last", Types.STRING())
+        d.enable_time_to_live(StateTtlConfig.new_builder(Time.minutes(1))
+                              .set_update_type(StateTtlConfig.UpdateType.OnCreateAndWrite)
+                              .set_state_visibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
+                              .cleanup_full_snapshot()
+                              .build())
+        self.last = ctx.get_state(d)
+    def process_element(self, value, ctx):
+        previous = self.last.value()
+        if value is not None:
+            self.last.update(value)
+        yield previous
+`
+
+// State time-to-live counts on the processing time Go advances; expired
+// values are neither read nor snapshotted, and a restore drops what expired
+// by the restoring operator's clock.
+func TestOperatorStateTTL(t *testing.T) {
+	modes(t, func(t *testing.T) {
+		ctx := context.Background()
+		m := loadModule(t, Config{}, "ttl.py", ttlSource)
+		o := openOperator(t, m, "Recent", OperatorOptions{})
+		previous := func(op *Operator, key string) any {
+			t.Helper()
+			return must(t)(op.Process(ctx, key, nil, NoTimestamp)).Main[0]
+		}
+		must(t)(o.AdvanceProcessingTime(ctx, 0))
+		must(t)(o.Process(ctx, "a", "a0", NoTimestamp))
+		must(t)(o.AdvanceProcessingTime(ctx, 30_000))
+		must(t)(o.Process(ctx, "b", "b30", NoTimestamp))
+		must(t)(o.AdvanceProcessingTime(ctx, 59_999))
+		if v := previous(o, "a"); v != "a0" {
+			t.Errorf("a before its minute: %v", v)
+		}
+		snapAt59, err := o.Snapshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		must(t)(o.AdvanceProcessingTime(ctx, 60_000))
+		if v := previous(o, "a"); v != nil {
+			t.Errorf("a after its minute: %v", v)
+		}
+		snapAt60, err := o.Snapshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh := openOperator(t, m, "Recent", OperatorOptions{})
+		if n, err := fresh.Restore(ctx, snapAt60); err != nil || n != 1 {
+			t.Fatalf("restore of the later snapshot: %d keys, %v", n, err)
+		}
+		if v := previous(fresh, "b"); v != "b30" {
+			t.Errorf("b restored: %v", v)
+		}
+		// The earlier snapshot still holds a; a clock already past its minute drops it.
+		late := openOperator(t, m, "Recent", OperatorOptions{})
+		must(t)(late.AdvanceProcessingTime(ctx, 120_000))
+		if n, err := late.Restore(ctx, snapAt59); err != nil || n != 0 {
+			t.Fatalf("restore after both expired: %d keys, %v", n, err)
+		}
+		if v := previous(late, "a"); v != nil {
+			t.Errorf("expired a restored: %v", v)
+		}
+	})
+}
