@@ -186,9 +186,23 @@ func rowOf(e labelEvent) map[string]any { return map[string]any{"kind": e.kind, 
 
 func TestScenarioSampleLabelling(t *testing.T) {
 	modes(t, func(t *testing.T) {
-		o := openOperator(t, loadModule(t, Config{}, "labelling.py", scenarioSource+attrRow), "SampleLabeller", OperatorOptions{})
+		m := loadModule(t, Config{}, "labelling.py", scenarioSource+attrRow)
+		o := openOperator(t, m, "SampleLabeller", OperatorOptions{})
 		events := labelEvents()
 		out := runLabeller(t, o, events, 0, len(events))
+		metrics, err := m.engine.Metrics(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var labelled float64
+		for _, mt := range metrics {
+			if mt.Function == "SampleLabeller" && mt.Name == "labelled" {
+				labelled += mt.Value
+			}
+		}
+		if labelled != 30 {
+			t.Errorf("runtime_context.get_metrics_group() counter: %v, want 30 (%+v)", labelled, metrics)
+		}
 		var pos, neg, late int
 		for _, line := range out {
 			switch {

@@ -309,3 +309,32 @@ def test_datastream_aggregate_in_table_shape_and_wire_types():
     assert t.check(("u", [1, None])) == "field tags: element 1: None is not LONG NOT NULL"
     assert _datastream.kind_of(Avg) == "aggregate" and _datastream.kind_of(Count()) == "keyed_process"
     assert _datastream.kind_of(object()) is None
+
+
+def test_apply_to_keyed_state_and_keyed_broadcast_timers():
+    count = ValueStateDescriptor("count", Types.LONG())
+    rules = MapStateDescriptor("rules", Types.STRING(), Types.LONG())
+
+    class B(KeyedBroadcastProcessFunction):
+        def open(self, ctx):
+            self.count = ctx.get_state(count)
+
+        def process_element(self, value, ctx):
+            self.count.update((self.count.value() or 0) + value)
+            ctx.timer_service().register_event_time_timer(100)
+            return ()
+
+        def process_broadcast_element(self, value, ctx):
+            def reset(key, state):
+                state.update(state.value() * value)
+            ctx.apply_to_keyed_state(count, reset)
+            ctx.get_broadcast_state(rules).put("factor", value)
+
+        def on_timer(self, timestamp, ctx):
+            yield ctx.get_current_key(), self.count.value(), ctx.get_broadcast_state(rules).get("factor")
+
+    op = operator(B())
+    op.element("a", 2, 0)
+    op.element("b", 3, 0)
+    op.broadcast_element(10, 0)
+    assert op.advance_watermark(100) == ([("a", 20, 10), ("b", 30, 10)], [], 2)
