@@ -77,12 +77,15 @@ func (o *Output) All() iter.Seq[any] {
 // timers due, AdvanceProcessingTime the processing-time ones. Snapshot and
 // Restore checkpoint all of it.
 //
+// Calls run one at a time (the state, the current key and the outputs of
+// a call are the instance's, as on Flink's task thread): a call waits for
+// the one in progress, or for ctx to end.
+//
 // Each method is one crossing through the path of Function.Call (the
 // engine's gate, cancellation by ctx, *bridge.PythonError for exceptions,
 // *bridge.ConversionError for an output that does not fit its type). An
 // exception leaves the state as the function left it (another key's is
-// untouched) and the operator usable. It is safe for concurrent use; calls
-// are serialised in the interpreter. In process mode its state lives on one
+// untouched) and the operator usable. It is safe for concurrent use. In process mode its state lives on one
 // worker: if that worker dies, calls fail with ErrStateLost until Restore.
 type Operator struct {
 	name   string
@@ -92,6 +95,7 @@ type Operator struct {
 	engine *Engine
 	module *Module
 	pin    *owner
+	turn   chan struct{} // holds a token while a call runs: one at a time
 
 	element, mapOne, mapRow, flatRows, filterRow, broadcast, watermark, processing, window, snapshot, restore, size *Function
 }
@@ -126,7 +130,7 @@ func (m *Module) Operator(ctx context.Context, name string, opts OperatorOptions
 		return nil, err
 	}
 	o := &Operator{name: name, kind: reply.FuncType, keyed: reply.Keyed, id: reply.Function,
-		engine: m.engine, module: m, pin: reply.pin}
+		engine: m.engine, module: m, pin: reply.pin, turn: make(chan struct{}, 1)}
 	state := m.engine.backend.aggregateState(o.id)
 	bytesType := bridge.MustParseType("BYTES NOT NULL")
 	bigint := bridge.MustParseType("BIGINT NOT NULL")
@@ -206,6 +210,34 @@ func (o *Operator) wrongKind(method string, want ...string) error {
 	return fmt.Errorf("%w: %s of operator %q, a %s: it runs a %v", ErrUnsupported, method, o.name, o.Kind(), names)
 }
 
+// lock takes the operator's turn, or fails when ctx ends first.
+func (o *Operator) lock(ctx context.Context) error {
+	if err := sendContext(ctx, o.turn); err != nil {
+		return fmt.Errorf("pyudf: operator %q cancelled while waiting for its call in progress: %w", o.name, err)
+	}
+	return nil
+}
+
+func (o *Operator) unlock() { <-o.turn }
+
+// call runs f(args...) in the operator's turn.
+func (o *Operator) call(ctx context.Context, f *Function, args ...bridge.Value) (bridge.Value, error) {
+	if err := o.lock(ctx); err != nil {
+		return bridge.Value{}, err
+	}
+	defer o.unlock()
+	return f.CallValues(ctx, args...)
+}
+
+// callAny is call with Go values, returning the result as a Go value.
+func (o *Operator) callAny(ctx context.Context, f *Function, args ...any) (any, error) {
+	v, err := o.call(ctx, f, appendValues(nil, args...)...)
+	if err != nil {
+		return nil, err
+	}
+	return v.Any(), nil
+}
+
 func (o *Operator) is(kinds ...string) bool {
 	for _, k := range kinds {
 		if o.kind == k {
@@ -231,8 +263,7 @@ func (o *Operator) Process(ctx context.Context, key, value any, eventTime int64)
 	if !o.keyed {
 		key = nil
 	}
-	var small [3]bridge.Value
-	v, err := o.element.CallValues(ctx, append(small[:0], bridge.ValueOf(key), bridge.ValueOf(value), bridge.Int64(eventTime))...)
+	v, err := o.call(ctx, o.element, bridge.ValueOf(key), bridge.ValueOf(value), bridge.Int64(eventTime))
 	if err != nil {
 		return nil, err
 	}
@@ -245,7 +276,7 @@ func (o *Operator) Map(ctx context.Context, value any) (any, error) {
 	if o.kind != "map" {
 		return nil, o.wrongKind("Map", "map")
 	}
-	return o.mapOne.Call(ctx, value)
+	return o.callAny(ctx, o.mapOne, value)
 }
 
 // FlatMap runs a FlatMapFunction on one element and returns what it yielded.
@@ -253,7 +284,7 @@ func (o *Operator) FlatMap(ctx context.Context, value any) ([]any, error) {
 	if o.kind != "flat_map" {
 		return nil, o.wrongKind("FlatMap", "flat_map")
 	}
-	v, err := o.mapOne.Call(ctx, value)
+	v, err := o.callAny(ctx, o.mapOne, value)
 	if err != nil {
 		return nil, err
 	}
@@ -266,7 +297,7 @@ func (o *Operator) Filter(ctx context.Context, value any) (bool, error) {
 	if o.kind != "filter" {
 		return false, o.wrongKind("Filter", "filter")
 	}
-	v, err := o.mapOne.Call(ctx, value)
+	v, err := o.callAny(ctx, o.mapOne, value)
 	return v == true, err
 }
 
@@ -281,6 +312,10 @@ func (o *Operator) MapBatch(ctx context.Context, batch arrow.RecordBatch) (arrow
 	if o.mapRow.result == nil {
 		return nil, fmt.Errorf("%w: operator %q: MapBatch needs OperatorOptions.OutputType", ErrUnsupported, o.name)
 	}
+	if err := o.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer o.unlock()
 	return o.mapRow.Eval(ctx, batch)
 }
 
@@ -290,6 +325,10 @@ func (o *Operator) FilterBatch(ctx context.Context, batch arrow.RecordBatch) (ar
 	if o.kind != "filter" {
 		return nil, o.wrongKind("FilterBatch", "filter")
 	}
+	if err := o.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer o.unlock()
 	return o.filterRow.Eval(ctx, batch)
 }
 
@@ -303,6 +342,10 @@ func (o *Operator) FlatMapBatch(ctx context.Context, batch arrow.RecordBatch) (a
 	if o.flatRows.result == nil {
 		return nil, fmt.Errorf("%w: operator %q: FlatMapBatch needs OperatorOptions.OutputType", ErrUnsupported, o.name)
 	}
+	if err := o.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer o.unlock()
 	return o.flatRows.Explode(ctx, batch)
 }
 
@@ -313,7 +356,7 @@ func (o *Operator) ProcessBroadcast(ctx context.Context, value any, eventTime in
 	if !o.is("broadcast", "keyed_broadcast") {
 		return nil, o.wrongKind("ProcessBroadcast", "broadcast", "keyed_broadcast")
 	}
-	v, err := o.broadcast.Call(ctx, value, eventTime)
+	v, err := o.callAny(ctx, o.broadcast, value, eventTime)
 	if err != nil {
 		return nil, err
 	}
@@ -344,7 +387,7 @@ func (o *Operator) AdvanceProcessingTime(ctx context.Context, now int64) (*Outpu
 // *bridge.ConversionError) that names the timer; that timer is spent, the
 // ones after it stay registered and fire on the next advance.
 func (o *Operator) advance(ctx context.Context, f *Function, t int64) (*Output, error) {
-	v, err := f.CallValues(ctx, bridge.Int64(t))
+	v, err := o.call(ctx, f, bridge.Int64(t))
 	if err != nil {
 		return nil, err
 	}
@@ -382,7 +425,7 @@ func (o *Operator) ProcessWindow(ctx context.Context, key any, start, end, water
 	if elements == nil {
 		elements = []any{}
 	}
-	v, err := o.window.Call(ctx, key, start, end, watermark, elements)
+	v, err := o.callAny(ctx, o.window, key, start, end, watermark, elements)
 	if err != nil {
 		return nil, err
 	}
@@ -393,7 +436,7 @@ func (o *Operator) ProcessWindow(ctx context.Context, key any, start, end, water
 // timer, with the clocks, for a checkpoint; values whose time to live has
 // passed are left out.
 func (o *Operator) Snapshot(ctx context.Context) ([]byte, error) {
-	v, err := o.snapshot.Call(ctx)
+	v, err := o.callAny(ctx, o.snapshot)
 	if err != nil {
 		return nil, err
 	}
@@ -406,7 +449,7 @@ func (o *Operator) Snapshot(ctx context.Context) ([]byte, error) {
 // are not such a snapshot (garbage, truncated, another function's) fail
 // with a *bridge.PythonError (ValueError) and leave the state as it was.
 func (o *Operator) Restore(ctx context.Context, snapshot []byte) (int, error) {
-	v, err := o.restore.Call(ctx, snapshot)
+	v, err := o.callAny(ctx, o.restore, snapshot)
 	if err != nil {
 		return 0, err
 	}
@@ -415,7 +458,7 @@ func (o *Operator) Restore(ctx context.Context, snapshot []byte) (int, error) {
 
 // Len is the number of keys with a value in some state.
 func (o *Operator) Len(ctx context.Context) (int, error) {
-	v, err := o.size.Call(ctx)
+	v, err := o.callAny(ctx, o.size)
 	if err != nil {
 		return 0, err
 	}

@@ -3,8 +3,10 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -329,6 +331,65 @@ func TestOperatorStateTTL(t *testing.T) {
 		}
 		if v := previous(late, "a"); v != nil {
 			t.Errorf("expired a restored: %v", v)
+		}
+	})
+}
+
+const slowCounterSource = `
+import time
+from pyflink.common import Types
+from pyflink.datastream import KeyedProcessFunction
+from pyflink.datastream.state import ValueStateDescriptor
+
+class SlowCounter(KeyedProcessFunction):
+    """Reads its count, sleeps (the GIL is free meanwhile), writes it."""
+    def open(self, ctx):
+        self.count = ctx.get_state(ValueStateDescriptor("count", Types.LONG()))
+    def process_element(self, value, ctx):
+        n = self.count.value() or 0
+        time.sleep(0.0002)
+        self.count.update(n + 1)
+        yield ctx.get_current_key(), n + 1
+`
+
+// Calls of one operator from many goroutines run one at a time: no update
+// of its state is lost, each output belongs to its element's key.
+func TestOperatorConcurrentCallsRunOneAtATime(t *testing.T) {
+	modes(t, func(t *testing.T) {
+		ctx := context.Background()
+		// Concurrency 4 and AffinityNone: calls from several goroutines
+		// reach Python at once, on several threads.
+		m := loadModule(t, Config{Concurrency: 4, Affinity: AffinityNone}, "slow.py", slowCounterSource)
+		c := openOperator(t, m, "SlowCounter", OperatorOptions{})
+		const goroutines, each = 8, 40
+		var wg sync.WaitGroup
+		errs := make(chan error, goroutines)
+		for g := range goroutines {
+			wg.Go(func() {
+				key := fmt.Sprint("k", g%2)
+				for range each {
+					out, err := c.Process(ctx, key, "v", 1)
+					if err != nil {
+						errs <- err
+						return
+					}
+					if got := out.Main[0].([]any)[0]; got != key {
+						errs <- fmt.Errorf("output of key %v for an element of key %s", got, key)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		for _, key := range []string{"k0", "k1"} {
+			out := must(t)(c.Process(ctx, key, "v", 1))
+			if n := out.Main[0].([]any)[1]; n != int64(goroutines/2*each+1) {
+				t.Errorf("key %s: count %v, want %d", key, n, goroutines/2*each+1)
+			}
 		}
 	})
 }
