@@ -498,8 +498,11 @@ func (o *Operator) Close() error {
 	return o.engine.closeFunction(o.name, o.id, o.pin)
 }
 
-// decodeOutput reads the host's (main, side[, fired]) reply.
+// decodeOutput reads the host's (main, side[, fired]) reply; nil is nothing emitted.
 func decodeOutput(name string, v any) (*Output, error) {
+	if v == nil {
+		return &Output{}, nil
+	}
 	parts, ok := v.([]any)
 	if !ok || len(parts) < 2 {
 		return nil, fmt.Errorf("pyudf: operator %q: unexpected reply %T", name, v)
