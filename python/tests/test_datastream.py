@@ -338,3 +338,33 @@ def test_apply_to_keyed_state_and_keyed_broadcast_timers():
     op.element("b", 3, 0)
     op.broadcast_element(10, 0)
     assert op.advance_watermark(100) == ([("a", 20, 10), ("b", 30, 10)], [], 2)
+
+
+def test_pyflink_import_paths():
+    """The imports PyFlink DataStream code writes resolve to pyudf's runtime."""
+    from pyflink.common import Duration, Row as CRow, Time as CTime, Types as CTypes  # noqa: F401
+    from pyflink.common.time import Duration as D2, Time as T2
+    from pyflink.common.typeinfo import Types as T3
+    from pyflink.datastream import TimeWindow, TimerService  # noqa: F401
+    from pyflink.datastream.functions import KeyedProcessFunction as K2, RuntimeContext as R2
+    from pyflink.datastream.output_tag import OutputTag as O2
+    from pyflink.datastream.state import ValueState, ListState, MapState  # noqa: F401
+    from pyflink.datastream.window import TimeWindow as W2
+    assert (K2, R2, O2, T3, T2, D2, W2) == (KeyedProcessFunction, RuntimeContext, OutputTag, Types, Time,
+                                            Duration, TimeWindow)
+    assert Time.minutes(10).to_milliseconds() == 600_000 == Duration.of_minutes(10).to_milliseconds()
+    assert W2(0, 60).max_timestamp() == 59
+
+
+@pytest.mark.parametrize("t, value, reason", [
+    (Types.INT(), 1 << 31, "2147483648 is out of range for INT"),
+    (Types.LONG(), True, "True (bool) is not LONG"),
+    (Types.DOUBLE(), "1", "'1' (str) is not DOUBLE"),
+    (Types.MAP(Types.STRING(), Types.LONG()), {"a": "b"}, "entry 'a': 'b' (str) is not LONG"),
+    (Types.LIST(Types.STRING()), "abc", "'abc' (str) is not LIST<STRING>"),
+    (Types.ROW_NAMED(["a"], [Types.LONG()]), Row(b=1), "row Row(b=1) has fields ['b'], not ['a']"),
+])
+def test_types_refuse(t, value, reason):
+    assert t.check(value) == reason
+    assert t.check(None) is None
+    assert Types.PICKLED_BYTE_ARRAY().check(value) is None
