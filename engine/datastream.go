@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"math"
+	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
@@ -207,7 +208,8 @@ func (o *Operator) wrongKind(method string, want ...string) error {
 	for i, k := range want {
 		names[i] = operatorKinds[k]
 	}
-	return fmt.Errorf("%w: %s of operator %q, a %s: it runs a %v", ErrUnsupported, method, o.name, o.Kind(), names)
+	return fmt.Errorf("%w: %s of operator %q, a %s: %s runs a %s", ErrUnsupported, method, o.name, o.Kind(),
+		method, strings.Join(names, " or a "))
 }
 
 // lock takes the operator's turn, or fails when ctx ends first.

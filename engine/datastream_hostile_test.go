@@ -468,3 +468,32 @@ class BadBroadcast(KeyedBroadcastProcessFunction):
 		}
 	})
 }
+
+// Process mode: the worker holding an operator's state dies. Its calls say
+// so (ErrStateLost, never a fresh count) until a snapshot is restored.
+func TestHostileOperatorWorkerCrashLosesState(t *testing.T) {
+	ctx := context.Background()
+	m := loadModule(t, Config{Mode: Process, Workers: 1}, "faults_ds.py", faultSource+datastreamSource)
+	c := openOperator(t, m, "Counter", OperatorOptions{})
+	must(t)(c.Process(ctx, "k", "a", 1))
+	snap, err := c.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t)(c.Process(ctx, "k", "b", 2))
+	if _, err := function(t, m, "crash").Call(ctx, "segfault"); !errors.As(err, new(*WorkerError)) {
+		t.Fatalf("want a *WorkerError, got %v", err)
+	}
+	if _, err := c.Process(ctx, "k", "c", 3); !errors.Is(err, ErrStateLost) {
+		t.Fatalf("after the crash: want ErrStateLost, got %v", err)
+	}
+	if _, err := c.AdvanceWatermark(ctx, 10); !errors.Is(err, ErrStateLost) {
+		t.Fatalf("timers after the crash: want ErrStateLost, got %v", err)
+	}
+	if n, err := c.Restore(ctx, snap); err != nil || n != 1 {
+		t.Fatalf("restore: %d, %v", n, err)
+	}
+	if out := must(t)(c.Process(ctx, "k", "c", 3)); !reflect.DeepEqual(out.Main, []any{[]any{"k", int64(2)}}) {
+		t.Errorf("after restore: %v", out.Main)
+	}
+}
