@@ -393,3 +393,46 @@ func TestOperatorConcurrentCallsRunOneAtATime(t *testing.T) {
 		}
 	})
 }
+
+const keyedMapSource = `
+from pyflink.common import Types
+from pyflink.datastream import MapFunction
+from pyflink.datastream.state import ValueStateDescriptor
+
+class RunningMax(MapFunction):
+    """A MapFunction on a keyed stream: keyed state in open, as PyFlink allows."""
+    def open(self, runtime_context):
+        self.best = runtime_context.get_state(ValueStateDescriptor("best", Types.LONG()))
+    def map(self, value):
+        best = max(value, self.best.value() or value)
+        self.best.update(best)
+        return best
+`
+
+// OperatorOptions.Keyed gives a MapFunction keyed state; its elements then need keys.
+func TestOperatorKeyedMapFunction(t *testing.T) {
+	modes(t, func(t *testing.T) {
+		ctx := context.Background()
+		m := loadModule(t, Config{}, "keyed_map.py", keyedMapSource)
+		o := openOperator(t, m, "RunningMax", OperatorOptions{Keyed: true})
+		var got []any
+		for _, e := range []struct {
+			key string
+			v   int
+		}{{"a", 3}, {"b", 1}, {"a", 2}, {"b", 5}, {"a", 7}} {
+			got = append(got, must(t)(o.Process(ctx, e.key, e.v, NoTimestamp)).Main...)
+		}
+		if want := []any{int64(3), int64(1), int64(3), int64(5), int64(7)}; !reflect.DeepEqual(got, want) {
+			t.Errorf("running max per key %v, want %v", got, want)
+		}
+		if _, err := o.Process(ctx, nil, 1, NoTimestamp); !errors.Is(err, ErrNoKey) {
+			t.Errorf("keyed MapFunction without a key: %v", err)
+		}
+		// Without Keyed, the same function has no keyed state: open fails and says why.
+		_, err := m.Operator(ctx, "RunningMax", OperatorOptions{})
+		var pe *bridge.PythonError
+		if !errors.As(err, &pe) || !errHas(err, "MapFunction RunningMax: keyed state needs a keyed stream") {
+			t.Errorf("unkeyed: %v", err)
+		}
+	})
+}
