@@ -330,6 +330,20 @@ func TestScenarioBroadcastModelSwitch(t *testing.T) {
 		if !reflect.DeepEqual(out, want) {
 			t.Errorf("predictions %v, want %v", out, want)
 		}
+		// Broadcast state is part of a snapshot: a restored operator scores with v2.
+		snap, err := o.Snapshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o = openOperator(t, loadModule(t, Config{}, "scoring.py", scenarioSource), "Scorer", OperatorOptions{})
+		if _, err := o.Restore(ctx, snap); err != nil {
+			t.Fatal(err)
+		}
+		out = nil
+		score("carol", 1)
+		if !reflect.DeepEqual(out, []string{"[carol v2 2]"}) {
+			t.Errorf("after restore: %v", out)
+		}
 	})
 }
 
