@@ -377,6 +377,7 @@ func main() {
 
 	results = append(results, batchCases(ctx, eng, rounds, d, !*quick)...)
 	results = append(results, aggregateCases(ctx, eng, rounds, d, !*quick)...)
+	results = append(results, datastreamCases(ctx, eng, rounds, d, !*quick)...)
 	peng, err := engine.New(ctx, engine.Config{Mode: engine.Process})
 	if err != nil {
 		log.Fatal(err)

@@ -210,6 +210,7 @@ type Engine struct {
 	mu     sync.Mutex
 	funcs  map[*Function]struct{}
 	aggs   map[*Aggregate]struct{}
+	ops    map[*Operator]struct{}
 }
 
 var (
@@ -226,7 +227,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		logger = slog.Default()
 	}
 	e := &Engine{id: engineIDs.Add(1), cfg: cfg, logger: logger,
-		funcs: map[*Function]struct{}{}, aggs: map[*Aggregate]struct{}{}}
+		funcs: map[*Function]struct{}{}, aggs: map[*Aggregate]struct{}{},
+		ops: map[*Operator]struct{}{}}
 	var err error
 	if e.deps, err = prepareDependencies(ctx, cfg); err != nil {
 		return nil, err
@@ -370,6 +372,9 @@ func (e *Engine) Close() error {
 	}
 	for a := range e.aggs {
 		closers = append(closers, a)
+	}
+	for o := range e.ops {
+		closers = append(closers, o)
 	}
 	e.mu.Unlock()
 	var errs []error

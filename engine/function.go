@@ -54,6 +54,10 @@ func (m *Module) Function(ctx context.Context, name string) (*Function, error) {
 	if err != nil {
 		return nil, err
 	}
+	if reply.Kind == "datastream" {
+		m.discard(ctx, name, reply)
+		return nil, fmt.Errorf("%w %q: a DataStream function: open it with Module.Operator", ErrUnsupported, name)
+	}
 	if (reply.Kind == "aggregate" && reply.FuncType != "pandas") || reply.Kind == "table aggregate" {
 		m.discard(ctx, name, reply)
 		return nil, fmt.Errorf("%w %q: %s: open it with Module.Aggregate",
@@ -88,6 +92,7 @@ type openReply struct {
 	InputTypes []string         `json:"input_types"`
 	ResultType *string          `json:"result_type"`
 	LifeCycle  bool             `json:"life_cycle"` // its class defines open or close
+	Keyed      bool             `json:"keyed"`      // a DataStream operator with keyed state
 
 	pin *owner // the thread open ran on, if the instance keeps it (Config.Affinity)
 }
@@ -97,6 +102,12 @@ type openReply struct {
 // own, which the instance keeps if it has a life cycle (AffinityAuto) or
 // always (AffinityInstance): reply.pin.
 func (m *Module) open(ctx context.Context, name string) (*openReply, error) {
+	return m.openWith(ctx, name, nil)
+}
+
+// openWith is open with extra fields in the host's request (a DataStream
+// operator's options).
+func (m *Module) openWith(ctx context.Context, name string, extra map[string]any) (*openReply, error) {
 	e := m.engine
 	if e.closed.Load() {
 		return nil, ErrClosed
@@ -107,6 +118,9 @@ func (m *Module) open(ctx context.Context, name string) (*openReply, error) {
 	}
 	var reply openReply
 	req := map[string]any{"op": "function", "engine": e.id, "module": m.id, "name": name}
+	for k, v := range extra {
+		req[k] = v
+	}
 	if err := e.backend.control(ctx, pin, "open", req, &reply); err != nil {
 		pin.end()
 		if pe, ok := err.(*bridge.PythonError); ok {

@@ -56,13 +56,16 @@ type LateRow struct {
 }
 
 // Windows aggregates rows per key and event-time window with a general
-// aggregate function (NewWindows) or a Pandas UDAF (NewPandasWindows). Feed
+// aggregate function (NewWindows; a DataStream AggregateFunction too), a
+// Pandas UDAF (NewPandasWindows) or a ProcessWindowFunction
+// (NewProcessWindows). Feed
 // rows with Add, advance event time with Watermark, which returns the
 // windows it fires. Safe for concurrent use.
 type Windows struct {
 	spec   WindowSpec
 	agg    *Aggregate // general UDAF: accumulators keyed by window
 	pandas *Function  // Pandas UDAF: rows buffered per window, reduced on firing
+	window *Operator  // ProcessWindowFunction: rows buffered per window, processed on firing
 
 	mu        sync.Mutex
 	watermark time.Time
@@ -73,7 +76,7 @@ type Windows struct {
 type windowState struct {
 	key    any
 	window Window
-	rows   [][]any // Pandas only
+	rows   [][]any // Pandas and ProcessWindowFunction only
 	fired  bool
 	dirty  bool
 }
@@ -102,6 +105,22 @@ func NewPandasWindows(spec WindowSpec, udaf *Function) (*Windows, error) {
 		return nil, fmt.Errorf("pyudf: function %q: Pandas windows need declared input types", udaf.name)
 	}
 	return &Windows{spec: spec, pandas: udaf, open: map[string]*windowState{}}, nil
+}
+
+// NewProcessWindows drives a ProcessWindowFunction (Module.Operator), whose
+// process(key, context, elements) gets each window's elements at once when
+// it fires: a row's one argument is the element, several a tuple of them.
+// A firing's WindowResult.Value is what process yielded, a []any (side
+// outputs are not kept). A DataStream AggregateFunction windows with
+// NewWindows: Module.Aggregate opens it.
+func NewProcessWindows(spec WindowSpec, fn *Operator) (*Windows, error) {
+	if err := spec.check(); err != nil {
+		return nil, err
+	}
+	if fn.kind != "window" {
+		return nil, fn.wrongKind("NewProcessWindows", "window")
+	}
+	return &Windows{spec: spec, window: fn, open: map[string]*windowState{}}, nil
 }
 
 func (s WindowSpec) check() error {
@@ -170,7 +189,7 @@ func (w *Windows) accumulate(ctx context.Context, key any, win Window, args []an
 		w.open[id] = st
 	}
 	st.dirty = true
-	if w.pandas != nil {
+	if w.agg == nil {
 		st.rows = append(st.rows, args)
 		return nil
 	}
@@ -181,6 +200,9 @@ func (w *Windows) accumulate(ctx context.Context, key any, win Window, args []an
 // containing t, through the aggregate function's retract; it needs a general
 // aggregate function. Windows it changes fire again as updates.
 func (w *Windows) Retract(ctx context.Context, key any, t time.Time, args ...any) error {
+	if w.window != nil {
+		return fmt.Errorf("%w: retract in windows of ProcessWindowFunction %q", ErrUnsupported, w.window.name)
+	}
 	if w.agg == nil {
 		return fmt.Errorf("%w: retract in windows of Pandas UDAF %q", ErrUnsupported, w.pandas.name)
 	}
@@ -302,6 +324,20 @@ func (w *Windows) Watermark(ctx context.Context, wm time.Time) ([]WindowResult, 
 func (w *Windows) value(ctx context.Context, st *windowState) (any, error) {
 	if w.agg != nil {
 		return w.agg.Value(ctx, stateID(st.key, st.window.Start))
+	}
+	if w.window != nil {
+		elements := make([]any, len(st.rows))
+		for i, args := range st.rows {
+			if elements[i] = args; len(args) == 1 {
+				elements[i] = args[0]
+			}
+		}
+		out, err := w.window.ProcessWindow(ctx, st.key, st.window.Start.UnixMilli(), st.window.End.UnixMilli(),
+			w.watermark.UnixMilli(), elements)
+		if err != nil {
+			return nil, err
+		}
+		return out.Main, nil
 	}
 	batch, err := rowsBatch(w.pandas.inputs, st.rows)
 	if err != nil {

@@ -257,13 +257,20 @@ def _import(engine, module):
     return _add_module(engine, importlib.import_module(module), owned=False)
 
 
-def _function(engine, module, name, pinned=False):
+def _function(engine, module, name, pinned=False, datastream=None):
     state = _state(engine)
     mod = state.modules[module]
     try:
         obj = getattr(mod, name)
     except AttributeError:
         return {"missing": True}
+    from . import _datastream
+    if datastream is not None:  # Module.Operator: options of the DataStream operator
+        return _datastream_open(state, name, obj, datastream)
+    if _datastream.kind_of(obj) == "aggregate":  # Module.Aggregate drives it like a Table one
+        obj = _datastream.TableShaped(obj() if isinstance(obj, type) else obj)
+    elif _datastream.kind_of(obj) is not None:
+        return {"function": 0, "kind": "datastream", "func_type": "general"}
     kind, target, instance, input_types, result_type, func_type = signature(obj)
     if instance is not None:
         context = FunctionContext(MetricGroup(state.metrics, function=name), state.job_parameters,
@@ -287,6 +294,17 @@ def _function(engine, module, name, pinned=False):
         target = functools.partial(_batch.table_rows, target)
     reply["object"] = _keep(target)
     return reply
+
+
+def _datastream_open(state, name, obj, options):
+    from . import _datastream
+    op = _datastream.open_operator(obj, name, MetricGroup(state.metrics, function=name),
+                                   state.job_parameters, options)
+    fid = next(_function_ids)
+    state.functions[fid] = _Function(name, op.function)
+    return {"function": fid, "kind": "datastream", "func_type": op.kind, "keyed": op.keyed,
+            "life_cycle": _datastream.has_life_cycle(op.function),
+            "methods": {m: _keep(getattr(op, attr)) for m, attr in _datastream.METHODS.items()}}
 
 
 _AGGREGATE_METHODS = ("accumulate", "retract", "merge", "get_value", "remove", "size",
