@@ -278,7 +278,11 @@ func (a *App) process(ctx context.Context, msgs []jetstream.Msg, f *Flush) error
 		}
 		var errs []string
 		var err error
-		provinces, errs, err = a.mapIPs(ctx, ips)
+		// A fetched batch is finished even when ctx is done (Ctrl-C), so
+		// that the last flush has it; it takes milliseconds.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		provinces, errs, err = a.mapIPs(cctx, ips)
+		cancel()
 		if err != nil {
 			return err
 		}
