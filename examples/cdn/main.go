@@ -45,6 +45,7 @@ func run() error {
 	follow := flag.Bool("follow", false, "keep consuming after the generated lines are committed, until Ctrl-C")
 	modeName := flag.String("mode", "thread", "thread (Python in this process) or process (Python worker processes)")
 	fetch := flag.Int("fetch", 1000, "records per fetch and per UDF batch")
+	preload := flag.Bool("preload", false, "generate every line before the app starts (measures the app alone: JetStream -> UDF -> SQL)")
 	flag.Parse()
 	mode := engine.Thread
 	switch *modeName {
@@ -111,7 +112,7 @@ func run() error {
 	}
 	start := time.Now()
 	genDone := make(chan error, 1)
-	go func() {
+	generate := func() {
 		g := app.NewGenerator(uint64(start.UnixNano()))
 		g.BadEvery = *badEvery
 		_, err := app.Publish(ctx, js, app.DefaultSubject, g, *records)
@@ -125,15 +126,22 @@ func run() error {
 			}
 		}
 		genDone <- err
-	}()
+	}
+	path := "generate -> JetStream -> "
+	if *preload {
+		generate()
+		start, path = time.Now(), "JetStream -> "
+	} else {
+		go generate()
+	}
 	runErr := a.Run(ctx)
 	elapsed := time.Since(start)
 	if err := <-genDone; err != nil && !errors.Is(err, context.Canceled) {
 		log.Warn("generator", "err", err)
 	}
 	st := a.Stats()
-	fmt.Fprintf(os.Stderr, "cdn: %d records (%d bad) in %.2fs: %.0f records/s end to end (generate -> JetStream -> %s [%s] -> %s), %d flushes, %d failed commits\n",
-		st.Records, st.Bad, elapsed.Seconds(), float64(st.Records)/elapsed.Seconds(), app.UDFName, *modeName, sinkName(*dbURL), st.Flushes, st.FlushRetries)
+	fmt.Fprintf(os.Stderr, "cdn: %d records (%d bad) in %.2fs: %.0f records/s end to end (%s%s [%s] -> %s), %d flushes, %d failed commits\n",
+		st.Records, st.Bad, elapsed.Seconds(), float64(st.Records)/elapsed.Seconds(), path, app.UDFName, *modeName, sinkName(*dbURL), st.Flushes, st.FlushRetries)
 	if err := printTable(context.WithoutCancel(ctx), sink); err != nil {
 		return err
 	}
