@@ -77,16 +77,17 @@ func TestHostileCDNNotAnIP(t *testing.T) {
 		"b4,1.2.3,100,1000,/d",     // seq 4
 		"b5,::1,50,500,/e",         // IPv6: Unknown
 		"b6,1.8.0.6,200,3000,/f",
+		"b7,01.8.0.7,100,1000,/g", // seq 7: a leading zero (ambiguous: octal?) is refused
 	}
 	logs := hostileRun(t, lines)
-	for seq, ip := range map[int]string{2: "999.1.2.3", 3: "hello", 4: "1.2.3"} {
+	for seq, ip := range map[int]string{2: "999.1.2.3", 3: "hello", 4: "1.2.3", 7: "01.8.0.7"} {
 		if n := countLogged(logs, "bad record skipped", fmt.Sprintf("seq=%d ", seq), `reason="not an IP"`,
 			"ValueError", "does not appear to be an IPv4 or IPv6 address", ip); n != 1 {
 			t.Errorf("seq %d (%s) logged %d times, want once; log:\n%s", seq, ip, n, logs)
 		}
 	}
-	if n := countLogged(logs, "bad record skipped"); n != 3 {
-		t.Errorf("%d bad records logged, want 3", n)
+	if n := countLogged(logs, "bad record skipped"); n != 4 {
+		t.Errorf("%d bad records logged, want 4", n)
 	}
 }
 
