@@ -9,6 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pyudf/pyudf/connect/nats/embedded"
+	"github.com/pyudf/pyudf/connect/nats/runner"
 	"github.com/pyudf/pyudf/engine"
 )
 
@@ -236,4 +241,55 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestHostileCDNBrokerRestart: the nats-server goes away mid-stream and
+// comes back on the same port and store; the app's fetches fail meanwhile,
+// then resume where the ordered consumer was; exact totals.
+func TestHostileCDNBrokerRestart(t *testing.T) {
+	srv, err := embedded.Start(embedded.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { srv.Close() }()
+	nc, err := nats.Connect(srv.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := runner.EnsureStream(context.Background(), js, DefaultStream, DefaultSubject); err != nil {
+		t.Fatal(err)
+	}
+	sink := sqliteSink(t)
+	a, logs := newApp(t, Config{JS: js, Function: udf(t, engine.Thread), Sink: sink, FetchSize: 100})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	lines := generate(5000, 0, 8)
+	publish(t, js, lines)
+	waitFor(t, "a commit", func() bool { return a.Stats().Committed > 0 })
+	port, dir := srv.Port(), srv.Dir()
+	srv.Shutdown()
+	time.Sleep(500 * time.Millisecond)
+	if srv, err = embedded.Start(embedded.Options{Dir: dir, Port: port}); err != nil {
+		t.Fatal(err)
+	}
+	more := generate(5000, 0, 9)
+	last := publish(t, js, more)
+	lines = append(lines, more...)
+	a.StopAt(last)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-ctx.Done():
+		t.Fatalf("not done: %+v\n%s", a.Stats(), logs)
+	}
+	checkTable(t, sink, lines)
 }
