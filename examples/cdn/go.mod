@@ -7,7 +7,7 @@ require (
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/nats-io/nats.go v1.55.0
 	github.com/pyudf/pyudf v0.0.0
-	github.com/pyudf/pyudf/connect/nats v0.0.0-00010101000000-000000000000
+	github.com/pyudf/pyudf/connect/nats v0.0.0
 	modernc.org/sqlite v1.62.0
 )
 
