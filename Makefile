@@ -121,6 +121,10 @@ test-py: deps
 demo: deps
 	go run ./examples/quickstart
 
+.PHONY: demo-cdn
+demo-cdn: deps
+	cd examples/cdn && go run . -db $(CURDIR)/.deps/cdn.db
+
 bench-quick: deps
 	go run ./bench -quick -json
 

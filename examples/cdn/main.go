@@ -1,0 +1,189 @@
+// Command cdn is pyudf's CDN log analysis example: CDN access logs (CSV)
+// flow through NATS JetStream, a PyFlink UDF maps each client IP to its
+// province, and Go keeps per-province statistics in the SQL table
+// cdn_access_statistic, flushed every second. See README.md.
+//
+//	cd examples/cdn && go run .                           # embedded nats-server, SQLite file cdn.db
+//	go run . -db postgres://user@127.0.0.1:5432/cdn       # PostgreSQL
+//	go run . -nats nats://host:4222 -records 0 -follow    # consume an existing stream
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pyudf/pyudf/connect/nats/embedded"
+	"github.com/pyudf/pyudf/connect/nats/runner"
+	"github.com/pyudf/pyudf/engine"
+	"github.com/pyudf/pyudf/examples/cdn/app"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "cdn:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	dbURL := flag.String("db", "cdn.db", "the sink: a SQLite file, or postgres://... for PostgreSQL")
+	natsURL := flag.String("nats", "", "NATS server URL; empty: an embedded nats-server (fresh store, loopback)")
+	records := flag.Int("records", 100000, "log lines to generate into the stream (0: none)")
+	badEvery := flag.Int("bad-every", 5000, "every N-th generated line is bad (a missing field or an address that is not an IP); 0: none")
+	follow := flag.Bool("follow", false, "keep consuming after the generated lines are committed, until Ctrl-C")
+	modeName := flag.String("mode", "thread", "thread (Python in this process) or process (Python worker processes)")
+	fetch := flag.Int("fetch", 1000, "records per fetch and per UDF batch")
+	preload := flag.Bool("preload", false, "generate every line before the app starts (measures the app alone: JetStream -> UDF -> SQL)")
+	flag.Parse()
+	mode := engine.Thread
+	switch *modeName {
+	case "thread":
+	case "process":
+		mode = engine.Process
+	default:
+		return fmt.Errorf("-mode %q: want thread or process", *modeName)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() { <-ctx.Done(); stop() }() // a second Ctrl-C kills at once (the table is consistent anyway)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	url := *natsURL
+	if url == "" {
+		srv, err := embedded.Start(embedded.Options{})
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		url = srv.URL()
+		log.Info("embedded nats-server", "url", url)
+	}
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
+	if err != nil {
+		return err
+	}
+	defer nc.Drain()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	if err := runner.EnsureStream(ctx, js, app.DefaultStream, app.DefaultSubject); err != nil {
+		return err
+	}
+
+	sink, err := app.OpenSink(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer sink.Close()
+	if *natsURL == "" {
+		// A fresh embedded stream: this run's table starts empty too.
+		if err := sink.Reset(ctx); err != nil {
+			return err
+		}
+		log.Info("embedded broker with a fresh store: the tables start empty", "db", *dbURL)
+	}
+
+	tmp, err := os.MkdirTemp("", "pyudf-cdn-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	eng, fn, err := app.LoadUDF(ctx, engine.Config{Mode: mode, Logger: log}, tmp)
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+
+	a, err := app.New(app.Config{JS: js, Function: fn, Sink: sink, FetchSize: *fetch, Logger: log, Progress: os.Stderr})
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	genDone := make(chan error, 1)
+	generate := func() {
+		g := app.NewGenerator(uint64(start.UnixNano()))
+		g.BadEvery = *badEvery
+		_, err := app.Publish(ctx, js, app.DefaultSubject, g, *records)
+		if err == nil && !*follow {
+			var st jetstream.Stream
+			if st, err = js.Stream(ctx, app.DefaultStream); err == nil {
+				var info *jetstream.StreamInfo
+				if info, err = st.Info(ctx); err == nil {
+					a.StopAt(max(info.State.LastSeq, 1))
+				}
+			}
+		}
+		genDone <- err
+	}
+	path := "generate -> JetStream -> "
+	if *preload {
+		generate()
+		start, path = time.Now(), "JetStream -> "
+	} else {
+		go generate()
+	}
+	runErr := a.Run(ctx)
+	elapsed := time.Since(start)
+	if err := <-genDone; err != nil && !errors.Is(err, context.Canceled) {
+		log.Warn("generator", "err", err)
+	}
+	st := a.Stats()
+	fmt.Fprintf(os.Stderr, "cdn: %d records (%d bad) in %.2fs: %.0f records/s end to end (%s%s [%s] -> %s), %d flushes, %d failed commits\n",
+		st.Records, st.Bad, elapsed.Seconds(), float64(st.Records)/elapsed.Seconds(), path, app.UDFName, *modeName, sinkName(*dbURL), st.Flushes, st.FlushRetries)
+	if err := printTable(context.WithoutCancel(ctx), sink); err != nil {
+		return err
+	}
+	return runErr
+}
+
+func sinkName(db string) string {
+	if len(db) > 8 && db[:8] == "postgres" {
+		return "PostgreSQL"
+	}
+	return "SQLite " + db
+}
+
+func printTable(ctx context.Context, sink *app.SQLSink) error {
+	stats, err := sink.Statistics(ctx)
+	if err != nil {
+		return err
+	}
+	type row struct {
+		p string
+		t app.Totals
+	}
+	rows := make([]row, 0, len(stats))
+	for p, t := range stats {
+		rows = append(rows, row{p, t})
+	}
+	slices.SortFunc(rows, func(a, b row) int { return cmp.Compare(b.t.AccessCount, a.t.AccessCount) })
+	fmt.Printf("%-16s %12s %16s %16s\n", "province", "access_count", "total_download", "download_speed")
+	for i, r := range rows {
+		if i == 8 {
+			fmt.Printf("... %d more provinces\n", len(rows)-i)
+			break
+		}
+		fmt.Printf("%-16s %12d %16d %16.1f\n", r.p, r.t.AccessCount, r.t.TotalDownload, r.t.Speed())
+	}
+	bad, err := sink.BadRecords(ctx)
+	if err != nil {
+		return err
+	}
+	for r, n := range bad {
+		fmt.Printf("bad records, %s: %d\n", r, n)
+	}
+	return nil
+}
