@@ -251,8 +251,11 @@ func startWorkers(ctx context.Context, e *Engine) (*workers, error) {
 	}
 	first, _ := json.Marshal(filepath.Join(dir, "first"))
 	last, _ := json.Marshal(filepath.Join(dir, "last"))
-	prog := fmt.Sprintf("import sys; sys.path.insert(0, %s); sys.path.append(%s); "+
-		"from pyudf._worker import main; main()", first, last)
+	// `python -c` puts the working directory first on sys.path, where a
+	// types.py or json.py of the user's would shadow the standard module:
+	// it comes off, so that workers see the modules thread mode sees.
+	prog := fmt.Sprintf("import sys; sys.path[:1] == [''] and sys.path.pop(0); "+
+		"sys.path.insert(0, %s); sys.path.append(%s); from pyudf._worker import main; main()", first, last)
 	n := e.cfg.Workers
 	if n <= 0 {
 		n = runtime.NumCPU()
