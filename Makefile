@@ -28,7 +28,7 @@ GO_TEST_FLAGS ?= -race -count=1 -timeout 30m
 PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
 MATRIX ?= 3.10 3.11 3.12 3.13
 
-.PHONY: all deps doctor env-sh test-scripts build vet test image image-test test-connect bench-connect bench-connect-report test-go test-py test-pyflink test-subinterp test-subinterp-run test-fuzz fuzz soak demo bench bench-quick bench-anchors test-matrix env clean
+.PHONY: all deps doctor env-sh test-scripts build vet test image image-test deps-debian deps-image test-connect bench-connect bench-connect-report test-go test-py test-pyflink test-subinterp test-subinterp-run test-fuzz fuzz soak demo bench bench-quick bench-anchors test-matrix env clean
 
 all: build
 
@@ -72,11 +72,28 @@ test: vet test-scripts test-py test-go test-fuzz test-subinterp test-connect
 # A module may have a ./bench command printing JSON results (as bench -json does);
 # make bench runs it and merges its results into the report.
 MODULES := $(patsubst %/go.mod,%,$(wildcard connect/*/go.mod examples/*/go.mod))
-test-connect: deps
+test-connect: deps deps-debian
 	@for m in $(MODULES); do \
 		echo "== $$m"; \
 		(cd $$m && go vet ./... && go test $(GO_TEST_FLAGS) ./...) || exit 1; \
 	done
+# Debian packages that tests and targets need, installed when missing and running as root
+# (apt-get update once); otherwise the command that installs them is named.
+# examples/cdn's tests start a real PostgreSQL; make image uses buildah and debootstrap.
+define apt_need
+	@missing=""; for c in $(2); do p=$${c%%:*}; f=$${c#*:}; \
+		ls $$f >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "$(1): installing$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing >/dev/null; \
+		else echo "$(1): needs Debian's$$missing: sudo apt-get install -y$$missing"; exit 1; fi; \
+	fi
+endef
+deps-debian:
+	$(call apt_need,test-connect,postgresql:/usr/lib/postgresql/*/bin/initdb)
+deps-image:
+	$(call apt_need,image,buildah:/usr/bin/buildah debootstrap:/usr/sbin/debootstrap)
+
 bench-connect: deps
 	@mkdir -p .deps; rm -f .deps/bench-connect-*.jsonl; for m in $(MODULES); do \
 		if [ -d $$m/bench ]; then echo "== $$m/bench"; \
@@ -214,7 +231,7 @@ test-pyflink: deps $(PYFLINK_VENV)/.stamp
 # The container image (Dockerfile; `docker build .` with a registry). Here: buildah,
 # with offline stand-ins for the base images (docker/stand-in-bases.sh, as root).
 IMAGE ?= localhost/pyudf:latest
-image:
+image: deps-image
 	bash docker/stand-in-bases.sh
 	buildah bud --isolation=chroot --pull=never --layers -t $(IMAGE) .
 
