@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -132,10 +133,10 @@ func arrowValue(a arrow.Array, i int) (any, error) {
 		return float64(a.Value(i)), nil
 	case *array.Float64:
 		return a.Value(i), nil
-	case *array.String:
-		return a.Value(i), nil
+	case *array.String: // copied: Eval's results are released (freed) after
+		return strings.Clone(a.Value(i)), nil
 	case *array.LargeString:
-		return a.Value(i), nil
+		return strings.Clone(a.Value(i)), nil
 	case *array.Binary:
 		return append([]byte(nil), a.Value(i)...), nil
 	case *array.LargeBinary:
