@@ -15,6 +15,9 @@ import (
 // Eval runs the function over a whole record batch in one crossing and
 // returns the result column, an Arrow array of the declared result type
 // (release it when done). The batch's columns are the arguments, in order.
+// In thread and sub-interpreter mode its buffers are the interpreter's memory, freed on Release:
+// a string or []byte taken from it (array.String's Value, for one) points
+// there, so copy what must outlive the array (strings.Clone).
 //
 // How the function sees the batch depends on how it was declared: a general
 // function is called once per row (the loop runs in C); a Pandas UDF
