@@ -45,8 +45,23 @@ RUN useradd --system --create-home --uid 10001 pyudf
 USER pyudf
 WORKDIR /home/pyudf
 
-# ---- worker: the base for Beam SDK workers (the runner stages the pipeline binary) ----
+# ---- beam-build: the Beam Go SDK's boot (the SDK version connect/beam's go.mod
+# pins) and a pipeline of connect/beam built against this image's libpython ----
+FROM build AS beam-build
+WORKDIR /src/connect/beam
+RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
+    CGO_ENABLED=0 go build -trimpath -o /out/beam/boot github.com/apache/beam/sdks/v2/go/container \
+ && CGO_ENABLED=1 go build -trimpath -o /out/beam/ ./cmd/pyudf-beam-orders
+
+# ---- worker: a Beam Go SDK harness image (apache/beam_go_sdk's layout: boot at
+# /opt/apache/beam/boot as the entrypoint) with libpython and the virtualenv.
+# The runner stages the pipeline's worker binary (--worker_binary, built with cgo
+# against this libpython); boot fetches it and runs it as the pyudf user.
+# `--worker_pool` runs boot as an EXTERNAL environment's worker pool on port 50000.
 FROM base AS worker
+COPY --from=beam-build /out/beam/boot /opt/apache/beam/boot
+COPY --from=beam-build /out/beam/pyudf-beam-orders /usr/local/bin/
+ENTRYPOINT ["/opt/apache/beam/boot"]
 
 # ---- runtime: the default target ----
 FROM base AS runtime

@@ -28,7 +28,7 @@ GO_TEST_FLAGS ?= -race -count=1 -timeout 30m
 PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
 MATRIX ?= 3.10 3.11 3.12 3.13
 
-.PHONY: all deps doctor env-sh test-scripts build vet test image image-test deps-debian deps-image test-connect bench-connect bench-connect-report test-go test-py test-pyflink test-subinterp test-subinterp-run test-fuzz fuzz soak demo bench bench-quick bench-anchors test-matrix env clean
+.PHONY: all deps doctor env-sh test-scripts build vet test image image-test image-worker image-worker-test deps-debian deps-image test-connect bench-connect bench-connect-report test-go test-py test-pyflink test-subinterp test-subinterp-run test-fuzz fuzz soak demo bench bench-quick bench-anchors test-matrix env clean
 
 all: build
 
@@ -238,3 +238,12 @@ image: deps-image
 # Runs the image's default command in a container and checks its output (docker/image-test.sh).
 image-test: image
 	bash docker/image-test.sh $(IMAGE)
+
+# The Dockerfile's worker target (a Beam Go SDK worker image with libpython); the test runs
+# it as an EXTERNAL worker pool and a connect/beam pipeline on Prism against it.
+WORKER_IMAGE ?= localhost/pyudf-beam-worker:latest
+image-worker: deps-image
+	bash docker/stand-in-bases.sh
+	buildah bud --isolation=chroot --pull=never --layers --target worker -t $(WORKER_IMAGE) .
+image-worker-test: image-worker
+	bash docker/beam-worker-test.sh $(WORKER_IMAGE)

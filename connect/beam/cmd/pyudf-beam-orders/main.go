@@ -8,7 +8,7 @@
 // total with a Pandas UDF (one Arrow batch per bundle), and checks both
 // outputs against values computed in Go (passert: a wrong value fails the
 // job). A third UDF reports the process it runs in (os.getpid() and the Beam
-// worker pool's BEAM_GO_WORKER_POOL_ID), which comes back to the launcher as
+// worker pool's BEAM_GO_WORKER_POOL_ID, its user ID), which comes back to the launcher as
 // metrics, so the launcher can tell where the UDFs ran:
 //
 //	pyudf-beam-orders -n 1000                    # Prism in-process, loopback: UDFs in this process
@@ -51,7 +51,7 @@ def order_total(price: pd.Series, qty: pd.Series) -> pd.Series:
 
 @udf(result_type='STRING', input_types=['STRING'])
 def where(_):
-    return f"{os.getpid()} {os.environ.get('BEAM_GO_WORKER_POOL_ID', '0')}"
+    return f"{os.getpid()} {os.environ.get('BEAM_GO_WORKER_POOL_ID', '0')} {os.getuid()}"
 `
 
 // Order is one input element: its fields, in order, are the UDFs' arguments.
@@ -63,19 +63,21 @@ type Order struct {
 var (
 	pythonPid = beam.NewDistribution("pyudf", "python_pid")
 	poolID    = beam.NewDistribution("pyudf", "worker_pool_id")
+	pythonUID = beam.NewDistribution("pyudf", "python_uid")
 	samePid   = beam.NewCounter("pyudf", "python_pid_is_worker_pid")
 )
 
-// recordWhere records the Python process ID and worker pool ID that where() saw,
+// recordWhere records the Python process ID, worker pool ID and user ID that where() saw,
 // and counts the elements whose Python PID is this Go worker's own (thread mode:
 // the interpreter is embedded in the worker process).
 func recordWhere(ctx context.Context, w string) error {
-	var pid, pool int64
-	if _, err := fmt.Sscan(w, &pid, &pool); err != nil {
+	var pid, pool, uid int64
+	if _, err := fmt.Sscan(w, &pid, &pool, &uid); err != nil {
 		return fmt.Errorf("where() returned %q: %v", w, err)
 	}
 	pythonPid.Update(ctx, pid)
 	poolID.Update(ctx, pool)
+	pythonUID.Update(ctx, uid)
 	if pid == int64(os.Getpid()) {
 		samePid.Inc(ctx, 1)
 	}
@@ -133,7 +135,7 @@ func run(n int, requireExternal bool) error {
 		return err
 	}
 	fmt.Printf("pyudf-beam-orders: %d orders: normalize_sku (scalar UDF) and order_total (Pandas UDF) results checked\n", n)
-	var pid, pool struct{ min, max, count int64 }
+	var pid, pool, uid struct{ min, max, count int64 }
 	for _, d := range pr.Metrics().AllMetrics().Distributions() {
 		r := d.Result()
 		switch d.Key.Name {
@@ -141,6 +143,8 @@ func run(n int, requireExternal bool) error {
 			pid.min, pid.max, pid.count = r.Min, r.Max, r.Count
 		case "worker_pool_id":
 			pool.min, pool.max = r.Min, r.Max
+		case "python_uid":
+			uid.min, uid.max = r.Min, r.Max
 		}
 	}
 	same := int64(0)
@@ -152,8 +156,8 @@ func run(n int, requireExternal bool) error {
 	if pid.count != int64(n) {
 		return fmt.Errorf("where() reported %d elements of %d", pid.count, n)
 	}
-	fmt.Printf("pyudf-beam-orders: UDFs ran in Python pid %d..%d (%d of %d in the Go worker's own process), worker pool %d; launcher pid %d\n",
-		pid.min, pid.max, same, n, pool.max, os.Getpid())
+	fmt.Printf("pyudf-beam-orders: UDFs ran in Python pid %d..%d (%d of %d in the Go worker's own process), worker pool %d, uid %d..%d; launcher pid %d\n",
+		pid.min, pid.max, same, n, pool.max, uid.min, uid.max, os.Getpid())
 	if requireExternal {
 		self := int64(os.Getpid())
 		switch {

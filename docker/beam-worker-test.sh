@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Runs the Dockerfile's worker target (`make image-worker`) as a Beam Go SDK
+# worker pool and a connect/beam pipeline against it, the way a portable runner
+# uses an EXTERNAL environment: container 1 runs the image's entrypoint,
+# /opt/apache/beam/boot --worker_pool (port 50000); container 2 runs the
+# pipeline binary that the image's beam-build stage built (cgo, the image's
+# libpython) as the launcher, on Prism in-process, with
+#   --environment_type=EXTERNAL --environment_config=localhost:50000
+#   --worker_binary=/usr/local/bin/pyudf-beam-orders
+# Prism stages that binary as the job's artifact; boot, asked by Prism to start
+# a worker, fetches it from Prism's artifact service and runs it; its DoFns run
+# the scalar and the Pandas UDF, and passert checks their values in the job.
+# The launcher's -require_external fails unless the UDFs ran in a process of
+# the worker pool (not the launcher's). buildah's chroot isolation shares the
+# host's network namespace: the two containers meet on the loopback address.
+set -euo pipefail
+IMAGE=${1:-localhost/pyudf-beam-worker:latest}
+N=${N:-1000}   # orders; LOGS=DIR keeps the pool's and the launcher's logs
+PORT=50000
+
+fail() { echo "beam-worker-test: $*" >&2; exit 1; }
+buildah inspect --type image "$IMAGE" >/dev/null 2>&1 || fail "no image $IMAGE: run make image-worker first"
+conf() { buildah inspect --type image --format "$1" "$IMAGE"; }
+[ "$(conf '{{.OCIv1.Config.Entrypoint}}')" = '[/opt/apache/beam/boot]' ] ||
+	fail "entrypoint is $(conf '{{.OCIv1.Config.Entrypoint}}'), not [/opt/apache/beam/boot]"
+[ "$(conf '{{.OCIv1.Config.User}}')" = pyudf ] || fail "the image runs as $(conf '{{.OCIv1.Config.User}}'), not as pyudf"
+conf '{{.OCIv1.Config.Env}}' | grep -q 'PYUDF_PYTHON=/opt/pyudf/venv/bin/python' || fail "PYUDF_PYTHON is not set to the virtualenv"
+# boot listens on every address at this fixed port: it must be free.
+if (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null; then fail "port $PORT is in use: boot --worker_pool needs it"; fi
+
+work=$(mktemp -d)
+pool=$(buildah from --pull=never "$IMAGE")
+launcher=""
+poolpid=""
+cleanup() {
+	if [ -n "$poolpid" ]; then kill "$poolpid" 2>/dev/null || true; fi
+	[ -z "${runpid:-}" ] || wait "$runpid" 2>/dev/null || true
+	buildah rm "$pool" >/dev/null
+	[ -z "$launcher" ] || buildah rm "$launcher" >/dev/null
+	rm -rf "$work"
+}
+trap cleanup EXIT
+run() { local c=$1; shift; buildah run --isolation=chroot "$c" -- "$@"; }
+
+[ "$(run "$pool" id -un)" = pyudf ] || fail "commands in the container do not run as pyudf"
+# The pipeline binary loads the image's libpython (no rpath: Debian's default path).
+ldd=$(run "$pool" ldd /usr/local/bin/pyudf-beam-orders)
+echo "$ldd" | grep -q 'libpython3\.11\.so.* => /lib/x86_64-linux-gnu/\|libpython3\.11\.so.* => /usr/lib/' ||
+	{ echo "$ldd"; fail "pyudf-beam-orders does not link the image's libpython3.11"; }
+
+start=$(date +%s%N)
+# The worker pool: the image's entrypoint with --worker_pool; the shell records
+# boot's PID (chroot isolation: the host's PID namespace) so that it can be stopped.
+buildah run --isolation=chroot "$pool" -- sh -c 'echo $$ >/tmp/pool.pid; exec /opt/apache/beam/boot --worker_pool' \
+	>"$work/pool.log" 2>&1 &
+runpid=$!
+for _ in $(seq 100); do
+	(exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break
+	kill -0 "$runpid" 2>/dev/null || { cat "$work/pool.log"; fail "boot --worker_pool exited"; }
+	sleep 0.1
+done
+(exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null || { cat "$work/pool.log"; fail "boot --worker_pool does not listen on $PORT"; }
+poolpid=$(buildah run --isolation=chroot "$pool" -- cat /tmp/pool.pid)
+
+launcher=$(buildah from --pull=never "$IMAGE")
+if ! run "$launcher" pyudf-beam-orders -n "$N" --worker_binary=/usr/local/bin/pyudf-beam-orders \
+	--environment_type=EXTERNAL --environment_config=localhost:$PORT -require_external >"$work/launcher.log" 2>&1; then
+	cat "$work/launcher.log" "$work/pool.log"
+	fail "the pipeline failed against the worker pool"
+fi
+elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+grep "^pyudf-beam-orders:" "$work/launcher.log"
+grep -q "^pyudf-beam-orders: $N orders: normalize_sku (scalar UDF) and order_total (Pandas UDF) results checked" "$work/launcher.log" ||
+	{ cat "$work/launcher.log"; fail "the launcher did not report $N checked orders"; }
+line=$(grep '^pyudf-beam-orders: UDFs ran in Python pid' "$work/launcher.log") || fail "no report of where the UDFs ran"
+# The pool's PID is its BEAM_GO_WORKER_POOL_ID: the UDFs ran under this pool.
+# uid 10001 is the image's pyudf user: boot and the worker it starts run as it.
+echo "$line" | grep -q "($N of $N in the Go worker's own process), worker pool $poolpid, uid 10001..10001;" ||
+	{ cat "$work/pool.log"; fail "the UDFs did not run in worker processes of pool $poolpid: $line"; }
+# boot started a worker for the job: Prism asked the pool (StartWorker) and boot
+# ran the staged binary, which exited when the job ended.
+grep -q 'starting worker' "$work/pool.log" || { cat "$work/pool.log"; fail "the pool started no worker"; }
+grep -q 'Worker exited successfully' "$work/pool.log" || { cat "$work/pool.log"; fail "the worker did not exit cleanly"; }
+
+[ -z "${LOGS:-}" ] || { mkdir -p "$LOGS" && cp "$work"/*.log "$LOGS"/; }
+size=$(buildah images --format '{{.Size}}' "$IMAGE" | head -n 1)
+echo "beam-worker-test: $IMAGE passed: size $size; worker pool up to pipeline done ${elapsed_ms} ms ($N orders)"
