@@ -13,10 +13,16 @@
 # The launcher's -require_external fails unless the UDFs ran in a process of
 # the worker pool (not the launcher's). buildah's chroot isolation shares the
 # host's network namespace: the two containers meet on the loopback address.
+# Then, as a user's machine submits to a cluster, a second job to the same pool
+# from a launcher built here on the host (go build, this machine's Python; the
+# Makefile's environment) with the image's binary as --worker_binary.
+# HOST_LAUNCHER=0 skips that job (no Go toolchain).
 set -euo pipefail
 IMAGE=${1:-localhost/pyudf-beam-worker:latest}
 N=${N:-1000}   # orders; LOGS=DIR keeps the pool's and the launcher's logs
 PORT=50000
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
 
 fail() { echo "beam-worker-test: $*" >&2; exit 1; }
 buildah inspect --type image "$IMAGE" >/dev/null 2>&1 || fail "no image $IMAGE: run make image-worker first"
@@ -48,6 +54,19 @@ ldd=$(run "$pool" ldd /usr/local/bin/pyudf-beam-orders)
 echo "$ldd" | grep -q 'libpython3\.11\.so.* => /lib/x86_64-linux-gnu/\|libpython3\.11\.so.* => /usr/lib/' ||
 	{ echo "$ldd"; fail "pyudf-beam-orders does not link the image's libpython3.11"; }
 
+# check_report LOG: the launcher's report of a job of N orders run by this pool's workers.
+check_report() {
+	grep "^pyudf-beam-orders:" "$1"
+	grep -q "^pyudf-beam-orders: $N orders: normalize_sku (scalar UDF) and order_total (Pandas UDF) results checked" "$1" ||
+		{ cat "$1"; fail "the launcher did not report $N checked orders"; }
+	local line
+	line=$(grep '^pyudf-beam-orders: UDFs ran in Python pid' "$1") || fail "no report of where the UDFs ran"
+	# The pool's PID is its BEAM_GO_WORKER_POOL_ID: the UDFs ran under this pool;
+	# uid 10001 is the image's pyudf user: boot and the worker it starts run as it.
+	echo "$line" | grep -q "($N of $N in the Go worker's own process), worker pool $poolpid, uid 10001..10001;" ||
+		{ cat "$work/pool.log"; fail "the UDFs did not run in worker processes of pool $poolpid as pyudf: $line"; }
+}
+
 start=$(date +%s%N)
 # The worker pool: the image's entrypoint with --worker_pool; the shell records
 # boot's PID (chroot isolation: the host's PID namespace) so that it can be stopped.
@@ -69,19 +88,36 @@ if ! run "$launcher" pyudf-beam-orders -n "$N" --worker_binary=/usr/local/bin/py
 	fail "the pipeline failed against the worker pool"
 fi
 elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
-grep "^pyudf-beam-orders:" "$work/launcher.log"
-grep -q "^pyudf-beam-orders: $N orders: normalize_sku (scalar UDF) and order_total (Pandas UDF) results checked" "$work/launcher.log" ||
-	{ cat "$work/launcher.log"; fail "the launcher did not report $N checked orders"; }
-line=$(grep '^pyudf-beam-orders: UDFs ran in Python pid' "$work/launcher.log") || fail "no report of where the UDFs ran"
-# The pool's PID is its BEAM_GO_WORKER_POOL_ID: the UDFs ran under this pool.
-# uid 10001 is the image's pyudf user: boot and the worker it starts run as it.
-echo "$line" | grep -q "($N of $N in the Go worker's own process), worker pool $poolpid, uid 10001..10001;" ||
-	{ cat "$work/pool.log"; fail "the UDFs did not run in worker processes of pool $poolpid: $line"; }
+check_report "$work/launcher.log"
 # boot started a worker for the job: Prism asked the pool (StartWorker) and boot
 # ran the staged binary, which exited when the job ended.
 grep -q 'starting worker' "$work/pool.log" || { cat "$work/pool.log"; fail "the pool started no worker"; }
-grep -q 'Worker exited successfully' "$work/pool.log" || { cat "$work/pool.log"; fail "the worker did not exit cleanly"; }
+# workers_exited N: the pool's log shows N workers that ended cleanly (within 10 s).
+workers_exited() {
+	for _ in $(seq 100); do
+		[ "$(grep -c 'Worker exited successfully' "$work/pool.log")" -ge "$1" ] && return 0
+		sleep 0.1
+	done
+	cat "$work/pool.log"; fail "the pool's log shows fewer than $1 workers that exited cleanly"
+}
+workers_exited 1
+
+host=""
+if [ "${HOST_LAUNCHER:-1}" != 0 ]; then
+	command -v go >/dev/null || fail "no go on PATH for the host launcher (HOST_LAUNCHER=0 skips it)"
+	(cd "$REPO/connect/beam" && CGO_ENABLED=1 go build -o "$work/launcher" ./cmd/pyudf-beam-orders) ||
+		fail "cannot build the host launcher (the Makefile's environment: make image-worker-test)"
+	mnt=$(buildah mount "$pool")
+	cp "$mnt/usr/local/bin/pyudf-beam-orders" "$work/worker"
+	buildah umount "$pool" >/dev/null
+	"$work/launcher" -n "$N" --worker_binary="$work/worker" --environment_type=EXTERNAL \
+		--environment_config=localhost:$PORT -require_external >"$work/host-launcher.log" 2>&1 ||
+		{ cat "$work/host-launcher.log" "$work/pool.log"; fail "the host launcher's job failed against the worker pool"; }
+	check_report "$work/host-launcher.log"
+	workers_exited 2
+	host="; a second job from a host launcher passed"
+fi
 
 [ -z "${LOGS:-}" ] || { mkdir -p "$LOGS" && cp "$work"/*.log "$LOGS"/; }
 size=$(buildah images --format '{{.Size}}' "$IMAGE" | head -n 1)
-echo "beam-worker-test: $IMAGE passed: size $size; worker pool up to pipeline done ${elapsed_ms} ms ($N orders)"
+echo "beam-worker-test: $IMAGE passed: size $size; worker pool up to pipeline done ${elapsed_ms} ms ($N orders)$host"
