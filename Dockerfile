@@ -4,7 +4,8 @@
 # offline stand-ins for the two base images (docker/stand-in-bases.sh).
 #
 # Targets:
-#   runtime (the last stage, so the default)  the binaries, as a non-root user
+#   runtime (the last stage, so the default)  the binaries, as a non-root user;
+#            runs the CDN application
 #   worker   the same base for the Apache Beam pipeline's SDK workers
 #            (connect/beam: --environment_config=<this image>)
 
@@ -22,8 +23,15 @@ RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 # Debian's python3-dev installs python3-embed.pc where pkg-config looks by default,
 # and libpython3.11.so in the default library path: no rpath needed.
+# The quickstart and the CLI are in the core module; each application under
+# examples/ with a go.mod of its own (cdn, features, inference) is a module
+# whose main package is its directory, built into a binary of that name.
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=1 go build -trimpath -o /out/bin/ ./examples/quickstart ./cmd/pyudf \
+ && for mod in examples/*/go.mod; do \
+      app=$(dirname "$mod"); \
+      (cd "$app" && CGO_ENABLED=1 go build -trimpath -o "/out/bin/$(basename "$app")" .) || exit 1; \
+    done \
  && mkdir -p /out/share/examples \
  && cp -r examples/quickstart /out/share/examples/ \
  && cp requirements.txt /out/share/
@@ -49,5 +57,9 @@ WORKDIR /home/pyudf
 FROM base AS worker
 
 # ---- runtime: the default target ----
+# The default command is the CDN log analysis on its embedded defaults: an
+# embedded nats-server, 100,000 generated log lines, the SQLite file
+# ~/cdn.db (examples/cdn/README.md). Others: `quickstart -udf
+# /opt/pyudf/examples/quickstart/enrich.py`, `features`, `inference`, `pyudf`.
 FROM base AS runtime
-CMD ["quickstart", "-udf", "/opt/pyudf/examples/quickstart/enrich.py"]
+CMD ["cdn"]
