@@ -6,6 +6,7 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -42,6 +43,7 @@ const (
 	ReasonNotJSON      = "not JSON"
 	ReasonUnknownType  = "unknown event type"
 	ReasonMissingField = "missing field"
+	ReasonBadField     = "bad field" // a field of the wrong JSON type
 )
 
 // ParseEvent decodes one message. Every field must be present and not
@@ -56,6 +58,10 @@ func ParseEvent(data []byte) (Event, error) {
 		EventTime *int64  `json:"event_time"`
 	}
 	if err := json.Unmarshal(data, &raw); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return Event{}, &BadRecordError{ReasonBadField, fmt.Sprintf("%s is a JSON %s, not a %v, in %q", te.Field, te.Value, te.Type, clip(string(data)))}
+		}
 		return Event{}, &BadRecordError{ReasonNotJSON, fmt.Sprintf("%v in %q", err, clip(string(data)))}
 	}
 	for _, f := range []struct {
