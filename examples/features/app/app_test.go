@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -310,4 +309,3 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-var _ = fmt.Sprint
