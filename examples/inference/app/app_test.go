@@ -142,6 +142,7 @@ func generate(seed uint64, n, badEvery int) ([][]byte, []Record) {
 	g := NewGenerator(seed)
 	g.Keys = 20
 	g.BadEvery = badEvery
+	g.n = int(seed) * 100000 // ids unique across calls with different seeds
 	var payloads [][]byte
 	var good []Record
 	for range n {
