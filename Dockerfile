@@ -52,6 +52,12 @@ COPY --from=build /out/share/examples/ /opt/pyudf/examples/
 RUN useradd --system --create-home --uid 10001 pyudf
 USER pyudf
 WORKDIR /home/pyudf
+# The engine's cache (PYUDF_CACHE_DIR: requirements, archives, the process
+# workers' runtime), owned by the user. The inference application installs
+# scikit-learn into it through the engine's requirements mechanism and trains
+# its models now, so that the container starts without network.
+ENV PYUDF_CACHE_DIR=/home/pyudf/.cache/pyudf
+RUN inference -prepare
 
 # ---- worker: the base for Beam SDK workers (the runner stages the pipeline binary) ----
 FROM base AS worker

@@ -61,6 +61,20 @@ echo "$out" | grep -q '^cdn: 1000 records (' || { echo "$out"; fail "the CDN app
 first=$(grep -m1 ' cdn: [0-9]* records (' "$log" | cut -d' ' -f1)
 first_proc_ms=$(( (first - start) / 1000000 ))
 
+# The other two applications on their defaults (shorter runs). The inference
+# application finds scikit-learn and its models where the image build put
+# them (inference -prepare): it neither runs pip nor trains at start.
+stamped features -records 20000
+echo "$out" | grep -q '^features: 20000 records (' || { echo "$out"; fail "the features application did not read its 20000 events"; }
+echo "$out" | grep -q 'feature_sample: [1-9][0-9]* samples' || { echo "$out"; fail "the features application wrote no samples"; }
+reqs() { run sh -c 'ls -d "$PYUDF_CACHE_DIR"/requirements/*/ 2>/dev/null'; }
+before=$(reqs)
+[ -n "$before" ] || fail "no requirements install in \$PYUDF_CACHE_DIR: the image's inference -prepare did not run"
+stamped inference
+[ "$(reqs)" = "$before" ] || fail "the inference application ran pip at start (requirements now: $(reqs))"
+echo "$out" | grep -q '^inference: 20000 records (.* models served \[v1 v2\]' || { echo "$out"; fail "the inference application did not serve models v1 and v2 over its 20000 records"; }
+if echo "$out" | grep -q 'training the default model'; then echo "$out"; fail "the inference application trained at start: the image's -prepare did not take"; fi
+
 # The quickstart, in both modes.
 stamped quickstart -udf /opt/pyudf/examples/quickstart/enrich.py -events 2000
 echo "$out" | grep -q '^enriched 2000 events' || { echo "$out"; fail "the quickstart did not enrich 2000 events"; }
