@@ -4,7 +4,8 @@
 # offline stand-ins for the two base images (docker/stand-in-bases.sh).
 #
 # Targets:
-#   runtime (the last stage, so the default)  the binaries, as a non-root user
+#   runtime (the last stage, so the default)  the binaries, as a non-root user;
+#            runs the CDN application
 #   worker   the same base for the Apache Beam pipeline's SDK workers
 #            (connect/beam: --environment_config=<this image>)
 
@@ -22,8 +23,15 @@ RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 # Debian's python3-dev installs python3-embed.pc where pkg-config looks by default,
 # and libpython3.11.so in the default library path: no rpath needed.
+# The quickstart and the CLI are in the core module; each application under
+# examples/ with a go.mod of its own (cdn, features, inference) is a module
+# whose main package is its directory, built into a binary of that name.
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=1 go build -trimpath -o /out/bin/ ./examples/quickstart ./cmd/pyudf \
+ && for mod in examples/*/go.mod; do \
+      app=$(dirname "$mod"); \
+      (cd "$app" && CGO_ENABLED=1 go build -trimpath -o "/out/bin/$(basename "$app")" .) || exit 1; \
+    done \
  && mkdir -p /out/share/examples \
  && cp -r examples/quickstart /out/share/examples/ \
  && cp requirements.txt /out/share/
@@ -44,6 +52,12 @@ COPY --from=build /out/share/examples/ /opt/pyudf/examples/
 RUN useradd --system --create-home --uid 10001 pyudf
 USER pyudf
 WORKDIR /home/pyudf
+# The engine's cache (PYUDF_CACHE_DIR: requirements, archives, the process
+# workers' runtime), owned by the user. The inference application installs
+# scikit-learn into it through the engine's requirements mechanism and trains
+# its models now, so that the container starts without network.
+ENV PYUDF_CACHE_DIR=/home/pyudf/.cache/pyudf
+RUN inference -prepare
 
 # ---- beam-build: the Beam Go SDK's boot (the SDK version connect/beam's go.mod
 # pins) and a pipeline of connect/beam built against this image's libpython ----
@@ -64,5 +78,9 @@ COPY --from=beam-build /out/beam/pyudf-beam-orders /usr/local/bin/
 ENTRYPOINT ["/opt/apache/beam/boot"]
 
 # ---- runtime: the default target ----
+# The default command is the CDN log analysis on its embedded defaults: an
+# embedded nats-server, 100,000 generated log lines, the SQLite file
+# ~/cdn.db (examples/cdn/README.md). Others: `quickstart -udf
+# /opt/pyudf/examples/quickstart/enrich.py`, `features`, `inference`, `pyudf`.
 FROM base AS runtime
-CMD ["quickstart", "-udf", "/opt/pyudf/examples/quickstart/enrich.py"]
+CMD ["cdn"]

@@ -138,9 +138,14 @@ test-py: deps
 demo: deps
 	go run ./examples/quickstart
 
-.PHONY: demo-cdn
+# The seed scenarios as applications (examples/<app>, modules of their own; their READMEs).
+.PHONY: demo-cdn demo-features demo-inference
 demo-cdn: deps
 	cd examples/cdn && go run . -db $(CURDIR)/.deps/cdn.db
+demo-features: deps
+	cd examples/features && go run . -db $(CURDIR)/.deps/features.db
+demo-inference: deps
+	cd examples/inference && go run . -cache-dir $(CURDIR)/.deps/inference-cache
 
 bench-quick: deps
 	go run ./bench -quick -json

@@ -458,6 +458,7 @@ type outcome struct {
 	err     error  // the message goes to the dead-letter subject with it
 	errType string // ErrorType
 	retry   bool   // the message is left for redelivery (Nak)
+	stopped bool   // its call was interrupted because Run is stopping: given back at once, not logged
 }
 
 // process calls the UDF on a wave of messages, publishes the results and dead
@@ -540,6 +541,10 @@ func (r *Runner) classify(o *outcome) error {
 		o.errType = t
 		return nil
 	}
+	if errors.Is(o.err, context.Canceled) { // Run is stopping (its ctx is done): not the message's fault
+		o.err, o.retry, o.stopped = nil, true, true
+		return nil
+	}
 	if md, err := o.msg.Metadata(); err == nil && md.NumDelivered >= uint64(r.cfg.MaxAttempts) {
 		o.errType = ErrorTypeAttempts
 		o.err = fmt.Errorf("pyudf nats runner: %d deliveries failed, the last with: %w", md.NumDelivered, o.err)
@@ -568,6 +573,10 @@ func (r *Runner) publish(js jetstream.JetStream, outs []outcome) {
 	futures := make([]pending, 0, len(outs))
 	for i := range outs {
 		o := &outs[i]
+		if o.stopped {
+			r.giveBack([]jetstream.Msg{o.msg})
+			continue
+		}
 		if o.retry {
 			r.retry(o.msg)
 			continue

@@ -1,0 +1,419 @@
+// Package app is the real-time features and samples application of pyudf's
+// examples (the seed article's recommender jobs, on NATS JetStream and SQL
+// instead of Kafka and a feature store):
+//
+//	app events ──JSON──▶ JetStream stream USER_BEHAVIOR (subject user.behavior)
+//	  ──▶ parse (Go) ──▶ SampleLabeller (PyFlink KeyedProcessFunction, keyed by trace_id,
+//	                      10-minute event-time timer per exposure; late events to a side output)
+//	                 └─▶ clicks ──▶ sliding windows 5 min / 30 s ──▶ visited_items (Pandas UDAF)
+//	  ──▶ user_feature, user_feature_history, feature_sample (SQLite or PostgreSQL)
+//
+// The watermark is the largest event time seen minus a bound, advanced
+// every WatermarkEvery stream sequences; the Go program owns it. Delivery
+// is exactly once into the tables: each commit is one transaction holding
+// the rows, the stream position and the pipeline's snapshot (the
+// operator's keyed state and timers, the open windows' clicks). A restart
+// restores the snapshot and reads on after the position. See README.md.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Defaults of Config.
+const (
+	DefaultStream  = "USER_BEHAVIOR"
+	DefaultSubject = "user.behavior"
+)
+
+// Sink is where the tables are; *SQLSink is the implementation.
+type Sink interface {
+	// Checkpoint is the last stream sequence written and the pipeline's
+	// snapshot after it (0, nil: none).
+	Checkpoint(ctx context.Context, stream string) (uint64, []byte, error)
+	// Commit applies a flush atomically with moving the checkpoint from
+	// f.From to f.To; (false, nil) when the checkpoint already is f.To.
+	Commit(ctx context.Context, f *Flush) (applied bool, err error)
+}
+
+// Config configures an App. JS, Pipeline and Sink are required.
+type Config struct {
+	JS       jetstream.JetStream
+	Stream   string // empty: DefaultStream (it must exist)
+	Subject  string // empty: DefaultSubject
+	Pipeline *Pipeline
+	Sink     Sink
+
+	FlushInterval    time.Duration // 0: 1s
+	FetchSize        int           // 0: 1000
+	ShutdownTimeout  time.Duration // how long the last commit may retry on the way out; 0: 30s
+	Logger           *slog.Logger  // nil: slog.Default()
+	Progress         io.Writer     // the progress line goes here; nil: none
+	ProgressInterval time.Duration // 0: 2s
+	// StopAt makes Run return nil once the stream up to this sequence is
+	// committed, after the end-of-input watermark fired every window and
+	// timer (a bounded run; 0: run until ctx is done).
+	StopAt uint64
+}
+
+// Stats counts what an App did since New.
+type Stats struct {
+	Records   int64  // messages read (good, bad, late)
+	Bad       int64  // bad records skipped
+	Late      int64  // late events sent to the side output
+	Features  int64  // window firings written
+	Samples   int64  // samples written
+	Positive  int64  // of which labelled 1
+	Committed uint64 // the checkpoint
+	Commits   int64
+	Retries   int64 // failed commit attempts
+}
+
+// App runs the pipeline; see the package documentation.
+type App struct {
+	cfg Config
+	log *slog.Logger
+
+	records, bad, late, features, samples, positive, commits, retries atomic.Int64
+	committed, stopAt                                                 atomic.Uint64
+	key                                                               string
+	sinkDown                                                          atomic.Bool
+	logged                                                            map[string]bool
+}
+
+// New checks cfg.
+func New(cfg Config) (*App, error) {
+	if cfg.JS == nil || cfg.Pipeline == nil || cfg.Sink == nil {
+		return nil, errors.New("features app: Config needs JS, Pipeline and Sink")
+	}
+	if cfg.Stream == "" {
+		cfg.Stream = DefaultStream
+	}
+	if cfg.Subject == "" {
+		cfg.Subject = DefaultSubject
+	}
+	if cfg.FlushInterval <= 0 {
+		cfg.FlushInterval = time.Second
+	}
+	if cfg.FetchSize <= 0 {
+		cfg.FetchSize = 1000
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 30 * time.Second
+	}
+	if cfg.ProgressInterval <= 0 {
+		cfg.ProgressInterval = 2 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	a := &App{cfg: cfg, log: log.With("app", "features"), logged: map[string]bool{}}
+	a.stopAt.Store(cfg.StopAt)
+	return a, nil
+}
+
+// StopAt sets Config.StopAt.
+func (a *App) StopAt(seq uint64) { a.stopAt.Store(seq) }
+
+// Stats returns the counters.
+func (a *App) Stats() Stats {
+	return Stats{Records: a.records.Load(), Bad: a.bad.Load(), Late: a.late.Load(), Features: a.features.Load(),
+		Samples: a.samples.Load(), Positive: a.positive.Load(), Committed: a.committed.Load(),
+		Commits: a.commits.Load(), Retries: a.retries.Load()}
+}
+
+// Run restores the pipeline from the checkpoint, then reads, processes and
+// commits until ctx is done (it commits what it has read and returns nil)
+// or, with StopAt, until StopAt is committed. An error means the pipeline
+// or the sink failed; what was not committed is read again at the next
+// start.
+func (a *App) Run(ctx context.Context) error {
+	info, err := a.cfg.JS.Stream(ctx, a.cfg.Stream)
+	if err != nil {
+		return fmt.Errorf("features app: stream %s: %w", a.cfg.Stream, err)
+	}
+	// The checkpoint belongs to one stream: one made again starts afresh.
+	a.key = a.cfg.Stream + "@" + info.CachedInfo().Created.UTC().Format(time.RFC3339Nano)
+	type cp struct {
+		seq  uint64
+		snap []byte
+	}
+	c, err := retry(ctx, a, "reading the checkpoint", func(ctx context.Context) (cp, error) {
+		seq, snap, err := a.cfg.Sink.Checkpoint(ctx, a.key)
+		return cp{seq, snap}, err
+	})
+	if err != nil {
+		return nil // ctx done before the sink answered: nothing read
+	}
+	from := c.seq
+	if c.snap != nil {
+		if err := a.cfg.Pipeline.Restore(ctx, c.snap); err != nil {
+			return err
+		}
+	}
+	a.committed.Store(from)
+	if stop := a.stopAt.Load(); stop > 0 && from >= stop && a.cfg.Pipeline.Watermark() == EndOfInput {
+		return nil
+	}
+	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{a.cfg.Subject}}
+	if from > 0 {
+		occ.DeliverPolicy, occ.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from+1
+	}
+	cons, err := a.cfg.JS.OrderedConsumer(ctx, a.cfg.Stream, occ)
+	if err != nil {
+		return fmt.Errorf("features app: consumer on stream %s: %w", a.cfg.Stream, err)
+	}
+	a.log.Info("running", "stream", a.key, "subject", a.cfg.Subject, "from_seq", from+1, "restored", c.snap != nil)
+	stopProgress := a.progress()
+	defer stopProgress()
+
+	pending := a.newFlush(from)
+	lastFlush := time.Now()
+	backoff := 50 * time.Millisecond
+	var runErr error
+	finished := false
+	for ctx.Err() == nil {
+		if stop := a.stopAt.Load(); stop > 0 && pending.To >= stop {
+			// The end of a bounded input: every window and timer fires.
+			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			nf, ns := len(pending.Features), len(pending.Samples)
+			runErr = a.cfg.Pipeline.Advance(pctx, EndOfInput, &pending.Delta)
+			cancel()
+			a.count(pending, nf, ns)
+			finished, pending.EndOfInput = runErr == nil, runErr == nil
+			break
+		}
+		wait := max(a.cfg.FlushInterval-time.Since(lastFlush), 50*time.Millisecond)
+		msgs, err := a.fetch(ctx, cons, wait)
+		if err != nil && ctx.Err() == nil {
+			a.log.Warn("fetch failed; retrying", "err", err, "backoff", backoff)
+			sleep(ctx, backoff)
+			backoff = min(2*backoff, 2*time.Second)
+		} else if err == nil {
+			backoff = 50 * time.Millisecond
+		}
+		if len(msgs) > 0 {
+			if runErr = a.process(ctx, msgs, pending); runErr != nil {
+				break
+			}
+		}
+		if time.Since(lastFlush) >= a.cfg.FlushInterval {
+			if pending.To > pending.From {
+				if err := a.flush(ctx, pending); err != nil {
+					break // ctx done while the sink was down: the last flush below retries
+				}
+				pending = a.newFlush(pending.To)
+			}
+			lastFlush = time.Now()
+		}
+	}
+	if runErr != nil {
+		// The pipeline failed part-way through a message: its state is not
+		// the pending flush's; commit nothing more. The next start restores
+		// the last snapshot and reads on after it.
+		return fmt.Errorf("features app: %w (the stream after sequence %d is read again at the next start)", runErr, pending.From)
+	}
+	if pending.To > pending.From || finished {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
+		err := a.flush(fctx, pending)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("features app: the last commit (stream sequences %d..%d) failed; they are read again at the next start: %w",
+				pending.From+1, pending.To, err)
+		}
+	}
+	return nil
+}
+
+func (a *App) newFlush(from uint64) *Flush {
+	return &Flush{Stream: a.key, From: from, To: from, Delta: newDelta()}
+}
+
+// fetch gets up to FetchSize messages, waiting at most wait.
+func (a *App) fetch(ctx context.Context, cons jetstream.Consumer, wait time.Duration) ([]jetstream.Msg, error) {
+	fctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	batch, err := cons.Fetch(a.cfg.FetchSize, jetstream.FetchContext(fctx))
+	if err != nil {
+		return nil, err
+	}
+	var msgs []jetstream.Msg
+	for m := range batch.Messages() {
+		msgs = append(msgs, m)
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) &&
+		!errors.Is(err, jetstream.ErrNoMessages) {
+		return msgs, err
+	}
+	return msgs, nil
+}
+
+// process runs the messages through the pipeline into f. A fetched batch is
+// finished even when ctx is done (Ctrl-C), so that the last commit has it.
+func (a *App) process(ctx context.Context, msgs []jetstream.Msg, f *Flush) error {
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	stop := a.stopAt.Load()
+	nf, ns := len(f.Features), len(f.Samples)
+	for _, m := range msgs {
+		md, err := m.Metadata()
+		if err != nil {
+			return fmt.Errorf("message metadata: %w", err)
+		}
+		seq := md.Sequence.Stream
+		if seq <= f.To || (stop > 0 && seq > stop) {
+			continue // never from an ordered consumer; a guard against counting twice
+		}
+		out, err := a.cfg.Pipeline.Process(pctx, seq, m.Data(), &f.Delta)
+		if err != nil {
+			return err
+		}
+		f.To = seq
+		a.records.Add(1)
+		switch {
+		case out.Bad != nil:
+			a.bad.Add(1)
+			a.once("bad:"+out.Bad.Reason, "bad record skipped (the first of its reason; the rest are counted in feature_bad_record and the progress line)",
+				"seq", seq, "reason", out.Bad.Reason, "detail", out.Bad.Detail)
+		case out.Late != nil:
+			a.late.Add(1)
+			a.once("late", "late event sent to the side output (the first; the rest are counted in feature_late_event and the progress line)",
+				"seq", seq, "type", out.Late.Type, "trace_id", out.Late.TraceID, "event_time", time.UnixMilli(out.Late.EventTime).UTC(),
+				"watermark", time.UnixMilli(a.cfg.Pipeline.Watermark()).UTC())
+		}
+	}
+	a.count(f, nf, ns)
+	return nil
+}
+
+func (a *App) count(f *Flush, nf, ns int) {
+	a.features.Add(int64(len(f.Features) - nf))
+	a.samples.Add(int64(len(f.Samples) - ns))
+	for _, s := range f.Samples[ns:] {
+		a.positive.Add(int64(s.Label))
+	}
+}
+
+func (a *App) once(key, msg string, args ...any) {
+	if !a.logged[key] {
+		a.logged[key] = true
+		a.log.Warn(msg, args...)
+	}
+}
+
+// flush snapshots the pipeline into f and commits f, retrying with back-off
+// while the sink fails, until it is committed or ctx is done.
+func (a *App) flush(ctx context.Context, f *Flush) error {
+	if f.Snapshot == nil {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		snap, err := a.cfg.Pipeline.Snapshot(sctx)
+		cancel()
+		if err != nil {
+			return err
+		}
+		f.Snapshot = snap
+	}
+	applied, err := retry(ctx, a, "committing", func(ctx context.Context) (bool, error) {
+		return a.cfg.Sink.Commit(ctx, f)
+	})
+	if err != nil {
+		return err
+	}
+	if !applied {
+		a.log.Info("a commit found done by its earlier attempt; not applied twice", "to_seq", f.To)
+	}
+	a.commits.Add(1)
+	a.committed.Store(f.To)
+	return nil
+}
+
+// retry calls op until it succeeds or ctx is done, backing off from 100 ms
+// to 5 s; ErrCheckpointMoved is not retried.
+func retry[T any](ctx context.Context, a *App, what string, op func(context.Context) (T, error)) (T, error) {
+	backoff := 100 * time.Millisecond
+	for {
+		octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		v, err := op(octx)
+		cancel()
+		if err == nil {
+			if a.sinkDown.Swap(false) {
+				a.log.Info("the sink is back", "op", what)
+			}
+			return v, nil
+		}
+		if errors.Is(err, ErrCheckpointMoved) {
+			return v, err
+		}
+		a.retries.Add(1)
+		if !a.sinkDown.Swap(true) {
+			a.log.Warn("the sink failed; retrying with back-off", "op", what, "err", err)
+		}
+		if !sleep(ctx, backoff) {
+			return v, fmt.Errorf("features app: %s: %w (last error: %w)", what, context.Cause(ctx), err)
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// progress prints a line every ProgressInterval; the returned func stops it
+// and prints the last one.
+func (a *App) progress() func() {
+	w := a.cfg.Progress
+	if w == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	start := time.Now()
+	line := func(prev int64, since time.Time) int64 {
+		st := a.Stats()
+		state := "sink ok"
+		if a.sinkDown.Load() {
+			state = "SINK DOWN, retrying"
+		}
+		fmt.Fprintf(w, "features: %d records, %.0f rows/s, %d bad, %d late, %d feature windows, %d samples (%d positive), committed up to seq %d, %s\n",
+			st.Records, float64(st.Records-prev)/time.Since(since).Seconds(), st.Bad, st.Late, st.Features, st.Samples, st.Positive, st.Committed, state)
+		return st.Records
+	}
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(a.cfg.ProgressInterval)
+		defer t.Stop()
+		prev, since := int64(0), time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				prev, since = line(prev, since), time.Now()
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+		line(0, start)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,203 @@
+// Command features is pyudf's real-time features and samples example: user
+// behaviour events (exposures and clicks) flow through NATS JetStream; a
+// Pandas UDAF computes each user's visit sequence over a 5-minute window
+// sliding every 30 seconds, a PyFlink KeyedProcessFunction labels each
+// exposure with a 10-minute event-time timer, and each sample is joined with
+// the feature as of its exposure. Tables in SQLite (default) or PostgreSQL.
+// See README.md.
+//
+//	cd examples/features && go run .                       # embedded nats-server, SQLite file features.db
+//	go run . -db postgres://user@127.0.0.1:5432/features   # PostgreSQL
+//	go run . -nats nats://host:4222 -records 0 -follow     # consume an existing stream
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pyudf/pyudf/connect/nats/embedded"
+	"github.com/pyudf/pyudf/connect/nats/runner"
+	"github.com/pyudf/pyudf/engine"
+	"github.com/pyudf/pyudf/examples/features/app"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "features:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	dbURL := flag.String("db", "features.db", "the sink: a SQLite file, or postgres://... for PostgreSQL")
+	natsURL := flag.String("nats", "", "NATS server URL; empty: an embedded nats-server (fresh store, loopback)")
+	records := flag.Int("records", 100000, "events to generate into the stream (0: none)")
+	badEvery := flag.Int("bad-every", 5000, "every N-th generated event is bad (an unknown type, a missing field, not JSON); 0: none")
+	lateEvery := flag.Int("late-every", 1000, "every N-th generated event is 1-3 minutes late; 0: none")
+	seed := flag.Uint64("seed", 1, "the generator's seed")
+	follow := flag.Bool("follow", false, "keep consuming after the generated events are committed, until Ctrl-C")
+	modeName := flag.String("mode", "thread", "thread (Python in this process) or process (Python worker processes)")
+	fetch := flag.Int("fetch", 1000, "records per fetch")
+	bound := flag.Duration("out-of-orderness", app.DefaultBound, "the watermark's bound: the largest event time seen minus this")
+	preload := flag.Bool("preload", false, "generate every event before the app starts (measures the app alone: JetStream -> Python -> SQL)")
+	flag.Parse()
+	mode := engine.Thread
+	switch *modeName {
+	case "thread":
+	case "process":
+		mode = engine.Process
+	default:
+		return fmt.Errorf("-mode %q: want thread or process", *modeName)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() { <-ctx.Done(); stop() }() // a second Ctrl-C kills at once (the tables are consistent anyway)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	url := *natsURL
+	if url == "" {
+		srv, err := embedded.Start(embedded.Options{})
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		url = srv.URL()
+		log.Info("embedded nats-server", "url", url)
+	}
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
+	if err != nil {
+		return err
+	}
+	defer nc.Drain()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	if err := runner.EnsureStream(ctx, js, app.DefaultStream, app.DefaultSubject); err != nil {
+		return err
+	}
+	sink, err := app.OpenSink(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer sink.Close()
+	if *natsURL == "" {
+		if err := sink.Reset(ctx); err != nil {
+			return err
+		}
+		log.Info("embedded broker with a fresh store: the tables start empty", "db", *dbURL)
+	}
+
+	eng, err := engine.New(ctx, engine.Config{Mode: mode, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	op, udaf, err := app.Load(ctx, eng)
+	if err != nil {
+		return err
+	}
+	p, err := app.NewPipeline(op, udaf, *bound, app.DefaultWatermarkEvery)
+	if err != nil {
+		return err
+	}
+	a, err := app.New(app.Config{JS: js, Pipeline: p, Sink: sink, FetchSize: *fetch, Logger: log, Progress: os.Stderr})
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	genDone := make(chan error, 1)
+	generate := func() {
+		g := app.NewGenerator(*seed)
+		g.BadEvery, g.LateEvery = *badEvery, *lateEvery
+		_, err := app.Publish(ctx, js, app.DefaultSubject, g, *records)
+		if err == nil && !*follow {
+			var st jetstream.Stream
+			if st, err = js.Stream(ctx, app.DefaultStream); err == nil {
+				var info *jetstream.StreamInfo
+				if info, err = st.Info(ctx); err == nil {
+					a.StopAt(max(info.State.LastSeq, 1))
+				}
+			}
+		}
+		genDone <- err
+	}
+	path := "generate -> JetStream -> "
+	if *preload {
+		generate()
+		start, path = time.Now(), "JetStream -> "
+	} else {
+		go generate()
+	}
+	runErr := a.Run(ctx)
+	elapsed := time.Since(start)
+	if err := <-genDone; err != nil && !errors.Is(err, context.Canceled) {
+		log.Warn("generator", "err", err)
+	}
+	st := a.Stats()
+	sinkName := "SQLite " + *dbURL
+	if strings.HasPrefix(*dbURL, "postgres") {
+		sinkName = "PostgreSQL"
+	}
+	fmt.Fprintf(os.Stderr, "features: %d records (%d bad, %d late) in %.2fs: %.0f records/s end to end (%sSampleLabeller + visited_items [%s] -> %s), %d commits, %d failed\n",
+		st.Records, st.Bad, st.Late, elapsed.Seconds(), float64(st.Records)/elapsed.Seconds(), path, *modeName, sinkName, st.Commits, st.Retries)
+	if err := summary(context.WithoutCancel(ctx), sink); err != nil {
+		return err
+	}
+	return runErr
+}
+
+// summary prints the tables' totals and a few rows.
+func summary(ctx context.Context, sink *app.SQLSink) error {
+	db := sink.DB()
+	var users, windows, samples, positive int64
+	if err := db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM user_feature), (SELECT COUNT(*) FROM user_feature_history),
+		(SELECT COUNT(*) FROM feature_sample), (SELECT COALESCE(SUM(label), 0) FROM feature_sample)`).Scan(&users, &windows, &samples, &positive); err != nil {
+		return err
+	}
+	fmt.Printf("user_feature: %d users; user_feature_history: %d windows; feature_sample: %d samples, %d positive, %d negative\n",
+		users, windows, samples, positive, samples-positive)
+	rows, err := db.QueryContext(ctx, `SELECT trace_id, user_id, item_id, exposure_time, label, visited_items FROM feature_sample
+		WHERE visited_items <> '' ORDER BY trace_id LIMIT 3`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var tr, u, it, items string
+		var at, label int64
+		if err := rows.Scan(&tr, &u, &it, &at, &label, &items); err != nil {
+			return err
+		}
+		fmt.Printf("sample %s: user %s shown %s at %s, label %d, visited as of then: %s\n", tr, u, it,
+			time.UnixMilli(at).UTC().Format("15:04:05.000"), label, clip(items, 60))
+	}
+	for _, t := range []string{"feature_bad_record", "feature_late_event"} {
+		m, err := sink.Counts(ctx, t)
+		if err != nil {
+			return err
+		}
+		for k, n := range m {
+			fmt.Printf("%s, %s: %d\n", t, k, n)
+		}
+	}
+	return rows.Err()
+}
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n-3] + "..."
+	}
+	return s
+}

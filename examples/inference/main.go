@@ -1,0 +1,199 @@
+// Command inference is pyudf's near-line inference example: feature
+// records (JSON) flow through NATS JetStream, a scikit-learn model loaded in
+// a PyFlink UDF's open() predicts each one (row by row, or per batch as a
+// Pandas UDF), and the predictions, each naming its model version, go to an
+// output stream. A new model file published on the control subject is
+// served from the next batch on, without a restart. See README.md.
+//
+//	cd examples/inference && go run .                  # embedded nats-server, Pandas UDF, a model switch half-way
+//	go run . -prepare                                  # install scikit-learn, train the models, exit (image build)
+//	go run . -udf row -mode process                    # the row UDF, in Python worker processes
+//	go run . -nats nats://host:4222 -records 0 -follow # serve an existing stream
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pyudf/pyudf/connect/nats/embedded"
+	"github.com/pyudf/pyudf/connect/nats/runner"
+	"github.com/pyudf/pyudf/engine"
+	"github.com/pyudf/pyudf/examples/inference/app"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "inference:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	natsURL := flag.String("nats", "", "NATS server URL; empty: an embedded nats-server (fresh store, loopback)")
+	records := flag.Int("records", 20000, "feature records to generate into the stream (0: none)")
+	badEvery := flag.Int("bad-every", 2000, "every N-th generated record is bad (a missing or non-numeric feature); 0: none")
+	follow := flag.Bool("follow", false, "keep serving after the generated records are predicted, until Ctrl-C")
+	modeName := flag.String("mode", "thread", "thread (Python in this process) or process (Python worker processes)")
+	udfName := flag.String("udf", "pandas", "pandas (predict_batch, one call per fetch) or row (predict, one call per record)")
+	fetch := flag.Int("fetch", 1000, "records per fetch and per Pandas batch")
+	cacheDir := flag.String("cache-dir", app.DefaultCacheDir(), "the engine's cache: scikit-learn is installed here once, models are trained into its inference/models")
+	model := flag.String("model", "", "the model file to serve at start (default: -cache-dir's inference/models/iris-v1.joblib, trained if missing)")
+	swapAfter := flag.Int("swap-after", -1, "publish model v2 on the control subject after this many generated records (-1: half of -records; 0: never)")
+	prepare := flag.Bool("prepare", false, "only install the Python packages and train models v1 and v2 into -cache-dir, then exit")
+	preload := flag.Bool("preload", false, "generate every record before the app starts (measures the app alone: JetStream -> UDF -> JetStream)")
+	flag.Parse()
+	mode := engine.Thread
+	switch *modeName {
+	case "thread":
+	case "process":
+		mode = engine.Process
+	default:
+		return fmt.Errorf("-mode %q: want thread or process", *modeName)
+	}
+	if *udfName != "pandas" && *udfName != "row" {
+		return fmt.Errorf("-udf %q: want pandas or row", *udfName)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() { <-ctx.Done(); stop() }() // a second Ctrl-C kills at once (unacked input is redelivered)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	engCfg := engine.Config{Mode: mode, CacheDir: *cacheDir, Logger: log}
+
+	models := filepath.Join(*cacheDir, "inference", "models")
+	v1, v2 := filepath.Join(models, "iris-v1.joblib"), filepath.Join(models, "iris-v2.joblib")
+	if *prepare {
+		start := time.Now()
+		for _, m := range []struct{ path, version, kind string }{{v1, "v1", "logistic"}, {v2, "v2", "forest"}} {
+			s, err := app.Train(ctx, engine.Config{CacheDir: *cacheDir, Logger: log}, m.path, m.version, m.kind)
+			if err != nil {
+				return err
+			}
+			fmt.Println("trained", s)
+		}
+		fmt.Printf("prepared %s in %.1fs: the Python packages are installed and the models trained; starting needs no network now\n",
+			*cacheDir, time.Since(start).Seconds())
+		return nil
+	}
+	if *model == "" {
+		*model = v1
+		if err := trainIfMissing(ctx, *cacheDir, log, v1, "v1", "logistic"); err != nil {
+			return err
+		}
+	}
+	if *swapAfter < 0 {
+		*swapAfter = *records / 2
+	}
+	if *swapAfter > 0 && *records > 0 {
+		if err := trainIfMissing(ctx, *cacheDir, log, v2, "v2", "forest"); err != nil {
+			return err
+		}
+	}
+
+	url := *natsURL
+	if url == "" {
+		srv, err := embedded.Start(embedded.Options{})
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		url = srv.URL()
+		log.Info("embedded nats-server", "url", url)
+	}
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
+	if err != nil {
+		return err
+	}
+	defer nc.Drain()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	if err := runner.EnsureStream(ctx, js, app.DefaultStream, app.DefaultSubject); err != nil {
+		return err
+	}
+	cfg := app.Config{Conn: nc, Engine: engCfg, Model: *model, Batch: *udfName == "pandas", FetchSize: *fetch,
+		Logger: log, Progress: os.Stderr}
+	if err := app.EnsureStreams(ctx, js, cfg); err != nil {
+		return err
+	}
+	a, err := app.New(cfg)
+	if err != nil {
+		return err
+	}
+
+	start := time.Now()
+	genDone := make(chan error, 1)
+	generate := func() {
+		g := app.NewGenerator(uint64(start.UnixNano()))
+		g.BadEvery = *badEvery
+		first := *records
+		if *swapAfter > 0 && *swapAfter < *records {
+			first = *swapAfter
+		}
+		_, _, err := app.Publish(ctx, js, app.DefaultSubject, g, first)
+		if err == nil && first < *records {
+			if err = app.PublishModel(ctx, js, app.DefaultControl, v2); err == nil {
+				log.Info("published model v2 on the control subject", "subject", app.DefaultControl, "file", v2, "after_records", first)
+				_, _, err = app.Publish(ctx, js, app.DefaultSubject, g, *records-first)
+			}
+		}
+		if err == nil && !*follow {
+			var st jetstream.Stream
+			if st, err = js.Stream(ctx, app.DefaultStream); err == nil {
+				var info *jetstream.StreamInfo
+				if info, err = st.Info(ctx); err == nil {
+					a.StopAt(max(info.State.LastSeq, 1))
+				}
+			}
+		}
+		genDone <- err
+	}
+	path := "generate -> JetStream -> "
+	if *preload {
+		generate()
+		start, path = time.Now(), "JetStream -> "
+	} else {
+		go generate()
+	}
+	runErr := a.Run(ctx)
+	if s := a.Serving(); !s.IsZero() {
+		log.Info("start-up (engine, scikit-learn import, model load)", "took", s.Sub(start).Round(time.Millisecond))
+		if s.After(start) {
+			start = s // the rate below is the serving rate
+		}
+	}
+	elapsed := time.Since(start)
+	if err := <-genDone; err != nil && !errors.Is(err, context.Canceled) {
+		log.Warn("generator", "err", err)
+	}
+	st := a.Stats()
+	n := st.Predicted + st.Bad
+	fmt.Fprintf(os.Stderr, "inference: %d records (%d predicted, %d bad) in %.2fs: %.0f records/s end to end (%s%s [%s] -> JetStream), models served %v, %d refused\n",
+		n, st.Predicted, st.Bad, elapsed.Seconds(), float64(n)/elapsed.Seconds(), path, map[bool]string{true: app.BatchUDF, false: app.RowUDF}[cfg.Batch],
+		*modeName, st.ModelHistory, st.Refused)
+	for r, k := range st.BadByReason {
+		fmt.Fprintf(os.Stderr, "bad records, %s: %d\n", r, k)
+	}
+	return runErr
+}
+
+// trainIfMissing trains the default model at path on the first start.
+func trainIfMissing(ctx context.Context, cacheDir string, log *slog.Logger, path, version, kind string) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	log.Info("training the default model (once; -prepare does it ahead)", "file", path, "version", version)
+	_, err := app.Train(ctx, engine.Config{CacheDir: cacheDir, Logger: log}, path, version, kind)
+	return err
+}
