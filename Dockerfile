@@ -6,8 +6,8 @@
 # Targets:
 #   runtime (the last stage, so the default)  the binaries, as a non-root user;
 #            runs the CDN application
-#   worker   the same base for the Apache Beam pipeline's SDK workers
-#            (connect/beam: --environment_config=<this image>)
+#   worker   a Beam Go SDK harness image on the same base (libpython, the
+#            virtualenv, the user) for connect/beam's pipelines' workers
 
 ARG GO_IMAGE=docker.io/library/golang:1.26-bookworm
 ARG BASE_IMAGE=docker.io/library/debian:bookworm-slim
@@ -36,7 +36,7 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
  && cp -r examples/quickstart /out/share/examples/ \
  && cp requirements.txt /out/share/
 
-# ---- base: slim Debian, libpython, a virtualenv with requirements.txt ----
+# ---- base: slim Debian, libpython, a virtualenv with requirements.txt, the user ----
 FROM ${BASE_IMAGE} AS base
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates libpython3.11 python3 python3-venv \
@@ -47,17 +47,12 @@ COPY --from=build /out/share/requirements.txt /opt/pyudf/requirements.txt
 RUN python3 -m venv /opt/pyudf/venv \
  && /opt/pyudf/venv/bin/pip install --no-cache-dir --disable-pip-version-check -q -r /opt/pyudf/requirements.txt
 ENV PYUDF_PYTHON=/opt/pyudf/venv/bin/python
-COPY --from=build /out/bin/ /usr/local/bin/
-COPY --from=build /out/share/examples/ /opt/pyudf/examples/
 RUN useradd --system --create-home --uid 10001 pyudf
 USER pyudf
 WORKDIR /home/pyudf
 # The engine's cache (PYUDF_CACHE_DIR: requirements, archives, the process
-# workers' runtime), owned by the user. The inference application installs
-# scikit-learn into it through the engine's requirements mechanism and trains
-# its models now, so that the container starts without network.
+# workers' runtime), owned by the user.
 ENV PYUDF_CACHE_DIR=/home/pyudf/.cache/pyudf
-RUN inference -prepare
 
 # ---- beam-build: the Beam Go SDK's boot (the SDK version connect/beam's go.mod
 # pins) and a pipeline of connect/beam built against this image's libpython ----
@@ -83,4 +78,10 @@ ENTRYPOINT ["/opt/apache/beam/boot"]
 # ~/cdn.db (examples/cdn/README.md). Others: `quickstart -udf
 # /opt/pyudf/examples/quickstart/enrich.py`, `features`, `inference`, `pyudf`.
 FROM base AS runtime
+COPY --from=build /out/bin/ /usr/local/bin/
+COPY --from=build /out/share/examples/ /opt/pyudf/examples/
+# The inference application installs scikit-learn into the cache through the
+# engine's requirements mechanism and trains its models now, so that the
+# container starts without network.
+RUN inference -prepare
 CMD ["cdn"]
