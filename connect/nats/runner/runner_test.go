@@ -53,6 +53,11 @@ def closing(s):
 @udf(input_types=['STRING'], result_type='STRING')
 def maybe_none(s):
     return None if s == 'none' else s
+
+@udf(input_types=['STRING'], result_type='STRING')
+def block(s):
+    while True:  # until the call is interrupted
+        time.sleep(0.01)
 `
 
 var (
@@ -631,5 +636,120 @@ func TestFunctionClosed(t *testing.T) {
 	}
 	if s := r.Stats(); s.Published != 1 || s.DeadLettered != 0 {
 		t.Fatalf("stats %+v", s)
+	}
+}
+
+// warnings is a slog handler that keeps the records at Warn and above.
+type warnings struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (w *warnings) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (w *warnings) Handle(_ context.Context, r slog.Record) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.msgs = append(w.msgs, r.Message)
+	return nil
+}
+func (w *warnings) WithAttrs([]slog.Attr) slog.Handler { return w }
+func (w *warnings) WithGroup(string) slog.Handler      { return w }
+
+func (w *warnings) all() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.msgs)
+}
+
+// A runner stopped (its Run's ctx cancelled) while its UDF calls are in
+// flight gives their messages back at once and logs nothing per message:
+// another runner on the same durable gets them all promptly, well before the
+// delayed redelivery of a failed call (1s) or the AckWait, and produces one
+// result for each.
+func TestStopGivesInFlightBack(t *testing.T) {
+	b := startBroker(t)
+	const n = 20
+	in := make([]string, n)
+	for i := range in {
+		in[i] = fmt.Sprintf("m%02d", i)
+	}
+	b.publish(t, "in.text", in...) // before the runner starts: one wave of n
+	w := &warnings{}
+	r1, err := runner.New(runner.Config{Conn: b.nc, Subject: "in.text", Durable: "stop", Output: "out",
+		Function: function(t, "block"), Name: "r1", FetchSize: n, AckWait: 30 * time.Second, Logger: slog.New(w)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r1.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- r1.Run(ctx) }()
+	// Every message is delivered to r1 (AckWait 30s) and its first wave is
+	// in the UDF (the wave holds the messages that had arrived: 1 to n).
+	deadline := time.Now().Add(10 * time.Second)
+	for r1.Stats().Fetched == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("r1 stats %+v: nothing fetched", r1.Stats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cons, err := b.js.Consumer(ctx, "IN", "stop")
+	for err == nil {
+		var info *jetstream.ConsumerInfo
+		if info, err = cons.Info(ctx); err == nil && info.NumAckPending == n && info.NumPending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consumer %+v, r1 stats %+v: want all %d delivered to r1", info, r1.Stats(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	// r2 waits on the same durable.
+	r2 := start(t, runner.Config{Conn: b.nc, Subject: "in.text", Durable: "stop", Output: "out",
+		Function: function(t, "upper"), Name: "r2", FetchWait: 5 * time.Second})
+	time.Sleep(300 * time.Millisecond) // r1 is inside the first call, r2's fetch is waiting
+	if s := r2.Stats(); s.Fetched != 0 {
+		t.Fatalf("r2 fetched %d messages while r1 held them all", s.Fetched)
+	}
+	stopped := time.Now()
+	cancel()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("r1 Run: %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("r1 Run still running 5s after its ctx was cancelled")
+	}
+	returned := time.Since(stopped)
+	for r2.Stats().Published < n {
+		if time.Since(stopped) > 10*time.Second {
+			t.Fatalf("r2 stats %+v 10s after r1 was stopped: want all %d published", r2.Stats(), n)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	took := time.Since(stopped)
+	t.Logf("r1 returned %v and r2 had published all %d results %v after r1 was stopped", returned, n, took)
+	if took > 600*time.Millisecond {
+		t.Errorf("r2 had published every result %v after r1 was stopped; want well under the 1s delay of a failed call's redelivery", took)
+	}
+	got := b.collectDistinct(t, "out", n, 10*time.Second)
+	for _, p := range in {
+		if c := got[strings.ToUpper(p)]; c != 1 {
+			t.Errorf("%d results for %q, want 1", c, p)
+		}
+	}
+	waitAcked(t, b, "stop", n)
+	if s := r1.Stats(); s.Published != 0 || s.DeadLettered != 0 || s.Retried != n {
+		t.Errorf("r1 stats %+v: want all %d given back, none published", s, n)
+	}
+	if s := r2.Stats(); s.Published != n || s.DeadLettered != 0 {
+		t.Errorf("r2 stats %+v: want %d published", s, n)
+	}
+	if msgs := w.all(); len(msgs) != 0 {
+		t.Errorf("r1 logged %d warnings while stopping, want none: %q", len(msgs), msgs)
 	}
 }
