@@ -13,6 +13,8 @@ GO_MINOR=$(go env GOVERSION | sed -E 's/^go([0-9]+\.[0-9]+).*/\1/')
 GO_IMAGE=docker.io/library/golang:${GO_MINOR}-bookworm
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
+# debootstrap is in /usr/sbin, which a non-login PATH (CI's) may lack.
+PATH=$PATH:/usr/sbin:/sbin
 fail() { echo "stand-in-bases: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || fail "needs root (debootstrap and buildah's chroot isolation); run as root"
 command -v buildah >/dev/null || fail "buildah is missing: apt-get install -y buildah"
