@@ -35,23 +35,25 @@ import (
 // barging alone, callers with a 100 ms deadline behind 200 µs calls waited up
 // to 62 ms and timed out one time in ten).
 //
-// The uncontended call takes no lock: one free frame lives in fast, which a
-// call takes with one atomic swap and gives back with one compare-and-swap
-// while nobody waits (two sync.Mutex lock/unlock pairs a call cost about
-// 80–110 ns here, about a third of a whole row call). A caller that finds
-// fast empty counts itself in waiting before it looks at fast again and
-// queues; a leaving call that puts its frame in fast looks at waiting after
-// it, so that one of the two always sees the other (Go's atomics are
-// sequentially consistent): a queued call is never left behind a free frame.
+// The uncontended call takes no lock: one of the frames, fastFrame, is
+// taken by a compare-and-swap of its flag (fastFree) and given back by a
+// store while no call waits, instead of two sync.Mutex lock/unlock pairs.
+// (A flag, not an atomic.Pointer: pointer atomics are function calls with a
+// write-barrier check, integer ones single instructions.) A caller that
+// finds fastFrame taken counts itself in waiting before it looks at the flag
+// again and queues; a leaving call that frees fastFrame looks at waiting
+// after that, so one of the two always sees the other (Go's atomics are
+// sequentially consistent): a queued call is never left beside a free frame.
 type gate struct {
-	width    int
-	fast     atomic.Pointer[frame] // a free frame, taken without mu
-	waiting  atomic.Int32          // calls in queue or about to queue
-	starving atomic.Bool           // hand frames to the queue in order; nobody barges (written under mu)
-	mu       sync.Mutex
-	free     []*frame  // the other free frames
-	queue    []*waiter // calls waiting for a frame, oldest first
-	spares   []*waiter // waiters to reuse, so queuing allocates nothing in steady state
+	width     int
+	fastFree  atomic.Uint32 // 1: fastFrame is free, taken without mu
+	fastFrame *frame
+	waiting   atomic.Int32 // calls in queue or about to queue
+	starving  atomic.Bool  // hand frames to the queue in order; nobody barges (written under mu)
+	mu        sync.Mutex
+	free      []*frame  // the other free frames
+	queue     []*waiter // calls waiting for a frame, oldest first
+	spares    []*waiter // waiters to reuse, so queuing allocates nothing in steady state
 }
 
 // starveAfter is how long a queued call waits before the gate turns fair.
@@ -67,17 +69,18 @@ type waiter struct {
 
 func newGate(width int) *gate {
 	g := &gate{width: max(width, 1)}
-	g.fast.Store(newFrame())
+	g.fastFrame = newFrame()
+	g.fastFree.Store(1)
 	for range g.width - 1 {
 		g.free = append(g.free, newFrame())
 	}
 	return g
 }
 
-// take returns a free frame (fast's first), or nil; g.mu is held.
+// take returns a free frame (fastFrame first), or nil; g.mu is held.
 func (g *gate) take() *frame {
-	if fr := g.fast.Swap(nil); fr != nil {
-		return fr
+	if g.fastFree.CompareAndSwap(1, 0) {
+		return g.fastFrame
 	}
 	if len(g.free) == 0 {
 		return nil
@@ -88,11 +91,11 @@ func (g *gate) take() *frame {
 }
 
 // hasFree reports whether a frame is free; g.mu is held.
-func (g *gate) hasFree() bool { return g.fast.Load() != nil || len(g.free) > 0 }
+func (g *gate) hasFree() bool { return g.fastFree.Load() == 1 || len(g.free) > 0 }
 
 // freeFrames is how many frames are free (for tests); g.mu is held.
 func (g *gate) freeFrames() int {
-	if g.fast.Load() != nil {
+	if g.fastFree.Load() == 1 {
 		return len(g.free) + 1
 	}
 	return len(g.free)
@@ -102,8 +105,8 @@ func (g *gate) freeFrames() int {
 // (naming function) if ctx ends first; a call that fails here never runs.
 func (g *gate) enter(ctx context.Context, function string) (*frame, error) {
 	if !g.starving.Load() {
-		if fr := g.fast.Swap(nil); fr != nil {
-			return fr, nil
+		if g.fastFree.CompareAndSwap(1, 0) {
+			return g.fastFrame, nil
 		}
 	}
 	g.mu.Lock()
@@ -217,14 +220,15 @@ func queuedTooLong(ctx context.Context, function string) error {
 // free list, waking the oldest queued call to try for it.
 func (g *gate) leave(fr *frame) {
 	fr.Trim() // the call is over: an outsized call's buffers shrink now
-	if g.waiting.Load() == 0 && g.fast.CompareAndSwap(nil, fr) {
+	if fr == g.fastFrame && g.waiting.Load() == 0 {
+		g.fastFree.Store(1)
 		if g.waiting.Load() == 0 {
 			return
 		}
 		// A call queued meanwhile, perhaps without seeing fr: serve the
 		// queue with it unless another call took it.
 		g.mu.Lock()
-		if fr = g.fast.Swap(nil); fr == nil {
+		if !g.fastFree.CompareAndSwap(1, 0) {
 			g.mu.Unlock()
 			return
 		}
@@ -251,9 +255,11 @@ func (g *gate) leave(fr *frame) {
 	g.mu.Unlock()
 }
 
-// putLocked makes fr free, in fast if it is empty; g.mu is held.
+// putLocked makes fr free; g.mu is held.
 func (g *gate) putLocked(fr *frame) {
-	if !g.fast.CompareAndSwap(nil, fr) {
+	if fr == g.fastFrame {
+		g.fastFree.Store(1)
+	} else {
 		g.free = append(g.free, fr)
 	}
 }
