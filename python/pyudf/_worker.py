@@ -129,9 +129,10 @@ class Worker:
         """Poll the input for up to ``spin_ns`` without blocking, so that a
         request that comes soon is read without this process sleeping (and
         its vCPU waking up); then the read blocks as usual. It yields the
-        CPU between polls, so that it takes no core another thread needs. Only ever a
-        delay: data already in the input buffer is read afterwards anyway
-        (the engine sends a request only after the previous reply)."""
+        CPU between polls, so that it takes no core another thread needs.
+        Only ever a delay: data already in the input buffer is read
+        afterwards anyway (the engine sends a request only after the
+        previous reply)."""
         if self._poll is None:
             self._poll = select.poll()
             self._poll.register(self._in.fileno(), select.POLLIN)
