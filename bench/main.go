@@ -268,6 +268,7 @@ func main() {
 		"as -json prints them): the integrations' benchmarks, which live in modules of their own")
 	update := flag.Bool("update", false, "measure nothing: add the -merge results to the report in -report "+
 		"(replacing those of the same case, mode and goroutines) and write it again")
+	processSpin := flag.Duration("process-spin", 0, "Config.ProcessSpin of the process-mode engine (0: none, the default)")
 	flag.Parse()
 	if *update {
 		if err := updateReport(*reportDir, *merge); err != nil {
@@ -378,7 +379,7 @@ func main() {
 	results = append(results, batchCases(ctx, eng, rounds, d, !*quick)...)
 	results = append(results, aggregateCases(ctx, eng, rounds, d, !*quick)...)
 	results = append(results, datastreamCases(ctx, eng, rounds, d, !*quick)...)
-	peng, err := engine.New(ctx, engine.Config{Mode: engine.Process})
+	peng, err := engine.New(ctx, engine.Config{Mode: engine.Process, ProcessSpin: *processSpin})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -2,9 +2,12 @@ package engine
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -80,6 +83,30 @@ func BenchmarkCallAddOwnThread(b *testing.B) { benchCallAdd(b, "add_own") }
 // request written to the pipe, decoded and run by the worker, its reply read.
 func BenchmarkProcessCallAdd(b *testing.B) {
 	benchCallAddIn(b, benchFunctionIn(b, Config{Mode: Process, Workers: 1}, "add"))
+}
+
+// BenchmarkProcessSpin: the same call with Config.ProcessSpin 0 and 100 µs,
+// with its latency's p50 and p99 (docs/performance.md, "Process mode's
+// spin"). The two run back to back; compare them within one run.
+func BenchmarkProcessSpin(b *testing.B) {
+	for _, spin := range []time.Duration{0, 100 * time.Microsecond} {
+		b.Run(fmt.Sprint("spin=", spin), func(b *testing.B) {
+			f := benchFunctionIn(b, Config{Mode: Process, Workers: 1, ProcessSpin: spin}, "add")
+			ctx := context.Background()
+			lat := make([]time.Duration, 0, 1<<16)
+			for i := 0; b.Loop(); i++ {
+				start := time.Now()
+				v, err := f.CallValues(ctx, bridge.Int64(int64(i)), bridge.Int64(1))
+				lat = append(lat, time.Since(start))
+				if err != nil || v.AsInt64() != int64(i)+1 {
+					b.Fatal(v, err)
+				}
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
+		})
+	}
 }
 
 func benchCallAdd(b *testing.B, name string) { benchCallAddIn(b, benchFunction(b, name)) }

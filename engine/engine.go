@@ -179,6 +179,18 @@ type Config struct {
 	// waited BundleTime (defaults 1000 rows and 1s, as PyFlink's).
 	BundleSize int
 	BundleTime time.Duration
+	// ProcessSpin is how long each side of a worker's pipe polls for the
+	// other's next message before it blocks: the Go caller waiting for a
+	// reply, and the worker waiting for the next request after it replied.
+	// On a virtual machine whose idle vCPUs halt, a blocked side's wake-up
+	// costs tens of µs per message; spinning through a short gap avoids it
+	// (a synchronous row call: docs/performance.md, "Process mode's spin").
+	// It costs CPU: up to ProcessSpin of busy polling per call on each
+	// side, and a spinning side takes a core a worker may need when callers
+	// outnumber cores. 0 (the default) never spins; 50µs–200µs covers
+	// back-to-back synchronous calls. An idle worker blocks once the spin
+	// is over; cancellation and deadlines work as without it.
+	ProcessSpin time.Duration
 }
 
 // Errors that callers can test for with errors.Is.

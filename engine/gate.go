@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,13 +34,26 @@ import (
 // a caller that loops cannot keep a queued caller with a deadline out (with
 // barging alone, callers with a 100 ms deadline behind 200 µs calls waited up
 // to 62 ms and timed out one time in ten).
+//
+// The uncontended call takes no lock: one of the frames, fastFrame, is
+// taken by a compare-and-swap of its flag (fastFree) and given back by a
+// store while no call waits, instead of two sync.Mutex lock/unlock pairs.
+// (A flag, not an atomic.Pointer: pointer atomics are function calls with a
+// write-barrier check, integer ones single instructions.) A caller that
+// finds fastFrame taken counts itself in waiting before it looks at the flag
+// again and queues; a leaving call that frees fastFrame looks at waiting
+// after that, so one of the two always sees the other (Go's atomics are
+// sequentially consistent): a queued call is never left beside a free frame.
 type gate struct {
-	width    int
-	mu       sync.Mutex
-	free     []*frame  // frames no call holds
-	queue    []*waiter // calls waiting for a frame, oldest first
-	starving bool      // hand frames to the queue in order; nobody barges
-	spares   []*waiter // waiters to reuse, so queuing allocates nothing in steady state
+	width     int
+	fastFree  atomic.Uint32 // 1: fastFrame is free, taken without mu
+	fastFrame *frame
+	waiting   atomic.Int32 // calls in queue or about to queue
+	starving  atomic.Bool  // hand frames to the queue in order; nobody barges (written under mu)
+	mu        sync.Mutex
+	free      []*frame  // the other free frames
+	queue     []*waiter // calls waiting for a frame, oldest first
+	spares    []*waiter // waiters to reuse, so queuing allocates nothing in steady state
 }
 
 // starveAfter is how long a queued call waits before the gate turns fair.
@@ -55,29 +69,57 @@ type waiter struct {
 
 func newGate(width int) *gate {
 	g := &gate{width: max(width, 1)}
-	for range g.width {
+	g.fastFrame = newFrame()
+	g.fastFree.Store(1)
+	for range g.width - 1 {
 		g.free = append(g.free, newFrame())
 	}
 	return g
 }
 
-// take pops a free frame; g.mu is held.
+// take returns a free frame (fastFrame first), or nil; g.mu is held.
 func (g *gate) take() *frame {
+	if g.fastFree.CompareAndSwap(1, 0) {
+		return g.fastFrame
+	}
+	if len(g.free) == 0 {
+		return nil
+	}
 	fr := g.free[len(g.free)-1]
 	g.free = g.free[:len(g.free)-1]
 	return fr
 }
 
+// hasFree reports whether a frame is free; g.mu is held.
+func (g *gate) hasFree() bool { return g.fastFree.Load() == 1 || len(g.free) > 0 }
+
+// freeFrames is how many frames are free (for tests); g.mu is held.
+func (g *gate) freeFrames() int {
+	if g.fastFree.Load() == 1 {
+		return len(g.free) + 1
+	}
+	return len(g.free)
+}
+
 // enter waits for a free slot and returns its frame, or fails with ctx's error
 // (naming function) if ctx ends first; a call that fails here never runs.
 func (g *gate) enter(ctx context.Context, function string) (*frame, error) {
+	if !g.starving.Load() {
+		if g.fastFree.CompareAndSwap(1, 0) {
+			return g.fastFrame, nil
+		}
+	}
 	g.mu.Lock()
-	if len(g.free) > 0 && !g.starving {
-		fr := g.take()
-		g.mu.Unlock()
-		return fr, nil
+	g.waiting.Add(1) // before looking again: a leave after this look sees it
+	if !g.starving.Load() {
+		if fr := g.take(); fr != nil {
+			g.waiting.Add(-1)
+			g.mu.Unlock()
+			return fr, nil
+		}
 	}
 	if ctx.Err() != nil {
+		g.waiting.Add(-1)
 		g.mu.Unlock()
 		return nil, queuedTooLong(ctx, function)
 	}
@@ -102,16 +144,17 @@ func (g *gate) enter(ctx context.Context, function string) (*frame, error) {
 				g.mu.Unlock()
 				continue
 			}
-			if len(g.free) > 0 && !g.starving {
-				g.dequeue(w)
-				fr := g.take()
-				g.wakeNext()
-				g.mu.Unlock()
-				g.spare(w)
-				return fr, nil
+			if !g.starving.Load() {
+				if fr := g.take(); fr != nil {
+					g.dequeue(w)
+					g.wakeNext()
+					g.mu.Unlock()
+					g.spare(w)
+					return fr, nil
+				}
 			}
 			if time.Since(w.since) > starveAfter {
-				g.starving = true
+				g.starving.Store(true)
 			}
 			g.mu.Unlock()
 		case <-ctx.Done():
@@ -141,9 +184,10 @@ func (g *gate) dequeue(w *waiter) bool {
 	i := slices.Index(g.queue, w)
 	if i >= 0 {
 		g.queue = slices.Delete(g.queue, i, i+1)
+		g.waiting.Add(-1)
 	}
 	if len(g.queue) == 0 {
-		g.starving = false
+		g.starving.Store(false)
 	}
 	return i >= 0
 }
@@ -151,7 +195,7 @@ func (g *gate) dequeue(w *waiter) bool {
 // wakeNext wakes the oldest queued call if a frame is free for it to take;
 // g.mu is held (so a waiter never holds more than one nil).
 func (g *gate) wakeNext() {
-	if !g.starving && len(g.free) > 0 && len(g.queue) > 0 && len(g.queue[0].wake) == 0 {
+	if !g.starving.Load() && g.hasFree() && len(g.queue) > 0 && len(g.queue[0].wake) == 0 {
 		g.queue[0].wake <- nil
 	}
 }
@@ -176,25 +220,48 @@ func queuedTooLong(ctx context.Context, function string) error {
 // free list, waking the oldest queued call to try for it.
 func (g *gate) leave(fr *frame) {
 	fr.Trim() // the call is over: an outsized call's buffers shrink now
-	g.mu.Lock()
+	if fr == g.fastFrame && g.waiting.Load() == 0 {
+		g.fastFree.Store(1)
+		if g.waiting.Load() == 0 {
+			return
+		}
+		// A call queued meanwhile, perhaps without seeing fr: serve the
+		// queue with it unless another call took it.
+		g.mu.Lock()
+		if !g.fastFree.CompareAndSwap(1, 0) {
+			g.mu.Unlock()
+			return
+		}
+	} else {
+		g.mu.Lock()
+	}
 	if len(g.queue) == 0 {
-		g.free = append(g.free, fr)
+		g.putLocked(fr)
 		g.mu.Unlock()
 		return
 	}
 	w := g.queue[0]
-	if g.starving {
+	if g.starving.Load() {
 		g.dequeue(w)
 		if time.Since(w.since) < starveAfter {
-			g.starving = false // as sync.Mutex: the queue moves fast enough again
+			g.starving.Store(false) // as sync.Mutex: the queue moves fast enough again
 		}
 		g.mu.Unlock()
 		w.wake <- fr
 		return
 	}
-	g.free = append(g.free, fr)
+	g.putLocked(fr)
 	g.wakeNext()
 	g.mu.Unlock()
+}
+
+// putLocked makes fr free; g.mu is held.
+func (g *gate) putLocked(fr *frame) {
+	if fr == g.fastFrame {
+		g.fastFree.Store(1)
+	} else {
+		g.free = append(g.free, fr)
+	}
 }
 
 // closeAll waits until no call is inside, runs fn, and admits calls again.

@@ -222,8 +222,8 @@ func TestGateIsFirstInFirstOut(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 	t.Logf("worst wait %v", worst)
-	if len(g.free) != 1 || len(g.queue) != 0 || g.starving {
-		t.Errorf("after the test: %d free frames, %d queued, starving %v", len(g.free), len(g.queue), g.starving)
+	if g.freeFrames() != 1 || len(g.queue) != 0 || g.starving.Load() || g.waiting.Load() != 0 {
+		t.Errorf("after the test: %d free frames, %d queued (%d waiting), starving %v", g.freeFrames(), len(g.queue), g.waiting.Load(), g.starving.Load())
 	}
 }
 
@@ -260,8 +260,48 @@ func TestGateNeverLosesAFrame(t *testing.T) {
 		case <-time.After(30 * time.Second):
 			t.Fatalf("width %d: callers still waiting 28 s after the last call began: a frame was lost", width)
 		}
-		if len(g.free) != width || len(g.queue) != 0 {
-			t.Errorf("width %d: %d free frames and %d queued at the end, want %d and 0", width, len(g.free), len(g.queue), width)
+		if g.freeFrames() != width || len(g.queue) != 0 || g.waiting.Load() != 0 {
+			t.Errorf("width %d: %d free frames and %d queued (%d waiting) at the end, want %d and 0", width, g.freeFrames(), len(g.queue), g.waiting.Load(), width)
+		}
+	}
+}
+
+// TestGateFastPathNeverStrandsAWaiter: calls that hold the frame for no time
+// at all race the lock-free fast path (a leave that puts its frame in fast)
+// against callers on their way into the queue. A waiter that queued unseen
+// beside a free frame waits until the next leave, and forever when there is
+// none: so each round is a few callers that all must get through.
+func TestGateFastPathNeverStrandsAWaiter(t *testing.T) {
+	for _, width := range []int{1, 2} {
+		g := newGate(width)
+		var inside atomic.Int32
+		for round := range 20000 {
+			var wg sync.WaitGroup
+			for range width + 2 {
+				wg.Go(func() {
+					fr, err := g.enter(context.Background(), "f")
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if n := inside.Add(1); n > int32(width) {
+						t.Errorf("width %d: %d calls inside", width, n)
+					}
+					inside.Add(-1)
+					g.leave(fr)
+				})
+			}
+			done := make(chan struct{})
+			go func() { wg.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("width %d, round %d: a caller still waits after 10 s beside a free frame: %d waiting, %d queued",
+					width, round, g.waiting.Load(), len(g.queue))
+			}
+		}
+		if g.freeFrames() != width || len(g.queue) != 0 || g.waiting.Load() != 0 || g.starving.Load() {
+			t.Errorf("width %d at the end: %d free frames, %d queued, %d waiting, starving %v", width, g.freeFrames(), len(g.queue), g.waiting.Load(), g.starving.Load())
 		}
 	}
 }

@@ -318,7 +318,7 @@ func TestHostileDeadlineWhileQueued(t *testing.T) {
 func gateFull(g *gate) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return len(g.free) == 0
+	return g.freeFrames() == 0
 }
 
 // waitFor polls cond for up to 10 s.

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMain runs a child scenario (child_test.go) or the tests, and fails the
@@ -81,6 +82,11 @@ func modeOf(name string) Mode {
 	return Thread
 }
 
+// testProcessSpin is $PYUDF_TEST_PROCESS_SPIN (a time.Duration, e.g.
+// 200us): newEngine's default Config.ProcessSpin, so that every process-mode
+// test can be run with both sides of the pipe spinning.
+var testProcessSpin, _ = time.ParseDuration(os.Getenv("PYUDF_TEST_PROCESS_SPIN"))
+
 // newEngine returns an engine closed when the test ends, in the mode of the
 // test (see modes) unless cfg sets one.
 func newEngine(tb testing.TB, cfg Config) *Engine {
@@ -90,6 +96,9 @@ func newEngine(tb testing.TB, cfg Config) *Engine {
 	}
 	if cfg.Mode == Process && cfg.Workers == 0 {
 		cfg.Workers = 2
+	}
+	if cfg.Mode == Process && cfg.ProcessSpin == 0 {
+		cfg.ProcessSpin = testProcessSpin // the process-mode suites run with a spin too
 	}
 	if cfg.Mode == Subinterpreters && cfg.Interpreters == 0 {
 		cfg.Interpreters = 2

@@ -261,7 +261,8 @@ func startWorkers(ctx context.Context, e *Engine) (*workers, error) {
 		n = runtime.NumCPU()
 	}
 	p := &workers{engine: e, python: python,
-		args: []string{"-c", prog, "--memory-limit", fmt.Sprint(e.cfg.WorkerMemoryLimit)}}
+		args: []string{"-c", prog, "--memory-limit", fmt.Sprint(e.cfg.WorkerMemoryLimit),
+			"--spin-ns", fmt.Sprint(max(e.cfg.ProcessSpin, 0).Nanoseconds())}}
 	for i := range n {
 		w := &worker{pool: p, index: i, mu: newCtxMutex(&p.released)}
 		p.list = append(p.list, w)
@@ -569,7 +570,7 @@ func (w *worker) start(ctx context.Context) error {
 	}
 	w.cmd, w.pid, w.stdin = cmd, cmd.Process.Pid, stdin
 	w.stderr.setLogger(logger.With("pid", w.pid))
-	w.in, w.out = bufio.NewWriterSize(stdin, 1<<16), bufio.NewReaderSize(newReplyReader(stdout), 1<<16)
+	w.in, w.out = bufio.NewWriterSize(stdin, 1<<16), bufio.NewReaderSize(newReplyReader(stdout, p.engine.cfg.ProcessSpin), 1<<16)
 	w.done = make(chan struct{})
 	w.gen.Add(1)
 	go func(pid int, stderr *tail, done chan struct{}) {
@@ -889,9 +890,12 @@ const replyPoll = time.Millisecond
 // round trip: p50 about 80 µs through the poller, 8–40 µs this way). A
 // long call, or a reply that never comes, waits in the poller as before,
 // where closing the pipe (os/exec does after the process ended) ends the
-// read.
+// read. With Config.ProcessSpin, it first polls the pipe without blocking
+// for that long, so that a quick reply does not wait for this thread's
+// vCPU to wake up either.
 type replyReader struct {
 	conn syscall.RawConn
+	spin time.Duration
 	read func(fd uintptr) bool // readFD, bound once: conn.Read allocates nothing
 
 	// readFD's arguments and results, for the Read in progress
@@ -902,10 +906,10 @@ type replyReader struct {
 }
 
 // newReplyReader returns r itself unless it is an *os.File.
-func newReplyReader(r io.Reader) io.Reader {
+func newReplyReader(r io.Reader, spin time.Duration) io.Reader {
 	if f, ok := r.(*os.File); ok {
 		if conn, err := f.SyscallConn(); err == nil {
-			rr := &replyReader{conn: conn}
+			rr := &replyReader{conn: conn, spin: spin}
 			rr.read = rr.readFD
 			return rr
 		}
@@ -943,7 +947,28 @@ func (r *replyReader) readFD(fd uintptr) bool {
 			return false // wait in the runtime's poller
 		}
 		r.polled = true
+		if r.spin > 0 && r.spinRead(fd) {
+			return true
+		}
 		pollIn(int(fd), replyPoll)
+	}
+}
+
+// spinRead reads fd without blocking until it returns something other than
+// EAGAIN or r.spin has passed; it reports whether it read (or failed).
+// Between reads it yields the CPU (sched_yield), so that on a busy machine
+// the worker, or anything else runnable on this core, runs instead.
+func (r *replyReader) spinRead(fd uintptr) bool {
+	deadline := time.Now().Add(r.spin)
+	for {
+		r.n, r.err = syscall.Read(int(fd), r.p)
+		if r.err != syscall.EAGAIN && r.err != syscall.EINTR {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		syscall.RawSyscall(syscall.SYS_SCHED_YIELD, 0, 0, 0)
 	}
 }
 

@@ -74,9 +74,11 @@ interpreter) is forwarded line by line.
 import _signal
 import json
 import os
+import select
 import signal
 import struct
 import sys
+import time
 
 from . import _host, _wire
 
@@ -91,9 +93,11 @@ EXIT_OUT_OF_MEMORY = 70
 class Worker:
     """Serves requests from ``inp`` and writes replies to ``out`` (binary streams)."""
 
-    def __init__(self, inp, out):
+    def __init__(self, inp, out, spin_ns=0):
         self._in = inp
         self._out = out
+        self._spin_ns = spin_ns  # how long to poll for a request before blocking (Config.ProcessSpin)
+        self._poll = None
         self._modules = {}    # Go handle -> the host's module id
         self._functions = {}  # Go handle -> (host function id, {method: callable})
         self._targets = {}    # request bytes naming function and method -> callable
@@ -110,6 +114,8 @@ class Worker:
 
     def read_message(self):
         """The next message (the bytes after its size), or None at end of input."""
+        if self._spin_ns > 0:
+            self._spin()
         head = self._in.read(4)
         if len(head) < 4:
             return None
@@ -118,6 +124,22 @@ class Worker:
         if len(data) != n:
             raise EOFError("the engine closed the pipe in the middle of a message")
         return data
+
+    def _spin(self):
+        """Poll the input for up to ``spin_ns`` without blocking, so that a
+        request that comes soon is read without this process sleeping (and
+        its vCPU waking up); then the read blocks as usual. It yields the
+        CPU between polls, so that it takes no core another thread needs.
+        Only ever a delay: data already in the input buffer is read
+        afterwards anyway (the engine sends a request only after the
+        previous reply)."""
+        if self._poll is None:
+            self._poll = select.poll()
+            self._poll.register(self._in.fileno(), select.POLLIN)
+        ready, now, pass_cpu = self._poll.poll, time.monotonic_ns, os.sched_yield
+        deadline = now() + self._spin_ns
+        while not ready(0) and now() < deadline:
+            pass_cpu()  # a busy machine's other threads (the engine's) run first
 
     def write_message(self, status, body=b""):
         """Write a reply with this request's logs (and forget them)."""
@@ -321,11 +343,14 @@ def _write_batch(batch):
 
 
 def main(argv=None):
-    """Entry point: ``--memory-limit BYTES`` caps the address space (0: none)."""
+    """Entry point: ``--memory-limit BYTES`` caps the address space (0: none);
+    ``--spin-ns N`` polls for each request for N ns before blocking (0: none)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    limit = 0
+    limit = spin_ns = 0
     if "--memory-limit" in argv:
         limit = int(argv[argv.index("--memory-limit") + 1])
+    if "--spin-ns" in argv:
+        spin_ns = int(argv[argv.index("--spin-ns") + 1])
     if limit > 0:
         import resource
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -337,7 +362,7 @@ def main(argv=None):
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    worker = Worker(proto_in, proto_out)
+    worker = Worker(proto_in, proto_out, spin_ns)
     _host._native = worker  # logging and print are routed to worker.log by engine_open
 
     signal.signal(signal.SIGINT, worker.interrupt)

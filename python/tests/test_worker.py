@@ -309,3 +309,25 @@ def test_worker_reads_batches_aligned(method, monkeypatch):
                        _write_batch(batch).to_pybytes(), rtype.to_pybytes()))
         assert _read_batch(replies[-1][1][0]).column(0).to_pylist() == [1, 3, 5], replies[-1]
     assert seen and set(seen) == {0}
+
+
+def test_spin_reads_a_request_that_comes_during_it_and_gives_up_after_it():
+    """``spin_ns`` polls the pipe for a request before the blocking read: one
+    written during the spin is read; with none, the spin ends after its window."""
+    import os
+    import threading
+    import time
+    r, w = os.pipe()
+    with os.fdopen(r, "rb", buffering=1 << 16) as inp, os.fdopen(w, "wb", buffering=0) as out:
+        worker = Worker(inp, io.BytesIO(), spin_ns=2_000_000_000)
+        ping = message({"op": "ping"})
+        timer = threading.Timer(0.05, out.write, (ping,))
+        timer.start()
+        start = time.monotonic()
+        assert worker.read_message() == ping[4:]
+        assert time.monotonic() - start < 1.5  # read when it came, not when the spin ran out
+        timer.join()
+        worker._spin_ns = 100_000_000  # 0.1 s, nothing comes
+        start = time.monotonic()
+        worker._spin()
+        assert 0.09 < time.monotonic() - start < 1.0
