@@ -42,6 +42,7 @@ func processCases(ctx context.Context, teng, peng *engine.Engine, rounds int, d 
 	for _, g := range []int{1, 8} {
 		pair("scalar_add_row", g, 1, addWork(ctx, tfn("add")), addWork(ctx, pfn("add")), "one request per row")
 	}
+	results = append(results, spinCase(ctx, peng, pfn("add"), rounds, d))
 	stream, lat := streamAdd(ctx, pfn("add"))
 	pair("scalar_add_row", 1, 1, addWork(ctx, tfn("add")), stream,
 		"Stream: bundles of 1000 rows; latency is Send to result", lat)
@@ -114,4 +115,29 @@ func streamAdd(ctx context.Context, f *engine.Function) (row, *[]int64) {
 		}
 		return nil
 	}, &lat
+}
+
+// benchSpin is the ProcessSpin of mode process-spin's engine.
+const benchSpin = 100 * time.Microsecond
+
+// spinCase measures one synchronous process-mode row call with
+// Config.ProcessSpin (mode process-spin) in the same interleaved rounds as
+// the engine without it (peng, unless bench -process-spin gave it one), so
+// the two p50s come from the same machine state. A machine whose vCPUs idle
+// between calls is where the spin pays: without it each call waits for a
+// halted vCPU to wake, on both sides of the pipe.
+func spinCase(ctx context.Context, peng *engine.Engine, add *engine.Function, rounds int, d time.Duration) Result {
+	seng, err := engine.New(ctx, engine.Config{Mode: engine.Process, ProcessSpin: benchSpin})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer seng.Close()
+	sadd := loadFunctions(ctx, seng, "bench_udfs.py", udfSource)("add")
+	p := &variant{goroutines: 1, batchRows: 1, work: addWork(ctx, add)}
+	s := &variant{goroutines: 1, batchRows: 1, work: addWork(ctx, sadd)}
+	measure(rounds, d, p, s)
+	rp, rs := p.result("scalar_add_row", "process", rounds), s.result("scalar_add_row", "process-spin", rounds)
+	rs.Note = fmt.Sprintf("Config.ProcessSpin %v, one request per row; the same rounds without it: p50 %.1f µs, %.0f rows/s",
+		benchSpin, float64(rp.P50Ns)/1e3, rp.RowsPerS)
+	return rs
 }
