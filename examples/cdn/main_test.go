@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -16,23 +15,16 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite"
+
+	"github.com/pyudf/pyudf/examples/appkit/apptest"
 )
 
 // TestMain runs the command itself when the test binary is re-executed as
 // it (CDN_TEST_ARGS holds its arguments, separated by newlines).
-func TestMain(m *testing.M) {
-	if args, ok := os.LookupEnv("CDN_TEST_ARGS"); ok {
-		os.Args = append([]string{"cdn"}, strings.Split(args, "\n")...)
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { apptest.Main(m, "CDN_TEST_ARGS", "cdn", main) }
 
 func command(ctx context.Context, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^$")
-	cmd.Env = append(os.Environ(), "CDN_TEST_ARGS="+strings.Join(args, "\n"))
-	return cmd
+	return apptest.Command(ctx, "CDN_TEST_ARGS", args...)
 }
 
 // TestCommand: `go run .` on the embedded defaults generates, counts and
