@@ -24,8 +24,8 @@
 // [github.com/pyudf/pyudf/examples/appkit/pgtest] starts a real PostgreSQL
 // server on the loopback address for tests;
 // [github.com/pyudf/pyudf/examples/appkit/apptest] has the test helpers
-// (TestMain re-executing the command, SyncBuffer, WaitFor, an embedded
-// broker).
+// (TestMain re-executing the command, Ctrl-C on a progress line,
+// SyncBuffer, WaitFor, an embedded broker).
 //
 // examples/cdn uses all of it. To convert examples/features and
 // examples/inference (mechanical; add `require
@@ -59,6 +59,7 @@
 //   - pg_test.go → delete; startPostgres(t) → pgtest.Start(t), p.stop /
 //     p.start → Stop / Restart, p.URL() → URL().
 //   - main_test.go TestMain/command → apptest.Main / apptest.Command;
-//     syncBuffer → apptest.SyncBuffer; waitFor → apptest.WaitFor;
+//     TestCommandCtrlC's StderrPipe/scan/SIGINT/Wait loop → apptest.Interrupt
+//     with a func matching the progress line; syncBuffer → apptest.SyncBuffer; waitFor → apptest.WaitFor;
 //     broker(t) → apptest.Broker(t, DefaultStream, DefaultSubject).
 package appkit

@@ -1,5 +1,6 @@
 // Package apptest has the test helpers of pyudf's example applications:
-// running the command itself from its test binary, a log buffer safe for
+// running the command itself from its test binary (and interrupting it
+// mid-stream, as Ctrl-C does), a log buffer safe for
 // the app's goroutines, polling for a condition, and an embedded
 // nats-server with the app's stream.
 //
@@ -8,12 +9,14 @@
 package apptest
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"os"
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -44,6 +47,37 @@ func Command(ctx context.Context, env string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^$")
 	cmd.Env = append(os.Environ(), env+"="+strings.Join(args, "\n"))
 	return cmd
+}
+
+// Interrupt starts cmd, reads its standard error line by line until when
+// accepts a line, sends it SIGINT (Ctrl-C), reads the rest and waits for
+// it. It returns all the standard error and Wait's error (a command that
+// exits 0 after Ctrl-C: nil). A command that ends before when accepts a
+// line gets no signal. t fails when cmd cannot be started.
+func Interrupt(t testing.TB, cmd *exec.Cmd, when func(line string) bool) (stderr string, err error) {
+	t.Helper()
+	pipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(pipe)
+	var log strings.Builder
+	for sc.Scan() {
+		log.WriteString(sc.Text() + "\n")
+		if when(sc.Text()) {
+			if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	for sc.Scan() {
+		log.WriteString(sc.Text() + "\n")
+	}
+	return log.String(), cmd.Wait()
 }
 
 // SyncBuffer is a bytes.Buffer safe for concurrent use: a log or progress

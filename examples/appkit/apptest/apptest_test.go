@@ -3,13 +3,35 @@ package apptest
 import (
 	"context"
 	"os"
+	"os/signal"
 	"strings"
 	"testing"
 	"time"
 )
 
 func TestMain(m *testing.M) {
-	Main(m, "APPTEST_TEST_ARGS", "echo", func() { println("args:", strings.Join(os.Args, "|")) })
+	Main(m, "APPTEST_TEST_ARGS", "echo", func() {
+		if len(os.Args) > 1 && os.Args[1] == "-wait" { // prints ready, exits 0 on SIGINT
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+			defer stop()
+			println("ready")
+			<-ctx.Done()
+			println("interrupted")
+			return
+		}
+		println("args:", strings.Join(os.Args, "|"))
+	})
+}
+
+// TestInterrupt: SIGINT once the command says ready; its whole standard
+// error comes back, and its exit 0.
+func TestInterrupt(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	log, err := Interrupt(t, Command(ctx, "APPTEST_TEST_ARGS", "-wait"), func(l string) bool { return l == "ready" })
+	if err != nil || log != "ready\ninterrupted\n" {
+		t.Fatalf("%q, %v; want ready, interrupted, exit 0", log, err)
+	}
 }
 
 // TestCommand: the re-executed binary runs main with the arguments (one of
