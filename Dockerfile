@@ -25,11 +25,13 @@ COPY . .
 # and libpython3.11.so in the default library path: no rpath needed.
 # The quickstart and the CLI are in the core module; each application under
 # examples/ with a go.mod of its own (cdn, features, inference) is a module
-# whose main package is its directory, built into a binary of that name.
+# whose main package is its directory, built into a binary of that name
+# (a module without a main package there, the shared examples/appkit, is a library).
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=1 go build -trimpath -o /out/bin/ ./examples/quickstart ./cmd/pyudf \
  && for mod in examples/*/go.mod; do \
       app=$(dirname "$mod"); \
+      grep -qs '^package main$' "$app"/*.go || continue; \
       (cd "$app" && CGO_ENABLED=1 go build -trimpath -o "/out/bin/$(basename "$app")" .) || exit 1; \
     done \
  && mkdir -p /out/share/examples \

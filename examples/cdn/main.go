@@ -11,22 +11,16 @@ package main
 import (
 	"cmp"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"slices"
-	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/pyudf/pyudf/connect/nats/embedded"
-	"github.com/pyudf/pyudf/connect/nats/runner"
 	"github.com/pyudf/pyudf/engine"
+	"github.com/pyudf/pyudf/examples/appkit"
+	"github.com/pyudf/pyudf/examples/appkit/sqlsink"
 	"github.com/pyudf/pyudf/examples/cdn/app"
 )
 
@@ -47,39 +41,20 @@ func run() error {
 	fetch := flag.Int("fetch", 1000, "records per fetch and per UDF batch")
 	preload := flag.Bool("preload", false, "generate every line before the app starts (measures the app alone: JetStream -> UDF -> SQL)")
 	flag.Parse()
-	mode := engine.Thread
-	switch *modeName {
-	case "thread":
-	case "process":
-		mode = engine.Process
-	default:
-		return fmt.Errorf("-mode %q: want thread or process", *modeName)
+	mode, err := appkit.ParseMode(*modeName)
+	if err != nil {
+		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := appkit.SignalContext() // a second Ctrl-C kills at once (the table is consistent anyway)
 	defer stop()
-	go func() { <-ctx.Done(); stop() }() // a second Ctrl-C kills at once (the table is consistent anyway)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
-	url := *natsURL
-	if url == "" {
-		srv, err := embedded.Start(embedded.Options{})
-		if err != nil {
-			return err
-		}
-		defer srv.Close()
-		url = srv.URL()
-		log.Info("embedded nats-server", "url", url)
-	}
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
+	b, err := appkit.Connect(*natsURL, log)
 	if err != nil {
 		return err
 	}
-	defer nc.Drain()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	if err := runner.EnsureStream(ctx, js, app.DefaultStream, app.DefaultSubject); err != nil {
+	defer b.Close()
+	if err := b.EnsureStream(ctx, app.DefaultStream, app.DefaultSubject); err != nil {
 		return err
 	}
 
@@ -88,7 +63,7 @@ func run() error {
 		return err
 	}
 	defer sink.Close()
-	if *natsURL == "" {
+	if b.Embedded {
 		// A fresh embedded stream: this run's table starts empty too.
 		if err := sink.Reset(ctx); err != nil {
 			return err
@@ -107,53 +82,39 @@ func run() error {
 	}
 	defer eng.Close()
 
-	a, err := app.New(app.Config{JS: js, Function: fn, Sink: sink, FetchSize: *fetch, Logger: log, Progress: os.Stderr})
+	a, err := app.New(app.Config{JS: b.JS, Function: fn, Sink: sink, FetchSize: *fetch, Logger: log, Progress: os.Stderr})
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	genDone := make(chan error, 1)
-	generate := func() {
-		g := app.NewGenerator(uint64(start.UnixNano()))
-		g.BadEvery = *badEvery
-		_, err := app.Publish(ctx, js, app.DefaultSubject, g, *records)
-		if err == nil && !*follow {
-			var st jetstream.Stream
-			if st, err = js.Stream(ctx, app.DefaultStream); err == nil {
-				var info *jetstream.StreamInfo
-				if info, err = st.Info(ctx); err == nil {
-					a.StopAt(max(info.State.LastSeq, 1))
-				}
-			}
-		}
-		genDone <- err
+	seed := uint64(start.UnixNano())
+	feed := appkit.Feed{JS: b.JS, Stream: app.DefaultStream, Preload: *preload, StopAt: a.StopAt,
+		Publish: func(ctx context.Context) error {
+			g := app.NewGenerator(seed)
+			g.BadEvery = *badEvery
+			_, err := app.Publish(ctx, b.JS, app.DefaultSubject, g, *records)
+			return err
+		}}
+	if *follow {
+		feed.StopAt = nil
 	}
 	path := "generate -> JetStream -> "
+	waitFeed := feed.Start(ctx)
 	if *preload {
-		generate()
 		start, path = time.Now(), "JetStream -> "
-	} else {
-		go generate()
 	}
 	runErr := a.Run(ctx)
 	elapsed := time.Since(start)
-	if err := <-genDone; err != nil && !errors.Is(err, context.Canceled) {
+	if err := waitFeed(); err != nil {
 		log.Warn("generator", "err", err)
 	}
 	st := a.Stats()
 	fmt.Fprintf(os.Stderr, "cdn: %d records (%d bad) in %.2fs: %.0f records/s end to end (%s%s [%s] -> %s), %d flushes, %d failed commits\n",
-		st.Records, st.Bad, elapsed.Seconds(), float64(st.Records)/elapsed.Seconds(), path, app.UDFName, *modeName, sinkName(*dbURL), st.Flushes, st.FlushRetries)
+		st.Records, st.Bad, elapsed.Seconds(), float64(st.Records)/elapsed.Seconds(), path, app.UDFName, *modeName, sqlsink.Describe(*dbURL), st.Flushes, st.FlushRetries)
 	if err := printTable(context.WithoutCancel(ctx), sink); err != nil {
 		return err
 	}
 	return runErr
-}
-
-func sinkName(db string) string {
-	if len(db) > 8 && db[:8] == "postgres" {
-		return "PostgreSQL"
-	}
-	return "SQLite " + db
 }
 
 func printTable(ctx context.Context, sink *app.SQLSink) error {

@@ -1,38 +1,28 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	_ "modernc.org/sqlite"
+
+	"github.com/pyudf/pyudf/examples/appkit/apptest"
 )
 
 // TestMain runs the command itself when the test binary is re-executed as
 // it (CDN_TEST_ARGS holds its arguments, separated by newlines).
-func TestMain(m *testing.M) {
-	if args, ok := os.LookupEnv("CDN_TEST_ARGS"); ok {
-		os.Args = append([]string{"cdn"}, strings.Split(args, "\n")...)
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { apptest.Main(m, "CDN_TEST_ARGS", "cdn", main) }
 
 func command(ctx context.Context, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^$")
-	cmd.Env = append(os.Environ(), "CDN_TEST_ARGS="+strings.Join(args, "\n"))
-	return cmd
+	return apptest.Command(ctx, "CDN_TEST_ARGS", args...)
 }
 
 // TestCommand: `go run .` on the embedded defaults generates, counts and
@@ -89,36 +79,19 @@ func TestCommandCtrlC(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	db := filepath.Join(t.TempDir(), "cdn.db")
-	cmd := command(ctx, "-db", db, "-records", "5000000", "-follow")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	progress := regexp.MustCompile(`committed up to seq (\d+)`)
-	sc := bufio.NewScanner(stderr)
-	var log strings.Builder
-	for sc.Scan() {
-		log.WriteString(sc.Text() + "\n")
-		if m := progress.FindStringSubmatch(sc.Text()); m != nil {
-			if n, _ := strconv.Atoi(m[1]); n > 0 {
-				break
-			}
+	log, err := apptest.Interrupt(t, command(ctx, "-db", db, "-records", "5000000", "-follow"), func(line string) bool {
+		if m := progress.FindStringSubmatch(line); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			return n > 0
 		}
-	}
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	for sc.Scan() {
-		log.WriteString(sc.Text() + "\n")
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("exit after SIGINT: %v\n%s", err, log.String())
+		return false
+	})
+	if err != nil {
+		t.Fatalf("exit after SIGINT: %v\n%s", err, log)
 	}
 	got := committed(t, db)
 	if got[0] != got[1] || got[1] == 0 || got[1] >= 5000000 {
-		t.Errorf("table counts %d records, checkpoint %d: want the same, mid-stream\n%s", got[0], got[1], log.String())
+		t.Errorf("table counts %d records, checkpoint %d: want the same, mid-stream\n%s", got[0], got[1], log)
 	}
 }

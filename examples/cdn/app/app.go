@@ -23,7 +23,6 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,6 +32,7 @@ import (
 
 	"github.com/pyudf/pyudf/arrowconv"
 	"github.com/pyudf/pyudf/engine"
+	"github.com/pyudf/pyudf/examples/appkit"
 )
 
 // Defaults of Config.
@@ -83,13 +83,11 @@ type App struct {
 	cfg Config
 	log *slog.Logger
 
-	records, bad, flushes, retries atomic.Int64
-	committed, stopAt              atomic.Uint64
-	key                            string // the checkpoint's key: stream name and creation time
-	sinkDown                       atomic.Bool
-
-	logMu  sync.Mutex
-	logged map[string]int // bad records logged per reason
+	records, bad, flushes atomic.Int64
+	committed, stopAt     atomic.Uint64
+	key                   string          // the checkpoint's key: stream name and creation time
+	sink                  *appkit.Retrier // the sink's operations: back-off, down or not, failed attempts
+	logged                appkit.Seen     // bad records per reason, for logging the first few
 }
 
 // maxLoggedPerReason: bad records of one reason logged one by one; after
@@ -126,7 +124,8 @@ func New(cfg Config) (*App, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	a := &App{cfg: cfg, log: log.With("app", "cdn"), logged: map[string]int{}}
+	a := &App{cfg: cfg, log: log.With("app", "cdn")}
+	a.sink = &appkit.Retrier{Name: "sink", Log: a.log, Permanent: func(err error) bool { return errors.Is(err, ErrCheckpointMoved) }}
 	a.stopAt.Store(cfg.StopAt)
 	return a, nil
 }
@@ -138,7 +137,7 @@ func (a *App) StopAt(seq uint64) { a.stopAt.Store(seq) }
 // Stats returns the counters.
 func (a *App) Stats() Stats {
 	return Stats{Records: a.records.Load(), Bad: a.bad.Load(), Committed: a.committed.Load(),
-		Flushes: a.flushes.Load(), FlushRetries: a.retries.Load()}
+		Flushes: a.flushes.Load(), FlushRetries: a.sink.Failures()}
 }
 
 // Run reads, maps, groups and flushes until ctx is done (then it commits
@@ -153,7 +152,7 @@ func (a *App) Run(ctx context.Context) error {
 		return fmt.Errorf("cdn app: stream %s: %w", a.cfg.Stream, err)
 	}
 	a.key = a.cfg.Stream + "@" + info.CachedInfo().Created.UTC().Format(time.RFC3339Nano)
-	from, err := retry(ctx, a, "reading the checkpoint", func(ctx context.Context) (uint64, error) {
+	from, err := appkit.Do(ctx, a.sink, "reading the checkpoint", func(ctx context.Context) (uint64, error) {
 		return a.cfg.Sink.Checkpoint(ctx, a.key)
 	})
 	if err != nil {
@@ -174,12 +173,12 @@ func (a *App) Run(ctx context.Context) error {
 	a.log.Info("running", "stream", a.key, "subject", a.cfg.Subject, "from_seq", from+1,
 		"function", a.cfg.Function.Name(), "flush", a.cfg.FlushInterval)
 
-	stopProgress := a.progress()
+	stopProgress := appkit.Progress(a.cfg.Progress, a.cfg.ProgressInterval, a.records.Load, a.progressLine)
 	defer stopProgress()
 
 	pending := newFlush(a.key, from)
 	lastFlush := time.Now()
-	backoff := 50 * time.Millisecond
+	backoff := appkit.Backoff{Min: 50 * time.Millisecond, Max: 2 * time.Second}
 	var runErr error
 	for ctx.Err() == nil {
 		if stop := a.stopAt.Load(); stop > 0 && pending.To >= stop {
@@ -188,11 +187,11 @@ func (a *App) Run(ctx context.Context) error {
 		wait := max(a.cfg.FlushInterval-time.Since(lastFlush), 50*time.Millisecond)
 		msgs, err := a.fetch(ctx, cons, wait)
 		if err != nil && ctx.Err() == nil {
-			a.log.Warn("fetch failed; retrying", "err", err, "backoff", backoff)
-			sleep(ctx, backoff)
-			backoff = min(2*backoff, 2*time.Second)
+			d := backoff.Next()
+			a.log.Warn("fetch failed; retrying", "err", err, "backoff", d)
+			appkit.Sleep(ctx, d)
 		} else if err == nil {
-			backoff = 50 * time.Millisecond
+			backoff.Reset()
 		}
 		if len(msgs) > 0 {
 			if runErr = a.process(ctx, msgs, pending); runErr != nil {
@@ -335,7 +334,7 @@ func (a *App) mapIPs(ctx context.Context, ips []string) (provinces, errs []strin
 	col.Release()
 	defer rec.Release()
 	var res, rowErrs arrow.Array
-	backoff := 100 * time.Millisecond
+	backoff := appkit.Backoff{Min: 100 * time.Millisecond, Max: time.Second}
 	for attempt := 1; ; attempt++ {
 		res, rowErrs, err = a.cfg.Function.EvalRowErrors(ctx, rec)
 		if err == nil {
@@ -345,8 +344,7 @@ func (a *App) mapIPs(ctx context.Context, ips []string) (provinces, errs []strin
 			return nil, nil, fmt.Errorf("cdn app: %s over %d addresses: %w", a.cfg.Function.Name(), len(ips), err)
 		}
 		a.log.Warn("the UDF call failed; retrying", "err", err, "attempt", attempt)
-		sleep(ctx, backoff)
-		backoff *= 2
+		appkit.Sleep(ctx, backoff.Next())
 	}
 	defer res.Release()
 	defer rowErrs.Release()
@@ -371,11 +369,7 @@ func (a *App) mapIPs(ctx context.Context, ips []string) (provinces, errs []strin
 func (a *App) badRecord(f *Flush, seq uint64, reason, detail string) {
 	f.Bad[reason]++
 	a.bad.Add(1)
-	a.logMu.Lock()
-	n := a.logged[reason]
-	a.logged[reason] = n + 1
-	a.logMu.Unlock()
-	switch {
+	switch n := a.logged.Add(reason); {
 	case n < maxLoggedPerReason:
 		a.log.Warn("bad record skipped", "seq", seq, "reason", reason, "detail", detail)
 	case n == maxLoggedPerReason:
@@ -386,7 +380,7 @@ func (a *App) badRecord(f *Flush, seq uint64, reason, detail string) {
 // flush commits f, retrying with back-off while the sink fails, until it is
 // committed or ctx is done.
 func (a *App) flush(ctx context.Context, f *Flush) error {
-	applied, err := retry(ctx, a, "committing", func(ctx context.Context) (bool, error) {
+	applied, err := appkit.Do(ctx, a.sink, "committing", func(ctx context.Context) (bool, error) {
 		return a.cfg.Sink.Commit(ctx, f)
 	})
 	if err != nil {
@@ -400,87 +394,16 @@ func (a *App) flush(ctx context.Context, f *Flush) error {
 	return nil
 }
 
-// retry calls op until it succeeds or ctx is done, backing off from 100 ms
-// to 5 s; ErrCheckpointMoved is not retried.
-func retry[T any](ctx context.Context, a *App, what string, op func(context.Context) (T, error)) (T, error) {
-	backoff := 100 * time.Millisecond
-	for {
-		octx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		v, err := op(octx)
-		cancel()
-		if err == nil {
-			if a.sinkDown.Swap(false) {
-				a.log.Info("the sink is back", "op", what)
-			}
-			return v, nil
-		}
-		if errors.Is(err, ErrCheckpointMoved) {
-			return v, err
-		}
-		a.retries.Add(1)
-		a.sinkDown.Store(true)
-		a.log.Warn("the sink failed; retrying", "op", what, "err", err, "backoff", backoff)
-		if !sleep(ctx, backoff) {
-			return v, fmt.Errorf("cdn app: %s: %w (last error: %w)", what, context.Cause(ctx), err)
-		}
-		backoff = min(2*backoff, 5*time.Second)
+// progressLine is the progress line (see appkit.Progress).
+func (a *App) progressLine(w io.Writer, n int64, rate float64) {
+	state := "sink ok"
+	if a.sink.Down() {
+		state = "SINK DOWN, retrying"
 	}
-}
-
-// progress prints a line every ProgressInterval; the returned func stops it
-// and prints the last one.
-func (a *App) progress() func() {
-	w := a.cfg.Progress
-	if w == nil {
-		return func() {}
-	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	start := time.Now()
-	line := func(prev int64, since time.Time) int64 {
-		n := a.records.Load()
-		rate := float64(n-prev) / time.Since(since).Seconds()
-		state := "sink ok"
-		if a.sinkDown.Load() {
-			state = "SINK DOWN, retrying"
-		}
-		fmt.Fprintf(w, "cdn: %d records, %.0f rows/s, %d bad, committed up to seq %d, %s\n",
-			n, rate, a.bad.Load(), a.committed.Load(), state)
-		return n
-	}
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(a.cfg.ProgressInterval)
-		defer t.Stop()
-		prev, since := int64(0), time.Now()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				prev, since = line(prev, since), time.Now()
-			}
-		}
-	}()
-	return func() {
-		close(done)
-		wg.Wait()
-		line(0, start)
-	}
+	fmt.Fprintf(w, "cdn: %d records, %.0f rows/s, %d bad, committed up to seq %d, %s\n",
+		n, rate, a.bad.Load(), a.committed.Load(), state)
 }
 
 func newFlush(stream string, from uint64) *Flush {
 	return &Flush{Stream: stream, From: from, To: from, Regions: map[string]*Totals{}, Bad: map[string]int64{}}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -11,40 +10,15 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/pyudf/pyudf/connect/nats/embedded"
-	"github.com/pyudf/pyudf/connect/nats/runner"
 	"github.com/pyudf/pyudf/engine"
+	"github.com/pyudf/pyudf/examples/appkit/apptest"
+	"github.com/pyudf/pyudf/examples/appkit/pgtest"
 )
-
-// broker starts an embedded nats-server with the CDN stream.
-func broker(t *testing.T) jetstream.JetStream {
-	t.Helper()
-	srv, err := embedded.Start(embedded.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := runner.EnsureStream(context.Background(), js, DefaultStream, DefaultSubject); err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
 
 func udf(t *testing.T, mode engine.Mode) *engine.Function {
 	t.Helper()
@@ -176,27 +150,9 @@ func checkTable(t *testing.T, s *SQLSink, lines []string) {
 	}
 }
 
-// syncBuffer is a log destination safe for the app's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-func newApp(t *testing.T, cfg Config) (*App, *syncBuffer) {
+func newApp(t *testing.T, cfg Config) (*App, *apptest.SyncBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &apptest.SyncBuffer{}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	}
@@ -230,7 +186,7 @@ func modes() []engine.Mode { return []engine.Mode{engine.Thread, engine.Process}
 func TestCDN(t *testing.T) {
 	for _, mode := range modes() {
 		t.Run(mode.String(), func(t *testing.T) {
-			js := broker(t)
+			js := apptest.Broker(t, DefaultStream, DefaultSubject)
 			lines := generate(20000, 997, 1)
 			last := publish(t, js, lines)
 			sink := sqliteSink(t)
@@ -246,8 +202,8 @@ func TestCDN(t *testing.T) {
 
 // TestCDNPostgres runs the pipeline against a real PostgreSQL server.
 func TestCDNPostgres(t *testing.T) {
-	pg := startPostgres(t)
-	js := broker(t)
+	pg := pgtest.Start(t)
+	js := apptest.Broker(t, DefaultStream, DefaultSubject)
 	sink, err := OpenSink(context.Background(), pg.URL())
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,8 @@ import (
 	"github.com/pyudf/pyudf/connect/nats/embedded"
 	"github.com/pyudf/pyudf/connect/nats/runner"
 	"github.com/pyudf/pyudf/engine"
+	"github.com/pyudf/pyudf/examples/appkit/apptest"
+	"github.com/pyudf/pyudf/examples/appkit/pgtest"
 )
 
 // countLogged counts the log lines holding every one of subs.
@@ -36,7 +38,7 @@ lines:
 // checks the table against the independent totals. It returns the log.
 func hostileRun(t *testing.T, lines []string) string {
 	t.Helper()
-	js := broker(t)
+	js := apptest.Broker(t, DefaultStream, DefaultSubject)
 	last := publish(t, js, lines)
 	sink := sqliteSink(t)
 	a, logs := newApp(t, Config{JS: js, Function: udf(t, engine.Thread), Sink: sink, StopAt: last, FetchSize: 3})
@@ -116,7 +118,7 @@ func TestHostileCDNBadLogFlood(t *testing.T) {
 // what it read; a second app on the same database goes on from the
 // checkpoint; the table counts every record once.
 func TestCDNRestart(t *testing.T) {
-	js := broker(t)
+	js := apptest.Broker(t, DefaultStream, DefaultSubject)
 	lines := generate(30000, 0, 3)
 	last := publish(t, js, lines)
 	sink := sqliteSink(t)
@@ -126,7 +128,7 @@ func TestCDNRestart(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a1.Run(ctx) }()
-	waitFor(t, "a first flush", func() bool { return a1.Stats().Committed > 0 })
+	apptest.WaitFor(t, "a first flush", func() bool { return a1.Stats().Committed > 0 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -166,7 +168,7 @@ func (s *lostReply) Commit(ctx context.Context, f *Flush) (bool, error) {
 // as failed is retried; the retry finds the checkpoint already moved and
 // adds nothing twice.
 func TestHostileCDNCommitReplyLost(t *testing.T) {
-	js := broker(t)
+	js := apptest.Broker(t, DefaultStream, DefaultSubject)
 	lines := generate(5000, 0, 4)
 	last := publish(t, js, lines)
 	sink := &lostReply{SQLSink: sqliteSink(t)}
@@ -186,14 +188,14 @@ func TestHostileCDNCommitReplyLost(t *testing.T) {
 // SINK DOWN), and resumes when the server is back; the table counts every
 // record once.
 func TestHostileCDNPostgresDown(t *testing.T) {
-	pg := startPostgres(t)
-	js := broker(t)
+	pg := pgtest.Start(t)
+	js := apptest.Broker(t, DefaultStream, DefaultSubject)
 	sink, err := OpenSink(context.Background(), pg.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sink.Close()
-	progress := &syncBuffer{}
+	progress := &apptest.SyncBuffer{}
 	a, logs := newApp(t, Config{JS: js, Function: udf(t, engine.Thread), Sink: sink,
 		Progress: progress, ProgressInterval: 100 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -203,14 +205,14 @@ func TestHostileCDNPostgresDown(t *testing.T) {
 
 	lines := generate(10000, 499, 5)
 	publish(t, js, lines)
-	waitFor(t, "a commit", func() bool { return a.Stats().Committed > 0 })
-	pg.stop()
+	apptest.WaitFor(t, "a commit", func() bool { return a.Stats().Committed > 0 })
+	pg.Stop()
 	more := generate(10000, 499, 6)
 	publish(t, js, more)
 	lines = append(lines, more...)
-	waitFor(t, "failed commits", func() bool { return a.Stats().FlushRetries >= 3 })
-	waitFor(t, "the progress line to say so", func() bool { return strings.Contains(progress.String(), "SINK DOWN") })
-	pg.start()
+	apptest.WaitFor(t, "failed commits", func() bool { return a.Stats().FlushRetries >= 3 })
+	apptest.WaitFor(t, "the progress line to say so", func() bool { return strings.Contains(progress.String(), "SINK DOWN") })
+	pg.Restart()
 	more = generate(5000, 499, 7)
 	last := publish(t, js, more)
 	lines = append(lines, more...)
@@ -229,17 +231,6 @@ func TestHostileCDNPostgresDown(t *testing.T) {
 	}
 	if n := countLogged(logs.String(), "the sink is back"); n != 1 {
 		t.Errorf("'the sink is back' logged %d times, want once", n)
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -272,7 +263,7 @@ func TestHostileCDNBrokerRestart(t *testing.T) {
 	go func() { done <- a.Run(ctx) }()
 	lines := generate(5000, 0, 8)
 	publish(t, js, lines)
-	waitFor(t, "a commit", func() bool { return a.Stats().Committed > 0 })
+	apptest.WaitFor(t, "a commit", func() bool { return a.Stats().Committed > 0 })
 	port, dir := srv.Port(), srv.Dir()
 	srv.Shutdown()
 	time.Sleep(500 * time.Millisecond)

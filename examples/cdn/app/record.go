@@ -11,9 +11,10 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pyudf/pyudf/examples/appkit"
 )
 
 // Record is one CDN access log line: uuid, client_ip, request_time,
@@ -138,44 +139,11 @@ func (g *Generator) Next() string {
 // example: the CDN edge nodes shipping their logs), waiting for every
 // PubAck. It returns how many were acknowledged.
 func Publish(ctx context.Context, js jetstream.JetStream, subject string, g *Generator, n int) (int, error) {
-	const window = 2048
-	futures := make([]jetstream.PubAckFuture, 0, window)
-	done := 0
-	wait := func() error {
-		for _, f := range futures {
-			select {
-			case <-f.Ok():
-				done++
-			case err := <-f.Err():
-				return fmt.Errorf("cdn generator: publish: %w", err)
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(30 * time.Second):
-				return fmt.Errorf("cdn generator: no PubAck in 30s")
-			}
-		}
-		futures = futures[:0]
-		return nil
+	done, err := appkit.Publish(ctx, js, subject, n, func() []byte { return []byte(g.Next()) })
+	if err != nil && ctx.Err() == nil {
+		err = fmt.Errorf("cdn generator: %w", err)
 	}
-	for i := 0; i < n; i++ {
-		if ctx.Err() != nil {
-			break
-		}
-		f, err := js.PublishAsync(subject, []byte(g.Next()))
-		if err != nil {
-			return done, fmt.Errorf("cdn generator: publish: %w", err)
-		}
-		futures = append(futures, f)
-		if len(futures) == window {
-			if err := wait(); err != nil {
-				return done, err
-			}
-		}
-	}
-	if err := wait(); err != nil {
-		return done, err
-	}
-	return done, ctx.Err()
+	return done, err
 }
 
 //go:embed ip_ranges.csv

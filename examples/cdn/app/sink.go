@@ -5,10 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
-	_ "modernc.org/sqlite"             // database/sql driver "sqlite" (pure Go: no second cgo library)
+	"github.com/pyudf/pyudf/examples/appkit/sqlsink"
 )
 
 // Totals are one province's sums.
@@ -50,44 +48,22 @@ var ErrCheckpointMoved = errors.New("cdn sink: the checkpoint moved under this w
 // checkpoint from From to To: the sums and the position in the stream
 // commit together or not at all.
 type SQLSink struct {
-	db     *sql.DB
-	driver string // "sqlite" or "pgx"
+	db *sql.DB
+	d  sqlsink.Dialect
 }
+
+// Tables are the sink's tables.
+var Tables = []string{"cdn_access_statistic", "cdn_bad_record", "cdn_checkpoint"}
 
 // OpenSink opens the database named by dsn: postgres://... or
 // postgresql://... is PostgreSQL (through pgx); anything else is a SQLite
 // file path (or a "file:" URI). It creates the tables if missing.
 func OpenSink(ctx context.Context, dsn string) (*SQLSink, error) {
-	s := &SQLSink{driver: "sqlite"}
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		s.driver = "pgx"
-	} else {
-		if !strings.HasPrefix(dsn, "file:") {
-			dsn = "file:" + dsn
-		}
-		sep := "?"
-		if strings.Contains(dsn, "?") {
-			sep = "&"
-		}
-		dsn += sep + "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)"
-	}
-	db, err := sql.Open(s.driver, dsn)
+	db, d, err := sqlsink.Open(ctx, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("cdn sink: %w", err)
 	}
-	if s.driver == "sqlite" {
-		db.SetMaxOpenConns(1) // one writer; readers use their own handle
-	}
-	s.db = db
-	if err := s.createTables(ctx); err != nil {
-		db.Close()
-		return nil, err
-	}
-	return s, nil
-}
-
-func (s *SQLSink) createTables(ctx context.Context) error {
-	for _, q := range []string{
+	if err := sqlsink.Exec(ctx, db,
 		`CREATE TABLE IF NOT EXISTS cdn_access_statistic (
 			province TEXT PRIMARY KEY,
 			access_count BIGINT NOT NULL,
@@ -96,20 +72,17 @@ func (s *SQLSink) createTables(ctx context.Context) error {
 			download_speed DOUBLE PRECISION NOT NULL)`,
 		`CREATE TABLE IF NOT EXISTS cdn_bad_record (reason TEXT PRIMARY KEY, count BIGINT NOT NULL)`,
 		`CREATE TABLE IF NOT EXISTS cdn_checkpoint (stream TEXT PRIMARY KEY, last_seq BIGINT NOT NULL)`,
-	} {
-		if _, err := s.db.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("cdn sink: creating the tables: %w", err)
-		}
+	); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("cdn sink: creating the tables: %w", err)
 	}
-	return nil
+	return &SQLSink{db: db, d: d}, nil
 }
 
 // Reset empties the three tables.
 func (s *SQLSink) Reset(ctx context.Context) error {
-	for _, t := range []string{"cdn_access_statistic", "cdn_bad_record", "cdn_checkpoint"} {
-		if _, err := s.db.ExecContext(ctx, "DELETE FROM "+t); err != nil {
-			return fmt.Errorf("cdn sink: emptying %s: %w", t, err)
-		}
+	if err := sqlsink.Empty(ctx, s.db, Tables...); err != nil {
+		return fmt.Errorf("cdn sink: %w", err)
 	}
 	return nil
 }
@@ -119,14 +92,6 @@ func (s *SQLSink) DB() *sql.DB { return s.db }
 
 // Close closes the database.
 func (s *SQLSink) Close() error { return s.db.Close() }
-
-// q adapts a query written with $N placeholders to the driver.
-func (s *SQLSink) q(query string) string {
-	if s.driver == "sqlite" {
-		return strings.ReplaceAll(query, "$", "?")
-	}
-	return query
-}
 
 // Checkpoint returns the last stream sequence counted in the table (0: none).
 func (s *SQLSink) Checkpoint(ctx context.Context, stream string) (uint64, error) {
@@ -139,7 +104,7 @@ type queryer interface {
 
 func (s *SQLSink) checkpoint(ctx context.Context, q queryer, stream string) (uint64, error) {
 	var seq int64
-	err := q.QueryRowContext(ctx, s.q(`SELECT last_seq FROM cdn_checkpoint WHERE stream = $1`), stream).Scan(&seq)
+	err := q.QueryRowContext(ctx, s.d.Rebind(`SELECT last_seq FROM cdn_checkpoint WHERE stream = $1`), stream).Scan(&seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
@@ -164,12 +129,8 @@ func (s *SQLSink) Commit(ctx context.Context, f *Flush) (applied bool, err error
 			_ = tx.Rollback()
 		}
 	}()
-	lock := ""
-	if s.driver == "pgx" {
-		lock = " FOR UPDATE"
-	}
 	var cur int64
-	switch err := tx.QueryRowContext(ctx, s.q(`SELECT last_seq FROM cdn_checkpoint WHERE stream = $1`+lock), f.Stream).Scan(&cur); {
+	switch err := tx.QueryRowContext(ctx, s.d.Rebind(`SELECT last_seq FROM cdn_checkpoint WHERE stream = $1`+s.d.ForUpdate()), f.Stream).Scan(&cur); {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
 		return false, fmt.Errorf("cdn sink: reading the checkpoint: %w", err)
@@ -181,7 +142,7 @@ func (s *SQLSink) Commit(ctx context.Context, f *Flush) (applied bool, err error
 	default:
 		return false, fmt.Errorf("%w: stream %s is at %d in the table, this flush covers %d..%d", ErrCheckpointMoved, f.Stream, cur, f.From+1, f.To)
 	}
-	up := s.q(`INSERT INTO cdn_access_statistic (province, access_count, total_download, total_request_time, download_speed)
+	up := s.d.Rebind(`INSERT INTO cdn_access_statistic (province, access_count, total_download, total_request_time, download_speed)
 		VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (province) DO UPDATE SET
 			access_count = cdn_access_statistic.access_count + excluded.access_count,
@@ -195,14 +156,14 @@ func (s *SQLSink) Commit(ctx context.Context, f *Flush) (applied bool, err error
 			return false, fmt.Errorf("cdn sink: upserting %q: %w", p, err)
 		}
 	}
-	bad := s.q(`INSERT INTO cdn_bad_record (reason, count) VALUES ($1, $2)
+	bad := s.d.Rebind(`INSERT INTO cdn_bad_record (reason, count) VALUES ($1, $2)
 		ON CONFLICT (reason) DO UPDATE SET count = cdn_bad_record.count + excluded.count`)
 	for r, n := range f.Bad {
 		if _, err := tx.ExecContext(ctx, bad, r, n); err != nil {
 			return false, fmt.Errorf("cdn sink: counting bad records: %w", err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO cdn_checkpoint (stream, last_seq) VALUES ($1, $2)
+	if _, err := tx.ExecContext(ctx, s.d.Rebind(`INSERT INTO cdn_checkpoint (stream, last_seq) VALUES ($1, $2)
 		ON CONFLICT (stream) DO UPDATE SET last_seq = excluded.last_seq`), f.Stream, int64(f.To)); err != nil {
 		return false, fmt.Errorf("cdn sink: moving the checkpoint: %w", err)
 	}
@@ -233,19 +194,9 @@ func (s *SQLSink) Statistics(ctx context.Context) (map[string]Totals, error) {
 
 // BadRecords reads cdn_bad_record: reason -> count.
 func (s *SQLSink) BadRecords(ctx context.Context) (map[string]int64, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT reason, count FROM cdn_bad_record`)
+	m, err := sqlsink.Counts(ctx, s.db, `SELECT reason, count FROM cdn_bad_record`)
 	if err != nil {
 		return nil, fmt.Errorf("cdn sink: %w", err)
 	}
-	defer rows.Close()
-	m := map[string]int64{}
-	for rows.Next() {
-		var r string
-		var n int64
-		if err := rows.Scan(&r, &n); err != nil {
-			return nil, fmt.Errorf("cdn sink: %w", err)
-		}
-		m[r] = n
-	}
-	return m, rows.Err()
+	return m, nil
 }

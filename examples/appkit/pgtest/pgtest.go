@@ -1,4 +1,16 @@
-package app
+// Package pgtest starts a real PostgreSQL server for tests, on the loopback
+// address, from the server binaries of Debian's postgresql package
+// (/usr/lib/postgresql/N/bin; the environment variable PGBIN names another
+// directory): initdb into a temporary directory, then postgres -h 127.0.0.1
+// -p <a free port> -k <that directory>, trust authentication for the user
+// postgres. PostgreSQL refuses to run as root: when the test runs as root,
+// both run as the user nobody (the directory is chowned to it). Without the
+// binaries the test fails, saying what to install; it does not skip.
+//
+//	pg := pgtest.Start(t)            // stopped and removed by t.Cleanup
+//	db, _ := sql.Open("pgx", pg.URL())
+//	pg.Stop(); pg.Restart()          // the server down mid-test, then back (same data, same port)
+package pgtest
 
 import (
 	"context"
@@ -13,18 +25,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 )
 
-// pgServer is a real PostgreSQL server that a test starts on the loopback
-// address, from the server binaries of Debian's postgresql package
-// (/usr/lib/postgresql/N/bin; PGBIN names another directory): initdb into a
-// temporary directory, then postgres -h 127.0.0.1 -p <free port> -k <that
-// directory>, trust authentication for the user postgres. PostgreSQL refuses
-// to run as root: when the test runs as root, both run as the user nobody
-// (the directory is chowned to it). Without the binaries the test fails,
-// saying what to install; it does not skip.
-type pgServer struct {
-	t        *testing.T
+// Server is a PostgreSQL server a test started (see the package documentation).
+type Server struct {
+	t        testing.TB
 	bin, dir string
 	port     int
 	cred     *syscall.Credential
@@ -33,7 +40,11 @@ type pgServer struct {
 	logPath  string
 }
 
-func pgBinDir(t *testing.T) string {
+// BinDir is the directory of the server binaries: $PGBIN, or the newest
+// /usr/lib/postgresql/N/bin (the last in name order); t fails when there
+// is none.
+func BinDir(t testing.TB) string {
+	t.Helper()
 	if d := os.Getenv("PGBIN"); d != "" {
 		return d
 	}
@@ -45,15 +56,17 @@ func pgBinDir(t *testing.T) string {
 	return filepath.Dir(m[len(m)-1])
 }
 
-func startPostgres(t *testing.T) *pgServer {
+// Start initialises a database cluster in a temporary directory and starts
+// the server; t.Cleanup stops it and removes the directory.
+func Start(t testing.TB) *Server {
 	t.Helper()
-	p := &pgServer{t: t, bin: pgBinDir(t)}
-	dir, err := os.MkdirTemp("", "pyudf-cdn-pg-*")
+	p := &Server{t: t, bin: BinDir(t)}
+	dir, err := os.MkdirTemp("", "pyudf-pgtest-*")
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.dir, p.logPath = dir, filepath.Join(dir, "postgres.log")
-	t.Cleanup(func() { p.stop(); os.RemoveAll(dir) })
+	t.Cleanup(func() { p.Stop(); os.RemoveAll(dir) })
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -79,11 +92,11 @@ func startPostgres(t *testing.T) *pgServer {
 	}
 	p.port = l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	p.start()
+	p.Restart()
 	return p
 }
 
-func (p *pgServer) command(name string, args ...string) *exec.Cmd {
+func (p *Server) command(name string, args ...string) *exec.Cmd {
 	cmd := exec.Command(filepath.Join(p.bin, name), args...)
 	cmd.Dir = p.dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred}
@@ -91,13 +104,13 @@ func (p *pgServer) command(name string, args ...string) *exec.Cmd {
 }
 
 // URL is the server's connection URL.
-func (p *pgServer) URL() string {
+func (p *Server) URL() string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", p.port)
 }
 
-// start starts the server (again, on the same data and port) and waits
-// until it accepts connections.
-func (p *pgServer) start() {
+// Restart starts the server again after Stop, on the same data and port,
+// and waits until it accepts connections (Start does it the first time).
+func (p *Server) Restart() {
 	p.t.Helper()
 	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -139,8 +152,9 @@ func (p *pgServer) start() {
 	}
 }
 
-// stop stops the server (fast shutdown: clients are disconnected).
-func (p *pgServer) stop() {
+// Stop stops the server (fast shutdown: clients are disconnected); a
+// stopped server is left alone.
+func (p *Server) Stop() {
 	if p.cmd == nil {
 		return
 	}

@@ -1,0 +1,139 @@
+// Package apptest has the test helpers of pyudf's example applications:
+// running the command itself from its test binary (and interrupting it
+// mid-stream, as Ctrl-C does), a log buffer safe for
+// the app's goroutines, polling for a condition, and an embedded
+// nats-server with the app's stream.
+//
+//	func TestMain(m *testing.M) { apptest.Main(m, "CDN_TEST_ARGS", "cdn", main) }
+//	cmd := apptest.Command(ctx, "CDN_TEST_ARGS", "-db", path, "-records", "3000")
+package apptest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pyudf/pyudf/connect/nats/embedded"
+	"github.com/pyudf/pyudf/connect/nats/runner"
+)
+
+// Main is a main package's TestMain: when the test binary was re-executed
+// by [Command] (the environment variable env is set), it runs main as the
+// command name with the arguments env holds (separated by newlines) and
+// exits 0 when main returns (main exits by itself on failure); otherwise
+// it runs the tests.
+func Main(m *testing.M, env, name string, main func()) {
+	if args, ok := os.LookupEnv(env); ok {
+		os.Args = append([]string{name}, strings.Split(args, "\n")...)
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// Command is the command run with args: this test binary again, running no
+// test, with args in env for [Main].
+func Command(ctx context.Context, env string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^$")
+	cmd.Env = append(os.Environ(), env+"="+strings.Join(args, "\n"))
+	return cmd
+}
+
+// Interrupt starts cmd, reads its standard error line by line until when
+// accepts a line, sends it SIGINT (Ctrl-C), reads the rest and waits for
+// it. It returns all the standard error and Wait's error (a command that
+// exits 0 after Ctrl-C: nil). A command that ends before when accepts a
+// line gets no signal. t fails when cmd cannot be started.
+func Interrupt(t testing.TB, cmd *exec.Cmd, when func(line string) bool) (stderr string, err error) {
+	t.Helper()
+	pipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(pipe)
+	var log strings.Builder
+	for sc.Scan() {
+		log.WriteString(sc.Text() + "\n")
+		if when(sc.Text()) {
+			if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	for sc.Scan() {
+		log.WriteString(sc.Text() + "\n")
+	}
+	return log.String(), cmd.Wait()
+}
+
+// SyncBuffer is a bytes.Buffer safe for concurrent use: a log or progress
+// destination the app's goroutines write while the test reads it.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String is what was written so far.
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// WaitFor polls cond every 10ms until it holds; after a minute t fails,
+// naming what it waited for.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Broker starts an embedded nats-server (fresh store, loopback) with the
+// stream over subjects and returns a JetStream connection to it; both are
+// closed by t.Cleanup.
+func Broker(t testing.TB, stream string, subjects ...string) jetstream.JetStream {
+	t.Helper()
+	srv, err := embedded.Start(embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := runner.EnsureStream(context.Background(), js, stream, subjects...); err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
