@@ -51,8 +51,9 @@ func TestWriteReport(t *testing.T) {
 
 func TestGoalsInReport(t *testing.T) {
 	got := strings.Join(goals([]Result{
-		{Name: "scalar_add_row", Mode: "process", Goroutines: 1, ThreadVsProcess: 150, P99ProcessVsThread: 90},
+		{Name: "scalar_add_row", Mode: "process", Goroutines: 1, ThreadVsProcess: 150, P99ProcessVsThread: 90, P50Ns: 51000},
 		{Name: "scalar_add_row", Mode: "process", Goroutines: 1, ThreadVsProcess: 8, Note: "Stream: bundles"},
+		{Name: "scalar_add_row", Mode: "process-spin", Goroutines: 1, P50Ns: 9300},
 		{Name: "pandas_add_batch", Mode: "process", Goroutines: 1, ThreadVsProcess: 10.2},
 		{Name: "json_lower_100b_row", Mode: "pyflink-thread", ThreadVsPyFlink: 1.1, ThreadVsPyFlinkAdjusted: 0.9},
 		{Name: "json_lower_1k_row", Mode: "pyflink-thread", Note: "anchor could not run: no JVM"},
@@ -60,6 +61,8 @@ func TestGoalsInReport(t *testing.T) {
 	for _, want := range []string{
 		"thread mode 150.0x process mode's throughput (goal ≥ 10x): met",
 		"p99 90.0x lower than process mode's (goal ≥ 100x): **not met**",
+		"one synchronous row call, mode process: p50 51.0 µs (goal ≤ 20 µs): **not met**",
+		"one synchronous row call, mode process-spin: p50 9.3 µs (goal ≤ 20 µs): met",
 		"Pandas UDF: thread mode 10.2x process mode's throughput (goal ≥ 2x): met",
 		"json_lower_100b_row: pyudf thread mode 1.1x PyFlink's thread mode, 0.9x against each run's pure-Python floor (goal ≥ 5x): **not met**",
 		"json_lower_1k_row: PyFlink thread mode not measured (anchor could not run: no JVM)",
@@ -68,8 +71,8 @@ func TestGoalsInReport(t *testing.T) {
 			t.Errorf("goals lack %q:\n%s", want, got)
 		}
 	}
-	if strings.Count(got, "\n") != 4 {
-		t.Errorf("want 5 goal lines (the Stream row is not a goal):\n%s", got)
+	if strings.Count(got, "\n") != 6 {
+		t.Errorf("want 7 goal lines (the Stream row is not a goal):\n%s", got)
 	}
 }
 
