@@ -142,7 +142,7 @@ func TestHostileFeaturesFarFutureEventTime(t *testing.T) {
 		ev(Exposure, "t1", "bob", "b", time.Second),
 		ev(Click, "t0", "alice", "a", 2*time.Second),
 		ev(Click, "t1", "bob", "b", 48*time.Hour), // two days ahead of the wall clock
-		[]byte(`{"type":"exposure","trace_id":"t9","user_id":"eve","item_id":"x","event_time":32503680000000}`),    // year 3000
+		[]byte(`{"type":"exposure","trace_id":"t9","user_id":"eve","item_id":"x","event_time":32503680000000}`),      // year 3000
 		[]byte(`{"type":"exposure","trace_id":"t9","user_id":"eve","item_id":"x","event_time":9223372036854775807}`), // MaxInt64
 	}
 	for i := 2; i < 40; i++ { // good events after the hostile ones, 20 s apart
