@@ -8,8 +8,9 @@
 //	                 └─▶ clicks ──▶ sliding windows 5 min / 30 s ──▶ visited_items (Pandas UDAF)
 //	  ──▶ user_feature, user_feature_history, feature_sample (SQLite or PostgreSQL)
 //
-// The watermark is the largest event time seen minus a bound, advanced
-// every WatermarkEvery stream sequences; the Go program owns it. Delivery
+// The watermark is the largest event time seen minus a bound minus 1 ms
+// (Flink's), advanced every WatermarkEvery stream sequences and, with
+// Config.IdleWatermark, when the stream is idle; the Go program owns it. Delivery
 // is exactly once into the tables: each commit is one transaction holding
 // the rows, the stream position and the pipeline's snapshot (the
 // operator's keyed state and timers, the open windows' clicks). A restart

@@ -65,9 +65,11 @@ func newDelta() Delta { return Delta{Bad: map[string]int64{}, Late: map[string]i
 // parse, label (the SampleLabeller operator), window the clicks (the
 // visited_items Pandas UDAF on sliding windows), and advance the watermark
 // every WatermarkEvery stream sequences to the largest event time seen
-// minus the bound (bounded out-of-orderness). Its output depends only on
-// the messages and their stream sequences, never on how they were fetched,
-// so a pipeline restored from a snapshot continues exactly.
+// minus the bound minus 1 ms (bounded out-of-orderness). Its output depends
+// only on the messages and their stream sequences (and, for MaxAhead, the
+// wall clock), never on how they were fetched, so a pipeline restored from
+// a snapshot continues exactly; AdvanceToRecords between messages (an idle
+// stream) is the one timing-dependent input.
 type Pipeline struct {
 	op    *engine.Operator
 	udaf  *engine.Function
