@@ -51,6 +51,8 @@ func run() error {
 	fetch := flag.Int("fetch", 1000, "records per fetch")
 	bound := flag.Duration("out-of-orderness", app.DefaultBound, "the watermark's bound: the largest event time seen minus this")
 	preload := flag.Bool("preload", false, "generate every event before the app starts (measures the app alone: JetStream -> Python -> SQL)")
+	maxAhead := flag.Duration("max-ahead", app.DefaultMaxAhead, "an event time further ahead of the wall clock is a bad record; negative: no check")
+	idle := flag.Duration("idle-watermark", time.Second, "with -follow: after this long without a record the watermark advances to what the records allow; 0: never")
 	flag.Parse()
 	mode := engine.Thread
 	switch *modeName {
@@ -112,13 +114,17 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	a, err := app.New(app.Config{JS: js, Pipeline: p, Sink: sink, FetchSize: *fetch, Logger: log, Progress: os.Stderr})
+	p.MaxAhead = *maxAhead
+	cfg := app.Config{JS: js, Pipeline: p, Sink: sink, FetchSize: *fetch, Logger: log, Progress: os.Stderr}
+	if *follow {
+		cfg.IdleWatermark = *idle // a bounded run stays a function of the stream alone
+	}
+	a, err := app.New(cfg)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	genDone := make(chan error, 1)
-	generate := func() {
+	generate := func(ctx context.Context) error {
 		g := app.NewGenerator(*seed)
 		g.BadEvery, g.LateEvery = *badEvery, *lateEvery
 		_, err := app.Publish(ctx, js, app.DefaultSubject, g, *records)
@@ -131,19 +137,20 @@ func run() error {
 				}
 			}
 		}
-		genDone <- err
+		return err
 	}
 	path := "generate -> JetStream -> "
 	if *preload {
-		generate()
+		if err := generate(ctx); err != nil {
+			return err
+		}
 		start, path = time.Now(), "JetStream -> "
-	} else {
-		go generate()
+		generate = nil
 	}
-	runErr := a.Run(ctx)
+	runErr, genErr := runWithGenerator(ctx, a.Run, generate)
 	elapsed := time.Since(start)
-	if err := <-genDone; err != nil && !errors.Is(err, context.Canceled) {
-		log.Warn("generator", "err", err)
+	if genErr != nil && !errors.Is(genErr, context.Canceled) {
+		log.Warn("generator", "err", genErr)
 	}
 	st := a.Stats()
 	sinkName := "SQLite " + *dbURL
@@ -152,8 +159,40 @@ func run() error {
 	}
 	fmt.Fprintf(os.Stderr, "features: %d records (%d bad, %d late) in %.2fs: %.0f records/s end to end (%sSampleLabeller + visited_items [%s] -> %s), %d commits, %d failed\n",
 		st.Records, st.Bad, st.Late, elapsed.Seconds(), float64(st.Records)/elapsed.Seconds(), path, *modeName, sinkName, st.Commits, st.Retries)
-	if err := summary(context.WithoutCancel(ctx), sink); err != nil {
-		return err
+	return finish(ctx, runErr, func(ctx context.Context) error { return summary(ctx, sink) })
+}
+
+// summaryTimeout bounds the final summary's queries (an unresponsive
+// PostgreSQL must not hang the exit).
+var summaryTimeout = 10 * time.Second
+
+// runWithGenerator runs run while gen (nil: none) publishes, on a context
+// of its own that is cancelled once run returns: an app that stopped (an
+// error, Ctrl-C) does not wait for every record to be published.
+func runWithGenerator(ctx context.Context, run, gen func(context.Context) error) (runErr, genErr error) {
+	if gen == nil {
+		return run(ctx), nil
+	}
+	gctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- gen(gctx) }()
+	runErr = run(ctx)
+	cancel()
+	return runErr, <-done
+}
+
+// finish prints the summary (with its own deadline, even after Ctrl-C)
+// unless the run failed at the sink, and returns runErr joined with the
+// summary's error.
+func finish(ctx context.Context, runErr error, summary func(context.Context) error) error {
+	if errors.Is(runErr, app.ErrSinkUnavailable) {
+		return runErr // the sink is down: no summary to read
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), summaryTimeout)
+	defer cancel()
+	if err := summary(sctx); err != nil {
+		return errors.Join(runErr, fmt.Errorf("the summary: %w", err))
 	}
 	return runErr
 }

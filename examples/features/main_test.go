@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +18,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite"
+
+	"github.com/pyudf/pyudf/examples/features/app"
 )
 
 // TestMain runs the command itself when the test binary is re-executed as
@@ -120,5 +124,50 @@ func TestCommandCtrlC(t *testing.T) {
 	seq, bad := checkpoint(t, db)
 	if seq != read || seq == 0 || seq >= 2000000 || bad != seq/1000 {
 		t.Errorf("read %d records, checkpoint %d with %d bad: want all read committed, mid-stream, %d bad\n%s", read, seq, bad, seq/1000, log.String())
+	}
+}
+
+// TestRunStopsTheGenerator: when the app returns (here an error at once),
+// the generator's context is cancelled: the command does not wait for
+// every record to be published.
+func TestRunStopsTheGenerator(t *testing.T) {
+	boom := errors.New("the pipeline failed")
+	start := time.Now()
+	runErr, genErr := runWithGenerator(context.Background(),
+		func(context.Context) error { return boom },
+		func(ctx context.Context) error {
+			select {
+			case <-ctx.Done(): // the generator stops with its context
+				return ctx.Err()
+			case <-time.After(time.Minute):
+				return errors.New("the generator was never cancelled")
+			}
+		})
+	if runErr != boom || !errors.Is(genErr, context.Canceled) || time.Since(start) > 10*time.Second {
+		t.Errorf("runWithGenerator = %v, %v after %v; want the run's error and a cancelled generator at once", runErr, genErr, time.Since(start))
+	}
+}
+
+// TestFinishKeepsTheRunError: a failing summary is joined to the run's
+// error, not put in its place; a summary that hangs (PostgreSQL not
+// answering) is cut at summaryTimeout; after a sink failure there is no
+// summary.
+func TestFinishKeepsTheRunError(t *testing.T) {
+	defer func(d time.Duration) { summaryTimeout = d }(summaryTimeout)
+	summaryTimeout = 200 * time.Millisecond
+	runErr := errors.New("features app: boom (the stream after sequence 7 is read again at the next start)")
+	err := finish(context.Background(), runErr, func(context.Context) error { return errors.New("connection refused") })
+	if !errors.Is(err, runErr) || !strings.Contains(err.Error(), "read again") || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("finish = %v, want both errors", err)
+	}
+	start := time.Now()
+	err = finish(context.Background(), nil, func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() })
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
+		t.Errorf("finish with a hanging summary = %v after %v", err, time.Since(start))
+	}
+	sinkErr := fmt.Errorf("%w: the last commit failed", app.ErrSinkUnavailable)
+	called := false
+	if err := finish(context.Background(), sinkErr, func(context.Context) error { called = true; return nil }); err != sinkErr || called {
+		t.Errorf("finish after a sink failure = %v (summary called %v), want the error and no summary", err, called)
 	}
 }

@@ -8,8 +8,9 @@
 //	                 └─▶ clicks ──▶ sliding windows 5 min / 30 s ──▶ visited_items (Pandas UDAF)
 //	  ──▶ user_feature, user_feature_history, feature_sample (SQLite or PostgreSQL)
 //
-// The watermark is the largest event time seen minus a bound, advanced
-// every WatermarkEvery stream sequences; the Go program owns it. Delivery
+// The watermark is the largest event time seen minus a bound minus 1 ms
+// (Flink's), advanced every WatermarkEvery stream sequences and, with
+// Config.IdleWatermark, when the stream is idle; the Go program owns it. Delivery
 // is exactly once into the tables: each commit is one transaction holding
 // the rows, the stream position and the pipeline's snapshot (the
 // operator's keyed state and timers, the open windows' clicks). A restart
@@ -59,6 +60,14 @@ type Config struct {
 	Logger           *slog.Logger  // nil: slog.Default()
 	Progress         io.Writer     // the progress line goes here; nil: none
 	ProgressInterval time.Duration // 0: 2s
+	// IdleWatermark: after this long without a new record, the watermark
+	// moves to what the records so far allow (Pipeline.AdvanceToRecords),
+	// as Flink's periodic watermarks do, so that a trickle of events gets
+	// its windows and samples without waiting for WatermarkEvery more
+	// records; the result is committed like any other. 0 (the default):
+	// off, and the output is a function of the stream alone (a bounded
+	// run is deterministic); on, it depends on when the stream paused.
+	IdleWatermark time.Duration
 	// StopAt makes Run return nil once the stream up to this sequence is
 	// committed, after the end-of-input watermark fired every window and
 	// timer (a bounded run; 0: run until ctx is done).
@@ -71,7 +80,7 @@ type Stats struct {
 	Bad       int64  // bad records skipped
 	Late      int64  // late events sent to the side output
 	Features  int64  // window firings written
-	Samples   int64  // samples written
+	Samples   int64  // samples emitted (a trace_id's second sample is emitted but not written: feature_sample keeps the first)
 	Positive  int64  // of which labelled 1
 	Committed uint64 // the checkpoint
 	Commits   int64
@@ -86,7 +95,7 @@ type App struct {
 	records, bad, late, features, samples, positive, commits, retries atomic.Int64
 	committed, stopAt                                                 atomic.Uint64
 	key                                                               string
-	sinkDown                                                          atomic.Bool
+	sinkDown, fetchDown                                               atomic.Bool
 	logged                                                            map[string]bool
 }
 
@@ -178,7 +187,7 @@ func (a *App) Run(ctx context.Context) error {
 	defer stopProgress()
 
 	pending := a.newFlush(from)
-	lastFlush := time.Now()
+	lastFlush, lastRecord := time.Now(), time.Now()
 	backoff := 50 * time.Millisecond
 	var runErr error
 	finished := false
@@ -196,19 +205,32 @@ func (a *App) Run(ctx context.Context) error {
 		wait := max(a.cfg.FlushInterval-time.Since(lastFlush), 50*time.Millisecond)
 		msgs, err := a.fetch(ctx, cons, wait)
 		if err != nil && ctx.Err() == nil {
-			a.log.Warn("fetch failed; retrying", "err", err, "backoff", backoff)
+			if !a.fetchDown.Swap(true) { // once per outage
+				a.log.Warn("fetch failed; retrying with back-off", "err", err, "backoff", backoff)
+			}
 			sleep(ctx, backoff)
 			backoff = min(2*backoff, 2*time.Second)
 		} else if err == nil {
+			if a.fetchDown.Swap(false) {
+				a.log.Info("fetch works again")
+			}
 			backoff = 50 * time.Millisecond
 		}
 		if len(msgs) > 0 {
+			lastRecord = time.Now()
 			if runErr = a.process(ctx, msgs, pending); runErr != nil {
 				break
 			}
+		} else if idle := a.cfg.IdleWatermark; idle > 0 && err == nil && time.Since(lastRecord) >= idle {
+			if runErr = a.idle(ctx, pending); runErr != nil {
+				break
+			}
+		}
+		if ctx.Err() != nil {
+			break // Ctrl-C: the last flush below commits, with its own deadline
 		}
 		if time.Since(lastFlush) >= a.cfg.FlushInterval {
-			if pending.To > pending.From {
+			if pending.To > pending.From || pending.moved {
 				if err := a.flush(ctx, pending); err != nil {
 					break // ctx done while the sink was down: the last flush below retries
 				}
@@ -223,15 +245,33 @@ func (a *App) Run(ctx context.Context) error {
 		// the last snapshot and reads on after it.
 		return fmt.Errorf("features app: %w (the stream after sequence %d is read again at the next start)", runErr, pending.From)
 	}
-	if pending.To > pending.From || finished {
+	if pending.To > pending.From || pending.moved || finished {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
 		err := a.flush(fctx, pending)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("features app: the last commit (stream sequences %d..%d) failed; they are read again at the next start: %w",
-				pending.From+1, pending.To, err)
+			return fmt.Errorf("%w: the last commit (stream sequences %d..%d) failed; they are read again at the next start: %w",
+				ErrSinkUnavailable, pending.From+1, pending.To, err)
 		}
 	}
+	return nil
+}
+
+// ErrSinkUnavailable: Run's last commit failed (the sink was down until
+// ShutdownTimeout); what it held is read again at the next start.
+var ErrSinkUnavailable = errors.New("features app: the sink is unavailable")
+
+// idle advances the watermark of an idle stream into f (Config.IdleWatermark).
+func (a *App) idle(ctx context.Context, f *Flush) error {
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	nf, ns := len(f.Features), len(f.Samples)
+	moved, err := a.cfg.Pipeline.AdvanceToRecords(pctx, &f.Delta)
+	if err != nil {
+		return err
+	}
+	a.count(f, nf, ns)
+	f.moved = f.moved || moved
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"cmp"
 	"container/heap"
 	"context"
@@ -8,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"time"
 
@@ -44,11 +46,19 @@ const (
 	ReasonUnknownType  = "unknown event type"
 	ReasonMissingField = "missing field"
 	ReasonBadField     = "bad field" // a field of the wrong JSON type
+	ReasonNotObject    = "not a JSON object"
+	ReasonEventTime    = "implausible event time" // beyond MaxEventTime, or too far ahead of the wall clock (Pipeline.MaxAhead)
 )
+
+// MaxEventTime is the largest event time (ms) ParseEvent accepts: the
+// windows keep times as time.Time in nanoseconds (year 2262 at most), and
+// the label wait and the window arithmetic add up to LabelWait+WindowSize
+// to an event time; anything beyond would overflow int64.
+const MaxEventTime = math.MaxInt64/int64(time.Millisecond) - int64((LabelWait+WindowSize)/time.Millisecond)
 
 // ParseEvent decodes one message. Every field must be present and not
 // empty (event_time a positive number of milliseconds); the type must be
-// exposure or click.
+// exposure or click; event_time at most MaxEventTime.
 func ParseEvent(data []byte) (Event, error) {
 	var raw struct {
 		Type      *string `json:"type"`
@@ -57,12 +67,21 @@ func ParseEvent(data []byte) (Event, error) {
 		ItemID    *string `json:"item_id"`
 		EventTime *int64  `json:"event_time"`
 	}
+	notObject := func(what string) error {
+		return &BadRecordError{ReasonNotObject, fmt.Sprintf("valid JSON but a %s, not an object: %q", what, clip(string(data)))}
+	}
 	if err := json.Unmarshal(data, &raw); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
 			return Event{}, &BadRecordError{ReasonBadField, fmt.Sprintf("%s is a JSON %s, not a %v, in %q", te.Field, te.Value, te.Type, clip(string(data)))}
 		}
+		if errors.As(err, &te) { // the top-level value is an array, a string, a number or a bool
+			return Event{}, notObject(te.Value)
+		}
 		return Event{}, &BadRecordError{ReasonNotJSON, fmt.Sprintf("%v in %q", err, clip(string(data)))}
+	}
+	if t := bytes.TrimLeft(data, " \t\r\n"); bytes.HasPrefix(t, []byte("null")) {
+		return Event{}, notObject("null")
 	}
 	for _, f := range []struct {
 		name string
@@ -74,6 +93,9 @@ func ParseEvent(data []byte) (Event, error) {
 	}
 	if raw.EventTime == nil || *raw.EventTime <= 0 {
 		return Event{}, &BadRecordError{ReasonMissingField, fmt.Sprintf("event_time is missing or not positive in %q", clip(string(data)))}
+	}
+	if *raw.EventTime > MaxEventTime {
+		return Event{}, &BadRecordError{ReasonEventTime, fmt.Sprintf("event_time %d is beyond %d (year 2262) in %q", *raw.EventTime, MaxEventTime, clip(string(data)))}
 	}
 	if *raw.Type != Exposure && *raw.Type != Click {
 		return Event{}, &BadRecordError{ReasonUnknownType, fmt.Sprintf("type %q is neither exposure nor click", clip(*raw.Type))}

@@ -23,14 +23,22 @@ type want struct {
 }
 
 // expected replays the rules: an event is late when its time is at or
-// behind the watermark, which moves to max(event time) - bound after every
-// every-th stream sequence, and to the end at the end. A user's window
+// behind the watermark, which moves to max(event time) - bound - 1 ms after
+// every every-th stream sequence, and to the end at the end; an event time
+// beyond year 2262 or more than 24 h ahead of now is a bad record. A user's window
 // [E-5m, E) (E a multiple of 30 s) is the sorted distinct items of the
 // user's non-late clicks in it. An exposure (non-late, the first of its
-// trace_id) is positive when a non-late click of its trace_id is within
-// [exposure, exposure+10m]; its feature is its user's window ending at the
+// trace_id) is positive when a click of its trace_id is within
+// [exposure, exposure+10m] and was either not late or arrived while the
+// exposure's timer had not fired; its feature is its user's window ending at the
 // last 30-s boundary at or before the exposure.
 func expected(t *testing.T, msgs [][]byte, bound time.Duration, every uint64) want {
+	t.Helper()
+	return expectedAt(t, msgs, bound, every, time.Now())
+}
+
+// expectedAt is expected with the wall clock at now.
+func expectedAt(t *testing.T, msgs [][]byte, bound time.Duration, every uint64, now time.Time) want {
 	t.Helper()
 	w := want{features: map[featureKey]string{}, samples: map[string]Sample{}, bad: map[string]int64{}, late: map[string]int64{}}
 	wm, maxTS := int64(math.MinInt64), int64(math.MinInt64)
@@ -46,7 +54,10 @@ func expected(t *testing.T, msgs [][]byte, bound time.Duration, every uint64) wa
 	for i, m := range msgs {
 		seq := uint64(i + 1)
 		var ev map[string]any
+		var any_ any
 		switch err := json.Unmarshal(m, &ev); {
+		case err != nil && json.Unmarshal(m, &any_) == nil, err == nil && ev == nil:
+			w.bad[ReasonNotObject]++
 		case err != nil:
 			w.bad[ReasonNotJSON]++
 		default:
@@ -56,13 +67,26 @@ func expected(t *testing.T, msgs [][]byte, bound time.Duration, every uint64) wa
 				w.bad[ReasonMissingField]++
 				break
 			}
+			at := int64(ts)
+			if ts > 9_223_371_136_854 { // (MaxInt64 ns in ms, year 2262) - 15 minutes
+				w.bad[ReasonEventTime]++
+				break
+			}
 			if s("type") != "exposure" && s("type") != "click" {
 				w.bad[ReasonUnknownType]++
 				break
 			}
-			at := int64(ts)
+			if at > now.Add(24*time.Hour).UnixMilli() {
+				w.bad[ReasonEventTime]++ // more than a day ahead of the wall clock
+				break
+			}
 			if at <= wm {
 				w.late[s("type")]++
+				// A late click still labels its exposure if that exposure's
+				// timer (exposure + 10 min) has not fired at this watermark.
+				if e, ok := exposures[s("trace_id")]; ok && s("type") == "click" && e.ts+600_000 > wm {
+					clicks[s("trace_id")] = append(clicks[s("trace_id")], at)
+				}
 				break
 			}
 			maxTS = max(maxTS, at)
@@ -82,7 +106,7 @@ func expected(t *testing.T, msgs [][]byte, bound time.Duration, every uint64) wa
 			}
 		}
 		if seq%every == 0 && maxTS != math.MinInt64 {
-			wm = max(wm, maxTS-bound.Milliseconds())
+			wm = max(wm, maxTS-bound.Milliseconds()-1)
 		}
 	}
 	for user, ends := range visits {

@@ -10,7 +10,9 @@ owns the watermark, drives the sliding windows and joins the samples.
 * ``SampleLabeller``: a KeyedProcessFunction keyed by ``trace_id``. Each
   exposure waits 10 minutes of event time for a click with the same
   trace_id; its timer then emits the sample, labelled 1 (clicked in time) or
-  0. Events behind the watermark go to the ``late-events`` side output.
+  0. Events behind the watermark go to the ``late-events`` side output; a
+  late click still labels its exposure while that exposure's timer is
+  pending.
 """
 
 import pandas as pd
@@ -53,8 +55,14 @@ class SampleLabeller(KeyedProcessFunction):
         ts = ctx.timestamp()
         timers = ctx.timer_service()
         if ts <= timers.current_watermark():
-            # Behind the watermark: its windows have fired and its
-            # exposure's timer may have too. Split off, not counted.
+            # Behind the watermark: its windows have fired, so it goes to the
+            # side output (the Go job keeps it out of the windows). A late
+            # click still labels its exposure if that exposure's timer has
+            # not fired yet (the state is there until it does): a
+            # KeyedProcessFunction sees late elements, and the click did
+            # come within the 10 minutes. A late exposure starts nothing.
+            if event["type"] == "click" and self.exposure.value() is not None:
+                self.clicks.add(ts)
             yield late_events, Row(type=event["type"], trace_id=ctx.get_current_key(),
                                    user_id=event["user_id"], item_id=event["item_id"], event_time=ts)
             return

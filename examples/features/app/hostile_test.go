@@ -75,19 +75,23 @@ func TestFeaturesNoLeakage(t *testing.T) {
 }
 
 // TestHostileFeaturesBadRecords: each kind of bad record is counted under
-// its reason, logged once, and skipped; the good events around them are
+// its reason (valid JSON that is not an object under its own), logged
+// once, and skipped; the good events around them are
 // processed; a click without an exposure and a second exposure of a
 // trace_id change nothing.
 func TestHostileFeaturesBadRecords(t *testing.T) {
 	bad := map[string][]string{
-		ReasonNotJSON:      {`exposure,t9,u1,i1,1`, `{"type":`, `[1,2,3]`, "\x00\xff\xfe", ``},
+		ReasonNotJSON:      {`exposure,t9,u1,i1,1`, `{"type":`, "\x00\xff\xfe", ``},
+		ReasonNotObject:    {`[1,2,3]`, ` null`, `"exposure"`, `42`, `true`},
 		ReasonUnknownType:  {string(ev("purchase", "t9", "alice", "a", 0)), string(ev("EXPOSURE", "t9", "alice", "a", 0))},
 		ReasonMissingField: {`{"type":"click","trace_id":"t9","user_id":"alice","event_time":1}`, string(ev(Click, "", "alice", "a", 0)), string(ev(Exposure, "t9", "alice", "", 0)), `{"type":"click","trace_id":"t9","user_id":"alice","item_id":"a","event_time":0}`, `{}`},
 		ReasonBadField:     {`{"type":"click","trace_id":"t9","user_id":"alice","item_id":"a","event_time":"soon"}`, `{"type":1,"trace_id":"t9","user_id":"alice","item_id":"a","event_time":1}`, `{"type":"click","trace_id":"t9","user_id":"alice","item_id":"a","event_time":1.5}`},
 	}
 	var msgs [][]byte
 	i := 0
-	for _, reason := range []string{ReasonNotJSON, ReasonUnknownType, ReasonMissingField, ReasonBadField} {
+	total := 0
+	for _, reason := range []string{ReasonNotJSON, ReasonNotObject, ReasonUnknownType, ReasonMissingField, ReasonBadField} {
+		total += len(bad[reason])
 		for _, b := range bad[reason] {
 			msgs = append(msgs, ev(Exposure, fmt.Sprintf("g%d", i), "alice", "a", time.Duration(i)*time.Second), []byte(b))
 			i++
@@ -119,10 +123,67 @@ func TestHostileFeaturesBadRecords(t *testing.T) {
 	if len(samples) != i || samples["g0"].UserID != "alice" {
 		t.Errorf("%d samples (want %d, one per good exposure), g0 %+v", len(samples), i, samples["g0"])
 	}
-	if st := a.Stats(); st.Bad != 15 || st.Records != int64(len(msgs)) {
+	if st := a.Stats(); st.Bad != int64(total) || st.Records != int64(len(msgs)) {
 		t.Errorf("stats %+v", st)
 	}
 	if n, err := a.cfg.Pipeline.op.Len(context.Background()); err != nil || n != 0 {
 		t.Errorf("the operator keeps %d keys after the end of input (%v), want none", n, err)
 	}
+}
+
+// TestHostileFeaturesFarFutureEventTime: an event time far ahead (two days
+// past the wall clock, year 3000, MaxInt64) is a bad record under
+// ReasonEventTime, not the stream's new maximum: the watermark does not
+// jump, later good events are neither late nor lost, and nothing overflows.
+func TestHostileFeaturesFarFutureEventTime(t *testing.T) {
+	now := noon.Add(time.Hour) // the wall clock the pipeline sees
+	msgs := [][]byte{
+		ev(Exposure, "t0", "alice", "a", 0),
+		ev(Exposure, "t1", "bob", "b", time.Second),
+		ev(Click, "t0", "alice", "a", 2*time.Second),
+		ev(Click, "t1", "bob", "b", 48*time.Hour), // two days ahead of the wall clock
+		[]byte(`{"type":"exposure","trace_id":"t9","user_id":"eve","item_id":"x","event_time":32503680000000}`),      // year 3000
+		[]byte(`{"type":"exposure","trace_id":"t9","user_id":"eve","item_id":"x","event_time":9223372036854775807}`), // MaxInt64
+	}
+	for i := 2; i < 40; i++ { // good events after the hostile ones, 20 s apart
+		at := time.Duration(i) * 20 * time.Second
+		msgs = append(msgs, ev(Exposure, fmt.Sprintf("t%d", 10+i), "carol", fmt.Sprintf("i%d", i), at),
+			ev(Click, fmt.Sprintf("t%d", 10+i), "carol", fmt.Sprintf("i%d", i), at+time.Second))
+	}
+	js := broker(t)
+	last := publish(t, js, msgs)
+	sink := sqliteSink(t, "")
+	a, logs := newApp(t, engine.Thread, Config{JS: js, Sink: sink, StopAt: last})
+	a.cfg.Pipeline.Now = func() time.Time { return now }
+	a.cfg.Pipeline.every = 5 // the watermark moves often: a jump would make the events after it late
+	runToEnd(t, a)
+	counts, err := sink.Counts(context.Background(), "feature_bad_record")
+	if err != nil {
+		t.Fatal(err)
+	}
+	late, err := sink.Counts(context.Background(), "feature_late_event")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts[ReasonEventTime] != 3 || len(counts) != 1 || len(late) != 0 {
+		t.Errorf("bad records %v, late %v: want 3 %q and nothing late", counts, late, ReasonEventTime)
+	}
+	if !strings.Contains(logs.String(), "ahead of the wall clock") {
+		t.Errorf("the far-future event was not logged with its reason:\n%s", logs.String())
+	}
+	samples, err := sink.Samples(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(samples) != 40 || samples["t0"].Label != 1 || samples["t1"].Label != 0 || samples["t49"].Label != 1 {
+		t.Errorf("%d samples (want 40: t0, t1 and carol's 38), t0 %+v t1 %+v t49 %+v", len(samples), samples["t0"], samples["t1"], samples["t49"])
+	}
+	w := expectedAt(t, msgs, DefaultBound, 5, now)
+	g := newGot()
+	hist, _ := sink.FeatureHistory(context.Background())
+	for _, f := range hist {
+		g.features[featureKey{f.UserID, f.WindowEnd}] = f.VisitedItems
+	}
+	g.samples, g.bad, g.late = samples, counts, late
+	compare(t, w, g)
 }

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -64,15 +65,25 @@ func newDelta() Delta { return Delta{Bad: map[string]int64{}, Late: map[string]i
 // parse, label (the SampleLabeller operator), window the clicks (the
 // visited_items Pandas UDAF on sliding windows), and advance the watermark
 // every WatermarkEvery stream sequences to the largest event time seen
-// minus the bound (bounded out-of-orderness). Its output depends only on
-// the messages and their stream sequences, never on how they were fetched,
-// so a pipeline restored from a snapshot continues exactly.
+// minus the bound minus 1 ms (bounded out-of-orderness). Its output depends
+// only on the messages and their stream sequences (and, for MaxAhead, the
+// wall clock), never on how they were fetched, so a pipeline restored from
+// a snapshot continues exactly; AdvanceToRecords between messages (an idle
+// stream) is the one timing-dependent input.
 type Pipeline struct {
 	op    *engine.Operator
 	udaf  *engine.Function
 	win   *engine.Windows
 	bound int64
 	every uint64
+
+	// MaxAhead is how far ahead of the wall clock (Now) an event time may
+	// be; a later one is a bad record (ReasonEventTime), not the stream's
+	// new maximum event time. 0: DefaultMaxAhead; negative: no wall-clock
+	// check (MaxEventTime still holds).
+	MaxAhead time.Duration
+	// Now is the wall clock MaxAhead counts from; nil: time.Now.
+	Now func() time.Time
 
 	wm, maxTS int64
 	visits    []visit               // accepted clicks still in an open window
@@ -121,10 +132,23 @@ func (p *Pipeline) Watermark() int64 { return p.wm }
 // message: restore it from the last snapshot.
 func (p *Pipeline) Process(ctx context.Context, seq uint64, data []byte, d *Delta) (Outcome, error) {
 	out, err := p.process(ctx, data, d)
-	if err == nil && seq%p.every == 0 && p.maxTS != engine.NoTimestamp {
-		err = p.Advance(ctx, p.maxTS-p.bound, d)
+	if err == nil && seq%p.every == 0 {
+		_, err = p.AdvanceToRecords(ctx, d)
 	}
 	return out, err
+}
+
+// AdvanceToRecords moves the watermark to what the records so far allow,
+// as Flink's BoundedOutOfOrdernessWatermarks does: the largest event time
+// seen minus the bound minus 1 ms (an event exactly bound behind the
+// largest is still on time). It reports whether the watermark moved.
+// Process calls it every WatermarkEvery sequences; the App also calls it
+// when the stream is idle (Config.IdleWatermark).
+func (p *Pipeline) AdvanceToRecords(ctx context.Context, d *Delta) (bool, error) {
+	if p.maxTS == engine.NoTimestamp || p.maxTS-p.bound-1 <= p.wm {
+		return false, nil
+	}
+	return true, p.Advance(ctx, p.maxTS-p.bound-1, d)
 }
 
 func (p *Pipeline) process(ctx context.Context, data []byte, d *Delta) (Outcome, error) {
@@ -134,6 +158,18 @@ func (p *Pipeline) process(ctx context.Context, data []byte, d *Delta) (Outcome,
 		errors.As(err, &be)
 		d.Bad[be.Reason]++
 		return Outcome{Bad: be}, nil
+	}
+	if ahead := cmp.Or(p.MaxAhead, DefaultMaxAhead); ahead > 0 {
+		now := time.Now
+		if p.Now != nil {
+			now = p.Now
+		}
+		if limit := now().Add(ahead); ev.EventTime > limit.UnixMilli() {
+			be := &BadRecordError{ReasonEventTime, fmt.Sprintf("event_time %s (trace_id %q) is more than %v ahead of the wall clock",
+				time.UnixMilli(ev.EventTime).UTC().Format(time.RFC3339Nano), clip(ev.TraceID), ahead)}
+			d.Bad[be.Reason]++
+			return Outcome{Bad: be}, nil
+		}
 	}
 	value := map[string]any{"type": ev.Type, "trace_id": ev.TraceID, "user_id": ev.UserID, "item_id": ev.ItemID, "event_time": ev.EventTime}
 	res, err := p.op.Process(ctx, ev.TraceID, value, ev.EventTime)
@@ -161,7 +197,7 @@ func (p *Pipeline) Advance(ctx context.Context, wm int64, d *Delta) error {
 	if wm <= p.wm {
 		return nil
 	}
-	fired, err := p.win.Watermark(ctx, time.UnixMilli(wm))
+	fired, err := p.win.Watermark(ctx, windowClock(wm))
 	if err != nil {
 		return fmt.Errorf("features: %s windows: %w", UDAFName, err)
 	}
@@ -180,7 +216,7 @@ func (p *Pipeline) Advance(ctx context.Context, wm int64, d *Delta) error {
 	size, slide := WindowSize.Milliseconds(), WindowSlide.Milliseconds()
 	kept := p.visits[:0]
 	for _, v := range p.visits {
-		if floorTo(v.TS, slide)+size > wm { // its last window is still open
+		if floorTo(v.TS, slide)+size-1 > wm { // its last window is still open
 			kept = append(kept, v)
 		}
 	}
@@ -210,6 +246,16 @@ func (p *Pipeline) Advance(ctx context.Context, wm int64, d *Delta) error {
 		clear(p.history)
 	}
 	return nil
+}
+
+// windowClock is the watermark as engine.Windows takes it: Windows closes
+// [s, e) when the watermark reaches e, Flink when it reaches e-1 (the
+// window's maxTimestamp).
+func windowClock(wm int64) time.Time {
+	if wm == EndOfInput {
+		return time.UnixMilli(wm)
+	}
+	return time.UnixMilli(wm + 1)
 }
 
 func floorTo(t, d int64) int64 { return t - ((t%d)+d)%d }
@@ -296,7 +342,7 @@ func (p *Pipeline) Restore(ctx context.Context, data []byte) error {
 		return err
 	}
 	if s.Watermark != engine.NoTimestamp {
-		if _, err := p.win.Watermark(ctx, time.UnixMilli(s.Watermark)); err != nil {
+		if _, err := p.win.Watermark(ctx, windowClock(s.Watermark)); err != nil {
 			return err
 		}
 	}
@@ -338,4 +384,5 @@ func Load(ctx context.Context, eng *engine.Engine) (*engine.Operator, *engine.Fu
 const (
 	DefaultBound          = 5 * time.Second // bounded out-of-orderness
 	DefaultWatermarkEvery = 100             // stream sequences between watermark advances
+	DefaultMaxAhead       = 24 * time.Hour  // Pipeline.MaxAhead
 )

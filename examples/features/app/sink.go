@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -21,6 +22,9 @@ type Flush struct {
 	// EndOfInput: the flush includes the end-of-input watermark (a
 	// bounded run's last flush; To may equal From).
 	EndOfInput bool
+	// moved: the watermark moved with no new record (Config.IdleWatermark);
+	// such a flush has To == From and is recognised as done by its snapshot.
+	moved bool
 }
 
 // ErrCheckpointMoved: the table's checkpoint is neither where this flush
@@ -163,9 +167,20 @@ func (s *SQLSink) Commit(ctx context.Context, f *Flush) (applied bool, err error
 	case err != nil:
 		return false, fmt.Errorf("features sink: reading the checkpoint: %w", err)
 	}
-	switch {
-	case uint64(cur) == f.To && (ended == 1) == f.EndOfInput:
+	if f.From == f.To && !f.EndOfInput && uint64(cur) == f.To && ended == 0 {
+		// A flush of a watermark alone (an idle stream): the position does
+		// not tell whether an earlier attempt committed it; the snapshot does.
+		var stored []byte
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT snapshot FROM feature_checkpoint WHERE stream = $1`), f.Stream).Scan(&stored); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return false, fmt.Errorf("features sink: reading the checkpoint: %w", err)
+		}
+		if bytes.Equal(stored, f.Snapshot) {
+			return false, nil
+		}
+	} else if uint64(cur) == f.To && (ended == 1) == f.EndOfInput {
 		return false, nil
+	}
+	switch {
 	case uint64(cur) == f.From && ended == 0:
 	default:
 		return false, fmt.Errorf("%w: stream %s is at %d (ended %v) in the table, this flush covers %d..%d", ErrCheckpointMoved, f.Stream, cur, ended == 1, f.From+1, f.To)
@@ -214,9 +229,7 @@ func (s *SQLSink) Commit(ctx context.Context, f *Flush) (applied bool, err error
 			}),
 		exec("upserting feature_sample", `INSERT INTO feature_sample (trace_id, user_id, item_id, exposure_time, label, click_time, visited_items, feature_window_end)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-			ON CONFLICT (trace_id) DO UPDATE SET user_id = excluded.user_id, item_id = excluded.item_id, exposure_time = excluded.exposure_time,
-				label = excluded.label, click_time = excluded.click_time, visited_items = excluded.visited_items,
-				feature_window_end = excluded.feature_window_end`,
+			ON CONFLICT (trace_id) DO NOTHING`, // the first sample of a trace_id stays (a re-exposure after its timer fired makes a second)
 			len(f.Samples), func(i int) []any {
 				r := f.Samples[i]
 				var click any
