@@ -162,6 +162,11 @@ func TestHostileBadRecords(t *testing.T) {
 		{`{"id":"r1","key":"u1","sepal_length":null,"sepal_width":1,"petal_length":1,"petal_width":1}`, ReasonMissing, "sepal_length"},
 		{`{"id":"r1","key":"u1","sepal_length":1,"sepal_width":"wide","petal_length":1,"petal_width":1}`, ReasonNotNumeric, "sepal_width"},
 		{`{"id":"r1","key":"u1","sepal_length":1,"sepal_width":1,"petal_length":true,"petal_width":1}`, ReasonNotNumeric, "petal_length"},
+		{`{"id":42,"key":"u1","sepal_length":1,"sepal_width":1,"petal_length":1,"petal_width":1}`, ReasonBadField, "id"},
+		{`{"id":"r1","key":["u1"],"sepal_length":1,"sepal_width":1,"petal_length":1,"petal_width":1}`, ReasonBadField, "key"},
+		{`{"id":"","key":"u1","sepal_length":1,"sepal_width":1,"petal_length":1,"petal_width":1}`, ReasonBadField, "id"},
+		{`{"id":"r1","key":"","sepal_length":1,"sepal_width":1,"petal_length":1,"petal_width":1}`, ReasonBadField, "key"},
+		{`{"id":null,"key":"u1","sepal_length":1,"sepal_width":1,"petal_length":1,"petal_width":1}`, ReasonMissing, "id"},
 	} {
 		_, err := ParseRecord([]byte(c.in))
 		var be *BadRecordError
