@@ -356,6 +356,12 @@ func (a *App) Run(ctx context.Context) error {
 			case l := <-loading:
 				cancelLoad()
 				loading, ctrl = nil, controls
+				if ctx.Err() != nil { // the load was cancelled: not refused
+					if l.model != nil {
+						l.model.Close()
+					}
+					return stop()
+				}
 				if l.err != nil {
 					a.refused.Add(1)
 					a.log.Error("new model refused; the old one keeps serving", "file", l.path, "serving", a.currentModel().Version, "err", l.err)

@@ -239,6 +239,14 @@ func testEngine(t *testing.T) *engine.Engine {
 // returns Run's error.
 func start(t *testing.T, e *env, cfg Config) (*App, func() error) {
 	t.Helper()
+	a, stop, _ := startDone(t, e, cfg)
+	return a, stop
+}
+
+// startDone is start, and a channel closed when Run returns (with the
+// error that stop returns).
+func startDone(t *testing.T, e *env, cfg Config) (*App, func() error, <-chan struct{}) {
+	t.Helper()
 	cfg.Conn = e.nc
 	if cfg.Engine.CacheDir == "" {
 		cfg.Engine.CacheDir = testCache(t)
@@ -248,16 +256,12 @@ func start(t *testing.T, e *env, cfg Config) (*App, func() error) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	var once sync.Once
+	done := make(chan struct{})
 	var runErr error
-	stop := func() error {
-		once.Do(func() { cancel(); runErr = <-done })
-		return runErr
-	}
+	go func() { runErr = a.Run(ctx); close(done) }()
+	stop := func() error { cancel(); <-done; return runErr }
 	t.Cleanup(func() { stop() })
-	return a, stop
+	return a, stop, done
 }
 
 // waitFor polls cond for up to 60s.
