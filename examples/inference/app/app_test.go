@@ -122,6 +122,20 @@ func (e *env) outputs(t *testing.T, want int) map[string]prediction {
 	return got
 }
 
+// outputCount is how many messages the output subject holds.
+func (e *env) outputCount(t *testing.T) uint64 {
+	t.Helper()
+	st, err := e.js.Stream(context.Background(), DefaultOutputStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(context.Background(), jetstream.WithSubjectFilter(DefaultOutput))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Subjects[DefaultOutput]
+}
+
 // outputList is every prediction in the output stream, in stream order.
 func (e *env) outputList(t *testing.T) []prediction {
 	t.Helper()

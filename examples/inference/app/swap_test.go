@@ -187,7 +187,7 @@ func TestRestartServesNewestLoadable(t *testing.T) {
 // calling exec): the load a stop must not wait for.
 func slowModel(t *testing.T) string {
 	p := filepath.Join(t.TempDir(), "slow.joblib")
-	src := "import time;[time.sleep(0.01) for _ in range(3000)]"
+	src := "[__import__('time').sleep(0.01) for _ in range(3000)]"
 	if err := os.WriteFile(p, []byte("cbuiltins\nexec\n(V"+src+"\ntR."), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +231,7 @@ func TestStopDuringModelLoad(t *testing.T) {
 				t.Fatalf("Run returned %v %v after the %s during a model load; want nil, promptly", err, took, how)
 			}
 			if st := a.Stats(); st.Model != "v1" || st.Switches != 0 || st.Refused != 0 { // the load was still running
-				t.Fatalf("stats %+v", st)
+				t.Fatalf("stats %+v\n%s", st, logs)
 			}
 		})
 	}
