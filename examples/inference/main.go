@@ -5,7 +5,7 @@
 // output stream. A new model file published on the control subject is
 // served from the next batch on, without a restart. See README.md.
 //
-//	cd examples/inference && go run .                  # embedded nats-server, Pandas UDF, a model switch half-way
+//	cd examples/inference && go run .                  # embedded nats-server, Pandas UDF, model v2 published half-way
 //	go run . -prepare                                  # install scikit-learn, train the models, exit (image build)
 //	go run . -udf row -mode process                    # the row UDF, in Python worker processes
 //	go run . -nats nats://host:4222 -records 0 -follow # serve an existing stream
@@ -131,10 +131,18 @@ func run() error {
 	if err != nil {
 		return err
 	}
-
 	start := time.Now()
+	loadStart := start
+	if err := a.Load(ctx); err != nil { // a bad -model is reported before anything is published
+		return err
+	}
+
+	// The generator stops when Run returns, whatever the reason.
+	genCtx, cancelGen := context.WithCancel(ctx)
+	defer cancelGen()
 	genDone := make(chan error, 1)
-	generate := func() {
+	generate := func(waitSwitch bool) {
+		ctx := genCtx
 		g := app.NewGenerator(uint64(start.UnixNano()))
 		g.BadEvery = *badEvery
 		first := *records
@@ -145,6 +153,14 @@ func run() error {
 		if err == nil && first < *records {
 			if err = app.PublishModel(ctx, js, app.DefaultControl, v2); err == nil {
 				log.Info("published model v2 on the control subject", "subject", app.DefaultControl, "file", v2, "after_records", first)
+				// The demo holds the rest until the app serves v2 (or refused
+				// it), so that both versions show; a producer need not wait.
+				for waitSwitch && ctx.Err() == nil {
+					if st := a.Stats(); st.Switches > 0 || st.Refused > 0 {
+						break
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
 				_, _, err = app.Publish(ctx, js, app.DefaultSubject, g, *records-first)
 			}
 		}
@@ -161,15 +177,16 @@ func run() error {
 	}
 	path := "generate -> JetStream -> "
 	if *preload {
-		generate()
+		generate(false)
 		start, path = time.Now(), "JetStream -> "
 	} else {
-		go generate()
+		go generate(true)
 	}
 	runErr := a.Run(ctx)
+	cancelGen()
 	if s := a.Serving(); !s.IsZero() {
-		log.Info("start-up (engine, scikit-learn import, model load)", "took", s.Sub(start).Round(time.Millisecond))
-		if s.After(start) {
+		log.Info("start-up (engine, scikit-learn import, model load)", "took", s.Sub(loadStart).Round(time.Millisecond))
+		if s.After(start) && !*preload {
 			start = s // the rate below is the serving rate
 		}
 	}

@@ -2,13 +2,16 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -54,14 +57,26 @@ func cacheDir(t *testing.T) string {
 
 var summary = regexp.MustCompile(`inference: (\d+) records \((\d+) predicted, (\d+) bad\) in .* records/s end to end .*, models served \[([^]]*)\], (\d+) refused`)
 
-// TestCommand: `go run .` on the embedded defaults (a model switch half-way)
-// predicts or dead-letters every generated record, prints the summary and
-// exits 0.
+// TestCommand: `go run .` on the defaults (v2 published half-way), on a
+// server the test owns, predicts or dead-letters every generated record,
+// prints the summary and exits 0; the predictions show both versions and a
+// single cut-over per key.
 func TestCommand(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	srv, err := embedded.Start(embedded.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
 	var stdout, stderr bytes.Buffer
-	cmd := command(ctx, "-cache-dir", cacheDir(t), "-records", "3000", "-bad-every", "500")
+	cmd := command(ctx, "-nats", srv.URL(), "-cache-dir", cacheDir(t), "-records", "3000", "-bad-every", "500")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
@@ -77,6 +92,111 @@ func TestCommand(t *testing.T) {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
 		}
+	}
+	// Both versions predicted, and per key a single cut-over from v1 to v2,
+	// in the records' order (input sequence) and in the output stream's.
+	preds := predictions(t, js)
+	byVersion := map[string]int{}
+	for _, p := range preds {
+		byVersion[p.version]++
+	}
+	t.Logf("predictions by version: %v", byVersion)
+	if byVersion["v1"] == 0 || byVersion["v2"] == 0 || byVersion["v1"]+byVersion["v2"] != 2994 {
+		t.Errorf("predictions by version %v: want v1 and v2, 2994 in all", byVersion)
+	}
+	cutOver(t, "output stream order", preds)
+	slices.SortFunc(preds, func(a, b pred) int { return cmp.Compare(a.seq, b.seq) })
+	cutOver(t, "input order", preds)
+}
+
+// pred is a prediction in the output stream: its input's sequence, key and
+// model version.
+type pred struct {
+	seq          uint64
+	key, version string
+}
+
+// predictions reads the output subject's every message (State.Msgs of it), in stream order.
+func predictions(t *testing.T, js jetstream.JetStream) []pred {
+	t.Helper()
+	ctx := context.Background()
+	st, err := js.Stream(ctx, app.DefaultOutputStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(app.DefaultOutput))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := info.State.Subjects[app.DefaultOutput]
+	cons, err := js.OrderedConsumer(ctx, app.DefaultOutputStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{app.DefaultOutput}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []pred
+	deadline := time.Now().Add(30 * time.Second)
+	for uint64(len(out)) < n && time.Now().Before(deadline) {
+		batch, err := cons.Fetch(int(min(n-uint64(len(out)), 5000)), jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range batch.Messages() {
+			var p struct {
+				Key          string
+				ModelVersion string `json:"model_version"`
+			}
+			seq, err := strconv.ParseUint(m.Headers().Get(runner.HeaderSeq), 10, 64)
+			if err != nil || json.Unmarshal(m.Data(), &p) != nil {
+				t.Fatalf("output %q %v", m.Data(), m.Headers())
+			}
+			out = append(out, pred{seq, p.Key, p.ModelVersion})
+		}
+	}
+	if uint64(len(out)) != n {
+		t.Fatalf("read %d of the output subject's %d messages", len(out), n)
+	}
+	return out
+}
+
+// cutOver fails if a key has a v1 prediction after a v2 one in preds' order.
+func cutOver(t *testing.T, order string, preds []pred) {
+	t.Helper()
+	onV2 := map[string]uint64{}
+	for _, p := range preds {
+		if at, ok := onV2[p.key]; ok && p.version == "v1" {
+			t.Fatalf("key %s: input %d got v1 after input %d got v2 (%s)", p.key, p.seq, at, order)
+		} else if !ok && p.version == "v2" {
+			onV2[p.key] = p.seq
+		}
+	}
+}
+
+// TestCommandBadModel: a -model that cannot be loaded is reported at once,
+// exit 1, before any record is published.
+func TestCommandBadModel(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, err := embedded.Start(embedded.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	bad := filepath.Join(t.TempDir(), "missing.joblib")
+	var stderr bytes.Buffer
+	cmd := command(ctx, "-nats", srv.URL(), "-cache-dir", cacheDir(t), "-model", bad, "-records", "20000")
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(stderr.String(), "cannot load model file "+bad) {
+		t.Fatalf("%v, want exit 1 naming %s:\n%s", err, bad, stderr.String())
+	}
+	if n := streamInfo(t, js, app.DefaultStream).State.Msgs; n != 0 {
+		t.Fatalf("%d records published before the bad model was reported, want 0", n)
 	}
 }
 

@@ -157,6 +157,9 @@ type Runner struct {
 	stop    context.CancelFunc // cancels the running Run
 	done    chan struct{}      // closed when the running Run returns
 
+	drainc    chan struct{} // closed by Drain
+	drainOnce sync.Once
+
 	batch atomic.Bool // calls go as batches (Config.Batch, or switched to)
 
 	waves    chan struct{}  // a token per wave whose PubAcks are awaited (maxWaves)
@@ -222,7 +225,7 @@ func New(cfg Config) (*Runner, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	r := &Runner{cfg: cfg, conn: cfg.Conn, waves: make(chan struct{}, maxWaves),
+	r := &Runner{cfg: cfg, conn: cfg.Conn, waves: make(chan struct{}, maxWaves), drainc: make(chan struct{}),
 		log: log.With("runner", cfg.Name, "durable", cfg.Durable, "function", cfg.Function.Name())}
 	r.batch.Store(cfg.Batch)
 	return r, nil
@@ -234,12 +237,12 @@ func (r *Runner) Stats() Stats {
 		Retried: r.retried.Load(), Fetches: r.fetches.Load(), FetchErrors: r.fetchErrors.Load()}
 }
 
-// Run consumes until ctx is done or Close is called, and returns ctx's
-// error, ErrClosed, or an error that stops it for good (the engine was
-// closed, the input stream does not exist). A lost connection is not such an
-// error: Run waits for the client to reconnect and resumes. On the way out
-// it gives its fetched but unprocessed messages back (Nak), so that other
-// runners get them at once.
+// Run consumes until ctx is done, Close or Drain is called, and returns
+// ctx's error, ErrClosed, nil (drained), or an error that stops it for good
+// (the engine was closed, the input stream does not exist). A lost
+// connection is not such an error: Run waits for the client to reconnect and
+// resumes. On the way out it gives its fetched but unprocessed messages back
+// (Nak), so that other runners get them at once.
 func (r *Runner) Run(ctx context.Context) error {
 	if r.closed.Load() {
 		return ErrClosed
@@ -254,6 +257,10 @@ func (r *Runner) Run(ctx context.Context) error {
 	if r.closed.Load() {
 		r.mu.Unlock()
 		return ErrClosed
+	}
+	if r.draining() {
+		r.mu.Unlock()
+		return nil
 	}
 	r.stop, r.done = stop, make(chan struct{})
 	done := r.done
@@ -272,7 +279,7 @@ func (r *Runner) Run(ctx context.Context) error {
 				return err
 			}
 			r.log.Warn("setting up the consumer failed; retrying", "err", err)
-			if !sleep(ctx, time.Second) {
+			if !r.sleep(ctx, time.Second) {
 				return r.exitErr(ctx)
 			}
 		}
@@ -280,7 +287,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	r.log.Info("running", "subject", r.cfg.Subject, "output", r.cfg.Output, "dead_letter", r.cfg.DeadLetter,
 		"batch", r.batch.Load(), "fetch", r.cfg.FetchSize)
 	backoff := 50 * time.Millisecond
-	for ctx.Err() == nil {
+	for ctx.Err() == nil && !r.draining() {
 		err := r.fetch(ctx, js, cons)
 		switch {
 		case err == nil:
@@ -299,7 +306,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		default:
 			r.log.Warn("fetch failed; retrying", "err", err, "backoff", backoff)
 		}
-		if !sleep(ctx, backoff) {
+		if !r.sleep(ctx, backoff) {
 			break
 		}
 		backoff = min(2*backoff, 2*time.Second)
@@ -311,7 +318,62 @@ func (r *Runner) exitErr(ctx context.Context) error {
 	if r.closed.Load() {
 		return ErrClosed
 	}
+	if r.draining() {
+		return nil
+	}
 	return context.Cause(ctx)
+}
+
+// Drain stops the running Run at a batch boundary and waits for it to
+// return: Run starts no new fetch; the batch being called finishes, its
+// results and dead letters are published and its inputs acked once
+// JetStream acknowledged the publishes; the messages of the current fetch
+// that arrive afterwards are not called but given back (Nak) as soon as the
+// fetch's pull request has ended (at most FetchWait after Drain), so that
+// they are redelivered at once to the next fetch on the durable, not
+// stranded until AckWait; then Run returns nil. Drain returns nil once Run
+// has returned, or ctx's cause if ctx is done first (Run still stops). A
+// drained Runner stays drained: a Run called afterwards returns nil at once,
+// as does Drain when no Run is running. Drain does not close the Runner or
+// its connection (Close does).
+func (r *Runner) Drain(ctx context.Context) error {
+	r.mu.Lock()
+	r.drainOnce.Do(func() { close(r.drainc) })
+	done := r.done
+	r.mu.Unlock()
+	if done == nil {
+		return nil
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+func (r *Runner) draining() bool {
+	select {
+	case <-r.drainc:
+		return true
+	default:
+		return false
+	}
+}
+
+// sleep waits d, or until ctx is done or Drain is called, and says whether
+// to go on.
+func (r *Runner) sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-r.drainc:
+		return false
+	}
 }
 
 // Close stops a running Run, waits for it to return, and closes the
@@ -405,6 +467,11 @@ func (r *Runner) fetch(ctx context.Context, js jetstream.JetStream, cons jetstre
 		return err
 	}
 	msgs := res.Messages()
+	// Draining: the messages that arrive are given back once the pull
+	// request has ended (msgs is closed), not while it still waits for
+	// messages, which would deliver them to it again at once.
+	var held []jetstream.Msg
+	defer func() { r.giveBack(held) }()
 	wave := make([]jetstream.Msg, 0, r.cfg.FetchSize)
 	for m := range msgs {
 		wave = append(wave[:0], m)
@@ -423,6 +490,10 @@ func (r *Runner) fetch(ctx context.Context, js jetstream.JetStream, cons jetstre
 		r.fetched.Add(int64(len(wave)))
 		if ctx.Err() != nil { // shutting down: give them back
 			r.giveBack(wave)
+			continue
+		}
+		if r.draining() {
+			held = append(held, wave...)
 			continue
 		}
 		if err := r.process(ctx, js, wave); err != nil {
@@ -684,18 +755,6 @@ func oneLine(s string) string {
 		s = s[:4093] + "..."
 	}
 	return s
-}
-
-// sleep waits d or until ctx is done, and says whether ctx is still live.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // ErrorType values: the Pyudf-Error-Type header of a dead letter.

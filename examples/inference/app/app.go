@@ -98,8 +98,8 @@ type App struct {
 
 	switches, refused atomic.Int64
 	stopAt            atomic.Uint64
-	pause             atomic.Pointer[chan struct{}] // set while a switch stops the runner: decode waits
-	serving           atomic.Int64                  // UnixNano when the first model was loaded
+	serving           atomic.Int64 // UnixNano when the first model was loaded
+	controlSeq        uint64       // the control stream's last sequence Load saw
 }
 
 // Serving is when Run had loaded its first model and started serving (zero before).
@@ -111,7 +111,8 @@ func (a *App) Serving() time.Time {
 }
 
 // fetchWait is the runner's FetchWait: a pull request the server holds
-// longer than this has expired.
+// longer than this has expired, so a switch's Drain takes at most this
+// plus the batch in the UDF.
 const fetchWait = 250 * time.Millisecond
 
 // New checks cfg.
@@ -219,11 +220,15 @@ func controlPath(data []byte) string {
 	return strings.TrimSpace(string(data))
 }
 
-// Run serves predictions until ctx is done (then it stops at a batch
-// boundary, waits for the PubAcks of what it published, and returns nil)
-// or, with StopAt, until the input up to StopAt is acknowledged. A model
-// that cannot be loaded at start is an error naming its file.
-func (a *App) Run(ctx context.Context) error {
+// Load loads the model Run serves at start, unless it is loaded: the
+// newest model kept on the control subject that loads (so that a restarted
+// app serves what it served before), else Config.Model. A Config.Model that
+// cannot be loaded is an error naming its file. Run calls it; call it first
+// to find a bad model before anything is published.
+func (a *App) Load(ctx context.Context) error {
+	if a.currentModel() != nil {
+		return nil
+	}
 	js, err := jetstream.New(a.cfg.Conn)
 	if err != nil {
 		return err
@@ -231,20 +236,69 @@ func (a *App) Run(ctx context.Context) error {
 	if err := EnsureStreams(ctx, js, a.cfg); err != nil {
 		return err
 	}
-	controls, startPath, stopWatch, err := a.watchControl(ctx, js)
+	paths, last, err := a.keptControls(ctx, js)
+	if err != nil {
+		return err
+	}
+	model, err := a.initialModel(ctx, paths)
+	if err != nil {
+		return err
+	}
+	a.controlSeq = last
+	a.setModel(model)
+	a.serving.Store(time.Now().UnixNano())
+	return nil
+}
+
+// loaded is the outcome of a model load in the background.
+type loaded struct {
+	path  string
+	model *Model
+	err   error
+}
+
+// Run serves predictions until ctx is done (then it stops at a batch
+// boundary, waits for the PubAcks of what it published, and returns nil)
+// or, with StopAt, until the input up to StopAt is acknowledged. A model
+// that cannot be loaded at start is an error naming its file (see Load).
+//
+// A model published on the control subject is loaded in the background
+// while the current one serves; once it has loaded, the runner is drained
+// (runner.Drain: the batch in the UDF is finished, published and acked, the
+// rest of its fetch given back at once) and started again on the new
+// function, so the new version serves from the first batch fetched after its
+// load. Control messages that arrive during a load wait for it.
+func (a *App) Run(ctx context.Context) error {
+	if err := a.Load(ctx); err != nil {
+		return err
+	}
+	defer func() { a.mu.Lock(); m := a.model; a.mu.Unlock(); m.Close() }()
+	js, err := jetstream.New(a.cfg.Conn)
+	if err != nil {
+		return err
+	}
+	controls, stopWatch, err := a.watchControl(ctx, js, a.controlSeq+1)
 	if err != nil {
 		return err
 	}
 	defer stopWatch()
-	model, err := a.initialModel(ctx, startPath)
-	if err != nil {
-		return err
-	}
-	a.setModel(model)
-	a.serving.Store(time.Now().UnixNano())
-	defer func() { a.mu.Lock(); m := a.model; a.mu.Unlock(); m.Close() }()
 	stopProgress := a.progress()
 	defer stopProgress()
+
+	// A load in progress: abort cancels it and waits for it (the engine
+	// honours the cancellation), closing a model that loaded all the same.
+	var loading chan loaded
+	cancelLoad := func() {}
+	abort := func() {
+		if loading != nil {
+			cancelLoad()
+			if l := <-loading; l.model != nil {
+				l.model.Close()
+			}
+			loading = nil
+		}
+	}
+	defer abort()
 
 	stopTick := time.NewTicker(cmpDur(a.cfg.StopPoll, 100*time.Millisecond))
 	defer stopTick.Stop()
@@ -261,9 +315,9 @@ func (a *App) Run(ctx context.Context) error {
 		a.current = r
 		a.mu.Unlock()
 		go func() { done <- r.Run(rctx) }()
-		stop := func() error {
+		// finished records the runner's end (Run's err) and says what Run returns.
+		finished := func(err error) error {
 			cancel()
-			err := <-done
 			a.mu.Lock()
 			st := r.Stats()
 			a.finished.Published += st.Published
@@ -276,28 +330,48 @@ func (a *App) Run(ctx context.Context) error {
 			}
 			return err
 		}
+		stop := func() error { abort(); cancel(); return finished(<-done) }
+		ctrl := controls
+		if loading != nil {
+			ctrl = nil
+		}
 	serve:
 		for {
 			select {
 			case err := <-done:
-				done <- err
-				return stop() // the runner stopped for good (the engine closed, the stream is gone)
+				abort()
+				return finished(err) // the runner stopped for good (the engine closed, the stream is gone)
 			case <-ctx.Done():
 				return stop()
 			case <-stopTick.C:
 				if a.allAcked(ctx, js) {
 					return stop()
 				}
-			case path := <-controls:
-				next, err := a.load(ctx, path)
-				if err != nil {
+			case path := <-ctrl:
+				lctx, c := context.WithCancel(ctx)
+				ch := make(chan loaded, 1)
+				loading, cancelLoad, ctrl = ch, c, nil
+				a.log.Info("loading a new model in the background", "file", path, "serving", a.currentModel().Version)
+				go func() { m, err := a.load(lctx, path); ch <- loaded{path, m, err} }()
+			case l := <-loading:
+				cancelLoad()
+				loading, ctrl = nil, controls
+				if ctx.Err() != nil { // the load was cancelled: not refused
+					if l.model != nil {
+						l.model.Close()
+					}
+					return stop()
+				}
+				if l.err != nil {
 					a.refused.Add(1)
-					a.log.Error("new model refused; the old one keeps serving", "file", path, "serving", a.currentModel().Version, "err", err)
+					a.log.Error("new model refused; the old one keeps serving", "file", l.path, "serving", a.currentModel().Version, "err", l.err)
 					continue
 				}
-				if err := a.quiesce(stop); err != nil {
+				next := l.model
+				drainErr := r.Drain(ctx)
+				if err := finished(<-done); err != nil || drainErr != nil {
 					next.Close()
-					return err
+					return err // nil: ctx was done during the drain
 				}
 				old := a.currentModel()
 				a.setModel(next)
@@ -308,26 +382,6 @@ func (a *App) Run(ctx context.Context) error {
 			}
 		}
 	}
-}
-
-// quiesce stops the runner at a batch boundary for a switch. Cancelling a
-// runner in the middle of a fetch would strand the messages the server was
-// still delivering to it until their AckWait; so the next wave is held in
-// decode for longer than a pull request lives, by when every message
-// delivered to the runner is in its hands, and only then is it stopped: it
-// gives them all back (Nak) for the new model's runner.
-func (a *App) quiesce(stop func() error) error {
-	ch := make(chan struct{})
-	a.pause.Store(&ch)
-	time.Sleep(fetchWait + 150*time.Millisecond)
-	var err error
-	stopped := make(chan struct{})
-	go func() { err = stop(); close(stopped) }()
-	time.Sleep(10 * time.Millisecond) // the runner's ctx is done before decode returns
-	a.pause.Store(nil)
-	close(ch)
-	<-stopped
-	return err
 }
 
 func cmpDur(d, def time.Duration) time.Duration {
@@ -341,17 +395,19 @@ func (a *App) load(ctx context.Context, path string) (*Model, error) {
 	return LoadModel(ctx, a.cfg.Engine, path, a.cfg.Batch)
 }
 
-// initialModel loads the last model published on the control subject, so
-// that a restarted app serves what it served before; if there is none, or
-// it cannot be loaded, Config.Model.
-func (a *App) initialModel(ctx context.Context, published string) (*Model, error) {
-	if published != "" {
-		m, err := a.load(ctx, published)
+// initialModel loads the newest of the kept control paths (newest first)
+// that loads, else Config.Model.
+func (a *App) initialModel(ctx context.Context, published []string) (*Model, error) {
+	for _, p := range published {
+		m, err := a.load(ctx, p)
 		if err == nil {
-			a.log.Info("serving the model last published on the control subject", "file", published, "version", m.Version)
+			a.log.Info("serving the newest loadable model kept on the control subject", "file", p, "version", m.Version)
 			return m, nil
 		}
-		a.log.Warn("the model last published on the control subject cannot be loaded; serving -model", "file", published, "err", err)
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		a.log.Warn("a model kept on the control subject cannot be loaded; trying the one before", "file", p, "err", err)
 	}
 	m, err := a.load(ctx, a.cfg.Model)
 	if err != nil {
@@ -374,26 +430,62 @@ func (a *App) currentModel() *Model {
 	return a.model
 }
 
-// watchControl returns the last path published on the control subject (""
-// if none) and a channel of the paths published after it.
-func (a *App) watchControl(ctx context.Context, js jetstream.JetStream) (<-chan string, string, func(), error) {
+// keptControls returns the distinct paths kept on the control subject,
+// newest first, and the control stream's last sequence.
+func (a *App) keptControls(ctx context.Context, js jetstream.JetStream) ([]string, uint64, error) {
 	st, err := js.Stream(ctx, a.cfg.ControlStream)
 	if err != nil {
-		return nil, "", nil, fmt.Errorf("inference: control stream %s: %w", a.cfg.ControlStream, err)
+		return nil, 0, fmt.Errorf("inference: control stream %s: %w", a.cfg.ControlStream, err)
 	}
 	info, err := st.Info(ctx)
 	if err != nil {
-		return nil, "", nil, err
+		return nil, 0, err
 	}
-	last := ""
-	if msg, err := st.GetLastMsgForSubject(ctx, a.cfg.Control); err == nil && msg.Sequence <= info.State.LastSeq {
-		last = controlPath(msg.Data)
+	var kept []string // oldest first
+	if info.State.Msgs > 0 {
+		cons, err := js.OrderedConsumer(ctx, a.cfg.ControlStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{a.cfg.Control}})
+		if err != nil {
+			return nil, 0, fmt.Errorf("inference: control consumer: %w", err)
+		}
+		for seq := uint64(0); seq < info.State.LastSeq; {
+			batch, err := cons.Fetch(int(info.State.Msgs), jetstream.FetchMaxWait(time.Second))
+			if err != nil {
+				return nil, 0, fmt.Errorf("inference: reading the control stream: %w", err)
+			}
+			n := 0
+			for m := range batch.Messages() {
+				n++
+				if md, err := m.Metadata(); err == nil {
+					seq = md.Sequence.Stream
+				}
+				if seq <= info.State.LastSeq { // a later one is the watcher's
+					kept = append(kept, controlPath(m.Data()))
+				}
+			}
+			if n == 0 { // nothing more on the control subject (the last messages are another subject's)
+				break
+			}
+		}
 	}
+	var paths []string
+	seen := map[string]bool{}
+	for i := len(kept) - 1; i >= 0; i-- {
+		if p := kept[i]; p != "" && !seen[p] {
+			seen[p] = true
+			paths = append(paths, p)
+		}
+	}
+	return paths, info.State.LastSeq, nil
+}
+
+// watchControl returns a channel of the paths published on the control
+// subject from stream sequence from on.
+func (a *App) watchControl(ctx context.Context, js jetstream.JetStream, from uint64) (<-chan string, func(), error) {
 	cons, err := js.OrderedConsumer(ctx, a.cfg.ControlStream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{a.cfg.Control}, DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq: info.State.LastSeq + 1})
+		OptStartSeq: from})
 	if err != nil {
-		return nil, "", nil, fmt.Errorf("inference: control consumer: %w", err)
+		return nil, nil, fmt.Errorf("inference: control consumer: %w", err)
 	}
 	ch := make(chan string, 16)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
@@ -403,9 +495,9 @@ func (a *App) watchControl(ctx context.Context, js jetstream.JetStream) (<-chan 
 		}
 	})
 	if err != nil {
-		return nil, "", nil, fmt.Errorf("inference: control consumer: %w", err)
+		return nil, nil, fmt.Errorf("inference: control consumer: %w", err)
 	}
-	return ch, last, cc.Stop, nil
+	return ch, cc.Stop, nil
 }
 
 // allAcked: StopAt is set and the durable consumer's ack floor has reached it.
@@ -426,9 +518,6 @@ func (a *App) allAcked(ctx context.Context, js jetstream.JetStream) bool {
 // runner publishes it with the reason in its headers and acks it); the
 // first of each reason is logged, the rest counted.
 func (a *App) decode(data []byte, _ nats.Header) ([]any, error) {
-	if p := a.pause.Load(); p != nil {
-		<-*p
-	}
 	r, err := ParseRecord(data)
 	if err != nil {
 		var be *BadRecordError

@@ -104,19 +104,62 @@ type prediction struct {
 	ModelVersion     string `json:"model_version"`
 }
 
-// outputs reads every prediction (want of them) from the output stream,
-// failing on a duplicate id.
+// outputs reads every prediction in the output stream (all of the
+// subject's messages, State.Msgs of it, so a late duplicate is read too),
+// failing unless there are want of them, one per id.
 func (e *env) outputs(t *testing.T, want int) map[string]prediction {
 	t.Helper()
+	got := map[string]prediction{}
+	for _, p := range e.outputList(t) {
+		if _, dup := got[p.ID]; dup {
+			t.Fatalf("two predictions for %s", p.ID)
+		}
+		got[p.ID] = p
+	}
+	if len(got) != want {
+		t.Fatalf("%d predictions, want %d", len(got), want)
+	}
+	return got
+}
+
+// outputCount is how many messages the output subject holds.
+func (e *env) outputCount(t *testing.T) uint64 {
+	t.Helper()
+	st, err := e.js.Stream(context.Background(), DefaultOutputStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(context.Background(), jetstream.WithSubjectFilter(DefaultOutput))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Subjects[DefaultOutput]
+}
+
+// outputList is every prediction in the output stream, in stream order.
+func (e *env) outputList(t *testing.T) []prediction {
+	t.Helper()
 	ctx := context.Background()
+	st, err := e.js.Stream(ctx, DefaultOutputStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(DefaultOutput))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := info.State.Subjects[DefaultOutput]
 	cons, err := e.js.OrderedConsumer(ctx, DefaultOutputStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{DefaultOutput}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]prediction{}
+	var out []prediction
 	deadline := time.Now().Add(30 * time.Second)
-	for len(got) < want && time.Now().Before(deadline) {
-		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(500*time.Millisecond))
+	for uint64(len(out)) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("read %d of the output subject's %d messages", len(out), n)
+		}
+		batch, err := cons.Fetch(int(min(n-uint64(len(out)), 1000)), jetstream.FetchMaxWait(500*time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -125,16 +168,10 @@ func (e *env) outputs(t *testing.T, want int) map[string]prediction {
 			if err := json.Unmarshal(m.Data(), &p); err != nil {
 				t.Fatalf("output %q: %v", m.Data(), err)
 			}
-			if _, dup := got[p.ID]; dup {
-				t.Fatalf("two predictions for %s", p.ID)
-			}
-			got[p.ID] = p
+			out = append(out, p)
 		}
 	}
-	if len(got) != want {
-		t.Fatalf("%d predictions, want %d", len(got), want)
-	}
-	return got
+	return out
 }
 
 // generate returns n payloads and the good records among them.
@@ -196,9 +233,33 @@ print(json.dumps({"version": saved["version"], "labels": {r["id"]: int(l) for r,
 	return res.Version, res.Labels
 }
 
+// testEngine is an engine with the example's packages, for independent
+// (the apps' engines are closed when Run returns).
+func testEngine(t *testing.T) *engine.Engine {
+	t.Helper()
+	cfg, err := EngineConfig(engine.Config{CacheDir: testCache(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := engine.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	return eng
+}
+
 // start runs an app in the background; the returned func stops it and
 // returns Run's error.
 func start(t *testing.T, e *env, cfg Config) (*App, func() error) {
+	t.Helper()
+	a, stop, _ := startDone(t, e, cfg)
+	return a, stop
+}
+
+// startDone is start, and a channel closed when Run returns (with the
+// error that stop returns).
+func startDone(t *testing.T, e *env, cfg Config) (*App, func() error, <-chan struct{}) {
 	t.Helper()
 	cfg.Conn = e.nc
 	if cfg.Engine.CacheDir == "" {
@@ -209,16 +270,12 @@ func start(t *testing.T, e *env, cfg Config) (*App, func() error) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	var once sync.Once
+	done := make(chan struct{})
 	var runErr error
-	stop := func() error {
-		once.Do(func() { cancel(); runErr = <-done })
-		return runErr
-	}
+	go func() { runErr = a.Run(ctx); close(done) }()
+	stop := func() error { cancel(); <-done; return runErr }
 	t.Cleanup(func() { stop() })
-	return a, stop
+	return a, stop, done
 }
 
 // waitFor polls cond for up to 60s.
@@ -264,17 +321,27 @@ func TestEndToEnd(t *testing.T) {
 			e := newEnv(t)
 			payloads, good := generate(1, 500, 50)
 			last := e.publish(t, payloads)
-			a, stop := start(t, e, Config{Model: m1, Batch: c.batch, Engine: engine.Config{Mode: c.mode, Workers: 2}, StopAt: last, FetchSize: 128})
-			waitFor(t, "StopAt", func() bool { return a.Stats().Predicted+a.Stats().Bad >= 500 })
+			a, err := New(Config{Conn: e.nc, Model: m1, Batch: c.batch, Engine: engine.Config{Mode: c.mode, Workers: 2, CacheDir: testCache(t)},
+				StopAt: last, FetchSize: 128})
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- a.Run(context.Background()) }() // no cancel: Run returns at StopAt
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(90 * time.Second):
+				t.Fatalf("Run has not returned at StopAt (%d): stats %+v", last, a.Stats())
+			}
 			got := e.outputs(t, len(good))
-			version, labels := independent(t, a.currentModel().Engine, m1, good)
+			version, labels := independent(t, testEngine(t), m1, good)
 			if version != "v1" {
 				t.Fatalf("model file version %q", version)
 			}
 			check(t, got, good, "v1", labels)
-			if err := stop(); err != nil {
-				t.Fatal(err)
-			}
 			st := a.Stats()
 			if st.Predicted != int64(len(good)) || st.Bad != 10 || st.BadByReason[ReasonMissing] != 5 || st.BadByReason[ReasonNotNumeric] != 5 {
 				t.Fatalf("stats %+v", st)

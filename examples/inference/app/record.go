@@ -40,6 +40,7 @@ const (
 	ReasonNotJSON    = "not a JSON object"
 	ReasonMissing    = "missing field"
 	ReasonNotNumeric = "non-numeric feature"
+	ReasonBadField   = "bad field" // id or key not a non-empty string
 )
 
 // BadRecordError is a record that cannot be predicted: Reason is one of
@@ -61,8 +62,9 @@ func (e *BadRecordError) Error() string {
 }
 
 // ParseRecord decodes a feature record. A record that is not a JSON
-// object, lacks id, key or a feature, or has a feature that is not a finite
-// number is a *BadRecordError.
+// object, lacks id, key or a feature (or has it null), has an id or key that
+// is not a non-empty string, or a feature that is not a finite number is a
+// *BadRecordError.
 func ParseRecord(data []byte) (Record, error) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(data, &m); err != nil {
@@ -77,8 +79,14 @@ func ParseRecord(data []byte) (Record, error) {
 		if !ok {
 			return r, &BadRecordError{Reason: ReasonMissing, Field: f.name}
 		}
+		if string(raw) == "null" {
+			return r, &BadRecordError{Reason: ReasonMissing, Field: f.name}
+		}
 		if err := json.Unmarshal(raw, f.dst); err != nil {
-			return r, &BadRecordError{Reason: ReasonMissing, Field: f.name, Detail: "not a string: " + clip(string(raw))}
+			return r, &BadRecordError{Reason: ReasonBadField, Field: f.name, Detail: "not a string: " + clip(string(raw))}
+		}
+		if *f.dst == "" {
+			return r, &BadRecordError{Reason: ReasonBadField, Field: f.name, Detail: "empty"}
 		}
 	}
 	for i, name := range Features {

@@ -51,11 +51,12 @@ func TestBrokerDownMidRun(t *testing.T) {
 	if srv, err = embedded.Start(embedded.Options{Dir: dir, Port: port}); err != nil {
 		t.Fatal(err)
 	}
-	got := e.outputs(t, len(good)) // fails on a second prediction for an id
-	_, labels := independent(t, a.currentModel().Engine, m1, good)
-	check(t, got, good, "v1", labels)
+	waitFor(t, "every prediction", func() bool { return e.outputCount(t) >= uint64(len(good)) })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
+	got := e.outputs(t, len(good)) // fails on a second prediction for an id
+	_, labels := independent(t, testEngine(t), m1, good)
+	check(t, got, good, "v1", labels)
 	t.Logf("stats after the outage: %+v", a.Stats())
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pyudf/pyudf/bridge"
 	"github.com/pyudf/pyudf/engine"
@@ -34,10 +35,13 @@ func (s *syncBuffer) String() string {
 }
 
 // TestHotSwapEveryKey: a model version published on the control subject is
-// served without a restart; every record after the switch, of every key,
-// carries v2 and v2's prediction (checked against the v2 file directly),
-// every record before it v1's; both UDFs. A new file that cannot be loaded
-// is refused and v1 keeps serving. The switch logs no per-record warnings.
+// served without a restart, while records keep coming (some are in flight
+// when the switch drains the old runner): exactly one prediction per input,
+// each with the label its own version's file predicts directly, both
+// versions serving, and per key a single cut-over (no v1 after a v2, neither
+// in the keys' record order nor in the output stream). Both UDFs. A new file
+// that cannot be loaded is refused and v1 keeps serving. The switch logs no
+// per-record warnings.
 func TestHotSwapEveryKey(t *testing.T) {
 	m1, m2 := models(t)
 	corrupt := filepath.Join(t.TempDir(), "corrupt.joblib")
@@ -73,36 +77,161 @@ func TestHotSwapEveryKey(t *testing.T) {
 			e.publish(t, between)
 			waitFor(t, "the records after the refusals", func() bool { return a.Stats().Predicted == 600 })
 
-			if err := PublishModel(ctx, e.js, "", m2); err != nil {
-				t.Fatal(err)
+			// Published continuously, 10 every 5ms; v2 after the first 300,
+			// the rest going on during its load and the drain.
+			across, goodAcross := generate(4, 2000, 0) // 20 keys, every one of them many times
+			for i := 0; i < len(across); i += 10 {
+				if i == 300 {
+					if err := PublishModel(ctx, e.js, "", m2); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for _, p := range across[i : i+10] {
+					if _, err := e.js.PublishAsync(DefaultSubject, p); err != nil {
+						t.Fatal(err)
+					}
+				}
+				time.Sleep(5 * time.Millisecond)
 			}
-			waitFor(t, "the switch", func() bool { return a.Stats().Model == "v2" })
-			after, goodAfter := generate(4, 600, 0) // 20 keys, every one of them many times
-			e.publish(t, after)
-			waitFor(t, "the records after the switch", func() bool { return a.Stats().Predicted == 1200 })
-
-			got := e.outputs(t, 1200)
-			eng := a.currentModel().Engine
-			_, l1 := independent(t, eng, m1, append(goodBefore, goodBetween...))
-			_, l2 := independent(t, eng, m2, goodAfter)
-			check(t, got, append(goodBefore, goodBetween...), "v1", l1)
-			check(t, got, goodAfter, "v2", l2)
-			keys := map[string]bool{}
-			for _, r := range goodAfter {
-				keys[r.Key] = true
-			}
-			if len(keys) != 20 {
-				t.Fatalf("the records after the switch cover %d keys, want all 20", len(keys))
-			}
+			<-e.js.PublishAsyncComplete()
+			waitFor(t, "every record", func() bool { return a.Stats().Predicted == 2600 })
 			if err := stop(); err != nil {
 				t.Fatal(err)
 			}
+
+			all := append(append(goodBefore, goodBetween...), goodAcross...)
+			got := e.outputs(t, len(all)) // one per input, no duplicate
+			eng := testEngine(t)
+			_, l1 := independent(t, eng, m1, all)
+			_, l2 := independent(t, eng, m2, all)
+			check(t, got, append(goodBefore, goodBetween...), "v1", l1)
+			byVersion := map[string]int{}
+			for _, r := range goodAcross {
+				p := got[r.ID]
+				byVersion[p.ModelVersion]++
+				labels := map[string]map[string]int{"v1": l1, "v2": l2}[p.ModelVersion]
+				if labels == nil {
+					t.Fatalf("%s: version %q", r.ID, p.ModelVersion)
+				}
+				check(t, got, []Record{r}, p.ModelVersion, labels)
+			}
+			if byVersion["v1"] == 0 || byVersion["v2"] == 0 {
+				t.Fatalf("records across the switch by version %v: want both", byVersion)
+			}
+			cutOver := func(order string, seq []prediction) {
+				onV2 := map[string]string{}
+				for _, p := range seq {
+					if p.ModelVersion == "v2" && onV2[p.Key] == "" {
+						onV2[p.Key] = p.ID
+					} else if p.ModelVersion == "v1" && onV2[p.Key] != "" {
+						t.Fatalf("key %s: %s got v1 after %s got v2 (%s)", p.Key, p.ID, onV2[p.Key], order)
+					}
+				}
+				if len(onV2) != 20 {
+					t.Fatalf("%d keys reached v2, want all 20", len(onV2))
+				}
+			}
+			var inOrder []prediction // the records' order (ids ascend)
+			for _, r := range all {
+				inOrder = append(inOrder, got[r.ID])
+			}
+			cutOver("record order", inOrder)
+			cutOver("output stream order", e.outputList(t))
 			st := a.Stats()
+			t.Logf("across the switch: %v; stats %+v", byVersion, st)
 			if st.Switches != 1 || st.Refused != 2 || strings.Join(st.ModelHistory, ",") != "v1,v2" {
 				t.Fatalf("stats %+v", st)
 			}
 			if strings.Contains(logs.String(), "call failed") {
 				t.Fatalf("the switch logged per-record failures:\n%s", logs)
+			}
+		})
+	}
+}
+
+// TestRestartServesNewestLoadable: after v1 -> v2 and a refused v3 on the
+// control subject, a restarted app serves v2 (the newest kept model that
+// loads), not -model (v1), and logs the refused one.
+func TestRestartServesNewestLoadable(t *testing.T) {
+	m1, m2 := models(t)
+	v3 := filepath.Join(t.TempDir(), "v3.joblib")
+	if err := os.WriteFile(v3, []byte("not a joblib file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t)
+	ctx := context.Background()
+	for _, p := range []string{m1, m2, v3} {
+		if err := PublishModel(ctx, e.js, "", p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logs := &syncBuffer{}
+	payloads, good := generate(6, 50, 0)
+	last := e.publish(t, payloads)
+	a, stop := start(t, e, Config{Model: m1, Batch: true, StopAt: last, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	waitFor(t, "the predictions", func() bool { return a.Stats().Predicted == 50 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if st := a.Stats(); st.Model != "v2" || strings.Join(st.ModelHistory, ",") != "v2" || st.Switches != 0 {
+		t.Fatalf("stats %+v: want v2 served from the start", st)
+	}
+	_, l2 := independent(t, testEngine(t), m2, good)
+	check(t, e.outputs(t, 50), good, "v2", l2)
+	if !strings.Contains(logs.String(), v3) {
+		t.Fatalf("the unloadable %s is not logged:\n%s", v3, logs)
+	}
+}
+
+// slowModel is a "model file" whose loading runs Python for 30s (a pickle
+// calling exec): the load a stop must not wait for.
+func slowModel(t *testing.T) string {
+	p := filepath.Join(t.TempDir(), "slow.joblib")
+	src := "[__import__('time').sleep(0.01) for _ in range(3000)]"
+	if err := os.WriteFile(p, []byte("cbuiltins\nexec\n(V"+src+"\ntR."), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestStopDuringModelLoad: while a new model loads (30s), a cancelled ctx
+// and StopAt each make Run return promptly, with nil; the load is cancelled.
+func TestStopDuringModelLoad(t *testing.T) {
+	m1, _ := models(t)
+	slow := slowModel(t)
+	for _, how := range []string{"cancel", "StopAt"} {
+		t.Run(how, func(t *testing.T) {
+			e := newEnv(t)
+			logs := &syncBuffer{}
+			a, stop, done := startDone(t, e, Config{Model: m1, Batch: true, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+			payloads, _ := generate(7, 20, 0)
+			last := e.publish(t, payloads)
+			waitFor(t, "the predictions", func() bool { return a.Stats().Predicted == 20 })
+			if err := PublishModel(context.Background(), e.js, "", slow); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the load", func() bool { return strings.Contains(logs.String(), "loading a new model") })
+			time.Sleep(300 * time.Millisecond)
+			asked := time.Now()
+			var err error
+			if how == "cancel" {
+				err = stop()
+			} else {
+				a.StopAt(last)
+				select {
+				case <-done:
+					err = stop() // returned already
+				case <-time.After(40 * time.Second):
+					t.Fatal("Run has not returned at StopAt during a model load")
+				}
+			}
+			took := time.Since(asked)
+			t.Logf("Run returned %v after the %s", took, how)
+			if err != nil || took > 5*time.Second {
+				t.Fatalf("Run returned %v %v after the %s during a model load; want nil, promptly", err, took, how)
+			}
+			if st := a.Stats(); st.Model != "v1" || st.Switches != 0 || st.Refused != 0 { // the load was still running
+				t.Fatalf("stats %+v\n%s", st, logs)
 			}
 		})
 	}
@@ -162,6 +291,11 @@ func TestHostileBadRecords(t *testing.T) {
 		{`{"id":"r1","key":"u1","sepal_length":null,"sepal_width":1,"petal_length":1,"petal_width":1}`, ReasonMissing, "sepal_length"},
 		{`{"id":"r1","key":"u1","sepal_length":1,"sepal_width":"wide","petal_length":1,"petal_width":1}`, ReasonNotNumeric, "sepal_width"},
 		{`{"id":"r1","key":"u1","sepal_length":1,"sepal_width":1,"petal_length":true,"petal_width":1}`, ReasonNotNumeric, "petal_length"},
+		{`{"id":42,"key":"u1","sepal_length":1,"sepal_width":1,"petal_length":1,"petal_width":1}`, ReasonBadField, "id"},
+		{`{"id":"r1","key":["u1"],"sepal_length":1,"sepal_width":1,"petal_length":1,"petal_width":1}`, ReasonBadField, "key"},
+		{`{"id":"","key":"u1","sepal_length":1,"sepal_width":1,"petal_length":1,"petal_width":1}`, ReasonBadField, "id"},
+		{`{"id":"r1","key":"","sepal_length":1,"sepal_width":1,"petal_length":1,"petal_width":1}`, ReasonBadField, "key"},
+		{`{"id":null,"key":"u1","sepal_length":1,"sepal_width":1,"petal_length":1,"petal_width":1}`, ReasonMissing, "id"},
 	} {
 		_, err := ParseRecord([]byte(c.in))
 		var be *BadRecordError
