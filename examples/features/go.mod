@@ -7,6 +7,7 @@ require (
 	github.com/nats-io/nats.go v1.55.0
 	github.com/pyudf/pyudf v0.0.0
 	github.com/pyudf/pyudf/connect/nats v0.0.0
+	github.com/pyudf/pyudf/examples/appkit v0.0.0
 	modernc.org/sqlite v1.62.0
 )
 
@@ -55,3 +56,5 @@ require (
 replace github.com/pyudf/pyudf => ../..
 
 replace github.com/pyudf/pyudf/connect/nats => ../../connect/nats
+
+replace github.com/pyudf/pyudf/examples/appkit => ../appkit
