@@ -220,3 +220,43 @@ func TestConnectFeed(t *testing.T) {
 		t.Errorf("LastSeq %d, %v; want 5010", last, err)
 	}
 }
+
+// TestFeedRun: the feed's context is cancelled once the app returns (here
+// an error at once), so Run does not wait for every record; a preloaded
+// feed runs to its end first, and one that fails is returned without
+// calling the app.
+func TestFeedRun(t *testing.T) {
+	boom := errors.New("the app failed")
+	start := time.Now()
+	blocked := func(ctx context.Context) error {
+		select {
+		case <-ctx.Done(): // the feed stops with its context
+			return ctx.Err()
+		case <-time.After(time.Minute):
+			return errors.New("the feed was never cancelled")
+		}
+	}
+	appErr, feedErr := Feed{Publish: blocked}.Run(context.Background(), func(context.Context) error { return boom })
+	if appErr != boom || feedErr != nil || time.Since(start) > 10*time.Second {
+		t.Errorf("Run = %v, %v after %v; want the app's error and a feed stopped at once (nil)", appErr, feedErr, time.Since(start))
+	}
+	var order []string
+	appErr, feedErr = Feed{Preload: true, Publish: func(context.Context) error { order = append(order, "feed"); return nil }}.Run(context.Background(),
+		func(context.Context) error { order = append(order, "app"); return nil })
+	if appErr != nil || feedErr != nil || strings.Join(order, ",") != "feed,app" {
+		t.Errorf("preloaded Run = %v, %v, order %v; want nil, nil, feed,app", appErr, feedErr, order)
+	}
+	fail := errors.New("publish failed")
+	appErr, feedErr = Feed{Preload: true, Publish: func(context.Context) error { return fail }}.Run(context.Background(),
+		func(context.Context) error { t.Error("the app ran after a failed preload"); return nil })
+	if appErr != nil || feedErr != fail {
+		t.Errorf("failed preload: Run = %v, %v; want nil, %v", appErr, feedErr, fail)
+	}
+	cctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	appErr, feedErr = Feed{Preload: true, Publish: blocked}.Run(cctx,
+		func(context.Context) error { t.Error("the app ran after an interrupted preload"); return nil })
+	if appErr != nil || !errors.Is(feedErr, context.Canceled) {
+		t.Errorf("interrupted preload: Run = %v, %v; want nil, context.Canceled", appErr, feedErr)
+	}
+}

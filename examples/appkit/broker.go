@@ -1,6 +1,7 @@
 package appkit
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -196,4 +197,26 @@ func (f Feed) Start(ctx context.Context) (wait func() error) {
 		}
 		return err
 	}
+}
+
+// Run runs the feed beside app (before it, with Preload; app runs in the
+// calling goroutine) and returns app's error and the feed's (as Start's
+// wait does). The feed runs on a context of its own, cancelled once app
+// returns: an app that stopped (an error, Ctrl-C) does not wait for every
+// record to be published. With Preload, a feed that fails or is
+// interrupted (ctx done) is returned, and app is not called: (nil, its
+// error, or ctx's cause).
+func (f Feed) Run(ctx context.Context, app func(context.Context) error) (appErr, feedErr error) {
+	if f.Preload {
+		if err := f.Start(ctx)(); err != nil || ctx.Err() != nil {
+			return nil, cmp.Or(err, context.Cause(ctx))
+		}
+		return app(ctx), nil
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wait := f.Start(fctx)
+	appErr = app(ctx)
+	cancel()
+	return appErr, wait()
 }

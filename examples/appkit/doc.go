@@ -16,7 +16,8 @@
 //     (fresh store) or a remote one, EnsureStream.
 //   - [Publish] (a generator's records published with a window of
 //     outstanding PubAcks) and [Feed] (the generator run before or beside the
-//     app, then the app told to stop at the stream's last sequence).
+//     app, then the app told to stop at the stream's last sequence; with
+//     [Feed.Run], stopped when the app returns).
 //
 // Sub-packages: [github.com/pyudf/pyudf/examples/appkit/sqlsink] opens the
 // -db string (a SQLite file through modernc.org/sqlite, or postgres://...
@@ -37,7 +38,8 @@
 //     nats.Connect + jetstream.New + defers → [Connect] + defer b.Close();
 //     runner.EnsureStream → b.EnsureStream; the generate closure, genDone and
 //     the StopAt-from-LastSeq lookup → [Feed] (Preload: *preload; StopAt:
-//     a.StopAt, or nil with -follow); inference's second publish (model v2
+//     a.StopAt, or nil with -follow); features' runWithGenerator (the
+//     generator cancelled once Run returns) → [Feed.Run]; inference's second publish (model v2
 //     after -swap-after records) stays inside its Feed.Publish func. The
 //     "SQLite x"/"PostgreSQL" summary name → sqlsink.Describe.
 //   - app.go: retry[T] + sinkDown + the retries counter → a [Retrier]

@@ -3,10 +3,9 @@ module github.com/pyudf/pyudf/examples/features
 go 1.26.0
 
 require (
-	github.com/jackc/pgx/v5 v5.12.0
 	github.com/nats-io/nats.go v1.55.0
 	github.com/pyudf/pyudf v0.0.0
-	github.com/pyudf/pyudf/connect/nats v0.0.0
+	github.com/pyudf/pyudf/examples/appkit v0.0.0
 	modernc.org/sqlite v1.62.0
 )
 
@@ -22,6 +21,7 @@ require (
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
+	github.com/jackc/pgx/v5 v5.12.0 // indirect
 	github.com/jackc/puddle/v2 v2.2.3 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/klauspost/cpuid/v2 v2.4.0 // indirect
@@ -38,6 +38,7 @@ require (
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
+	github.com/pyudf/pyudf/connect/nats v0.0.0 // indirect
 	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
 	github.com/zeebo/xxh3 v1.1.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
@@ -55,3 +56,5 @@ require (
 replace github.com/pyudf/pyudf => ../..
 
 replace github.com/pyudf/pyudf/connect/nats => ../../connect/nats
+
+replace github.com/pyudf/pyudf/examples/appkit => ../appkit

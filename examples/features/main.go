@@ -18,17 +18,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
-	"strings"
-	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/pyudf/pyudf/connect/nats/embedded"
-	"github.com/pyudf/pyudf/connect/nats/runner"
 	"github.com/pyudf/pyudf/engine"
+	"github.com/pyudf/pyudf/examples/appkit"
+	"github.com/pyudf/pyudf/examples/appkit/sqlsink"
 	"github.com/pyudf/pyudf/examples/features/app"
 )
 
@@ -54,39 +48,20 @@ func run() error {
 	maxAhead := flag.Duration("max-ahead", app.DefaultMaxAhead, "an event time further ahead of the wall clock is a bad record; negative: no check")
 	idle := flag.Duration("idle-watermark", time.Second, "with -follow: after this long without a record the watermark advances to what the records allow; 0: never")
 	flag.Parse()
-	mode := engine.Thread
-	switch *modeName {
-	case "thread":
-	case "process":
-		mode = engine.Process
-	default:
-		return fmt.Errorf("-mode %q: want thread or process", *modeName)
+	mode, err := appkit.ParseMode(*modeName)
+	if err != nil {
+		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := appkit.SignalContext() // a second Ctrl-C kills at once (the tables are consistent anyway)
 	defer stop()
-	go func() { <-ctx.Done(); stop() }() // a second Ctrl-C kills at once (the tables are consistent anyway)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
-	url := *natsURL
-	if url == "" {
-		srv, err := embedded.Start(embedded.Options{})
-		if err != nil {
-			return err
-		}
-		defer srv.Close()
-		url = srv.URL()
-		log.Info("embedded nats-server", "url", url)
-	}
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
+	b, err := appkit.Connect(*natsURL, log)
 	if err != nil {
 		return err
 	}
-	defer nc.Drain()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	if err := runner.EnsureStream(ctx, js, app.DefaultStream, app.DefaultSubject); err != nil {
+	defer b.Close()
+	if err := b.EnsureStream(ctx, app.DefaultStream, app.DefaultSubject); err != nil {
 		return err
 	}
 	sink, err := app.OpenSink(ctx, *dbURL)
@@ -94,7 +69,7 @@ func run() error {
 		return err
 	}
 	defer sink.Close()
-	if *natsURL == "" {
+	if b.Embedded {
 		if err := sink.Reset(ctx); err != nil {
 			return err
 		}
@@ -115,7 +90,7 @@ func run() error {
 		return err
 	}
 	p.MaxAhead = *maxAhead
-	cfg := app.Config{JS: js, Pipeline: p, Sink: sink, FetchSize: *fetch, Logger: log, Progress: os.Stderr}
+	cfg := app.Config{JS: b.JS, Pipeline: p, Sink: sink, FetchSize: *fetch, Logger: log, Progress: os.Stderr}
 	if *follow {
 		cfg.IdleWatermark = *idle // a bounded run stays a function of the stream alone
 	}
@@ -123,64 +98,46 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	start := time.Now()
-	generate := func(ctx context.Context) error {
-		g := app.NewGenerator(*seed)
-		g.BadEvery, g.LateEvery = *badEvery, *lateEvery
-		_, err := app.Publish(ctx, js, app.DefaultSubject, g, *records)
-		if err == nil && !*follow {
-			var st jetstream.Stream
-			if st, err = js.Stream(ctx, app.DefaultStream); err == nil {
-				var info *jetstream.StreamInfo
-				if info, err = st.Info(ctx); err == nil {
-					a.StopAt(max(info.State.LastSeq, 1))
-				}
-			}
-		}
-		return err
+	feed := appkit.Feed{JS: b.JS, Stream: app.DefaultStream, Preload: *preload, StopAt: a.StopAt,
+		Publish: func(ctx context.Context) error {
+			g := app.NewGenerator(*seed)
+			g.BadEvery, g.LateEvery = *badEvery, *lateEvery
+			_, err := app.Publish(ctx, b.JS, app.DefaultSubject, g, *records)
+			return err
+		}}
+	if *follow {
+		feed.StopAt = nil
 	}
 	path := "generate -> JetStream -> "
 	if *preload {
-		if err := generate(ctx); err != nil {
-			return err
-		}
-		start, path = time.Now(), "JetStream -> "
-		generate = nil
+		path = "JetStream -> "
 	}
-	runErr, genErr := runWithGenerator(ctx, a.Run, generate)
+	// The generator stops once Run returns: an app that stopped (an error,
+	// Ctrl-C) does not wait for every record to be published.
+	start, ran := time.Now(), false
+	runErr, genErr := feed.Run(ctx, func(ctx context.Context) error {
+		if *preload {
+			start = time.Now() // the app alone is timed
+		}
+		ran = true
+		return a.Run(ctx)
+	})
+	if !ran {
+		return genErr // the preload failed or was interrupted
+	}
 	elapsed := time.Since(start)
-	if genErr != nil && !errors.Is(genErr, context.Canceled) {
+	if genErr != nil {
 		log.Warn("generator", "err", genErr)
 	}
 	st := a.Stats()
-	sinkName := "SQLite " + *dbURL
-	if strings.HasPrefix(*dbURL, "postgres") {
-		sinkName = "PostgreSQL"
-	}
 	fmt.Fprintf(os.Stderr, "features: %d records (%d bad, %d late) in %.2fs: %.0f records/s end to end (%sSampleLabeller + visited_items [%s] -> %s), %d commits, %d failed\n",
-		st.Records, st.Bad, st.Late, elapsed.Seconds(), float64(st.Records)/elapsed.Seconds(), path, *modeName, sinkName, st.Commits, st.Retries)
+		st.Records, st.Bad, st.Late, elapsed.Seconds(), float64(st.Records)/elapsed.Seconds(), path, *modeName, sqlsink.Describe(*dbURL), st.Commits, st.Retries)
 	return finish(ctx, runErr, func(ctx context.Context) error { return summary(ctx, sink) })
 }
 
 // summaryTimeout bounds the final summary's queries (an unresponsive
 // PostgreSQL must not hang the exit).
 var summaryTimeout = 10 * time.Second
-
-// runWithGenerator runs run while gen (nil: none) publishes, on a context
-// of its own that is cancelled once run returns: an app that stopped (an
-// error, Ctrl-C) does not wait for every record to be published.
-func runWithGenerator(ctx context.Context, run, gen func(context.Context) error) (runErr, genErr error) {
-	if gen == nil {
-		return run(ctx), nil
-	}
-	gctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- gen(gctx) }()
-	runErr = run(ctx)
-	cancel()
-	return runErr, <-done
-}
 
 // finish prints the summary (with its own deadline, even after Ctrl-C)
 // unless the run failed at the sink, and returns runErr joined with the

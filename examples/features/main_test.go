@@ -1,43 +1,26 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	_ "modernc.org/sqlite"
 
+	"github.com/pyudf/pyudf/examples/appkit"
+	"github.com/pyudf/pyudf/examples/appkit/apptest"
 	"github.com/pyudf/pyudf/examples/features/app"
 )
 
-// TestMain runs the command itself when the test binary is re-executed as
-// it (FEATURES_TEST_ARGS holds its arguments, separated by newlines).
-func TestMain(m *testing.M) {
-	if args, ok := os.LookupEnv("FEATURES_TEST_ARGS"); ok {
-		os.Args = append([]string{"features"}, strings.Split(args, "\n")...)
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
-
-func command(ctx context.Context, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^$")
-	cmd.Env = append(os.Environ(), "FEATURES_TEST_ARGS="+strings.Join(args, "\n"))
-	return cmd
-}
+func TestMain(m *testing.M) { apptest.Main(m, "FEATURES_TEST_ARGS", "features", main) }
 
 // checkpoint reads the last committed stream sequence and the bad-record total.
 func checkpoint(t *testing.T, path string) (seq, bad int64) {
@@ -63,7 +46,7 @@ func TestCommand(t *testing.T) {
 	defer cancel()
 	db := filepath.Join(t.TempDir(), "features.db")
 	var stdout, stderr bytes.Buffer
-	cmd := command(ctx, "-db", db, "-records", "3000", "-bad-every", "500", "-late-every", "100")
+	cmd := apptest.Command(ctx, "FEATURES_TEST_ARGS", "-db", db, "-records", "3000", "-bad-every", "500", "-late-every", "100")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
@@ -88,42 +71,23 @@ func TestCommandCtrlC(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	db := filepath.Join(t.TempDir(), "features.db")
-	cmd := command(ctx, "-db", db, "-records", "2000000", "-follow", "-bad-every", "1000")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd := apptest.Command(ctx, "FEATURES_TEST_ARGS", "-db", db, "-records", "2000000", "-follow", "-bad-every", "1000")
 	progress := regexp.MustCompile(`committed up to seq (\d+)`)
-	sc := bufio.NewScanner(stderr)
-	var log strings.Builder
-	for sc.Scan() {
-		log.WriteString(sc.Text() + "\n")
-		if m := progress.FindStringSubmatch(sc.Text()); m != nil {
-			if n, _ := strconv.Atoi(m[1]); n > 0 {
-				break
-			}
-		}
+	log, err := apptest.Interrupt(t, cmd, func(line string) bool {
+		m := progress.FindStringSubmatch(line)
+		return m != nil && m[1] != "0" // something is committed
+	})
+	if err != nil {
+		t.Fatalf("exit after SIGINT: %v\n%s", err, log)
 	}
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	for sc.Scan() {
-		log.WriteString(sc.Text() + "\n")
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("exit after SIGINT: %v\n%s", err, log.String())
-	}
-	m := regexp.MustCompile(`features: (\d+) records \((\d+) bad`).FindStringSubmatch(log.String())
+	m := regexp.MustCompile(`features: (\d+) records \((\d+) bad`).FindStringSubmatch(log)
 	if m == nil {
-		t.Fatalf("no summary line:\n%s", log.String())
+		t.Fatalf("no summary line:\n%s", log)
 	}
 	read, _ := strconv.ParseInt(m[1], 10, 64)
 	seq, bad := checkpoint(t, db)
 	if seq != read || seq == 0 || seq >= 2000000 || bad != seq/1000 {
-		t.Errorf("read %d records, checkpoint %d with %d bad: want all read committed, mid-stream, %d bad\n%s", read, seq, bad, seq/1000, log.String())
+		t.Errorf("read %d records, checkpoint %d with %d bad: want all read committed, mid-stream, %d bad\n%s", read, seq, bad, seq/1000, log)
 	}
 }
 
@@ -133,18 +97,17 @@ func TestCommandCtrlC(t *testing.T) {
 func TestRunStopsTheGenerator(t *testing.T) {
 	boom := errors.New("the pipeline failed")
 	start := time.Now()
-	runErr, genErr := runWithGenerator(context.Background(),
-		func(context.Context) error { return boom },
-		func(ctx context.Context) error {
-			select {
-			case <-ctx.Done(): // the generator stops with its context
-				return ctx.Err()
-			case <-time.After(time.Minute):
-				return errors.New("the generator was never cancelled")
-			}
-		})
-	if runErr != boom || !errors.Is(genErr, context.Canceled) || time.Since(start) > 10*time.Second {
-		t.Errorf("runWithGenerator = %v, %v after %v; want the run's error and a cancelled generator at once", runErr, genErr, time.Since(start))
+	feed := appkit.Feed{Publish: func(ctx context.Context) error {
+		select {
+		case <-ctx.Done(): // the generator stops with its context
+			return ctx.Err()
+		case <-time.After(time.Minute):
+			return errors.New("the generator was never cancelled")
+		}
+	}}
+	runErr, genErr := feed.Run(context.Background(), func(context.Context) error { return boom })
+	if runErr != boom || genErr != nil || time.Since(start) > 10*time.Second {
+		t.Errorf("Feed.Run = %v, %v after %v; want the run's error and a generator cancelled at once (nil: Ctrl-C is not an error)", runErr, genErr, time.Since(start))
 	}
 }
 

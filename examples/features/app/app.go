@@ -23,11 +23,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pyudf/pyudf/examples/appkit"
 )
 
 // Defaults of Config.
@@ -92,11 +93,12 @@ type App struct {
 	cfg Config
 	log *slog.Logger
 
-	records, bad, late, features, samples, positive, commits, retries atomic.Int64
-	committed, stopAt                                                 atomic.Uint64
-	key                                                               string
-	sinkDown, fetchDown                                               atomic.Bool
-	logged                                                            map[string]bool
+	records, bad, late, features, samples, positive, commits atomic.Int64
+	committed, stopAt                                        atomic.Uint64
+	key                                                      string
+	sink                                                     *appkit.Retrier // the sink's operations: back-off, down or not, failed attempts
+	fetchDown                                                atomic.Bool
+	logged                                                   appkit.Seen // the bad records' reasons and "late", for logging the first of each
 }
 
 // New checks cfg.
@@ -126,7 +128,9 @@ func New(cfg Config) (*App, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	a := &App{cfg: cfg, log: log.With("app", "features"), logged: map[string]bool{}}
+	a := &App{cfg: cfg, log: log.With("app", "features")}
+	a.sink = &appkit.Retrier{Name: "sink", Log: a.log, Quiet: true, // the first failure of an outage is logged
+		Permanent: func(err error) bool { return errors.Is(err, ErrCheckpointMoved) }}
 	a.stopAt.Store(cfg.StopAt)
 	return a, nil
 }
@@ -138,7 +142,7 @@ func (a *App) StopAt(seq uint64) { a.stopAt.Store(seq) }
 func (a *App) Stats() Stats {
 	return Stats{Records: a.records.Load(), Bad: a.bad.Load(), Late: a.late.Load(), Features: a.features.Load(),
 		Samples: a.samples.Load(), Positive: a.positive.Load(), Committed: a.committed.Load(),
-		Commits: a.commits.Load(), Retries: a.retries.Load()}
+		Commits: a.commits.Load(), Retries: a.sink.Failures()}
 }
 
 // Run restores the pipeline from the checkpoint, then reads, processes and
@@ -157,7 +161,7 @@ func (a *App) Run(ctx context.Context) error {
 		seq  uint64
 		snap []byte
 	}
-	c, err := retry(ctx, a, "reading the checkpoint", func(ctx context.Context) (cp, error) {
+	c, err := appkit.Do(ctx, a.sink, "reading the checkpoint", func(ctx context.Context) (cp, error) {
 		seq, snap, err := a.cfg.Sink.Checkpoint(ctx, a.key)
 		return cp{seq, snap}, err
 	})
@@ -183,12 +187,12 @@ func (a *App) Run(ctx context.Context) error {
 		return fmt.Errorf("features app: consumer on stream %s: %w", a.cfg.Stream, err)
 	}
 	a.log.Info("running", "stream", a.key, "subject", a.cfg.Subject, "from_seq", from+1, "restored", c.snap != nil)
-	stopProgress := a.progress()
+	stopProgress := appkit.Progress(a.cfg.Progress, a.cfg.ProgressInterval, a.records.Load, a.progressLine)
 	defer stopProgress()
 
 	pending := a.newFlush(from)
 	lastFlush, lastRecord := time.Now(), time.Now()
-	backoff := 50 * time.Millisecond
+	backoff := appkit.Backoff{Min: 50 * time.Millisecond, Max: 2 * time.Second}
 	var runErr error
 	finished := false
 	for ctx.Err() == nil {
@@ -205,16 +209,16 @@ func (a *App) Run(ctx context.Context) error {
 		wait := max(a.cfg.FlushInterval-time.Since(lastFlush), 50*time.Millisecond)
 		msgs, err := a.fetch(ctx, cons, wait)
 		if err != nil && ctx.Err() == nil {
+			d := backoff.Next()
 			if !a.fetchDown.Swap(true) { // once per outage
-				a.log.Warn("fetch failed; retrying with back-off", "err", err, "backoff", backoff)
+				a.log.Warn("fetch failed; retrying with back-off", "err", err, "backoff", d)
 			}
-			sleep(ctx, backoff)
-			backoff = min(2*backoff, 2*time.Second)
+			appkit.Sleep(ctx, d)
 		} else if err == nil {
 			if a.fetchDown.Swap(false) {
 				a.log.Info("fetch works again")
 			}
-			backoff = 50 * time.Millisecond
+			backoff.Reset()
 		}
 		if len(msgs) > 0 {
 			lastRecord = time.Now()
@@ -345,8 +349,7 @@ func (a *App) count(f *Flush, nf, ns int) {
 }
 
 func (a *App) once(key, msg string, args ...any) {
-	if !a.logged[key] {
-		a.logged[key] = true
+	if a.logged.Add(key) == 0 {
 		a.log.Warn(msg, args...)
 	}
 }
@@ -363,7 +366,7 @@ func (a *App) flush(ctx context.Context, f *Flush) error {
 		}
 		f.Snapshot = snap
 	}
-	applied, err := retry(ctx, a, "committing", func(ctx context.Context) (bool, error) {
+	applied, err := appkit.Do(ctx, a.sink, "committing", func(ctx context.Context) (bool, error) {
 		return a.cfg.Sink.Commit(ctx, f)
 	})
 	if err != nil {
@@ -377,83 +380,13 @@ func (a *App) flush(ctx context.Context, f *Flush) error {
 	return nil
 }
 
-// retry calls op until it succeeds or ctx is done, backing off from 100 ms
-// to 5 s; ErrCheckpointMoved is not retried.
-func retry[T any](ctx context.Context, a *App, what string, op func(context.Context) (T, error)) (T, error) {
-	backoff := 100 * time.Millisecond
-	for {
-		octx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		v, err := op(octx)
-		cancel()
-		if err == nil {
-			if a.sinkDown.Swap(false) {
-				a.log.Info("the sink is back", "op", what)
-			}
-			return v, nil
-		}
-		if errors.Is(err, ErrCheckpointMoved) {
-			return v, err
-		}
-		a.retries.Add(1)
-		if !a.sinkDown.Swap(true) {
-			a.log.Warn("the sink failed; retrying with back-off", "op", what, "err", err)
-		}
-		if !sleep(ctx, backoff) {
-			return v, fmt.Errorf("features app: %s: %w (last error: %w)", what, context.Cause(ctx), err)
-		}
-		backoff = min(2*backoff, 5*time.Second)
+// progressLine is the progress line (see appkit.Progress).
+func (a *App) progressLine(w io.Writer, n int64, rate float64) {
+	st := a.Stats()
+	state := "sink ok"
+	if a.sink.Down() {
+		state = "SINK DOWN, retrying"
 	}
-}
-
-// progress prints a line every ProgressInterval; the returned func stops it
-// and prints the last one.
-func (a *App) progress() func() {
-	w := a.cfg.Progress
-	if w == nil {
-		return func() {}
-	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	start := time.Now()
-	line := func(prev int64, since time.Time) int64 {
-		st := a.Stats()
-		state := "sink ok"
-		if a.sinkDown.Load() {
-			state = "SINK DOWN, retrying"
-		}
-		fmt.Fprintf(w, "features: %d records, %.0f rows/s, %d bad, %d late, %d feature windows, %d samples (%d positive), committed up to seq %d, %s\n",
-			st.Records, float64(st.Records-prev)/time.Since(since).Seconds(), st.Bad, st.Late, st.Features, st.Samples, st.Positive, st.Committed, state)
-		return st.Records
-	}
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(a.cfg.ProgressInterval)
-		defer t.Stop()
-		prev, since := int64(0), time.Now()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				prev, since = line(prev, since), time.Now()
-			}
-		}
-	}()
-	return func() {
-		close(done)
-		wg.Wait()
-		line(0, start)
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	fmt.Fprintf(w, "features: %d records, %.0f rows/s, %d bad, %d late, %d feature windows, %d samples (%d positive), committed up to seq %d, %s\n",
+		n, rate, st.Bad, st.Late, st.Features, st.Samples, st.Positive, st.Committed, state)
 }

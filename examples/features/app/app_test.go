@@ -1,46 +1,20 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/pyudf/pyudf/connect/nats/embedded"
-	"github.com/pyudf/pyudf/connect/nats/runner"
 	"github.com/pyudf/pyudf/engine"
+	"github.com/pyudf/pyudf/examples/appkit/apptest"
 )
-
-func broker(t *testing.T) jetstream.JetStream {
-	t.Helper()
-	srv, err := embedded.Start(embedded.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := runner.EnsureStream(context.Background(), js, DefaultStream, DefaultSubject); err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
 
 func publish(t *testing.T, js jetstream.JetStream, msgs [][]byte) uint64 {
 	t.Helper()
@@ -68,26 +42,9 @@ func sqliteSink(t *testing.T, path string) *SQLSink {
 	return s
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-func newApp(t *testing.T, mode engine.Mode, cfg Config) (*App, *syncBuffer) {
+func newApp(t *testing.T, mode engine.Mode, cfg Config) (*App, *apptest.SyncBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &apptest.SyncBuffer{}
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	if cfg.FlushInterval == 0 {
 		cfg.FlushInterval = 200 * time.Millisecond
@@ -175,7 +132,7 @@ func TestFeaturesEndToEnd(t *testing.T) {
 	msgs := messages(8000, 499, 89, 11)
 	for _, mode := range modes() {
 		t.Run(mode.String(), func(t *testing.T) {
-			js := broker(t)
+			js := apptest.Broker(t, DefaultStream, DefaultSubject)
 			last := publish(t, js, msgs)
 			sink := sqliteSink(t, "")
 			a, logs := newApp(t, mode, Config{JS: js, Sink: sink, StopAt: last})
@@ -202,7 +159,7 @@ func TestFeaturesEndToEnd(t *testing.T) {
 // tables are exactly the uninterrupted run's.
 func TestFeaturesRestart(t *testing.T) {
 	msgs := messages(8000, 499, 89, 12)
-	js := broker(t)
+	js := apptest.Broker(t, DefaultStream, DefaultSubject)
 	last := publish(t, js, msgs)
 	path := filepath.Join(t.TempDir(), "features.db")
 	sink := sqliteSink(t, path)
@@ -210,7 +167,7 @@ func TestFeaturesRestart(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	waitFor(t, "a commit in the middle", func() bool { c := a.Stats().Committed; return c > 1000 && c < last })
+	apptest.WaitFor(t, "a commit in the middle", func() bool { c := a.Stats().Committed; return c > 1000 && c < last })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -266,7 +223,7 @@ func (l *lostReply) Commit(ctx context.Context, f *Flush) (bool, error) {
 // applied twice.
 func TestHostileFeaturesSinkDown(t *testing.T) {
 	msgs := messages(6000, 499, 89, 13)
-	js := broker(t)
+	js := apptest.Broker(t, DefaultStream, DefaultSubject)
 	last := publish(t, js, msgs)
 	sink := sqliteSink(t, "")
 	flaky := &flakySink{Sink: &lostReply{Sink: sink}}
@@ -277,9 +234,9 @@ func TestHostileFeaturesSinkDown(t *testing.T) {
 		defer cancel()
 		done <- a.Run(ctx)
 	}()
-	waitFor(t, "a first commit", func() bool { return a.Stats().Committed > 0 })
+	apptest.WaitFor(t, "a first commit", func() bool { return a.Stats().Committed > 0 })
 	flaky.down.Store(true)
-	waitFor(t, "failed commits", func() bool { return flaky.failures.Load() >= 3 })
+	apptest.WaitFor(t, "failed commits", func() bool { return flaky.failures.Load() >= 3 })
 	held := a.Stats().Committed
 	time.Sleep(300 * time.Millisecond)
 	if c := a.Stats().Committed; c != held {
@@ -295,16 +252,5 @@ func TestHostileFeaturesSinkDown(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "not applied twice") {
 		t.Errorf("the lost reply was not detected:\n%s", logs.String())
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

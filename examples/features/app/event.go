@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pyudf/pyudf/examples/appkit"
 )
 
 // Event is one user behaviour event (a JSON object on the stream).
@@ -202,40 +204,11 @@ func (g *Generator) Next() []byte {
 // Publish publishes n messages from g to subject, waiting for every PubAck,
 // and returns how many were acknowledged.
 func Publish(ctx context.Context, js jetstream.JetStream, subject string, g *Generator, n int) (int, error) {
-	const window = 2048
-	futures := make([]jetstream.PubAckFuture, 0, window)
-	done := 0
-	wait := func() error {
-		for _, f := range futures {
-			select {
-			case <-f.Ok():
-				done++
-			case err := <-f.Err():
-				return fmt.Errorf("features generator: publish: %w", err)
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(30 * time.Second):
-				return fmt.Errorf("features generator: no PubAck in 30s")
-			}
-		}
-		futures = futures[:0]
-		return nil
+	done, err := appkit.Publish(ctx, js, subject, n, g.Next)
+	if err != nil && ctx.Err() == nil {
+		err = fmt.Errorf("features generator: %w", err)
 	}
-	for i := 0; i < n && ctx.Err() == nil; i++ {
-		f, err := js.PublishAsync(subject, g.Next())
-		if err != nil {
-			return done, fmt.Errorf("features generator: publish: %w", err)
-		}
-		if futures = append(futures, f); len(futures) == window {
-			if err := wait(); err != nil {
-				return done, err
-			}
-		}
-	}
-	if err := wait(); err != nil {
-		return done, err
-	}
-	return done, ctx.Err()
+	return done, err
 }
 
 //go:embed features.py

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/pyudf/pyudf/engine"
+	"github.com/pyudf/pyudf/examples/appkit/apptest"
+	"github.com/pyudf/pyudf/examples/appkit/pgtest"
 )
 
 var noon = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -30,7 +32,7 @@ func TestFeaturesNoLeakage(t *testing.T) {
 		ev(Click, "t2", "alice", "z", 3*m), // a later visit
 		ev(Exposure, "t3", "bob", "q", 20*m),
 	}
-	js := broker(t)
+	js := apptest.Broker(t, DefaultStream, DefaultSubject)
 	last := publish(t, js, msgs)
 	sink := sqliteSink(t, "")
 	a, _ := newApp(t, engine.Thread, Config{JS: js, Sink: sink, StopAt: last})
@@ -99,7 +101,7 @@ func TestHostileFeaturesBadRecords(t *testing.T) {
 	}
 	msgs = append(msgs, ev(Click, "nobody", "bob", "x", 30*time.Second), // no exposure: forgotten after 10 minutes
 		ev(Exposure, "g0", "bob", "y", 31*time.Second)) // g0 again: the first exposure counts
-	js := broker(t)
+	js := apptest.Broker(t, DefaultStream, DefaultSubject)
 	last := publish(t, js, msgs)
 	sink := sqliteSink(t, "")
 	a, logs := newApp(t, engine.Thread, Config{JS: js, Sink: sink, StopAt: last})
@@ -150,7 +152,7 @@ func TestHostileFeaturesFarFutureEventTime(t *testing.T) {
 		msgs = append(msgs, ev(Exposure, fmt.Sprintf("t%d", 10+i), "carol", fmt.Sprintf("i%d", i), at),
 			ev(Click, fmt.Sprintf("t%d", 10+i), "carol", fmt.Sprintf("i%d", i), at+time.Second))
 	}
-	js := broker(t)
+	js := apptest.Broker(t, DefaultStream, DefaultSubject)
 	last := publish(t, js, msgs)
 	sink := sqliteSink(t, "")
 	a, logs := newApp(t, engine.Thread, Config{JS: js, Sink: sink, StopAt: last})
@@ -186,4 +188,37 @@ func TestHostileFeaturesFarFutureEventTime(t *testing.T) {
 	}
 	g.samples, g.bad, g.late = samples, counts, late
 	compare(t, w, g)
+}
+
+// TestHostileFeaturesPostgresDown runs the app against a real PostgreSQL
+// server, stops the server mid-run and starts it again: the app retries
+// with back-off, resumes, and the tables are exact.
+func TestHostileFeaturesPostgresDown(t *testing.T) {
+	pg := pgtest.Start(t)
+	msgs := messages(6000, 499, 89, 14)
+	js := apptest.Broker(t, DefaultStream, DefaultSubject)
+	last := publish(t, js, msgs)
+	sink, err := OpenSink(context.Background(), pg.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	a, logs := newApp(t, engine.Thread, Config{JS: js, Sink: sink, StopAt: last, FetchSize: 100})
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		done <- a.Run(ctx)
+	}()
+	apptest.WaitFor(t, "a first commit", func() bool { return a.Stats().Committed > 0 })
+	pg.Stop()
+	apptest.WaitFor(t, "failed commits", func() bool { return a.Stats().Retries >= 2 })
+	pg.Restart()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	checkTables(t, sink, msgs)
+	if !strings.Contains(logs.String(), "the sink is back") {
+		t.Errorf("no recovery logged:\n%s", logs.String())
+	}
 }

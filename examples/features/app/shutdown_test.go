@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pyudf/pyudf/engine"
+	"github.com/pyudf/pyudf/examples/appkit/apptest"
 )
 
 // hookJS hands out consumers whose Fetch goes through hook: a broker that
@@ -71,7 +72,7 @@ func (h *hookConsumer) Fetch(n int, opts ...jetstream.FetchOpt) (jetstream.Messa
 // context (no retry counted, no "the sink failed" logged).
 func TestFeaturesCtrlCDuringFetch(t *testing.T) {
 	msgs := messages(600, 0, 0, 21)
-	js := broker(t)
+	js := apptest.Broker(t, DefaultStream, DefaultSubject)
 	publish(t, js, msgs)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -102,7 +103,7 @@ func TestFeaturesCtrlCDuringFetch(t *testing.T) {
 // retry; the run then completes with exact tables.
 func TestHostileFeaturesFetchOutage(t *testing.T) {
 	msgs := messages(1500, 499, 89, 22)
-	js := broker(t)
+	js := apptest.Broker(t, DefaultStream, DefaultSubject)
 	last := publish(t, js, msgs)
 	var down atomic.Bool
 	var failures atomic.Int64
@@ -122,7 +123,7 @@ func TestHostileFeaturesFetchOutage(t *testing.T) {
 		defer cancel()
 		done <- a.Run(ctx)
 	}()
-	waitFor(t, "failed fetches", func() bool { return failures.Load() >= 4 })
+	apptest.WaitFor(t, "failed fetches", func() bool { return failures.Load() >= 4 })
 	down.Store(false)
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -142,7 +143,7 @@ func TestHostileFeaturesFetchOutage(t *testing.T) {
 // a new run with the sink back reads them again: exact tables.
 func TestHostileFeaturesCtrlCSinkDown(t *testing.T) {
 	msgs := messages(3000, 499, 89, 23)
-	js := broker(t)
+	js := apptest.Broker(t, DefaultStream, DefaultSubject)
 	publish(t, js, msgs[:1500])
 	sink := sqliteSink(t, "")
 	flaky := &flakySink{Sink: sink}
@@ -150,10 +151,10 @@ func TestHostileFeaturesCtrlCSinkDown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	waitFor(t, "the first half committed", func() bool { return a.Stats().Committed == 1500 })
+	apptest.WaitFor(t, "the first half committed", func() bool { return a.Stats().Committed == 1500 })
 	flaky.down.Store(true)
 	last := publish(t, js, msgs[1500:])
-	waitFor(t, "failed commits", func() bool { return flaky.failures.Load() >= 2 })
+	apptest.WaitFor(t, "failed commits", func() bool { return flaky.failures.Load() >= 2 })
 	held := a.Stats().Committed
 	cancel()
 	start := time.Now()
@@ -194,7 +195,7 @@ func TestFeaturesIdleWatermark(t *testing.T) {
 		ev(Exposure, "t2", "carol", "c", 12*m),
 		ev(Exposure, "t3", "carol", "d", 12*m+time.Second),
 	}
-	js := broker(t)
+	js := apptest.Broker(t, DefaultStream, DefaultSubject)
 	publish(t, js, msgs)
 	sink := sqliteSink(t, "")
 	a, logs := newApp(t, engine.Thread, Config{JS: js, Sink: &lostReply{Sink: sink}, IdleWatermark: 300 * time.Millisecond})
@@ -203,7 +204,7 @@ func TestFeaturesIdleWatermark(t *testing.T) {
 	go func() { done <- a.Run(ctx) }()
 	// The watermark reaches 12:11:55.999: t0 and t1 are labelled, alice's
 	// windows up to 12:07 have fired.
-	waitFor(t, "the idle watermark's samples committed", func() bool {
+	apptest.WaitFor(t, "the idle watermark's samples committed", func() bool {
 		s, _ := sink.Samples(context.Background())
 		return len(s) == 2
 	})
@@ -238,7 +239,7 @@ func TestFeaturesReExposureKeepsFirstSample(t *testing.T) {
 		ev(Exposure, "tx", "carol", "x", 11*m), // t0's timer fires
 		ev(Exposure, "t0", "bob", "b", 12*m),   // t0 again, after its timer
 	}
-	js := broker(t)
+	js := apptest.Broker(t, DefaultStream, DefaultSubject)
 	last := publish(t, js, msgs)
 	sink := sqliteSink(t, "")
 	a, _ := newApp(t, engine.Thread, Config{JS: js, Sink: sink, StopAt: last})

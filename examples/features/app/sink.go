@@ -6,10 +6,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
-	_ "modernc.org/sqlite"             // database/sql driver "sqlite" (pure Go)
+	"github.com/pyudf/pyudf/examples/appkit/sqlsink"
 )
 
 // Flush is what one commit writes: the output of stream sequences From+1
@@ -50,8 +48,8 @@ var ErrCheckpointMoved = errors.New("features sink: the checkpoint moved under t
 // A Flush is one transaction: rows, counts, position and state commit
 // together or not at all.
 type SQLSink struct {
-	db     *sql.DB
-	driver string
+	db *sql.DB
+	d  sqlsink.Dialect
 }
 
 // Tables lists the sink's tables.
@@ -60,32 +58,11 @@ var Tables = []string{"user_feature", "user_feature_history", "feature_sample", 
 // OpenSink opens postgres://... (pgx) or a SQLite file and creates the
 // tables if missing.
 func OpenSink(ctx context.Context, dsn string) (*SQLSink, error) {
-	s := &SQLSink{driver: "sqlite"}
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		s.driver = "pgx"
-	} else {
-		if !strings.HasPrefix(dsn, "file:") {
-			dsn = "file:" + dsn
-		}
-		sep := "?"
-		if strings.Contains(dsn, "?") {
-			sep = "&"
-		}
-		dsn += sep + "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)"
-	}
-	db, err := sql.Open(s.driver, dsn)
+	db, d, err := sqlsink.Open(ctx, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("features sink: %w", err)
 	}
-	if s.driver == "sqlite" {
-		db.SetMaxOpenConns(1)
-	}
-	s.db = db
-	blob := "BLOB"
-	if s.driver == "pgx" {
-		blob = "BYTEA"
-	}
-	for _, q := range []string{
+	if err := sqlsink.Exec(ctx, db,
 		`CREATE TABLE IF NOT EXISTS user_feature (user_id TEXT PRIMARY KEY, visited_items TEXT NOT NULL,
 			window_start BIGINT NOT NULL, window_end BIGINT NOT NULL)`,
 		`CREATE TABLE IF NOT EXISTS user_feature_history (user_id TEXT NOT NULL, window_end BIGINT NOT NULL,
@@ -96,22 +73,18 @@ func OpenSink(ctx context.Context, dsn string) (*SQLSink, error) {
 		`CREATE TABLE IF NOT EXISTS feature_bad_record (reason TEXT PRIMARY KEY, count BIGINT NOT NULL)`,
 		`CREATE TABLE IF NOT EXISTS feature_late_event (event_type TEXT PRIMARY KEY, count BIGINT NOT NULL)`,
 		`CREATE TABLE IF NOT EXISTS feature_checkpoint (stream TEXT PRIMARY KEY, last_seq BIGINT NOT NULL,
-			ended INTEGER NOT NULL, snapshot ` + blob + ` NOT NULL)`,
-	} {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			db.Close()
-			return nil, fmt.Errorf("features sink: creating the tables: %w", err)
-		}
+			ended INTEGER NOT NULL, snapshot `+d.Blob()+` NOT NULL)`,
+	); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("features sink: creating the tables: %w", err)
 	}
-	return s, nil
+	return &SQLSink{db: db, d: d}, nil
 }
 
 // Reset empties every table.
 func (s *SQLSink) Reset(ctx context.Context) error {
-	for _, t := range Tables {
-		if _, err := s.db.ExecContext(ctx, "DELETE FROM "+t); err != nil {
-			return fmt.Errorf("features sink: emptying %s: %w", t, err)
-		}
+	if err := sqlsink.Empty(ctx, s.db, Tables...); err != nil {
+		return fmt.Errorf("features sink: %w", err)
 	}
 	return nil
 }
@@ -122,19 +95,12 @@ func (s *SQLSink) DB() *sql.DB { return s.db }
 // Close closes the database.
 func (s *SQLSink) Close() error { return s.db.Close() }
 
-func (s *SQLSink) q(query string) string {
-	if s.driver == "sqlite" {
-		return strings.ReplaceAll(query, "$", "?")
-	}
-	return query
-}
-
 // Checkpoint returns the last stream sequence written and the snapshot
 // after it (0, nil: none).
 func (s *SQLSink) Checkpoint(ctx context.Context, stream string) (uint64, []byte, error) {
 	var seq int64
 	var snap []byte
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT last_seq, snapshot FROM feature_checkpoint WHERE stream = $1`), stream).Scan(&seq, &snap)
+	err := s.db.QueryRowContext(ctx, s.d.Rebind(`SELECT last_seq, snapshot FROM feature_checkpoint WHERE stream = $1`), stream).Scan(&seq, &snap)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil, nil
 	}
@@ -157,12 +123,8 @@ func (s *SQLSink) Commit(ctx context.Context, f *Flush) (applied bool, err error
 			_ = tx.Rollback()
 		}
 	}()
-	lock := ""
-	if s.driver == "pgx" {
-		lock = " FOR UPDATE"
-	}
 	var cur, ended int64
-	switch err := tx.QueryRowContext(ctx, s.q(`SELECT last_seq, ended FROM feature_checkpoint WHERE stream = $1`+lock), f.Stream).Scan(&cur, &ended); {
+	switch err := tx.QueryRowContext(ctx, s.d.Rebind(`SELECT last_seq, ended FROM feature_checkpoint WHERE stream = $1`+s.d.ForUpdate()), f.Stream).Scan(&cur, &ended); {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
 		return false, fmt.Errorf("features sink: reading the checkpoint: %w", err)
@@ -171,7 +133,7 @@ func (s *SQLSink) Commit(ctx context.Context, f *Flush) (applied bool, err error
 		// A flush of a watermark alone (an idle stream): the position does
 		// not tell whether an earlier attempt committed it; the snapshot does.
 		var stored []byte
-		if err := tx.QueryRowContext(ctx, s.q(`SELECT snapshot FROM feature_checkpoint WHERE stream = $1`), f.Stream).Scan(&stored); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		if err := tx.QueryRowContext(ctx, s.d.Rebind(`SELECT snapshot FROM feature_checkpoint WHERE stream = $1`), f.Stream).Scan(&stored); err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return false, fmt.Errorf("features sink: reading the checkpoint: %w", err)
 		}
 		if bytes.Equal(stored, f.Snapshot) {
@@ -189,7 +151,7 @@ func (s *SQLSink) Commit(ctx context.Context, f *Flush) (applied bool, err error
 		if rows == 0 {
 			return nil
 		}
-		st, err := tx.PrepareContext(ctx, s.q(query))
+		st, err := tx.PrepareContext(ctx, s.d.Rebind(query))
 		if err != nil {
 			return fmt.Errorf("features sink: %s: %w", what, err)
 		}
@@ -247,7 +209,7 @@ func (s *SQLSink) Commit(ctx context.Context, f *Flush) (applied bool, err error
 	); err != nil {
 		return false, err
 	}
-	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO feature_checkpoint (stream, last_seq, ended, snapshot) VALUES ($1, $2, $3, $4)
+	if _, err := tx.ExecContext(ctx, s.d.Rebind(`INSERT INTO feature_checkpoint (stream, last_seq, ended, snapshot) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (stream) DO UPDATE SET last_seq = excluded.last_seq, ended = excluded.ended, snapshot = excluded.snapshot`),
 		f.Stream, int64(f.To), map[bool]int{true: 1}[f.EndOfInput], f.Snapshot); err != nil {
 		return false, fmt.Errorf("features sink: moving the checkpoint: %w", err)
@@ -260,21 +222,11 @@ func (s *SQLSink) Commit(ctx context.Context, f *Flush) (applied bool, err error
 
 // Counts reads a counter table (feature_bad_record or feature_late_event).
 func (s *SQLSink) Counts(ctx context.Context, table string) (map[string]int64, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT * FROM `+table)
+	m, err := sqlsink.Counts(ctx, s.db, `SELECT * FROM `+table)
 	if err != nil {
 		return nil, fmt.Errorf("features sink: %w", err)
 	}
-	defer rows.Close()
-	m := map[string]int64{}
-	for rows.Next() {
-		var k string
-		var n int64
-		if err := rows.Scan(&k, &n); err != nil {
-			return nil, fmt.Errorf("features sink: %w", err)
-		}
-		m[k] = n
-	}
-	return m, rows.Err()
+	return m, nil
 }
 
 // Samples reads feature_sample.
