@@ -99,14 +99,19 @@ func run() error {
 		feed.StopAt = nil
 	}
 	path := "generate -> JetStream -> "
-	waitFeed := feed.Start(ctx)
-	if *preload {
-		start, path = time.Now(), "JetStream -> "
-	}
-	runErr := a.Run(ctx)
+	// The generator stops when the app does (an error, Ctrl-C), instead of
+	// publishing the rest of -records first.
+	runErr, feedErr := feed.Run(ctx, func(ctx context.Context) error {
+		if *preload {
+			start, path = time.Now(), "JetStream -> "
+		}
+		return a.Run(ctx)
+	})
 	elapsed := time.Since(start)
-	if err := waitFeed(); err != nil {
-		log.Warn("generator", "err", err)
+	if feedErr != nil && *preload {
+		return fmt.Errorf("preloading the stream: %w", feedErr) // the app did not start
+	} else if feedErr != nil {
+		log.Warn("generator", "err", feedErr)
 	}
 	st := a.Stats()
 	fmt.Fprintf(os.Stderr, "cdn: %d records (%d bad) in %.2fs: %.0f records/s end to end (%s%s [%s] -> %s), %d flushes, %d failed commits\n",
