@@ -6,7 +6,12 @@ replace github.com/pyudf/pyudf => ../..
 
 replace github.com/pyudf/pyudf/connect/nats => ../../connect/nats
 
-require github.com/pyudf/pyudf v0.0.0
+replace github.com/pyudf/pyudf/examples/appkit => ../appkit
+
+require (
+	github.com/pyudf/pyudf v0.0.0
+	github.com/pyudf/pyudf/examples/appkit v0.0.0
+)
 
 require (
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect

@@ -13,22 +13,15 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/pyudf/pyudf/connect/nats/embedded"
-	"github.com/pyudf/pyudf/connect/nats/runner"
 	"github.com/pyudf/pyudf/engine"
+	"github.com/pyudf/pyudf/examples/appkit"
 	"github.com/pyudf/pyudf/examples/inference/app"
 )
 
@@ -53,20 +46,15 @@ func run() error {
 	prepare := flag.Bool("prepare", false, "only install the Python packages and train models v1 and v2 into -cache-dir, then exit")
 	preload := flag.Bool("preload", false, "generate every record before the app starts (measures the app alone: JetStream -> UDF -> JetStream)")
 	flag.Parse()
-	mode := engine.Thread
-	switch *modeName {
-	case "thread":
-	case "process":
-		mode = engine.Process
-	default:
-		return fmt.Errorf("-mode %q: want thread or process", *modeName)
+	mode, err := appkit.ParseMode(*modeName)
+	if err != nil {
+		return err
 	}
 	if *udfName != "pandas" && *udfName != "row" {
 		return fmt.Errorf("-udf %q: want pandas or row", *udfName)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := appkit.SignalContext() // a second Ctrl-C kills at once (unacked input is redelivered)
 	defer stop()
-	go func() { <-ctx.Done(); stop() }() // a second Ctrl-C kills at once (unacked input is redelivered)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	engCfg := engine.Config{Mode: mode, CacheDir: *cacheDir, Logger: log}
 
@@ -100,31 +88,17 @@ func run() error {
 		}
 	}
 
-	url := *natsURL
-	if url == "" {
-		srv, err := embedded.Start(embedded.Options{})
-		if err != nil {
-			return err
-		}
-		defer srv.Close()
-		url = srv.URL()
-		log.Info("embedded nats-server", "url", url)
-	}
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
+	b, err := appkit.Connect(*natsURL, log)
 	if err != nil {
 		return err
 	}
-	defer nc.Drain()
-	js, err := jetstream.New(nc)
-	if err != nil {
+	defer b.Close()
+	if err := b.EnsureStream(ctx, app.DefaultStream, app.DefaultSubject); err != nil {
 		return err
 	}
-	if err := runner.EnsureStream(ctx, js, app.DefaultStream, app.DefaultSubject); err != nil {
-		return err
-	}
-	cfg := app.Config{Conn: nc, Engine: engCfg, Model: *model, Batch: *udfName == "pandas", FetchSize: *fetch,
+	cfg := app.Config{Conn: b.Conn, Engine: engCfg, Model: *model, Batch: *udfName == "pandas", FetchSize: *fetch,
 		Logger: log, Progress: os.Stderr}
-	if err := app.EnsureStreams(ctx, js, cfg); err != nil {
+	if err := app.EnsureStreams(ctx, b.JS, cfg); err != nil {
 		return err
 	}
 	a, err := app.New(cfg)
@@ -140,47 +114,40 @@ func run() error {
 	// The generator stops when Run returns, whatever the reason.
 	genCtx, cancelGen := context.WithCancel(ctx)
 	defer cancelGen()
-	genDone := make(chan error, 1)
-	generate := func(waitSwitch bool) {
-		ctx := genCtx
-		g := app.NewGenerator(uint64(start.UnixNano()))
-		g.BadEvery = *badEvery
-		first := *records
-		if *swapAfter > 0 && *swapAfter < *records {
-			first = *swapAfter
-		}
-		_, _, err := app.Publish(ctx, js, app.DefaultSubject, g, first)
-		if err == nil && first < *records {
-			if err = app.PublishModel(ctx, js, app.DefaultControl, v2); err == nil {
-				log.Info("published model v2 on the control subject", "subject", app.DefaultControl, "file", v2, "after_records", first)
-				// The demo holds the rest until the app serves v2 (or refused
-				// it), so that both versions show; a producer need not wait.
-				for waitSwitch && ctx.Err() == nil {
-					if st := a.Stats(); st.Switches > 0 || st.Refused > 0 {
-						break
-					}
-					time.Sleep(20 * time.Millisecond)
-				}
-				_, _, err = app.Publish(ctx, js, app.DefaultSubject, g, *records-first)
+	seed := uint64(start.UnixNano())
+	feed := appkit.Feed{JS: b.JS, Stream: app.DefaultStream, Preload: *preload, StopAt: a.StopAt,
+		Publish: func(ctx context.Context) error {
+			g := app.NewGenerator(seed)
+			g.BadEvery = *badEvery
+			first := *records
+			if *swapAfter > 0 && *swapAfter < *records {
+				first = *swapAfter
 			}
-		}
-		if err == nil && !*follow {
-			var st jetstream.Stream
-			if st, err = js.Stream(ctx, app.DefaultStream); err == nil {
-				var info *jetstream.StreamInfo
-				if info, err = st.Info(ctx); err == nil {
-					a.StopAt(max(info.State.LastSeq, 1))
-				}
+			if _, _, err := app.Publish(ctx, b.JS, app.DefaultSubject, g, first); err != nil || first == *records {
+				return err
 			}
-		}
-		genDone <- err
+			if err := app.PublishModel(ctx, b.JS, app.DefaultControl, v2); err != nil {
+				return err
+			}
+			log.Info("published model v2 on the control subject", "subject", app.DefaultControl, "file", v2, "after_records", first)
+			// The demo holds the rest until the app serves v2 (or refused
+			// it), so that both versions show; a producer need not wait.
+			for !*preload && ctx.Err() == nil {
+				if st := a.Stats(); st.Switches > 0 || st.Refused > 0 {
+					break
+				}
+				appkit.Sleep(ctx, 20*time.Millisecond)
+			}
+			_, _, err := app.Publish(ctx, b.JS, app.DefaultSubject, g, *records-first)
+			return err
+		}}
+	if *follow {
+		feed.StopAt = nil
 	}
 	path := "generate -> JetStream -> "
+	waitFeed := feed.Start(genCtx)
 	if *preload {
-		generate(false)
 		start, path = time.Now(), "JetStream -> "
-	} else {
-		go generate(true)
 	}
 	runErr := a.Run(ctx)
 	cancelGen()
@@ -191,7 +158,7 @@ func run() error {
 		}
 	}
 	elapsed := time.Since(start)
-	if err := <-genDone; err != nil && !errors.Is(err, context.Canceled) {
+	if err := waitFeed(); err != nil {
 		log.Warn("generator", "err", err)
 	}
 	st := a.Stats()

@@ -18,29 +18,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/pyudf/pyudf/connect/nats/embedded"
 	"github.com/pyudf/pyudf/connect/nats/runner"
+	"github.com/pyudf/pyudf/examples/appkit/apptest"
 	"github.com/pyudf/pyudf/examples/inference/app"
 )
 
 // TestMain runs the command itself when the test binary is re-executed as
 // it (INFERENCE_TEST_ARGS holds its arguments, separated by newlines).
-func TestMain(m *testing.M) {
-	if args, ok := os.LookupEnv("INFERENCE_TEST_ARGS"); ok {
-		os.Args = append([]string{"inference"}, strings.Split(args, "\n")...)
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { apptest.Main(m, "INFERENCE_TEST_ARGS", "inference", main) }
 
 func command(ctx context.Context, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^$")
-	cmd.Env = append(os.Environ(), "INFERENCE_TEST_ARGS="+strings.Join(args, "\n"))
-	return cmd
+	return apptest.Command(ctx, "INFERENCE_TEST_ARGS", args...)
 }
 
 // cacheDir is the engine cache the module's tests share (see app's
@@ -55,6 +45,14 @@ func cacheDir(t *testing.T) string {
 	return dir
 }
 
+// broker is an embedded nats-server with the input stream, for the
+// command's -nats, and a connection to it.
+func broker(t *testing.T) (jetstream.JetStream, string) {
+	t.Helper()
+	js := apptest.Broker(t, app.DefaultStream, app.DefaultSubject)
+	return js, js.Conn().ConnectedUrl()
+}
+
 var summary = regexp.MustCompile(`inference: (\d+) records \((\d+) predicted, (\d+) bad\) in .* records/s end to end .*, models served \[([^]]*)\], (\d+) refused`)
 
 // TestCommand: `go run .` on the defaults (v2 published half-way), on a
@@ -64,19 +62,9 @@ var summary = regexp.MustCompile(`inference: (\d+) records \((\d+) predicted, (\
 func TestCommand(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	srv, err := embedded.Start(embedded.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js, url := broker(t)
 	var stdout, stderr bytes.Buffer
-	cmd := command(ctx, "-nats", srv.URL(), "-cache-dir", cacheDir(t), "-records", "3000", "-bad-every", "500")
+	cmd := command(ctx, "-nats", url, "-cache-dir", cacheDir(t), "-records", "3000", "-bad-every", "500")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
@@ -176,22 +164,12 @@ func cutOver(t *testing.T, order string, preds []pred) {
 func TestCommandBadModel(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	srv, err := embedded.Start(embedded.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js, url := broker(t)
 	bad := filepath.Join(t.TempDir(), "missing.joblib")
 	var stderr bytes.Buffer
-	cmd := command(ctx, "-nats", srv.URL(), "-cache-dir", cacheDir(t), "-model", bad, "-records", "20000")
+	cmd := command(ctx, "-nats", url, "-cache-dir", cacheDir(t), "-model", bad, "-records", "20000")
 	cmd.Stderr = &stderr
-	err = cmd.Run()
+	err := cmd.Run()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(stderr.String(), "cannot load model file "+bad) {
 		t.Fatalf("%v, want exit 1 naming %s:\n%s", err, bad, stderr.String())
 	}
@@ -233,23 +211,10 @@ func TestCommandFlagErrors(t *testing.T) {
 func TestCommandCtrlC(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	srv, err := embedded.Start(embedded.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, url := broker(t)
 	const badEvery = 1000
 	cache := cacheDir(t)
-	cmd := command(ctx, "-nats", srv.URL(), "-cache-dir", cache, "-records", "10000", "-follow",
+	cmd := command(ctx, "-nats", url, "-cache-dir", cache, "-records", "10000", "-follow",
 		"-bad-every", strconv.Itoa(badEvery))
 	var log bytes.Buffer
 	stderr, err := cmd.StderrPipe()
@@ -312,7 +277,7 @@ func TestCommandCtrlC(t *testing.T) {
 
 	// The rest, on the same durable: generate nothing, stop once all is acked.
 	var stderr2 bytes.Buffer
-	cmd = command(ctx, "-nats", srv.URL(), "-cache-dir", cache, "-records", "0")
+	cmd = command(ctx, "-nats", url, "-cache-dir", cache, "-records", "0")
 	cmd.Stderr = &stderr2
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("second run: %v\n%s", err, stderr2.String())

@@ -40,6 +40,7 @@ import (
 
 	"github.com/pyudf/pyudf/connect/nats/runner"
 	"github.com/pyudf/pyudf/engine"
+	"github.com/pyudf/pyudf/examples/appkit"
 )
 
 // Defaults of Config.
@@ -541,38 +542,11 @@ func (a *App) decode(data []byte, _ nats.Header) ([]any, error) {
 // progress prints a line every ProgressInterval; the returned func stops it
 // and prints the last one.
 func (a *App) progress() func() {
-	w := a.cfg.Progress
-	if w == nil {
-		return func() {}
-	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	start := time.Now()
-	line := func(prev int64, since time.Time) int64 {
-		st := a.Stats()
-		n := st.Predicted + st.Bad
-		fmt.Fprintf(w, "inference: %d records, %.0f rows/s, %d bad, model %s, %d switches, %d refused\n",
-			n, float64(n-prev)/time.Since(since).Seconds(), st.Bad, st.Model, st.Switches, st.Refused)
-		return n
-	}
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(a.cfg.ProgressInterval)
-		defer t.Stop()
-		prev, since := int64(0), time.Now()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				prev, since = line(prev, since), time.Now()
-			}
-		}
-	}()
-	return func() {
-		close(done)
-		wg.Wait()
-		line(0, start)
-	}
+	var st Stats // count's, for the line printed with it
+	return appkit.Progress(a.cfg.Progress, a.cfg.ProgressInterval,
+		func() int64 { st = a.Stats(); return st.Predicted + st.Bad },
+		func(w io.Writer, n int64, rate float64) {
+			fmt.Fprintf(w, "inference: %d records, %.0f rows/s, %d bad, model %s, %d switches, %d refused\n",
+				n, rate, st.Bad, st.Model, st.Switches, st.Refused)
+		})
 }

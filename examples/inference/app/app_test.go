@@ -14,9 +14,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/pyudf/pyudf/connect/nats/embedded"
-	"github.com/pyudf/pyudf/connect/nats/runner"
 	"github.com/pyudf/pyudf/engine"
+	"github.com/pyudf/pyudf/examples/appkit/apptest"
 )
 
 // models v1 (logistic) and v2 (forest), trained once per test binary.
@@ -61,25 +60,11 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	srv, err := embedded.Start(embedded.Options{})
-	if err != nil {
+	js := apptest.Broker(t, DefaultStream, DefaultSubject)
+	if err := EnsureStreams(context.Background(), js, Config{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { srv.Close() })
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
-	ctx := context.Background()
-	if err := runner.EnsureStream(ctx, js, DefaultStream, DefaultSubject); err != nil {
-		t.Fatal(err)
-	}
-	if err := EnsureStreams(ctx, js, Config{}); err != nil {
-		t.Fatal(err)
-	}
-	return &env{nc, js}
+	return &env{js.Conn(), js}
 }
 
 // publish publishes payloads and returns the last stream sequence.
@@ -276,18 +261,6 @@ func startDone(t *testing.T, e *env, cfg Config) (*App, func() error, <-chan str
 	stop := func() error { cancel(); <-done; return runErr }
 	t.Cleanup(func() { stop() })
 	return a, stop, done
-}
-
-// waitFor polls cond for up to 60s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // check asserts one prediction per good record, each the label the model

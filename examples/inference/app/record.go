@@ -8,9 +8,10 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pyudf/pyudf/examples/appkit"
 )
 
 // Features are the model's inputs, in the order the UDFs take them.
@@ -160,45 +161,19 @@ func (g *Generator) Next() ([]byte, bool) {
 // 2048 awaiting their PubAck) and returns how many JetStream acknowledged
 // and how many of those were bad.
 func Publish(ctx context.Context, js jetstream.JetStream, subject string, g *Generator, n int) (done, bad int, err error) {
-	const window = 2048
-	type sent struct {
-		f   jetstream.PubAckFuture
-		bad bool
-	}
-	futures := make([]sent, 0, window)
-	wait := func() error {
-		for _, s := range futures {
-			select {
-			case <-s.f.Ok():
-				done++
-				if s.bad {
-					bad++
-				}
-			case err := <-s.f.Err():
-				return fmt.Errorf("inference generator: publish: %w", err)
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(30 * time.Second):
-				return fmt.Errorf("inference generator: no PubAck in 30s")
-			}
-		}
-		futures = futures[:0]
-		return nil
-	}
-	for i := 0; i < n && ctx.Err() == nil; i++ {
-		data, isBad := g.Next()
-		f, err := js.PublishAsync(subject, data)
-		if err != nil {
-			return done, bad, fmt.Errorf("inference generator: publish: %w", err)
-		}
-		if futures = append(futures, sent{f, isBad}); len(futures) == window {
-			if err := wait(); err != nil {
-				return done, bad, err
-			}
+	var isBad []bool // of each record published, in order
+	done, err = appkit.Publish(ctx, js, subject, n, func() []byte {
+		data, b := g.Next()
+		isBad = append(isBad, b)
+		return data
+	})
+	for _, b := range isBad[:done] {
+		if b {
+			bad++
 		}
 	}
-	if err := wait(); err != nil {
-		return done, bad, err
+	if err != nil && ctx.Err() == nil {
+		err = fmt.Errorf("inference generator: %w", err)
 	}
-	return done, bad, ctx.Err()
+	return done, bad, err
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pyudf/pyudf/connect/nats/embedded"
 	"github.com/pyudf/pyudf/connect/nats/runner"
+	"github.com/pyudf/pyudf/examples/appkit/apptest"
 )
 
 // TestBrokerDownMidRun: the broker (input and output streams) goes away in
@@ -42,7 +43,7 @@ func TestBrokerDownMidRun(t *testing.T) {
 	payloads, good := generate(5, 5000, 0)
 	e.publish(t, payloads)
 	a, stop := start(t, e, Config{Model: m1, Batch: true, FetchSize: 50})
-	waitFor(t, "some predictions", func() bool { return a.Stats().Predicted >= 300 })
+	apptest.WaitFor(t, "some predictions", func() bool { return a.Stats().Predicted >= 300 })
 	srv.Shutdown()
 	if n := a.Stats().Predicted; n >= int64(len(good)) {
 		t.Fatalf("all %d predicted before the outage: nothing tested", n)
@@ -51,7 +52,7 @@ func TestBrokerDownMidRun(t *testing.T) {
 	if srv, err = embedded.Start(embedded.Options{Dir: dir, Port: port}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "every prediction", func() bool { return e.outputCount(t) >= uint64(len(good)) })
+	apptest.WaitFor(t, "every prediction", func() bool { return e.outputCount(t) >= uint64(len(good)) })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,38 +1,19 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/pyudf/pyudf/bridge"
 	"github.com/pyudf/pyudf/engine"
+	"github.com/pyudf/pyudf/examples/appkit/apptest"
 )
-
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestHotSwapEveryKey: a model version published on the control subject is
 // served without a restart, while records keep coming (some are in flight
@@ -52,14 +33,14 @@ func TestHotSwapEveryKey(t *testing.T) {
 	for _, batch := range []bool{false, true} {
 		t.Run(map[bool]string{false: "row", true: "pandas"}[batch], func(t *testing.T) {
 			e := newEnv(t)
-			logs := &syncBuffer{}
+			logs := &apptest.SyncBuffer{}
 			log := slog.New(slog.NewTextHandler(logs, nil))
 			a, stop := start(t, e, Config{Model: m1, Batch: batch, Logger: log, FetchSize: 64})
 			ctx := context.Background()
 
 			before, goodBefore := generate(2, 400, 0)
 			e.publish(t, before)
-			waitFor(t, "the first records", func() bool { return a.Stats().Predicted == 400 })
+			apptest.WaitFor(t, "the first records", func() bool { return a.Stats().Predicted == 400 })
 
 			// Refused: the old model keeps serving.
 			for _, p := range []string{corrupt, missing} {
@@ -67,7 +48,7 @@ func TestHotSwapEveryKey(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			waitFor(t, "two refusals", func() bool { return a.Stats().Refused == 2 })
+			apptest.WaitFor(t, "two refusals", func() bool { return a.Stats().Refused == 2 })
 			for _, p := range []string{corrupt, missing} {
 				if !strings.Contains(logs.String(), p) {
 					t.Fatalf("the refusal of %s is not logged with its file:\n%s", p, logs)
@@ -75,7 +56,7 @@ func TestHotSwapEveryKey(t *testing.T) {
 			}
 			between, goodBetween := generate(3, 200, 0)
 			e.publish(t, between)
-			waitFor(t, "the records after the refusals", func() bool { return a.Stats().Predicted == 600 })
+			apptest.WaitFor(t, "the records after the refusals", func() bool { return a.Stats().Predicted == 600 })
 
 			// Published continuously, 10 every 5ms; v2 after the first 300,
 			// the rest going on during its load and the drain.
@@ -94,7 +75,7 @@ func TestHotSwapEveryKey(t *testing.T) {
 				time.Sleep(5 * time.Millisecond)
 			}
 			<-e.js.PublishAsyncComplete()
-			waitFor(t, "every record", func() bool { return a.Stats().Predicted == 2600 })
+			apptest.WaitFor(t, "every record", func() bool { return a.Stats().Predicted == 2600 })
 			if err := stop(); err != nil {
 				t.Fatal(err)
 			}
@@ -165,11 +146,11 @@ func TestRestartServesNewestLoadable(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	logs := &syncBuffer{}
+	logs := &apptest.SyncBuffer{}
 	payloads, good := generate(6, 50, 0)
 	last := e.publish(t, payloads)
 	a, stop := start(t, e, Config{Model: m1, Batch: true, StopAt: last, Logger: slog.New(slog.NewTextHandler(logs, nil))})
-	waitFor(t, "the predictions", func() bool { return a.Stats().Predicted == 50 })
+	apptest.WaitFor(t, "the predictions", func() bool { return a.Stats().Predicted == 50 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -202,15 +183,15 @@ func TestStopDuringModelLoad(t *testing.T) {
 	for _, how := range []string{"cancel", "StopAt"} {
 		t.Run(how, func(t *testing.T) {
 			e := newEnv(t)
-			logs := &syncBuffer{}
+			logs := &apptest.SyncBuffer{}
 			a, stop, done := startDone(t, e, Config{Model: m1, Batch: true, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 			payloads, _ := generate(7, 20, 0)
 			last := e.publish(t, payloads)
-			waitFor(t, "the predictions", func() bool { return a.Stats().Predicted == 20 })
+			apptest.WaitFor(t, "the predictions", func() bool { return a.Stats().Predicted == 20 })
 			if err := PublishModel(context.Background(), e.js, "", slow); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "the load", func() bool { return strings.Contains(logs.String(), "loading a new model") })
+			apptest.WaitFor(t, "the load", func() bool { return strings.Contains(logs.String(), "loading a new model") })
 			time.Sleep(300 * time.Millisecond)
 			asked := time.Now()
 			var err error
@@ -308,7 +289,7 @@ func TestHostileBadRecords(t *testing.T) {
 		t.Fatalf("a good record after bad ones: %+v, %v", r, err)
 	}
 
-	logs := &syncBuffer{}
+	logs := &apptest.SyncBuffer{}
 	a, err := New(Config{Conn: newEnv(t).nc, Model: "x", Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
