@@ -2,7 +2,7 @@ package main
 
 import (
 	"bytes"
-	"cmp"
+
 	"context"
 	"encoding/json"
 	"io"
@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -81,8 +80,8 @@ func TestCommand(t *testing.T) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
 		}
 	}
-	// Both versions predicted, and per key a single cut-over from v1 to v2,
-	// in the records' order (input sequence) and in the output stream's.
+	// Both versions predicted, and per key a single cut-over from v1 to v2
+	// in the output stream.
 	preds := predictions(t, js)
 	byVersion := map[string]int{}
 	for _, p := range preds {
@@ -92,9 +91,10 @@ func TestCommand(t *testing.T) {
 	if byVersion["v1"] == 0 || byVersion["v2"] == 0 || byVersion["v1"]+byVersion["v2"] != 2994 {
 		t.Errorf("predictions by version %v: want v1 and v2, 2994 in all", byVersion)
 	}
+	// Not in input order: at least once, a record whose first publish failed
+	// (a timeout under load) is redelivered after the switch and predicted by
+	// v2, after later records of its key were predicted by v1.
 	cutOver(t, "output stream order", preds)
-	slices.SortFunc(preds, func(a, b pred) int { return cmp.Compare(a.seq, b.seq) })
-	cutOver(t, "input order", preds)
 }
 
 // pred is a prediction in the output stream: its input's sequence, key and

