@@ -28,40 +28,9 @@
 // (TestMain re-executing the command, Ctrl-C on a progress line,
 // SyncBuffer, WaitFor, an embedded broker).
 //
-// examples/cdn uses all of it. To convert examples/features and
-// examples/inference (mechanical; add `require
-// github.com/pyudf/pyudf/examples/appkit v0.0.0` and `replace
-// github.com/pyudf/pyudf/examples/appkit => ../appkit` to the go.mod):
-//
-//   - main.go: the -mode switch → [ParseMode]; signal.NotifyContext and the
-//     second-Ctrl-C goroutine → [SignalContext]; embedded.Start +
-//     nats.Connect + jetstream.New + defers → [Connect] + defer b.Close();
-//     runner.EnsureStream → b.EnsureStream; the generate closure, genDone and
-//     the StopAt-from-LastSeq lookup → [Feed] (Preload: *preload; StopAt:
-//     a.StopAt, or nil with -follow); features' runWithGenerator (the
-//     generator cancelled once Run returns) → [Feed.Run]; inference's second publish (model v2
-//     after -swap-after records) stays inside its Feed.Publish func. The
-//     "SQLite x"/"PostgreSQL" summary name → sqlsink.Describe.
-//   - app.go: retry[T] + sinkDown + the retries counter → a [Retrier]
-//     (Name "sink", Permanent: errors.Is(err, ErrCheckpointMoved); features
-//     logs only the first failure of an outage: Quiet: true) and [Do];
-//     Stats.Retries/FlushRetries ← r.Failures(); the progress line's
-//     "SINK DOWN" ← r.Down(); the fetch loop's back-off → [Backoff];
-//     sleep → [Sleep]; the logged map (features) / badBy ordinals
-//     (inference) → [Seen].Add; progress() → [Progress] with the app's own
-//     line func.
-//   - event.go / record.go: Publish's PubAck window → [Publish] with a
-//     next func over the generator (inference counts its bad records in
-//     that func).
-//   - sink.go: OpenSink's DSN handling, SetMaxOpenConns and driver string →
-//     sqlsink.Open (a [sqlsink.Dialect]); q() → Dialect.Rebind; the
-//     " FOR UPDATE" and BLOB/BYTEA switches → Dialect.ForUpdate/Blob; the
-//     CREATE TABLE loop → sqlsink.Exec; Reset → sqlsink.Empty; Counts →
-//     sqlsink.Counts.
-//   - pg_test.go → delete; startPostgres(t) → pgtest.Start(t), p.stop /
-//     p.start → Stop / Restart, p.URL() → URL().
-//   - main_test.go TestMain/command → apptest.Main / apptest.Command;
-//     TestCommandCtrlC's StderrPipe/scan/SIGINT/Wait loop → apptest.Interrupt
-//     with a func matching the progress line; syncBuffer → apptest.SyncBuffer; waitFor → apptest.WaitFor;
-//     broker(t) → apptest.Broker(t, DefaultStream, DefaultSubject).
+// All three applications use it. What each keeps of its own: its Config
+// defaults and flags, its record type and bad-record reasons, its SQL
+// statements, and (inference) the per-reason bad counts of its Stats and a
+// Ctrl-C test that waits on the consumer's ack floor rather than a progress
+// line.
 package appkit
