@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/pyudf/pyudf/engine"
 	"github.com/pyudf/pyudf/examples/appkit/apptest"
 )
@@ -258,5 +260,61 @@ func TestFeedRun(t *testing.T) {
 		func(context.Context) error { t.Error("the app ran after an interrupted preload"); return nil })
 	if appErr != nil || !errors.Is(feedErr, context.Canceled) {
 		t.Errorf("interrupted preload: Run = %v, %v; want nil, context.Canceled", appErr, feedErr)
+	}
+}
+
+// TestReadFromCheckpoint: an ordered consumer from a checkpoint gets the
+// messages after it, in order, in fetches of at most n; an empty fetch is
+// no error; a stream made again gets another key.
+func TestReadFromCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	b, err := Connect("", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.EnsureStream(ctx, "R", "r.in"); err != nil {
+		t.Fatal(err)
+	}
+	i := 0
+	if _, err := Publish(ctx, b.JS, "r.in", 5, func() []byte { i++; return fmt.Appendf(nil, "m%d", i) }); err != nil {
+		t.Fatal(err)
+	}
+	key, err := StreamKey(ctx, b.JS, "R")
+	if err != nil || !strings.HasPrefix(key, "R@") {
+		t.Fatalf("StreamKey %q, %v", key, err)
+	}
+	cons, err := OrderedFrom(ctx, b.JS, "R", "r.in", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for len(got) < 3 {
+		msgs, err := Fetch(ctx, cons, 2, time.Second)
+		if err != nil || len(msgs) > 2 {
+			t.Fatalf("Fetch: %d messages, %v; want at most 2, nil", len(msgs), err)
+		}
+		for _, m := range msgs {
+			got = append(got, string(m.Data()))
+		}
+	}
+	if strings.Join(got, " ") != "m3 m4 m5" {
+		t.Fatalf("after checkpoint 2: %v, want m3 m4 m5", got)
+	}
+	if msgs, err := Fetch(ctx, cons, 2, 50*time.Millisecond); len(msgs) != 0 || err != nil {
+		t.Fatalf("a fetch past the end: %d messages, %v; want none, nil", len(msgs), err)
+	}
+	if err := b.JS.DeleteStream(ctx, "R"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Millisecond) // creation times differ
+	if err := b.EnsureStream(ctx, "R", "r.in"); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := StreamKey(ctx, b.JS, "R"); err != nil || again == key {
+		t.Fatalf("the stream made again: key %q, %v; want other than %q", again, err, key)
+	}
+	if _, err := StreamKey(ctx, b.JS, "none"); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("StreamKey of a missing stream: %v", err)
 	}
 }

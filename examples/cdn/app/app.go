@@ -145,13 +145,12 @@ func (a *App) Stats() Stats {
 // committed. An error means something could not be committed; the records
 // after the checkpoint are read again at the next start.
 func (a *App) Run(ctx context.Context) error {
-	// The checkpoint belongs to one stream: a stream deleted and made again
-	// (a fresh embedded server) starts from its beginning.
-	info, err := a.cfg.JS.Stream(ctx, a.cfg.Stream)
+	// The checkpoint belongs to one stream: one made again starts afresh.
+	key, err := appkit.StreamKey(ctx, a.cfg.JS, a.cfg.Stream)
 	if err != nil {
 		return fmt.Errorf("cdn app: stream %s: %w", a.cfg.Stream, err)
 	}
-	a.key = a.cfg.Stream + "@" + info.CachedInfo().Created.UTC().Format(time.RFC3339Nano)
+	a.key = key
 	from, err := appkit.Do(ctx, a.sink, "reading the checkpoint", func(ctx context.Context) (uint64, error) {
 		return a.cfg.Sink.Checkpoint(ctx, a.key)
 	})
@@ -162,11 +161,7 @@ func (a *App) Run(ctx context.Context) error {
 	if stop := a.stopAt.Load(); stop > 0 && from >= stop {
 		return nil
 	}
-	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{a.cfg.Subject}}
-	if from > 0 {
-		occ.DeliverPolicy, occ.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from+1
-	}
-	cons, err := a.cfg.JS.OrderedConsumer(ctx, a.cfg.Stream, occ)
+	cons, err := appkit.OrderedFrom(ctx, a.cfg.JS, a.cfg.Stream, a.cfg.Subject, from)
 	if err != nil {
 		return fmt.Errorf("cdn app: consumer on stream %s: %w", a.cfg.Stream, err)
 	}
@@ -185,7 +180,7 @@ func (a *App) Run(ctx context.Context) error {
 			break
 		}
 		wait := max(a.cfg.FlushInterval-time.Since(lastFlush), 50*time.Millisecond)
-		msgs, err := a.fetch(ctx, cons, wait)
+		msgs, err := appkit.Fetch(ctx, cons, a.cfg.FetchSize, wait)
 		if err != nil && ctx.Err() == nil {
 			d := backoff.Next()
 			a.log.Warn("fetch failed; retrying", "err", err, "backoff", d)
@@ -218,25 +213,6 @@ func (a *App) Run(ctx context.Context) error {
 		}
 	}
 	return runErr
-}
-
-// fetch gets up to FetchSize messages, waiting at most wait.
-func (a *App) fetch(ctx context.Context, cons jetstream.Consumer, wait time.Duration) ([]jetstream.Msg, error) {
-	fctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	batch, err := cons.Fetch(a.cfg.FetchSize, jetstream.FetchContext(fctx))
-	if err != nil {
-		return nil, err
-	}
-	var msgs []jetstream.Msg
-	for m := range batch.Messages() {
-		msgs = append(msgs, m)
-	}
-	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) &&
-		!errors.Is(err, jetstream.ErrNoMessages) {
-		return msgs, err
-	}
-	return msgs, nil
 }
 
 // process parses a fetch's messages, maps their addresses with one batch

@@ -151,12 +151,12 @@ func (a *App) Stats() Stats {
 // or the sink failed; what was not committed is read again at the next
 // start.
 func (a *App) Run(ctx context.Context) error {
-	info, err := a.cfg.JS.Stream(ctx, a.cfg.Stream)
+	// The checkpoint belongs to one stream: one made again starts afresh.
+	key, err := appkit.StreamKey(ctx, a.cfg.JS, a.cfg.Stream)
 	if err != nil {
 		return fmt.Errorf("features app: stream %s: %w", a.cfg.Stream, err)
 	}
-	// The checkpoint belongs to one stream: one made again starts afresh.
-	a.key = a.cfg.Stream + "@" + info.CachedInfo().Created.UTC().Format(time.RFC3339Nano)
+	a.key = key
 	type cp struct {
 		seq  uint64
 		snap []byte
@@ -178,11 +178,7 @@ func (a *App) Run(ctx context.Context) error {
 	if stop := a.stopAt.Load(); stop > 0 && from >= stop && a.cfg.Pipeline.Watermark() == EndOfInput {
 		return nil
 	}
-	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{a.cfg.Subject}}
-	if from > 0 {
-		occ.DeliverPolicy, occ.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from+1
-	}
-	cons, err := a.cfg.JS.OrderedConsumer(ctx, a.cfg.Stream, occ)
+	cons, err := appkit.OrderedFrom(ctx, a.cfg.JS, a.cfg.Stream, a.cfg.Subject, from)
 	if err != nil {
 		return fmt.Errorf("features app: consumer on stream %s: %w", a.cfg.Stream, err)
 	}
@@ -207,7 +203,7 @@ func (a *App) Run(ctx context.Context) error {
 			break
 		}
 		wait := max(a.cfg.FlushInterval-time.Since(lastFlush), 50*time.Millisecond)
-		msgs, err := a.fetch(ctx, cons, wait)
+		msgs, err := appkit.Fetch(ctx, cons, a.cfg.FetchSize, wait)
 		if err != nil && ctx.Err() == nil {
 			d := backoff.Next()
 			if !a.fetchDown.Swap(true) { // once per outage
@@ -281,25 +277,6 @@ func (a *App) idle(ctx context.Context, f *Flush) error {
 
 func (a *App) newFlush(from uint64) *Flush {
 	return &Flush{Stream: a.key, From: from, To: from, Delta: newDelta()}
-}
-
-// fetch gets up to FetchSize messages, waiting at most wait.
-func (a *App) fetch(ctx context.Context, cons jetstream.Consumer, wait time.Duration) ([]jetstream.Msg, error) {
-	fctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	batch, err := cons.Fetch(a.cfg.FetchSize, jetstream.FetchContext(fctx))
-	if err != nil {
-		return nil, err
-	}
-	var msgs []jetstream.Msg
-	for m := range batch.Messages() {
-		msgs = append(msgs, m)
-	}
-	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) &&
-		!errors.Is(err, jetstream.ErrNoMessages) {
-		return msgs, err
-	}
-	return msgs, nil
 }
 
 // process runs the messages through the pipeline into f. A fetched batch is
