@@ -48,12 +48,37 @@ type gate struct {
 	width     int
 	fastFree  atomic.Uint32 // 1: fastFrame is free, taken without mu
 	fastFrame *frame
-	waiting   atomic.Int32 // calls in queue or about to queue
-	starving  atomic.Bool  // hand frames to the queue in order; nobody barges (written under mu)
 	mu        sync.Mutex
 	free      []*frame  // the other free frames
-	queue     []*waiter // calls waiting for a frame, oldest first
 	spares    []*waiter // waiters to reuse, so queuing allocates nothing in steady state
+
+	fairQueue[waiter] // calls waiting for a frame
+}
+
+// fairQueue is the queue of callers waiting for what the gate and the
+// sub-interpreter pool lend out (a frame, a sub-interpreter): a free one
+// goes to whichever caller asks first (barging), until a queued caller has
+// waited longer than starveAfter; then they are handed over in queue order
+// (starving) until the queue is empty or moves fast again, as sync.Mutex
+// does. The queue is changed under its owner's mutex.
+type fairQueue[W any] struct {
+	waiting  atomic.Int32 // callers in queue or about to queue: a leaving caller's look without the mutex
+	starving atomic.Bool  // hand over in queue order; nobody barges (written under the mutex)
+	queue    []*W         // oldest first
+}
+
+// dequeue removes w from the queue, reporting whether it was there; the
+// owner's mutex is held. An empty queue ends fair mode.
+func (q *fairQueue[W]) dequeue(w *W) bool {
+	i := slices.Index(q.queue, w)
+	if i >= 0 {
+		q.queue = slices.Delete(q.queue, i, i+1)
+		q.waiting.Add(-1)
+	}
+	if len(q.queue) == 0 {
+		q.starving.Store(false)
+	}
+	return i >= 0
 }
 
 // starveAfter is how long a queued call waits before the gate turns fair.
@@ -176,20 +201,6 @@ func (g *gate) enter(ctx context.Context, function string) (*frame, error) {
 			return nil, queuedTooLong(ctx, function)
 		}
 	}
-}
-
-// dequeue removes w from the queue, reporting whether it was there; g.mu is
-// held. An empty queue ends fair mode.
-func (g *gate) dequeue(w *waiter) bool {
-	i := slices.Index(g.queue, w)
-	if i >= 0 {
-		g.queue = slices.Delete(g.queue, i, i+1)
-		g.waiting.Add(-1)
-	}
-	if len(g.queue) == 0 {
-		g.starving.Store(false)
-	}
-	return i >= 0
 }
 
 // wakeNext wakes the oldest queued call if a frame is free for it to take;

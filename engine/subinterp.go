@@ -105,11 +105,9 @@ func startSubs(n int) ([]*sub, error) {
 // had waited less than starveAfter. So waits stay bounded for callers with
 // a deadline.
 type waiters struct {
-	mask     uint64
-	queued   atomic.Int32 // callers in queue or about to be: unlockSub's look without mu
-	starving atomic.Bool  // written under mu
-	mu       sync.Mutex
-	queue    []*subWaiter // oldest first
+	mask uint64
+	mu   sync.Mutex
+	fairQueue[subWaiter]
 }
 
 // subWaiter is one queued caller. It is sent -1 (a sub-interpreter is free:
@@ -165,16 +163,16 @@ func (w *waiters) lock(ctx context.Context) (int, error) {
 		}
 	}
 	w.mu.Lock()
-	w.queued.Add(1) // before trying again: an unlock after this try sees it
+	w.waiting.Add(1) // before trying again: an unlock after this try sees it
 	if !w.starving.Load() {
 		if i := w.tryLock(); i >= 0 {
-			w.queued.Add(-1)
+			w.waiting.Add(-1)
 			w.mu.Unlock()
 			return i, nil
 		}
 	}
 	if ctx.Err() != nil {
-		w.queued.Add(-1)
+		w.waiting.Add(-1)
 		w.mu.Unlock()
 		return -1, ctx.Err()
 	}
@@ -225,20 +223,6 @@ func (w *waiters) lock(ctx context.Context) (int, error) {
 	}
 }
 
-// dequeue removes q from the queue, reporting whether it was there; w.mu is
-// held. An empty queue ends fair mode.
-func (w *waiters) dequeue(q *subWaiter) bool {
-	i := slices.Index(w.queue, q)
-	if i >= 0 {
-		w.queue = slices.Delete(w.queue, i, i+1)
-		w.queued.Add(-1)
-	}
-	if len(w.queue) == 0 {
-		w.starving.Store(false)
-	}
-	return i >= 0
-}
-
 // wakeNext serves the oldest queued caller if one of w's sub-interpreters
 // is free: in fair mode it hands it over, else it wakes the caller to try
 // for it. w.mu is held (so a waiter never holds more than one -1).
@@ -266,7 +250,7 @@ func unlockSub(i int) {
 	bit := uint64(1) << i
 	list := *subsWaiters.Load()
 	for _, w := range list {
-		if w.mask&bit == 0 || w.queued.Load() == 0 || !w.starving.Load() {
+		if w.mask&bit == 0 || w.waiting.Load() == 0 || !w.starving.Load() {
 			continue
 		}
 		w.mu.Lock()
@@ -286,7 +270,7 @@ func unlockSub(i int) {
 		panic("pyudf: unlock of an unlocked sub-interpreter")
 	}
 	for _, w := range list {
-		if w.mask&bit != 0 && w.queued.Load() > 0 {
+		if w.mask&bit != 0 && w.waiting.Load() > 0 {
 			w.mu.Lock()
 			w.wakeNext()
 			w.mu.Unlock()

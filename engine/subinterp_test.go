@@ -838,8 +838,8 @@ func TestSubLocksUnderContention(t *testing.T) {
 		t.Errorf("free at the end: %b, want %b", free, testSubBits)
 	}
 	for _, w := range []*waiters{all, one} {
-		if w.queued.Load() != 0 || len(w.queue) != 0 || w.starving.Load() {
-			t.Errorf("set %b at the end: %d queued (%d in queue), starving %v", w.mask, w.queued.Load(), len(w.queue), w.starving.Load())
+		if w.waiting.Load() != 0 || len(w.queue) != 0 || w.starving.Load() {
+			t.Errorf("set %b at the end: %d queued (%d in queue), starving %v", w.mask, w.waiting.Load(), len(w.queue), w.starving.Load())
 		}
 	}
 }
