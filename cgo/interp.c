@@ -376,3 +376,23 @@ void pyudf_interpreters(int *interps, int *tstates)
 	}
 	PyEval_SaveThread();
 }
+
+int pyudf_thread_states(unsigned long *pairs, int n)
+{
+	int interp = 0, found = 0;
+	pyudf_main_enter();
+	for (PyInterpreterState *i = PyInterpreterState_Head(); i != NULL; i = PyInterpreterState_Next(i), interp++) {
+		for (PyThreadState *t = PyInterpreterState_ThreadHead(i); t != NULL; t = PyThreadState_Next(t), found++) {
+			if (found >= n)
+				continue;
+			pairs[2 * found] = (unsigned long)interp;
+#if PY_VERSION_HEX >= 0x030B0000
+			pairs[2 * found + 1] = t->native_thread_id;
+#else
+			pairs[2 * found + 1] = 0; /* no OS thread id before CPython 3.11 */
+#endif
+		}
+	}
+	PyEval_SaveThread();
+	return found;
+}

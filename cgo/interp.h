@@ -78,4 +78,9 @@ void pyudf_unvisit(const struct pyudf_visit *saved);
  * leaks with it). Takes the main GIL itself. */
 void pyudf_interpreters(int *interps, int *tstates);
 
+/* List the thread states as pairs (interpreter number, the main one 0; OS
+ * thread id, 0 before CPython 3.11) into pairs, n pairs at most; returns how
+ * many there are, which may be more than n. Takes the main GIL itself. */
+int pyudf_thread_states(unsigned long *pairs, int n);
+
 #endif

@@ -101,3 +101,27 @@ func Interpreters() (interps, threadStates int) {
 	C.pyudf_interpreters(&i, &t)
 	return int(i), int(t)
 }
+
+// ThreadState says which interpreter a thread state belongs to (0 is the
+// main one) and which OS thread (its Linux thread id; 0 before CPython 3.11)
+// it was made for.
+type ThreadState struct {
+	Interpreter int
+	OSThread    int
+}
+
+// ThreadStates lists every interpreter's thread states, for tests that check
+// that no thread state outlives its thread or repeats on one.
+func ThreadStates() []ThreadState {
+	pairs := make([]C.ulong, 2*64)
+	n := int(C.pyudf_thread_states(&pairs[0], C.int(len(pairs)/2)))
+	for n > len(pairs)/2 {
+		pairs = make([]C.ulong, 2*n)
+		n = int(C.pyudf_thread_states(&pairs[0], C.int(len(pairs)/2)))
+	}
+	states := make([]ThreadState, n)
+	for i := range states {
+		states[i] = ThreadState{Interpreter: int(pairs[2*i]), OSThread: int(pairs[2*i+1])}
+	}
+	return states
+}

@@ -164,3 +164,17 @@ func osThreads(t *testing.T) int64 {
 	t.Fatal("no Threads: line in /proc/self/status")
 	return 0
 }
+
+// osThreadIDs is the set of this process's OS thread ids.
+func osThreadIDs(t *testing.T) map[string]bool {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		ids[e.Name()] = true
+	}
+	return ids
+}

@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/big"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -319,18 +320,32 @@ func TestSubinterpretersSharedByEngines(t *testing.T) {
 	for i := range 3 { // warm: the calling threads' thread states for the sub-interpreters exist
 		round(i)
 	}
-	interps, states := cgo.Interpreters()
-	threads := osThreads(t)
+	interps, _ := cgo.Interpreters()
 	for i := range 10 {
 		round(i)
 	}
-	// A new OS thread may add a thread state for each sub-interpreter it
-	// enters and one for the main interpreter; nothing else may grow.
-	grown := max(osThreads(t)-threads, 0)
-	if n, s := cgo.Interpreters(); n != interps || int64(s) > int64(states)+3*grown+2 {
-		t.Errorf("after 10 more engines: %d interpreters and %d thread states (%d more OS threads), %d and %d before",
-			n, s, grown, interps, states)
+	// Each OS thread keeps at most one thread state per interpreter it has
+	// entered, until it exits (interp.h): a state repeated on one thread, or
+	// one whose thread is gone, leaked.
+	alive := osThreadIDs(t)
+	states := cgo.ThreadStates()
+	for id := range osThreadIDs(t) { // a thread may have started in between
+		alive[id] = true
 	}
+	seen := map[cgo.ThreadState]bool{}
+	for _, ts := range states {
+		if seen[ts] {
+			t.Errorf("OS thread %d has more than one thread state in interpreter %d", ts.OSThread, ts.Interpreter)
+		}
+		seen[ts] = true
+		if !alive[strconv.Itoa(ts.OSThread)] {
+			t.Errorf("interpreter %d keeps a thread state of OS thread %d, which has exited", ts.Interpreter, ts.OSThread)
+		}
+	}
+	if n, _ := cgo.Interpreters(); n != interps {
+		t.Errorf("after 10 more engines: %d interpreters, %d before", n, interps)
+	}
+	t.Logf("%d thread states on %d OS threads", len(states), len(alive))
 	for _, s := range subsAll {
 		s.lock(context.Background())
 		left := len(s.functions) + len(s.modules)
