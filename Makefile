@@ -92,7 +92,7 @@ endef
 deps-debian:
 	$(call apt_need,test-connect,postgresql:/usr/lib/postgresql/*/bin/initdb)
 deps-image:
-	$(call apt_need,image,buildah:/usr/bin/buildah debootstrap:/usr/sbin/debootstrap)
+	$(call apt_need,image,buildah:/usr/bin/buildah debootstrap:/usr/sbin/debootstrap procps:/usr/bin/pgrep)
 
 bench-connect: deps
 	@mkdir -p .deps; rm -f .deps/bench-connect-*.jsonl; for m in $(MODULES); do \

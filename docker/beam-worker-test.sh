@@ -67,6 +67,7 @@ check_report() {
 		{ cat "$work/pool.log"; fail "the UDFs did not run in worker processes of pool $poolpid as pyudf: $line"; }
 }
 
+workers_before=$(pgrep -u 10001 -f -- '--worker=true' || true) # from an earlier run: not this test's
 start=$(date +%s%N)
 # The worker pool: the image's entrypoint with --worker_pool; the shell records
 # boot's PID (chroot isolation: the host's PID namespace) so that it can be stopped.
@@ -101,6 +102,23 @@ workers_exited() {
 	cat "$work/pool.log"; fail "the pool's log shows fewer than $1 workers that exited cleanly"
 }
 workers_exited 1
+# no_worker_left: the pool's StopWorker kills the boot process that ran the
+# worker, not the worker, and a Beam Go worker does not exit on its own; the
+# worker (connect/beam, orphan.go) exits when its parent has gone. None of
+# the image user's worker processes this test started may be left after 10 s.
+our_workers() { pgrep -u 10001 -f -- '--worker=true' | grep -vxF -e "${workers_before:-none}" || true; }
+no_worker_left() {
+	local left
+	for _ in $(seq 100); do
+		left=$(our_workers)
+		[ -n "$left" ] || return 0
+		sleep 0.1
+	done
+	ps -o pid,ppid,etime,args -p "$(echo $left | tr ' ' ,)" || true
+	kill -KILL $left 2>/dev/null || true
+	fail "a worker process outlived its job (the pool stopped it, it did not exit)"
+}
+no_worker_left
 
 host=""
 if [ "${HOST_LAUNCHER:-1}" != 0 ]; then
@@ -115,6 +133,7 @@ if [ "${HOST_LAUNCHER:-1}" != 0 ]; then
 		{ cat "$work/host-launcher.log" "$work/pool.log"; fail "the host launcher's job failed against the worker pool"; }
 	check_report "$work/host-launcher.log"
 	workers_exited 2
+	no_worker_left
 	host="; a second job from a host launcher passed"
 fi
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -18,6 +19,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv("PYUDFBEAM_TEST_ORPHAN") != "" {
+		orphanChild()
+	}
 	ptest.MainWithDefault(m, "prism")
 }
 

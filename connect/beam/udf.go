@@ -9,7 +9,8 @@
 // configuration in Setup, shared by every DoFn instance and bundle of that
 // process and reference-counted; the last Teardown closes it. Runners that
 // never call Teardown (Prism) leave it open until the process exits, which is
-// harmless: nothing needs flushing.
+// harmless: nothing needs flushing. A worker whose parent process ends (a
+// worker pool's StopWorker) closes its engines and exits (orphan.go).
 package pyudfbeam
 
 import (
@@ -111,6 +112,7 @@ func acquire(ctx context.Context, u UDF) (*handle, error) {
 	if err := u.check(); err != nil {
 		return nil, err
 	}
+	watchIfWorker()
 	mode, err := u.mode()
 	if err != nil {
 		return nil, err
