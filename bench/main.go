@@ -48,6 +48,7 @@ type Result struct {
 	VsFloor      float64 `json:"cost_vs_c_floor,omitempty"`           // ns per row / the bare C call's
 	VsGoroutine1 float64 `json:"throughput_vs_1_goroutine,omitempty"` // rows/s / the 1-goroutine rows/s
 	VsPython     float64 `json:"throughput_vs_python,omitempty"`      // rows/s / mode python's
+	VsPythonMap  float64 `json:"throughput_vs_python_map,omitempty"`  // rows/s / mode python-map's (scalar_add_batch)
 	VsRowWise    float64 `json:"throughput_vs_row_wise,omitempty"`    // rows/s / scalar_add_batch thread's
 	VsThread     float64 `json:"throughput_vs_thread,omitempty"`      // rows/s / thread mode's at the same goroutines (mode subinterp)
 	// Process-mode results: thread mode's rows/s over this one's, and this
@@ -509,6 +510,9 @@ func extra(r Result) string {
 	}
 	if r.VsPython != 0 {
 		parts = append(parts, fmt.Sprintf("%.2fx mode python", r.VsPython))
+	}
+	if r.VsPythonMap != 0 {
+		parts = append(parts, fmt.Sprintf("%.2fx mode python-map", r.VsPythonMap))
 	}
 	if r.VsRowWise != 0 {
 		parts = append(parts, fmt.Sprintf("%.1fx row-wise", r.VsRowWise))
