@@ -11,7 +11,20 @@
 #include "interp.h"
 #include "state.h"
 
-pyudf_frame *pyudf_frame_new(void) { return calloc(1, sizeof(pyudf_frame)); }
+/* A frame has cache lines of its own: every call writes it (begin, finish),
+ * and frames that threads use side by side (the gate's, the sub-interpreter
+ * pool's) would otherwise share the line where one ends and the next begins,
+ * and each thread's writes would keep taking it from the other's cache. */
+#define PYUDF_CACHE_LINE 64
+
+pyudf_frame *pyudf_frame_new(void)
+{
+	size_t size = (sizeof(pyudf_frame) + PYUDF_CACHE_LINE - 1) & ~(size_t)(PYUDF_CACHE_LINE - 1);
+	pyudf_frame *f = aligned_alloc(PYUDF_CACHE_LINE, size);
+	if (f != NULL)
+		memset(f, 0, size);
+	return f;
+}
 
 void pyudf_frame_free(pyudf_frame *f)
 {
