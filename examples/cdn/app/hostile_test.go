@@ -124,7 +124,9 @@ func TestCDNRestart(t *testing.T) {
 	sink := sqliteSink(t)
 	fn := udf(t, engine.Thread)
 
-	a1, _ := newApp(t, Config{JS: js, Function: fn, Sink: sink})
+	// Flushes every 20 ms: with the default second, a fast machine reads
+	// all 30000 records before the first flush, and there is no mid-stream.
+	a1, _ := newApp(t, Config{JS: js, Function: fn, Sink: sink, FlushInterval: 20 * time.Millisecond, FetchSize: 500})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a1.Run(ctx) }()
