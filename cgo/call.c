@@ -336,9 +336,10 @@ int pyudf_eval_rows(PyObject *fn, int as_rows, uintptr_t in, uintptr_t in_schema
 		else
 			Py_DECREF(message);
 	}
-	PyObject *ok = PyObject_CallMethod(module, "export_result", "OKKK", results,
+	/* With errors, a row whose result does not convert gets its reason there. */
+	PyObject *ok = PyObject_CallMethod(module, "export_result", "OKKKO", results,
 					   (unsigned long long)type_schema, (unsigned long long)out,
-					   (unsigned long long)out_schema);
+					   (unsigned long long)out_schema, errors != NULL ? errors : Py_None);
 	if (ok != NULL && errors != NULL) {
 		Py_DECREF(ok);
 		ok = PyObject_CallMethod(module, "export_errors", "OKK", errors,

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -53,12 +54,28 @@ func (f *Function) Map(ctx context.Context, batch arrow.RecordBatch) (arrow.Reco
 // EvalRowErrors is Eval for general (row-wise) functions where a row whose
 // call raises does not fail the batch: its result is null and its message
 // ("ValueError: ...") is in errs, a STRING array that is null for good rows.
+// A row whose result does not convert to the declared type is the same
+// ("ConversionError: result: Python str is not a BIGINT"), where Eval fails
+// the batch with a *bridge.ConversionError.
 func (f *Function) EvalRowErrors(ctx context.Context, batch arrow.RecordBatch) (results, errs arrow.Array, err error) {
 	if f.funcType != "general" {
 		return nil, nil, fmt.Errorf("%w: function %q: per-row errors need a row-wise (general) function, not func_type %q",
 			ErrUnsupported, f.name, f.funcType)
 	}
 	return f.eval(ctx, batch, true, false)
+}
+
+// ConversionErrorOf reads an EvalRowErrors message: for a row whose result
+// did not convert ("ConversionError: result: Python str is not a BIGINT") it
+// returns that error of function at row (-1: none) and true; for a row that
+// raised ("ValueError: ..."), false.
+func ConversionErrorOf(function string, row int, message string) (*bridge.ConversionError, bool) {
+	rest, ok := strings.CutPrefix(message, "ConversionError: ")
+	if !ok {
+		return nil, false
+	}
+	path, reason, _ := strings.Cut(rest, ": ")
+	return &bridge.ConversionError{Function: function, Path: path, Row: row, Reason: reason}, true
 }
 
 // eval runs one batch evaluation: asMap for PyFlink's map (rows in, ROW out).

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/pyudf/pyudf/engine"
 )
@@ -50,6 +51,56 @@ def ratio(a, b):
 	// Output:
 	// [5 (null) 6]
 	// [(null) "ZeroDivisionError: integer division or modulo by zero" (null)]
+}
+
+// ConversionErrorOf tells EvalRowErrors' two kinds of row errors apart: a
+// row whose result does not convert to the declared type, and a row that
+// raised.
+func ExampleConversionErrorOf() {
+	ctx := context.Background()
+	eng, err := engine.New(ctx, engine.Config{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer eng.Close()
+	mod, err := eng.LoadSource(ctx, "parse.py", `
+from pyflink.table.udf import udf
+
+@udf(input_types=['STRING'], result_type='BIGINT')
+def parse(s):
+    return s if s == "raw" else int(s)
+`)
+	if err != nil {
+		log.Fatal(err)
+	}
+	parse, err := mod.Function(ctx, "parse")
+	if err != nil {
+		log.Fatal(err)
+	}
+	batch := batchFromJSON(arrow.NewSchema([]arrow.Field{{Name: "s", Type: arrow.BinaryTypes.String}}, nil),
+		`[{"s": "7"}, {"s": "raw"}, {"s": "x"}]`)
+	defer batch.Release()
+	results, errs, err := parse.EvalRowErrors(ctx, batch)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer results.Release()
+	defer errs.Release()
+	msgs := errs.(*array.String)
+	for row := range msgs.Len() {
+		switch ce, ok := engine.ConversionErrorOf("parse", row, msgs.Value(row)); {
+		case !msgs.IsValid(row):
+			fmt.Println(row, "ok:", results.ValueStr(row))
+		case ok:
+			fmt.Println(row, "returned a bad value:", ce.Reason)
+		default:
+			fmt.Println(row, "raised:", msgs.Value(row))
+		}
+	}
+	// Output:
+	// 0 ok: 7
+	// 1 returned a bad value: Python str is not a BIGINT
+	// 2 raised: ValueError: invalid literal for int() with base 10: 'x'
 }
 
 // NewPandasWindows drives a Pandas UDAF over windows: each firing window's

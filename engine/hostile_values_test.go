@@ -375,7 +375,8 @@ func TestHostileNumpyScalarsEveryPath(t *testing.T) {
 	})
 }
 
-// A result Call refuses is refused by every Eval path too.
+// A result Call refuses is refused by every Eval path too (EvalRowErrors
+// refuses the row, not the batch).
 func TestHostileResultsCallRefusesEvalRefuses(t *testing.T) {
 	modes(t, func(t *testing.T) {
 		m := valuesModule(t)
@@ -397,8 +398,15 @@ func TestHostileResultsCallRefusesEvalRefuses(t *testing.T) {
 		} {
 			_, err := function(t, m, c.name).Eval(context.Background(), c.rec)
 			wantConversion(t, err, "row 0: "+c.want)
-			_, _, err = function(t, m, c.name).EvalRowErrors(context.Background(), c.rec)
-			wantConversion(t, err, "row 0: "+c.want)
+			res, errs, err := function(t, m, c.name).EvalRowErrors(context.Background(), c.rec)
+			if err != nil {
+				t.Fatalf("EvalRowErrors %s: %v", c.name, err)
+			}
+			if msg := errs.ValueStr(0); res.IsValid(0) || msg != "ConversionError: "+c.want {
+				t.Errorf("EvalRowErrors %s: result %s, message %q; want null and %q", c.name, res.ValueStr(0), msg, "ConversionError: "+c.want)
+			}
+			res.Release()
+			errs.Release()
 		}
 		stillWorks(t, m)
 	})

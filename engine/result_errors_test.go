@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/pyudf/pyudf/bridge"
 )
@@ -22,6 +23,17 @@ def add(a, b):
 add = udf(add, input_types=['BIGINT', 'BIGINT'], result_type='BIGINT')
 
 str_for_bigint = udf(lambda x: "s" if x == 2 else x, input_types=['BIGINT'], result_type='BIGINT')
+
+def _mixed(x):
+    if x == 1:
+        return "one"
+    if x == 2:
+        raise ValueError("two")
+    if x == 3:
+        return 2 ** 70
+    return None if x is None else x * 10
+
+mixed = udf(_mixed, input_types=['BIGINT'], result_type='BIGINT')
 str_for_bigint_s = udf(lambda s: "s" if s == "b" else 1, input_types=['STRING'], result_type='BIGINT')
 raises_type_error = udf(lambda x: int("x", "y"), input_types=['BIGINT'], result_type='BIGINT')
 pandas_short = udf(lambda x: x[:1], input_types=['BIGINT'], result_type='BIGINT', func_type='pandas')
@@ -88,8 +100,6 @@ func TestResultErrorsAreConversionErrorsEverywhere(t *testing.T) {
 		wantResultError(t, "Eval fixed", err, 1, `function "str_for_bigint": row 1: result: Python str is not a BIGINT`)
 		_, err = function(t, m, "str_for_bigint_s").Eval(ctx, strs) // pyarrow path
 		wantResultError(t, "Eval pyarrow", err, 1, `row 1: result: Python str is not a BIGINT`)
-		_, _, err = function(t, m, "str_for_bigint").EvalRowErrors(ctx, ints)
-		wantResultError(t, "EvalRowErrors", err, 1, `row 1: result: Python str is not a BIGINT`)
 		_, err = function(t, m, "pandas_short").Eval(ctx, ints)
 		wantResultError(t, "Pandas UDF", err, -1, `result: the Pandas UDF's result has 1 values for a batch of 3 rows`)
 		_, err = function(t, m, "arrow_strings").Eval(ctx, ints)
@@ -128,6 +138,69 @@ func TestResultErrorsAreConversionErrorsEverywhere(t *testing.T) {
 			if !errors.As(err, &pe) || errors.As(err, &ce) {
 				t.Errorf("%s: got %T %v, want the UDF's PythonError", what, err, err)
 			}
+		}
+		stillWorks(t, m)
+	})
+}
+
+// TestEvalRowErrorsKeepsRowsWhoseResultDoesNotConvert: under EvalRowErrors a
+// row returning a value the result type refuses is null with its reason, as
+// a raising row is null with its exception, and the other rows keep their
+// values; Eval still fails the batch on it; a Stream reports the row as a
+// *bridge.ConversionError, the raising one as a *bridge.PythonError.
+func TestEvalRowErrorsKeepsRowsWhoseResultDoesNotConvert(t *testing.T) {
+	modes(t, func(t *testing.T) {
+		ctx := context.Background()
+		m := loadModule(t, Config{}, "result_errors.py", resultErrorsSource)
+		mem := checkedAllocator(t)
+		f := function(t, m, "mixed")
+		batch := batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[0, 1, 2, 3, 4, null]`)
+		res, errs, err := f.EvalRowErrors(ctx, batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Release()
+		defer errs.Release()
+		got, msgs := res.(*array.Int64), errs.(*array.String)
+		wantMsg := []string{"", "ConversionError: result: Python str is not a BIGINT", "ValueError: two",
+			"ConversionError: result: 1180591620717411303424 overflows BIGINT", "", ""}
+		wantVal := []int64{0, 0, 0, 0, 40, 0}
+		for i := range wantMsg {
+			if msg := msgs.ValueStr(i); wantMsg[i] == "" && msgs.IsValid(i) || wantMsg[i] != "" && msg != wantMsg[i] {
+				t.Errorf("row %d: message %q, want %q", i, msg, wantMsg[i])
+			}
+			if valid := wantMsg[i] == "" && i != 5; got.IsValid(i) != valid || valid && got.Value(i) != wantVal[i] {
+				t.Errorf("row %d: result %s (valid %v), want %d (valid %v)", i, got.ValueStr(i), got.IsValid(i), wantVal[i], valid)
+			}
+		}
+		_, err = f.Eval(ctx, batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[0, 1]`))
+		wantResultError(t, "Eval", err, 1, `row 1: result: Python str is not a BIGINT`)
+
+		s, err := f.Stream(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for _, x := range []int64{0, 1, 2} {
+				s.Send(x)
+			}
+			s.Close()
+		}()
+		var results []StreamResult
+		for r := range s.Results() {
+			results = append(results, r)
+		}
+		var ce *bridge.ConversionError
+		var pe *bridge.PythonError
+		switch {
+		case len(results) != 3:
+			t.Fatalf("stream: %d results, want 3", len(results))
+		case results[0].Err != nil || results[0].Value != int64(0):
+			t.Errorf("stream row 0: %v, %v", results[0].Value, results[0].Err)
+		case !errors.As(results[1].Err, &ce) || ce.Path != "result" || ce.Reason != "Python str is not a BIGINT":
+			t.Errorf("stream row 1: %v, want a ConversionError about the result", results[1].Err)
+		case !errors.As(results[2].Err, &pe) || pe.Type != "ValueError" || pe.Message != "two":
+			t.Errorf("stream row 2: %v, want the ValueError", results[2].Err)
 		}
 		stillWorks(t, m)
 	})

@@ -8,8 +8,9 @@
 //
 // A general (row-wise) UDF runs over the whole batch in one crossing, the
 // per-row loop in C (engine.Function.EvalRowErrors): a row whose call raises
-// gets the Python error on its message (Message.SetError), so that Benthos'
-// catch, try and dead-letter outputs handle it, and the other rows go on. A
+// gets the Python error on its message (Message.SetError), one whose result
+// does not convert a *bridge.ConversionError, so that Benthos' catch, try
+// and dead-letter outputs handle it, and the other rows go on. A
 // Pandas or Arrow UDF gets the batch as one Arrow record batch, also in one
 // crossing; if it raises, every message of the batch carries the error.
 //
@@ -182,7 +183,12 @@ func (p *processor) ProcessBatch(ctx context.Context, batch service.MessageBatch
 		msg := out[i]
 		if errText != nil && errText.IsValid(r) {
 			// The text lives in the errs array's C memory: copy it out.
-			msg.SetError(&RowError{Function: p.name, Message: strings.Clone(errText.Value(r))})
+			text := strings.Clone(errText.Value(r))
+			if ce, ok := engine.ConversionErrorOf(p.name, r, text); ok {
+				msg.SetError(ce) // the UDF returned a value of the wrong type
+			} else {
+				msg.SetError(&RowError{Function: p.name, Message: text})
+			}
 			continue
 		}
 		if p.result == nil {

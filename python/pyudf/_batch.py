@@ -220,13 +220,38 @@ def _owned(array, values, convert):
     return array
 
 
-def export_result(values, type_addr, array_addr, schema_addr):
-    """Build the result array of row-wise ``values`` (a list) and export it to Go."""
-    try:
-        array = _row_results(values, import_type(type_addr))
-    except _results.ResultError:
-        raise  # "row N: result: why"
+def export_result(values, type_addr, array_addr, schema_addr, errors=None):
+    """Build the result array of row-wise ``values`` (a list) and export it to
+    Go. With ``errors`` (EvalRowErrors' per-row messages, a list beside
+    ``values``), a row whose result does not convert is null, its reason in
+    ``errors``, instead of failing the batch with "row N: result: why"."""
+    result_type = import_type(type_addr)
+    if errors is None:
+        array = _row_results(values, result_type)
+    else:
+        array = _row_results_or_errors(values, result_type, errors)
     array._export_to_c(array_addr, schema_addr)
+
+
+# The per-row message of a result that does not convert: the type name Go
+# reports such an error as (bridge.ConversionError), as a raising row's
+# message starts with its exception's type.
+_CONVERSION_ERROR = "ConversionError: "
+
+
+def _row_results_or_errors(values, result_type, errors):
+    """:func:`_row_results` for EvalRowErrors: the rows whose result the rule
+    refuses are null, and ``errors[i]`` says why."""
+    try:
+        return _row_results(values, result_type)
+    except _results.ResultError as exc:
+        if exc.row is None:  # about the results as a whole: no row to blame
+            raise
+    from ._host import normalize
+    converted, refused = _results.conform_rows(values, result_type, normalize)
+    for i, reason in refused.items():
+        errors[i] = _CONVERSION_ERROR + reason
+    return _to_array(converted, result_type, "the results")
 
 
 def _row_results(values, result_type):
@@ -435,9 +460,10 @@ def evaluate_rows(func, batch, result_type, as_rows=False, row_errors=False):
     """Row-wise evaluation in Python (the C shim's loop, for process-mode workers).
 
     Returns ``(results, errors)``: the result array and, with ``row_errors``,
-    a STRING array of messages for the rows that raised (their result is
-    null); without it, the first row that raises ends the evaluation with a
-    :class:`RowError` whose ``__cause__`` is the exception.
+    a STRING array of messages for the rows that raised or returned a value
+    that does not convert (their result is null); without it, the first row
+    that raises ends the evaluation with a :class:`RowError` whose
+    ``__cause__`` is the exception.
     """
     if as_rows:
         (args,), n = rows(batch, None)
@@ -456,6 +482,9 @@ def evaluate_rows(func, batch, result_type, as_rows=False, row_errors=False):
                 raise RowError(i) from exc
             results.append(None)
             errors.append(error_text(exc))
+    if row_errors:
+        out = _row_results_or_errors(results, result_type, errors)
+        return out, pa.array(errors, type=pa.string())
     try:
         out = _row_results(results, result_type)
     except _results.ResultError as exc:
@@ -464,7 +493,7 @@ def evaluate_rows(func, batch, result_type, as_rows=False, row_errors=False):
         error = RowError(exc.row)
         error.__cause__ = _results.ResultError(exc.reason)
         raise error from error.__cause__
-    return out, (pa.array(errors, type=pa.string()) if row_errors else None)
+    return out, None
 
 
 def _check_length(result, rows, what):

@@ -22,7 +22,7 @@ import pyarrow as pa
 from ._host import ResultError, as_result_error  # noqa: F401 (re-exported)
 from .row import Row, _parts
 
-__all__ = ["conform", "explain", "ResultError", "as_result_error"]
+__all__ = ["conform", "conform_rows", "explain", "ResultError", "as_result_error"]
 
 _F32 = struct.Struct("=f")
 _INT_NAMES = {8: "TINYINT", 16: "SMALLINT", 32: "INT", 64: "BIGINT"}
@@ -297,6 +297,21 @@ def conform(values, t, normalize):
         except (TypeError, OverflowError, ValueError) as exc:
             raise ResultError("result: %s" % exc, i) from None
     return out
+
+
+def conform_rows(values, t, normalize):
+    """``values`` converted for ``t`` row by row, for EvalRowErrors: returns
+    ``(converted, refused)``, where a row the rule refuses is None in
+    ``converted`` and ``refused`` maps its index to the reason ("result:
+    Python str is not a BIGINT")."""
+    converted, refused = [], {}
+    for i, value in enumerate(values):
+        try:
+            converted.append(_convert(value, t, normalize))
+        except (TypeError, OverflowError, ValueError) as exc:
+            converted.append(None)
+            refused[i] = "result: %s" % exc
+    return converted, refused
 
 
 def explain(values, t, normalize):

@@ -61,6 +61,20 @@ def test_export_result_and_row_shapes():
         _batch.export_result(["no"], addr(s.type), addr(s.out_array), addr(s.out_schema))
 
 
+def test_export_result_with_row_errors():
+    """With EvalRowErrors' messages, rows whose result does not convert are
+    null with their reason; the others keep their values and messages."""
+    s = Structs(BATCH, pa.int64())
+    errors = [None, "ValueError: raised", None, None]
+    _batch.export_result([1, None, "no", 2 ** 64], addr(s.type), addr(s.out_array), addr(s.out_schema), errors)
+    assert s.result().to_pylist() == [1, None, None, None]
+    assert errors == [None, "ValueError: raised", "ConversionError: result: Python str is not a BIGINT",
+                      "ConversionError: result: 18446744073709551616 overflows BIGINT"]
+    values, errs = _batch.evaluate_rows(lambda a, b: b if a == 2 else a, BATCH, pa.int64(), row_errors=True)
+    assert values.to_pylist() == [1, None, None]
+    assert errs.to_pylist() == [None, "ConversionError: result: Python str is not a BIGINT", None]
+
+
 def test_pandas_and_arrow_udfs():
     ints = pa.RecordBatch.from_pydict({"a": pa.array([1, 2, None], pa.int64()), "b": pa.array([10, 20, 30], pa.int64())})
     assert Structs(ints, pa.int64()).vectorized(lambda a, b: a + b, "pandas").to_pylist() == [11, 22, None]

@@ -89,10 +89,15 @@ func (r *Runner) callBatch(ctx context.Context, outs []outcome) error {
 	for j, i := range rows {
 		o := &outs[i]
 		if msgs != nil && msgs.IsValid(j) {
-			// EvalRowErrors gives "Type: message"; make it a PythonError
-			// so that it is classified as one.
-			typ, text := pythonType(msgs.Value(j))
-			o.err = &bridge.PythonError{Function: f.Name(), Op: "call", Row: -1, Type: typ, Message: text}
+			// EvalRowErrors gives "ConversionError: result: why" for a
+			// result of the wrong type, else "Type: message": make it the
+			// ConversionError or PythonError it is classified as.
+			if ce, ok := engine.ConversionErrorOf(f.Name(), -1, strings.Clone(msgs.Value(j))); ok {
+				o.err = ce
+			} else {
+				typ, text := pythonType(msgs.Value(j))
+				o.err = &bridge.PythonError{Function: f.Name(), Op: "call", Row: -1, Type: typ, Message: text}
+			}
 			o.errType = ErrorType(o.err)
 			continue
 		}
