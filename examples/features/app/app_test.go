@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -60,16 +61,28 @@ func newApp(t *testing.T, mode engine.Mode, cfg Config) (*App, *apptest.SyncBuff
 	return a, logs
 }
 
+// runToEnd runs a until it has processed StopAt, within two minutes.
 func runToEnd(t *testing.T, a *App) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := a.Run(ctx); err != nil {
+	if err := <-runInBackground(a); err != nil {
 		t.Fatal(err)
 	}
-	if ctx.Err() != nil {
-		t.Fatalf("Run did not reach StopAt: %+v", a.Stats())
-	}
+}
+
+// runInBackground runs a as runToEnd does, while the test acts on it, and
+// sends Run's error, or that it did not reach StopAt in two minutes.
+func runInBackground(a *App) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		err := a.Run(ctx)
+		if err == nil && ctx.Err() != nil {
+			err = fmt.Errorf("Run did not reach StopAt: %+v", a.Stats())
+		}
+		done <- err
+	}()
+	return done
 }
 
 // checkTables compares the sink's tables with the model of msgs.
@@ -228,12 +241,7 @@ func TestHostileFeaturesSinkDown(t *testing.T) {
 	sink := sqliteSink(t, "")
 	flaky := &flakySink{Sink: &lostReply{Sink: sink}}
 	a, logs := newApp(t, engine.Thread, Config{JS: js, Sink: flaky, StopAt: last, FetchSize: 100})
-	done := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		done <- a.Run(ctx)
-	}()
+	done := runInBackground(a)
 	apptest.WaitFor(t, "a first commit", func() bool { return a.Stats().Committed > 0 })
 	flaky.down.Store(true)
 	apptest.WaitFor(t, "failed commits", func() bool { return flaky.failures.Load() >= 3 })

@@ -204,12 +204,7 @@ func TestHostileFeaturesPostgresDown(t *testing.T) {
 	}
 	defer sink.Close()
 	a, logs := newApp(t, engine.Thread, Config{JS: js, Sink: sink, StopAt: last, FetchSize: 100})
-	done := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		done <- a.Run(ctx)
-	}()
+	done := runInBackground(a)
 	apptest.WaitFor(t, "a first commit", func() bool { return a.Stats().Committed > 0 })
 	pg.Stop()
 	apptest.WaitFor(t, "failed commits", func() bool { return a.Stats().Retries >= 2 })

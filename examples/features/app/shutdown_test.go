@@ -117,12 +117,7 @@ func TestHostileFeaturesFetchOutage(t *testing.T) {
 	sink := sqliteSink(t, "")
 	a, logs := newApp(t, engine.Thread, Config{JS: hj, Sink: sink, FetchSize: 100, StopAt: last})
 	down.Store(true)
-	done := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		done <- a.Run(ctx)
-	}()
+	done := runInBackground(a)
 	apptest.WaitFor(t, "failed fetches", func() bool { return failures.Load() >= 4 })
 	down.Store(false)
 	if err := <-done; err != nil {
