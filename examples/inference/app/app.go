@@ -278,7 +278,7 @@ func (a *App) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	controls, stopWatch, err := a.watchControl(ctx, js, a.controlSeq+1)
+	controls, stopWatch, err := a.watchControl(ctx, js, a.controlSeq)
 	if err != nil {
 		return err
 	}
@@ -444,7 +444,7 @@ func (a *App) keptControls(ctx context.Context, js jetstream.JetStream) ([]strin
 	}
 	var kept []string // oldest first
 	if info.State.Msgs > 0 {
-		cons, err := js.OrderedConsumer(ctx, a.cfg.ControlStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{a.cfg.Control}})
+		cons, err := appkit.OrderedFrom(ctx, js, a.cfg.ControlStream, a.cfg.Control, 0)
 		if err != nil {
 			return nil, 0, fmt.Errorf("inference: control consumer: %w", err)
 		}
@@ -480,11 +480,9 @@ func (a *App) keptControls(ctx context.Context, js jetstream.JetStream) ([]strin
 }
 
 // watchControl returns a channel of the paths published on the control
-// subject from stream sequence from on.
-func (a *App) watchControl(ctx context.Context, js jetstream.JetStream, from uint64) (<-chan string, func(), error) {
-	cons, err := js.OrderedConsumer(ctx, a.cfg.ControlStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{a.cfg.Control}, DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq: from})
+// subject after stream sequence after.
+func (a *App) watchControl(ctx context.Context, js jetstream.JetStream, after uint64) (<-chan string, func(), error) {
+	cons, err := appkit.OrderedFrom(ctx, js, a.cfg.ControlStream, a.cfg.Control, after)
 	if err != nil {
 		return nil, nil, fmt.Errorf("inference: control consumer: %w", err)
 	}
