@@ -85,7 +85,22 @@ func modeOf(name string) Mode {
 // testProcessSpin is $PYUDF_TEST_PROCESS_SPIN (a time.Duration, e.g.
 // 200us): newEngine's default Config.ProcessSpin, so that every process-mode
 // test can be run with both sides of the pipe spinning.
-var testProcessSpin, _ = time.ParseDuration(os.Getenv("PYUDF_TEST_PROCESS_SPIN"))
+var testProcessSpin = processSpinFromEnv()
+
+// processSpinFromEnv parses $PYUDF_TEST_PROCESS_SPIN; a value that is not a
+// duration stops the test binary, rather than running the suites unspun.
+func processSpinFromEnv() time.Duration {
+	s := os.Getenv("PYUDF_TEST_PROCESS_SPIN")
+	if s == "" {
+		return 0
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "PYUDF_TEST_PROCESS_SPIN=%q is not a duration (such as 200us): %v\n", s, err)
+		os.Exit(2)
+	}
+	return d
+}
 
 // newEngine returns an engine closed when the test ends, in the mode of the
 // test (see modes) unless cfg sets one.
