@@ -56,7 +56,8 @@ func (f *Function) Map(ctx context.Context, batch arrow.RecordBatch) (arrow.Reco
 // ("ValueError: ...") is in errs, a STRING array that is null for good rows.
 // A row whose result does not convert to the declared type is the same
 // ("ConversionError: result: Python str is not a BIGINT"), where Eval fails
-// the batch with a *bridge.ConversionError.
+// the batch with a *bridge.ConversionError. RowErrorOf reads a message back
+// as the error it stands for.
 func (f *Function) EvalRowErrors(ctx context.Context, batch arrow.RecordBatch) (results, errs arrow.Array, err error) {
 	if f.funcType != "general" {
 		return nil, nil, fmt.Errorf("%w: function %q: per-row errors need a row-wise (general) function, not func_type %q",
@@ -65,17 +66,20 @@ func (f *Function) EvalRowErrors(ctx context.Context, batch arrow.RecordBatch) (
 	return f.eval(ctx, batch, true, false)
 }
 
-// ConversionErrorOf reads an EvalRowErrors message: for a row whose result
-// did not convert ("ConversionError: result: Python str is not a BIGINT") it
-// returns that error of function at row (-1: none) and true; for a row that
-// raised ("ValueError: ..."), false.
-func ConversionErrorOf(function string, row int, message string) (*bridge.ConversionError, bool) {
-	rest, ok := strings.CutPrefix(message, "ConversionError: ")
-	if !ok {
-		return nil, false
+// RowErrorOf reads an EvalRowErrors message as the error of function at row
+// (-1: not known): a *bridge.ConversionError for a row whose result did not
+// convert ("ConversionError: result: Python str is not a BIGINT"), else the
+// *bridge.PythonError the row raised ("ValueError: bad input"; the type is
+// the qualified name, as "mymodule.parse.<locals>.BadRow"). The error holds a
+// copy of message, which may alias the errs array's buffer.
+func RowErrorOf(function string, row int, message string) error {
+	message = strings.Clone(message)
+	if rest, ok := strings.CutPrefix(message, "ConversionError: "); ok {
+		path, reason, _ := strings.Cut(rest, ": ")
+		return &bridge.ConversionError{Function: function, Path: path, Row: row, Reason: reason}
 	}
-	path, reason, _ := strings.Cut(rest, ": ")
-	return &bridge.ConversionError{Function: function, Path: path, Row: row, Reason: reason}, true
+	typ, msg, _ := strings.Cut(message, ": ")
+	return &bridge.PythonError{Function: function, Op: "call", Row: row, Type: typ, Message: msg}
 }
 
 // eval runs one batch evaluation: asMap for PyFlink's map (rows in, ROW out).

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -190,6 +192,30 @@ func TestRowErrorMode(t *testing.T) {
 			t.Errorf("row errors for a Pandas UDF: %v", err)
 		}
 	})
+}
+
+// RowErrorOf reads each kind of EvalRowErrors message, and the error it
+// returns owns its text: the message may alias an array released after.
+func TestRowErrorOf(t *testing.T) {
+	for _, c := range []struct {
+		message string
+		want    error
+	}{
+		{"ValueError: three is not allowed", &bridge.PythonError{Function: "f", Op: "call", Row: 7, Type: "ValueError", Message: "three is not allowed"}},
+		{"udfs.parse.<locals>.BadRow: field 2: not a number", &bridge.PythonError{Function: "f", Op: "call", Row: 7, Type: "udfs.parse.<locals>.BadRow", Message: "field 2: not a number"}},
+		{"KeyError: ", &bridge.PythonError{Function: "f", Op: "call", Row: 7, Type: "KeyError"}},
+		{"ConversionError: result: Python str is not a BIGINT", &bridge.ConversionError{Function: "f", Path: "result", Row: 7, Reason: "Python str is not a BIGINT"}},
+		{"ConversionError: result.b[2]: Python int is out of range", &bridge.ConversionError{Function: "f", Path: "result.b[2]", Row: 7, Reason: "Python int is out of range"}},
+	} {
+		buf := []byte(c.message)
+		got := RowErrorOf("f", 7, unsafe.String(&buf[0], len(buf)))
+		for i := range buf {
+			buf[i] = '#'
+		}
+		if !reflect.DeepEqual(got, c.want) {
+			t.Errorf("RowErrorOf(%q) = %#v, want %#v", c.message, got, c.want)
+		}
+	}
 }
 
 func TestPandasResultOfWrongLength(t *testing.T) {

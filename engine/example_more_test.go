@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 
+	"github.com/pyudf/pyudf/bridge"
 	"github.com/pyudf/pyudf/engine"
 )
 
@@ -53,10 +55,9 @@ def ratio(a, b):
 	// [(null) "ZeroDivisionError: integer division or modulo by zero" (null)]
 }
 
-// ConversionErrorOf tells EvalRowErrors' two kinds of row errors apart: a
-// row whose result does not convert to the declared type, and a row that
-// raised.
-func ExampleConversionErrorOf() {
+// RowErrorOf tells EvalRowErrors' two kinds of row errors apart: a row whose
+// result does not convert to the declared type, and a row that raised.
+func ExampleRowErrorOf() {
 	ctx := context.Background()
 	eng, err := engine.New(ctx, engine.Config{})
 	if err != nil {
@@ -88,19 +89,23 @@ def parse(s):
 	defer errs.Release()
 	msgs := errs.(*array.String)
 	for row := range msgs.Len() {
-		switch ce, ok := engine.ConversionErrorOf("parse", row, msgs.Value(row)); {
-		case !msgs.IsValid(row):
+		if !msgs.IsValid(row) {
 			fmt.Println(row, "ok:", results.ValueStr(row))
-		case ok:
+			continue
+		}
+		var ce *bridge.ConversionError
+		var pe *bridge.PythonError
+		switch err := engine.RowErrorOf("parse", row, msgs.Value(row)); {
+		case errors.As(err, &ce):
 			fmt.Println(row, "returned a bad value:", ce.Reason)
-		default:
-			fmt.Println(row, "raised:", msgs.Value(row))
+		case errors.As(err, &pe):
+			fmt.Printf("%d raised %s: %s\n", row, pe.Type, pe.Message)
 		}
 	}
 	// Output:
 	// 0 ok: 7
 	// 1 returned a bad value: Python str is not a BIGINT
-	// 2 raised: ValueError: invalid literal for int() with base 10: 'x'
+	// 2 raised ValueError: invalid literal for int() with base 10: 'x'
 }
 
 // NewPandasWindows drives a Pandas UDAF over windows: each firing window's

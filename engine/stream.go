@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -268,7 +267,7 @@ func (s *Stream) runBundle(rec arrow.RecordBatch) []StreamResult {
 	msgs := errs.(*array.String)
 	for i := range out {
 		if msgs.IsValid(i) {
-			out[i].Err = rowError(s.f.name, msgs.Value(i))
+			out[i].Err = RowErrorOf(s.f.name, -1, msgs.Value(i))
 			continue
 		}
 		out[i].Value = arrowValue(res, i)
@@ -451,15 +450,4 @@ func arrowValue(a arrow.Array, i int) any {
 		return a.Value(i).ToTime(a.DataType().(*arrow.TimestampType).Unit)
 	}
 	return nil
-}
-
-// rowError is the error of one row of EvalRowErrors from its message: a
-// *bridge.ConversionError for a result that did not convert, else the
-// *bridge.PythonError the row raised ("Type: message").
-func rowError(function, text string) error {
-	if ce, ok := ConversionErrorOf(function, -1, text); ok {
-		return ce
-	}
-	typ, msg, _ := strings.Cut(text, ": ")
-	return &bridge.PythonError{Function: function, Op: "call", Row: -1, Type: typ, Message: msg}
 }

@@ -18,6 +18,10 @@ from pyudf import udf
 def _shout(s, n):
     if n == 1234:
         raise ValueError("no 1234")
+    if n == 1500:
+        class Hoarse(Exception):
+            pass
+        raise Hoarse("no: 1500")
     return s.upper() + "!" * n
 
 shout = udf(_shout, input_types=["STRING", "INT"], result_type="STRING")
@@ -34,8 +38,8 @@ func TestStreamDeliversEveryRowInOrder(t *testing.T) {
 		go func() {
 			for i := range rows {
 				n := int32(i % 5)
-				if i == 1234 {
-					n = 1234
+				if i == 1234 || i == 1500 {
+					n = int32(i)
 				}
 				if err := s.Send(fmt.Sprint("r", i%3), n); err != nil {
 					t.Error(err)
@@ -44,15 +48,13 @@ func TestStreamDeliversEveryRowInOrder(t *testing.T) {
 			s.Close()
 		}()
 		n := 0
+		raised := map[int]error{}
 		for r := range s.Results() {
 			if r.Seq != int64(n) {
 				t.Fatalf("result %d has Seq %d", n, r.Seq)
 			}
-			if n == 1234 {
-				var pe *bridge.PythonError
-				if !errors.As(r.Err, &pe) || pe.Type != "ValueError" || pe.Message != "no 1234" {
-					t.Errorf("row 1234: want the ValueError, got %v", r.Err)
-				}
+			if n == 1234 || n == 1500 {
+				raised[n] = r.Err
 			} else if r.Err != nil {
 				t.Fatalf("row %d: %v", n, r.Err)
 			} else if want := fmt.Sprint("R", n%3) + repeatBang(n%5); r.Value != want {
@@ -62,6 +64,16 @@ func TestStreamDeliversEveryRowInOrder(t *testing.T) {
 		}
 		if n != rows {
 			t.Fatalf("%d results for %d rows", n, rows)
+		}
+		// The rows that raised, read once every bundle's arrays are released.
+		for row, want := range map[int]bridge.PythonError{
+			1234: {Type: "ValueError", Message: "no 1234"},
+			1500: {Type: "stream._shout.<locals>.Hoarse", Message: "no: 1500"},
+		} {
+			var pe *bridge.PythonError
+			if !errors.As(raised[row], &pe) || pe.Type != want.Type || pe.Message != want.Message || pe.Function != "shout" {
+				t.Errorf("row %d: want the %s %q of shout, got %#v", row, want.Type, want.Message, raised[row])
+			}
 		}
 		if err := s.Send("late", int32(1)); !errors.Is(err, ErrClosed) {
 			t.Errorf("send after close: %v", err)

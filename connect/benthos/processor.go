@@ -184,7 +184,8 @@ func (p *processor) ProcessBatch(ctx context.Context, batch service.MessageBatch
 		if errText != nil && errText.IsValid(r) {
 			// The text lives in the errs array's C memory: copy it out.
 			text := strings.Clone(errText.Value(r))
-			if ce, ok := engine.ConversionErrorOf(p.name, r, text); ok {
+			var ce *bridge.ConversionError
+			if errors.As(engine.RowErrorOf(p.name, r, text), &ce) {
 				msg.SetError(ce) // the UDF returned a value of the wrong type
 			} else {
 				msg.SetError(&RowError{Function: p.name, Message: text})

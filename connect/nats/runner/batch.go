@@ -89,37 +89,13 @@ func (r *Runner) callBatch(ctx context.Context, outs []outcome) error {
 	for j, i := range rows {
 		o := &outs[i]
 		if msgs != nil && msgs.IsValid(j) {
-			// EvalRowErrors gives "ConversionError: result: why" for a
-			// result of the wrong type, else "Type: message": make it the
-			// ConversionError or PythonError it is classified as.
-			if ce, ok := engine.ConversionErrorOf(f.Name(), -1, strings.Clone(msgs.Value(j))); ok {
-				o.err = ce
-			} else {
-				typ, text := pythonType(msgs.Value(j))
-				o.err = &bridge.PythonError{Function: f.Name(), Op: "call", Row: -1, Type: typ, Message: text}
-			}
+			o.err = engine.RowErrorOf(f.Name(), -1, msgs.Value(j))
 			o.errType = ErrorType(o.err)
 			continue
 		}
 		o.result = arrowValue(res, j)
 	}
 	return nil
-}
-
-// pythonType splits EvalRowErrors' "ValueError: message" into the
-// exception type and the message.
-func pythonType(msg string) (typ, text string) {
-	msg = strings.Clone(msg) // it points into an array released after
-	for i := 0; i < len(msg); i++ {
-		switch c := msg[i]; {
-		case c == ':':
-			return msg[:i], strings.TrimPrefix(msg[i+1:], " ")
-		case c == '.' || c == '_' || (c|0x20 >= 'a' && c|0x20 <= 'z') || (c >= '0' && c <= '9'):
-		default:
-			return "Exception", msg
-		}
-	}
-	return msg, ""
 }
 
 // callEach evaluates each of rows alone: the batch failed, and this finds

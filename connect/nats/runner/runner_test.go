@@ -29,6 +29,10 @@ from pyudf import udf
 def upper(s):
     if s.startswith('poison'):
         raise ValueError('poisoned: ' + s)
+    if s.startswith('hoarse'):
+        class Hoarse(Exception):
+            pass
+        raise Hoarse('no voice: ' + s)
     return s.upper()
 
 @udf(input_types=['BIGINT', 'BIGINT'], result_type='BIGINT')
@@ -250,19 +254,29 @@ func TestDeadLetterPythonError(t *testing.T) {
 	b := startBroker(t)
 	r := start(t, runner.Config{Conn: b.nc, Subject: "in.text", Durable: "dlq", Output: "out",
 		Function: function(t, "upper")})
-	b.publish(t, "in.text", "a", "poison pill", "b")
+	b.publish(t, "in.text", "a", "poison pill", "b", "hoarse throat")
 	got := b.collect(t, "out", 2, 10*time.Second)
 	if strings.Join(payloads(got), ",") != "A,B" {
 		t.Fatalf("results %q, want A,B: the poison message must not block the others", payloads(got))
 	}
-	dead := b.collect(t, "out.dlq", 1, 10*time.Second)
-	h := dead[0].Headers()
-	if string(dead[0].Data()) != "poison pill" || h.Get(runner.HeaderErrType) != "python:ValueError" ||
-		!strings.Contains(h.Get(runner.HeaderError), "ValueError: poisoned: poison pill") || h.Get(runner.HeaderSeq) != "2" {
-		t.Fatalf("dead letter %q headers %v", dead[0].Data(), h)
+	dead := b.collect(t, "out.dlq", 2, 10*time.Second)
+	want := map[string][3]string{ // payload: error type, error, sequence
+		"poison pill": {"python:ValueError", "ValueError: poisoned: poison pill", "2"},
+		// The type of an exception class defined in a function is its qualified name.
+		"hoarse throat": {"python:udfs.upper.<locals>.Hoarse", "udfs.upper.<locals>.Hoarse: no voice: hoarse throat", "4"},
 	}
-	waitAcked(t, b, "dlq", 3)
-	if s := r.Stats(); s.Published != 2 || s.DeadLettered != 1 {
+	for _, d := range dead {
+		h, w := d.Headers(), want[string(d.Data())]
+		if h.Get(runner.HeaderErrType) != w[0] || !strings.Contains(h.Get(runner.HeaderError), w[1]) || h.Get(runner.HeaderSeq) != w[2] {
+			t.Errorf("dead letter %q headers %v, want %q", d.Data(), h, w)
+		}
+		delete(want, string(d.Data()))
+	}
+	if len(want) != 0 {
+		t.Errorf("no dead letter for %v", want)
+	}
+	waitAcked(t, b, "dlq", 4)
+	if s := r.Stats(); s.Published != 2 || s.DeadLettered != 2 {
 		t.Errorf("stats %+v", s)
 	}
 }
