@@ -203,6 +203,8 @@ var (
 	ErrArgumentCount = errors.New("pyudf: wrong number of arguments")
 	// ErrUnsupported: the function is of a kind this engine does not run.
 	ErrUnsupported = errors.New("pyudf: unsupported function")
+	// ErrEventTime: an event time that Windows cannot place (see Windows.Add).
+	ErrEventTime = errors.New("pyudf: event time out of range")
 )
 
 // Engine loads Python code and hands out its functions. It is safe for

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -138,13 +139,37 @@ func stateID(key any, start time.Time) string {
 	return fmt.Sprintf("%T:%v@%d", key, key, start.UnixNano())
 }
 
+// checkTime refuses an event time whose windows would not fit in
+// nanoseconds since the Unix epoch in an int64 (about the years 1678-2262):
+// their starts are computed, and their state named, in those.
+func (w *Windows) checkTime(t time.Time) error {
+	span := max(w.spec.Size, w.spec.Gap) // a window reaches this far from t
+	first, last := time.Unix(0, math.MinInt64).Add(span), time.Unix(0, math.MaxInt64).Add(-span)
+	if t.Before(first) || t.After(last) {
+		return fmt.Errorf("%w: %v: windows of %v take event times from %v to %v",
+			ErrEventTime, t.UTC(), span, first.UTC(), last.UTC())
+	}
+	return nil
+}
+
+// windowStart is the start of the window of length step containing t,
+// windows being aligned to the Unix epoch as Flink's are (offset 0: weeks
+// start on a Thursday, 7-minute windows at 00:00 on 1 January 1970).
+func windowStart(t time.Time, step time.Duration) time.Time {
+	rem := t.UnixNano() % int64(step)
+	if rem < 0 {
+		rem += int64(step)
+	}
+	return t.Round(0).Add(-time.Duration(rem)) // Round(0): no monotonic reading
+}
+
 // windowsOf lists the non-session windows containing t.
 func (w *Windows) windowsOf(t time.Time) []Window {
 	size, slide := w.spec.Size, w.spec.Slide
 	if w.spec.Kind == Tumbling {
 		slide = size
 	}
-	last := t.Truncate(slide)
+	last := windowStart(t, slide)
 	var out []Window
 	for start := last; start.After(t.Add(-size)); start = start.Add(-slide) {
 		out = append(out, Window{start, start.Add(size)})
@@ -158,8 +183,13 @@ func (w *Windows) closed(end time.Time) bool {
 }
 
 // Add assigns a row to its windows and accumulates it. A row all of whose
-// windows are closed goes to the side output instead.
+// windows are closed goes to the side output instead. An event time too far
+// from 1970 for its windows to be counted in nanoseconds (about the years
+// 1678-2262) is refused with ErrEventTime.
 func (w *Windows) Add(ctx context.Context, key any, t time.Time, args ...any) error {
+	if err := w.checkTime(t); err != nil {
+		return err
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.spec.Kind == Session {

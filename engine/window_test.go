@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -194,6 +196,59 @@ func TestSessionWindowsMerge(t *testing.T) {
 			t.Errorf("after the failed merge the sessions are unchanged: %v", got)
 		}
 	})
+}
+
+// Windows start where Flink's do: aligned to the Unix epoch, not to Go's
+// zero time (a week from a Thursday, not a Monday), before 1970 too. An
+// event time whose windows cannot be counted in int64 nanoseconds is refused,
+// and the windows go on.
+func TestWindowsAlignToTheEpoch(t *testing.T) {
+	m := windowModule(t)
+	utc := func(s string) time.Time {
+		v, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	for _, c := range []struct {
+		size       time.Duration
+		row        string
+		start, end string
+	}{
+		{7 * 24 * time.Hour, "2026-12-01T12:00:00Z", "2026-11-26T00:00:00Z", "2026-12-03T00:00:00Z"},
+		{7 * time.Minute, "2026-12-01T12:00:00Z", "2026-12-01T11:57:00Z", "2026-12-01T12:04:00Z"},
+		{7 * time.Minute, "1969-12-31T23:59:00Z", "1969-12-31T23:53:00Z", "1970-01-01T00:00:00Z"},
+	} {
+		w, err := NewWindows(WindowSpec{Kind: Tumbling, Size: c.size}, openAggregate(t, m, "count"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		add(t, w, "a", utc(c.row))
+		res, err := w.Watermark(context.Background(), utc(c.end))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res) != 1 || !res[0].Window.Start.Equal(utc(c.start)) || !res[0].Window.End.Equal(utc(c.end)) || res[0].Value != int64(1) {
+			t.Errorf("%v windows, a row at %s: fired %+v, want [%s, %s) 1", c.size, c.row, res, c.start, c.end)
+		}
+	}
+	for _, spec := range []WindowSpec{{Kind: Tumbling, Size: time.Minute}, {Kind: Session, Gap: time.Hour}} {
+		w, err := NewWindows(spec, openAggregate(t, m, "count"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range []time.Time{utc("2300-01-01T00:00:00Z"), utc("1600-01-01T00:00:00Z"), time.Unix(0, math.MaxInt64).Add(-spec.Gap / 2)} {
+			err := w.Add(context.Background(), "a", bad)
+			if !errors.Is(err, ErrEventTime) || !strings.Contains(err.Error(), bad.UTC().String()) {
+				t.Errorf("%+v: a row at %v: %v", spec, bad, err)
+			}
+		}
+		add(t, w, "a", utc("2026-12-01T12:00:30Z"))
+		if res, err := w.Watermark(context.Background(), utc("2026-12-01T14:00:00Z")); err != nil || len(res) != 1 || res[0].Value != int64(1) {
+			t.Errorf("%+v: after the refused rows, fired %+v, %v; want the one row's window", spec, res, err)
+		}
+	}
 }
 
 func TestWindowSpecErrors(t *testing.T) {
