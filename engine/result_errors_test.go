@@ -146,7 +146,8 @@ func TestResultErrorsAreConversionErrorsEverywhere(t *testing.T) {
 // TestEvalRowErrorsKeepsRowsWhoseResultDoesNotConvert: under EvalRowErrors a
 // row returning a value the result type refuses is null with its reason, as
 // a raising row is null with its exception, and the other rows keep their
-// values; Eval still fails the batch on it; a Stream reports the row as a
+// values; Eval still fails the batch on it (or on a row before it that
+// raises); a Stream reports the row as a
 // *bridge.ConversionError, the raising one as a *bridge.PythonError.
 func TestEvalRowErrorsKeepsRowsWhoseResultDoesNotConvert(t *testing.T) {
 	modes(t, func(t *testing.T) {
@@ -175,6 +176,13 @@ func TestEvalRowErrorsKeepsRowsWhoseResultDoesNotConvert(t *testing.T) {
 		}
 		_, err = f.Eval(ctx, batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[0, 1]`))
 		wantResultError(t, "Eval", err, 1, `row 1: result: Python str is not a BIGINT`)
+		// A bad result and a raising row: the first of them fails the batch, in every mode.
+		_, err = f.Eval(ctx, batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[0, 1, 2]`))
+		wantResultError(t, "Eval, a bad result before a raising row", err, 1, `row 1: result: Python str is not a BIGINT`)
+		_, err = f.Eval(ctx, batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[0, 2, 1]`))
+		if pe := (*bridge.PythonError)(nil); !errors.As(err, &pe) || pe.Type != "ValueError" || pe.Row != 1 {
+			t.Errorf("Eval, a raising row before a bad result: %v, want the ValueError of row 1", err)
+		}
 
 		s, err := f.Stream(ctx)
 		if err != nil {

@@ -479,21 +479,33 @@ def evaluate_rows(func, batch, result_type, as_rows=False, row_errors=False):
                 errors.append(None)
         except Exception as exc:
             if not row_errors:
+                # The first row that fails fails the batch, as in the C
+                # loop: a result before this row that does not convert.
+                _row_results_or_raise(results, result_type, whole=False)
                 raise RowError(i) from exc
             results.append(None)
             errors.append(error_text(exc))
     if row_errors:
         out = _row_results_or_errors(results, result_type, errors)
         return out, pa.array(errors, type=pa.string())
+    return _row_results_or_raise(results, result_type), None
+
+
+def _row_results_or_raise(results, result_type, whole=True):
+    """:func:`_row_results`, a result that does not convert raising the
+    :class:`RowError` of its row (its ``__cause__`` the reason). An error
+    about the results as a whole is raised as it is, or with ``whole=False``
+    (``results`` are a prefix of the batch) not at all."""
     try:
-        out = _row_results(results, result_type)
+        return _row_results(results, result_type)
     except _results.ResultError as exc:
         if exc.row is None:  # about the results as a whole, not one row's
-            raise
+            if whole:
+                raise
+            return None
         error = RowError(exc.row)
         error.__cause__ = _results.ResultError(exc.reason)
         raise error from error.__cause__
-    return out, None
 
 
 def _check_length(result, rows, what):

@@ -75,6 +75,30 @@ def test_export_result_with_row_errors():
     assert errs.to_pylist() == [None, "ConversionError: result: Python str is not a BIGINT", None]
 
 
+def test_evaluate_rows_fails_on_the_first_row_that_fails():
+    """Without row errors, the first failing row fails the batch, whether its
+    result does not convert or it raised (as in the engine's C loop)."""
+    ints = pa.RecordBatch.from_pydict({"a": pa.array([0, 1, 2], pa.int64())})
+
+    def bad_then_raise(a):
+        if a == 2:
+            raise ValueError("two")
+        return "one" if a == 1 else a
+
+    with pytest.raises(_batch.RowError) as bad:
+        _batch.evaluate_rows(bad_then_raise, ints, pa.int64())
+    assert bad.value.row == 1 and str(bad.value.__cause__) == "result: Python str is not a BIGINT"
+
+    def raise_then_bad(a):
+        if a == 1:
+            raise ValueError("one")
+        return "two" if a == 2 else a
+
+    with pytest.raises(_batch.RowError) as raised:
+        _batch.evaluate_rows(raise_then_bad, ints, pa.int64())
+    assert raised.value.row == 1 and repr(raised.value.__cause__) == "ValueError('one')"
+
+
 def test_pandas_and_arrow_udfs():
     ints = pa.RecordBatch.from_pydict({"a": pa.array([1, 2, None], pa.int64()), "b": pa.array([10, 20, 30], pa.int64())})
     assert Structs(ints, pa.int64()).vectorized(lambda a, b: a + b, "pandas").to_pylist() == [11, 22, None]
