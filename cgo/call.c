@@ -288,6 +288,33 @@ int pyudf_import_batches(pyudf_frame *f)
 	return end(f, batch_module() != NULL ? PYUDF_OK : PYUDF_ERROR);
 }
 
+/* Row i raised in a batch that fails on its first failing row. The results
+ * of the rows before it are converted only after the loop, so check them
+ * now: if one does not convert, that row fails first, as in
+ * pyudf_eval_rows_fixed, and its error (export_result's) replaces the raised
+ * one (not a Cancelled, nor a BaseException that is no Exception, as
+ * evaluate_rows catches Exception). Returns 1 when it replaced it. */
+static int earlier_result_fails(PyObject *module, PyObject *results, Py_ssize_t i, uintptr_t type_schema)
+{
+	if (i == 0 || !PyErr_ExceptionMatches(PyExc_Exception) || PyErr_ExceptionMatches(pyudf_errors_cancelled()))
+		return 0;
+	PyObject *raised = pyudf_error_fetch();
+	PyObject *before = PyList_GetSlice(results, 0, i);
+	PyObject *bad = before != NULL ? PyObject_CallMethod(module, "first_bad_result", "OK", before,
+							      (unsigned long long)type_schema) : NULL;
+	Py_XDECREF(before);
+	if (bad == NULL || bad == Py_None || !PyExceptionInstance_Check(bad)) {
+		PyErr_Clear(); /* the check failed: the raised exception stands */
+		Py_XDECREF(bad);
+		pyudf_error_restore(raised);
+		return 0;
+	}
+	Py_XDECREF(raised);
+	PyErr_SetObject((PyObject *)Py_TYPE(bad), bad);
+	Py_DECREF(bad);
+	return 1;
+}
+
 int pyudf_eval_rows(PyObject *fn, int as_rows, uintptr_t in, uintptr_t in_schema, uintptr_t type_schema,
 		    uintptr_t out, uintptr_t out_schema, uintptr_t err, uintptr_t err_schema,
 		    uint64_t call_id, pyudf_frame *f)
@@ -322,6 +349,8 @@ int pyudf_eval_rows(PyObject *fn, int as_rows, uintptr_t in, uintptr_t in_schema
 		if (r == NULL) {
 			if (errors == NULL || PyErr_ExceptionMatches(pyudf_errors_cancelled())) {
 				f->row = i;
+				if (errors == NULL && earlier_result_fails(module, results, i, type_schema))
+					f->row = -1; /* the error names its row, as export_result's do */
 				Py_DECREF(message);
 				goto done;
 			}

@@ -40,8 +40,7 @@ void pyudf_error_set(pyudf_buf *err, const char *type, const char *message)
 	put_string(err, "", 0);
 }
 
-/* The exception currently raised, normalized, as a new reference; clears it. */
-static PyObject *fetch(void)
+PyObject *pyudf_error_fetch(void)
 {
 #if PY_VERSION_HEX >= 0x030C0000
 	return PyErr_GetRaisedException();
@@ -57,12 +56,23 @@ static PyObject *fetch(void)
 #endif
 }
 
+void pyudf_error_restore(PyObject *exc)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+	PyErr_SetRaisedException(exc);
+#else
+	if (exc == NULL)
+		return;
+	PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
+#endif
+}
+
 void pyudf_error_mark_result(void)
 {
 	PyObject *as_result_error = pyudf_cur->as_result_error;
 	if (!PyErr_Occurred() || as_result_error == NULL)
 		return;
-	PyObject *exc = fetch();
+	PyObject *exc = pyudf_error_fetch();
 	PyObject *marked = exc != NULL ? PyObject_CallOneArg(as_result_error, exc) : NULL;
 	if (marked == NULL) { /* could not mark it: keep the original */
 		PyErr_Clear();
@@ -76,7 +86,7 @@ void pyudf_error_mark_result(void)
 
 int pyudf_error_capture(pyudf_buf *err)
 {
-	PyObject *exc = fetch();
+	PyObject *exc = pyudf_error_fetch();
 	if (exc == NULL) {
 		pyudf_error_set(err, "SystemError", "error reported without an exception");
 		return PYUDF_ERROR;

@@ -36,6 +36,11 @@ void pyudf_error_mark_result(void);
  * when it is the host's Cancelled exception, PYUDF_ERROR otherwise. */
 int pyudf_error_capture(pyudf_buf *err);
 
+/* The pending exception, normalized, as a new reference (NULL: none); clears
+ * it. pyudf_error_restore(exc) raises it again and takes the reference. */
+PyObject *pyudf_error_fetch(void);
+void pyudf_error_restore(PyObject *exc);
+
 /* Write an error that did not come from a Python exception. */
 void pyudf_error_set(pyudf_buf *err, const char *type, const char *message);
 

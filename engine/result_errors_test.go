@@ -34,6 +34,15 @@ def _mixed(x):
     return None if x is None else x * 10
 
 mixed = udf(_mixed, input_types=['BIGINT'], result_type='BIGINT')
+
+def _mixed_s(s):
+    if s == "bad":
+        return 7
+    if s == "raise":
+        raise ValueError("raised")
+    return s
+
+mixed_s = udf(_mixed_s, input_types=['STRING'], result_type='STRING')  # the generic row loop
 str_for_bigint_s = udf(lambda s: "s" if s == "b" else 1, input_types=['STRING'], result_type='BIGINT')
 raises_type_error = udf(lambda x: int("x", "y"), input_types=['BIGINT'], result_type='BIGINT')
 pandas_short = udf(lambda x: x[:1], input_types=['BIGINT'], result_type='BIGINT', func_type='pandas')
@@ -176,12 +185,24 @@ func TestEvalRowErrorsKeepsRowsWhoseResultDoesNotConvert(t *testing.T) {
 		}
 		_, err = f.Eval(ctx, batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[0, 1]`))
 		wantResultError(t, "Eval", err, 1, `row 1: result: Python str is not a BIGINT`)
-		// A bad result and a raising row: the first of them fails the batch, in every mode.
-		_, err = f.Eval(ctx, batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[0, 1, 2]`))
-		wantResultError(t, "Eval, a bad result before a raising row", err, 1, `row 1: result: Python str is not a BIGINT`)
-		_, err = f.Eval(ctx, batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[0, 2, 1]`))
-		if pe := (*bridge.PythonError)(nil); !errors.As(err, &pe) || pe.Type != "ValueError" || pe.Row != 1 {
-			t.Errorf("Eval, a raising row before a bad result: %v, want the ValueError of row 1", err)
+		// A bad result and a raising row: the first of them fails the batch,
+		// in every mode and through both of thread mode's row loops.
+		for _, c := range []struct {
+			f               *Function
+			badFirst, raise arrow.RecordBatch
+			reason          string
+		}{
+			{f, batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[0, 1, 2]`), batchOf(t, mem, arrow.PrimitiveTypes.Int64, `[0, 2, 1]`),
+				`row 1: result: Python str is not a BIGINT`},
+			{function(t, m, "mixed_s"), batchOf(t, mem, arrow.BinaryTypes.String, `["ok", "bad", "raise"]`),
+				batchOf(t, mem, arrow.BinaryTypes.String, `["ok", "raise", "bad"]`), `row 1: result: Python int is not a STRING`},
+		} {
+			_, err = c.f.Eval(ctx, c.badFirst)
+			wantResultError(t, c.f.Name()+": Eval, a bad result before a raising row", err, 1, c.reason)
+			_, err = c.f.Eval(ctx, c.raise)
+			if pe := (*bridge.PythonError)(nil); !errors.As(err, &pe) || pe.Type != "ValueError" || pe.Row != 1 {
+				t.Errorf("%s: Eval, a raising row before a bad result: %v, want the ValueError of row 1", c.f.Name(), err)
+			}
 		}
 
 		s, err := f.Stream(ctx)

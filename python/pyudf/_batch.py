@@ -479,9 +479,12 @@ def evaluate_rows(func, batch, result_type, as_rows=False, row_errors=False):
                 errors.append(None)
         except Exception as exc:
             if not row_errors:
-                # The first row that fails fails the batch, as in the C
-                # loop: a result before this row that does not convert.
-                _row_results_or_raise(results, result_type, whole=False)
+                # The first row that fails fails the batch: a result before
+                # this row that does not convert, if there is one.
+                bad = _first_bad_result(results, result_type)
+                if bad is not None:
+                    error = _result_row_error(bad)
+                    raise error from error.__cause__
                 raise RowError(i) from exc
             results.append(None)
             errors.append(error_text(exc))
@@ -491,21 +494,47 @@ def evaluate_rows(func, batch, result_type, as_rows=False, row_errors=False):
     return _row_results_or_raise(results, result_type), None
 
 
-def _row_results_or_raise(results, result_type, whole=True):
+def _row_results_or_raise(results, result_type):
     """:func:`_row_results`, a result that does not convert raising the
-    :class:`RowError` of its row (its ``__cause__`` the reason). An error
-    about the results as a whole is raised as it is, or with ``whole=False``
-    (``results`` are a prefix of the batch) not at all."""
+    :class:`RowError` of its row (its ``__cause__`` the reason)."""
     try:
         return _row_results(results, result_type)
     except _results.ResultError as exc:
         if exc.row is None:  # about the results as a whole, not one row's
-            if whole:
-                raise
-            return None
-        error = RowError(exc.row)
-        error.__cause__ = _results.ResultError(exc.reason)
+            raise
+        error = _result_row_error(exc)
         raise error from error.__cause__
+
+
+def _result_row_error(exc):
+    """The :class:`RowError` of the row a :class:`pyudf._results.ResultError`
+    names, its ``__cause__`` the reason."""
+    error = RowError(exc.row)
+    error.__cause__ = _results.ResultError(exc.reason)
+    return error
+
+
+def _first_bad_result(values, result_type):
+    """The :class:`pyudf._results.ResultError` naming the first of ``values``
+    (the results of the rows before one that raised) that does not convert
+    to ``result_type``, or None: None too when the check itself fails, so
+    that the raised exception stands."""
+    try:
+        _row_results(values, result_type)
+    except _results.ResultError as exc:
+        if exc.row is not None:
+            return exc
+    except Exception:
+        pass
+    return None
+
+
+def first_bad_result(values, type_addr):
+    """The error :func:`export_result` would raise for ``values``, the results
+    of the rows before one that raised (the C loop calls this then), or None.
+    A row whose result does not convert fails the batch before a later row
+    that raised, as in the fixed-width loop, which converts as it goes."""
+    return _first_bad_result(values, import_type(type_addr))
 
 
 def _check_length(result, rows, what):

@@ -77,7 +77,7 @@ def test_export_result_with_row_errors():
 
 def test_evaluate_rows_fails_on_the_first_row_that_fails():
     """Without row errors, the first failing row fails the batch, whether its
-    result does not convert or it raised (as in the engine's C loop)."""
+    result does not convert or it raised (as in the engine's C loops)."""
     ints = pa.RecordBatch.from_pydict({"a": pa.array([0, 1, 2], pa.int64())})
 
     def bad_then_raise(a):
@@ -97,6 +97,25 @@ def test_evaluate_rows_fails_on_the_first_row_that_fails():
     with pytest.raises(_batch.RowError) as raised:
         _batch.evaluate_rows(raise_then_bad, ints, pa.int64())
     assert raised.value.row == 1 and repr(raised.value.__cause__) == "ValueError('one')"
+
+    # A result the rule refuses before a raising row: that row fails first.
+    with pytest.raises(_batch.RowError) as bad:
+        _batch.evaluate_rows(lambda a: object() if a == 0 else 1 // 0, ints, pa.int64())
+    assert bad.value.row == 0 and str(bad.value.__cause__) == "result: Python object is not a BIGINT"
+
+
+def test_evaluate_rows_keeps_the_raised_exception_when_the_check_fails(monkeypatch):
+    """Checking the rows before a raising row fails otherwise than by naming a
+    bad result: the raised exception stands, as in the C loop."""
+    def broken(values, result_type):
+        raise RuntimeError("the check itself failed")
+
+    monkeypatch.setattr(_batch, "_row_results", broken)
+    ints = pa.RecordBatch.from_pydict({"a": pa.array([0, 1], pa.int64())})
+    with pytest.raises(_batch.RowError) as raised:
+        _batch.evaluate_rows(lambda a: 1 // 0 if a else "x", ints, pa.int64())
+    assert raised.value.row == 1 and isinstance(raised.value.__cause__, ZeroDivisionError)
+    assert _batch._first_bad_result(["x"], pa.int64()) is None
 
 
 def test_pandas_and_arrow_udfs():
