@@ -31,6 +31,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pyudf/pyudf/arrowconv"
+	"github.com/pyudf/pyudf/bridge"
 	"github.com/pyudf/pyudf/engine"
 	"github.com/pyudf/pyudf/examples/appkit"
 )
@@ -264,7 +265,8 @@ func (a *App) process(ctx context.Context, msgs []jetstream.Msg, f *Flush) error
 		for i, e := range errs {
 			if e != "" {
 				reason := "udf error"
-				if strings.HasPrefix(e, "ValueError") {
+				var pe *bridge.PythonError // the UDF raises ValueError for what is not an IP
+				if errors.As(engine.RowErrorOf(a.cfg.Function.Name(), -1, e), &pe) && pe.Type == "ValueError" {
 					reason = ReasonNotAnIP
 				}
 				seq, ip := goods[i].seq, goods[i].rec.ClientIP
