@@ -248,6 +248,26 @@ func TestWindowsAlignToTheEpoch(t *testing.T) {
 		if res, err := w.Watermark(context.Background(), utc("2026-12-01T14:00:00Z")); err != nil || len(res) != 1 || res[0].Value != int64(1) {
 			t.Errorf("%+v: after the refused rows, fired %+v, %v; want the one row's window", spec, res, err)
 		}
+		edges, err := NewWindows(spec, openAggregate(t, m, "count"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		span := max(spec.Size, spec.Gap)
+		first, last := time.Unix(0, math.MinInt64).Add(span), time.Unix(0, math.MaxInt64).Add(-span)
+		for at, ok := range map[time.Time]bool{first: true, last: true, first.Add(-1): false, last.Add(1): false} {
+			if err := edges.Add(context.Background(), "a", at); (err == nil) != ok {
+				t.Errorf("%+v: a row at %v: %v, want accepted %v", spec, at, err, ok)
+			}
+		}
+	}
+	// Sliding windows: 21 minutes every 7, the slide aligned to the epoch.
+	w, err := NewWindows(WindowSpec{Kind: Sliding, Size: 21 * time.Minute, Slide: 7 * time.Minute}, openAggregate(t, m, "count"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	add(t, w, "a", utc("2026-12-01T12:00:00Z"))
+	if got, want := fire(t, w, utc("2026-12-01T12:18:00Z")), []string{"a [11:43:00,12:04:00) 1", "a [11:50:00,12:11:00) 1", "a [11:57:00,12:18:00) 1"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("sliding windows of a row at 12:00: %v, want %v", got, want)
 	}
 }
 
