@@ -98,6 +98,25 @@ func TestDoCancelled(t *testing.T) {
 	}
 }
 
+// TestOutage: two outages of three failures each: each logged once, and
+// its end once; successes while up log nothing.
+func TestOutage(t *testing.T) {
+	var logs strings.Builder
+	o := Outage{Log: slog.New(slog.NewTextHandler(&logs, nil))}
+	o.Works("back")
+	for outage := range 2 {
+		for attempt := range 3 {
+			o.Failed("fetch failed", "outage", outage, "attempt", attempt)
+		}
+		o.Works("back")
+		o.Works("back")
+	}
+	got := logs.String()
+	if strings.Count(got, "fetch failed") != 2 || strings.Count(got, "attempt=0") != 2 || strings.Count(got, "back") != 2 {
+		t.Errorf("logged:\n%s\nwant the first failure of each outage and its end", got)
+	}
+}
+
 func TestBackoff(t *testing.T) {
 	b := Backoff{Min: 50 * time.Millisecond, Max: 2 * time.Second}
 	var got []time.Duration

@@ -6,7 +6,7 @@
 //     with back-off until it succeeds or the context is done, logging the
 //     outage and its end, and telling the progress line that the sink is
 //     down. [Backoff] and [Sleep] for the loops that retry by hand (a fetch,
-//     a UDF call).
+//     a UDF call), and [Outage] to log such a loop's outage once.
 //   - [Seen]: occurrences counted per key, for logging the first few bad
 //     records of each reason and counting the rest.
 //   - [Progress]: the progress line (records, rows/s) printed every few

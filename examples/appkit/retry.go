@@ -82,6 +82,37 @@ func Do[T any](ctx context.Context, r *Retrier, what string, op func(context.Con
 	}
 }
 
+// Outage logs the failures of a dependency that a loop retries by hand
+// (a fetch) once per outage, not once per attempt: the first failure as a
+// warning, the first success after it as the end of the outage. Safe for
+// concurrent use; the zero value logs on slog.Default().
+type Outage struct {
+	Log  *slog.Logger // nil: slog.Default()
+	down atomic.Bool
+}
+
+// Failed records a failed attempt: the first of an outage is logged (Warn)
+// as msg with args.
+func (o *Outage) Failed(msg string, args ...any) {
+	if !o.down.Swap(true) {
+		o.log().Warn(msg, args...)
+	}
+}
+
+// Works records a successful attempt: the first after a failure logs msg (Info).
+func (o *Outage) Works(msg string) {
+	if o.down.Swap(false) {
+		o.log().Info(msg)
+	}
+}
+
+func (o *Outage) log() *slog.Logger {
+	if o.Log == nil {
+		return slog.Default()
+	}
+	return o.Log
+}
+
 // Backoff is a delay that doubles from Min up to Max. The zero value
 // returns 0 from Next; set Min and Max.
 type Backoff struct {

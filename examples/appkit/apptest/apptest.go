@@ -1,8 +1,9 @@
 // Package apptest has the test helpers of pyudf's example applications:
 // running the command itself from its test binary (and interrupting it
 // mid-stream, as Ctrl-C does), a log buffer safe for
-// the app's goroutines, polling for a condition, and an embedded
-// nats-server with the app's stream.
+// the app's goroutines, polling for a condition, an embedded
+// nats-server with the app's stream, and fetches that fail or are watched
+// (HookJS).
 //
 //	func TestMain(m *testing.M) { apptest.Main(m, "CDN_TEST_ARGS", "cdn", main) }
 //	cmd := apptest.Command(ctx, "CDN_TEST_ARGS", "-db", path, "-records", "3000")
@@ -136,4 +137,58 @@ func Broker(t testing.TB, stream string, subjects ...string) jetstream.JetStream
 		t.Fatal(err)
 	}
 	return js
+}
+
+// HookJS hands out ordered consumers whose Fetch goes through Before and
+// After: a broker that fails (Before returns an error, and the fetch fails
+// with it), or a Ctrl-C that lands during a fetch (After, once the batch
+// arrived, cancels). Either may be nil.
+type HookJS struct {
+	jetstream.JetStream
+	Before func() error                // nil, or the error the fetch fails with
+	After  func(batch []jetstream.Msg) // after the batch arrived
+}
+
+// OrderedConsumer is JetStream's, its Fetch hooked.
+func (h *HookJS) OrderedConsumer(ctx context.Context, stream string, cfg jetstream.OrderedConsumerConfig) (jetstream.Consumer, error) {
+	c, err := h.JetStream.OrderedConsumer(ctx, stream, cfg)
+	return &hookConsumer{Consumer: c, h: h}, err
+}
+
+type hookConsumer struct {
+	jetstream.Consumer
+	h *HookJS
+}
+
+type hookBatch struct {
+	ch  chan jetstream.Msg
+	err error
+}
+
+func (b *hookBatch) Messages() <-chan jetstream.Msg { return b.ch }
+func (b *hookBatch) Error() error                   { return b.err }
+
+func (h *hookConsumer) Fetch(n int, opts ...jetstream.FetchOpt) (jetstream.MessageBatch, error) {
+	if h.h.Before != nil {
+		if err := h.h.Before(); err != nil {
+			return nil, err
+		}
+	}
+	inner, err := h.Consumer.Fetch(n, opts...)
+	if err != nil {
+		return nil, err
+	}
+	var msgs []jetstream.Msg
+	for m := range inner.Messages() {
+		msgs = append(msgs, m)
+	}
+	if h.h.After != nil {
+		h.h.After(msgs)
+	}
+	b := &hookBatch{ch: make(chan jetstream.Msg, len(msgs)), err: inner.Error()}
+	for _, m := range msgs {
+		b.ch <- m
+	}
+	close(b.ch)
+	return b, nil
 }

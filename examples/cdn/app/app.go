@@ -89,6 +89,7 @@ type App struct {
 	key                   string          // the checkpoint's key: stream name and creation time
 	sink                  *appkit.Retrier // the sink's operations: back-off, down or not, failed attempts
 	logged                appkit.Seen     // bad records per reason, for logging the first few
+	fetchOutage           appkit.Outage   // failed fetches, logged once per outage
 }
 
 // maxLoggedPerReason: bad records of one reason logged one by one; after
@@ -126,6 +127,7 @@ func New(cfg Config) (*App, error) {
 		log = slog.Default()
 	}
 	a := &App{cfg: cfg, log: log.With("app", "cdn")}
+	a.fetchOutage.Log = a.log
 	a.sink = &appkit.Retrier{Name: "sink", Log: a.log, Permanent: func(err error) bool { return errors.Is(err, ErrCheckpointMoved) }}
 	a.stopAt.Store(cfg.StopAt)
 	return a, nil
@@ -184,9 +186,10 @@ func (a *App) Run(ctx context.Context) error {
 		msgs, err := appkit.Fetch(ctx, cons, a.cfg.FetchSize, wait)
 		if err != nil && ctx.Err() == nil {
 			d := backoff.Next()
-			a.log.Warn("fetch failed; retrying", "err", err, "backoff", d)
+			a.fetchOutage.Failed("fetch failed; retrying with back-off", "err", err, "backoff", d)
 			appkit.Sleep(ctx, d)
 		} else if err == nil {
+			a.fetchOutage.Works("fetch works again")
 			backoff.Reset()
 		}
 		if len(msgs) > 0 {

@@ -236,6 +236,43 @@ func TestHostileCDNPostgresDown(t *testing.T) {
 	}
 }
 
+// TestHostileCDNFetchOutage: a broker that fails every fetch for a while is
+// logged once for the outage and once when it is back, not per retry; the
+// run then completes with exact totals.
+func TestHostileCDNFetchOutage(t *testing.T) {
+	js := apptest.Broker(t, DefaultStream, DefaultSubject)
+	lines := generate(3000, 499, 10)
+	last := publish(t, js, lines)
+	var down atomic.Bool
+	var failures atomic.Int64
+	hj := &apptest.HookJS{JetStream: js, Before: func() error {
+		if down.Load() {
+			failures.Add(1)
+			return errors.New("nats: connection closed (the test's outage)")
+		}
+		return nil
+	}}
+	sink := sqliteSink(t)
+	a, logs := newApp(t, Config{JS: hj, Function: udf(t, engine.Thread), Sink: sink, FetchSize: 100, StopAt: last})
+	down.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	apptest.WaitFor(t, "failed fetches", func() bool { return failures.Load() >= 4 })
+	down.Store(false)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	checkTable(t, sink, lines)
+	if n := countLogged(logs.String(), "fetch failed"); n != 1 {
+		t.Errorf("%d failed fetches logged %d times, want once:\n%s", failures.Load(), n, logs)
+	}
+	if n := countLogged(logs.String(), "fetch works again"); n != 1 {
+		t.Errorf("the end of the outage logged %d times, want once:\n%s", n, logs)
+	}
+}
+
 // TestHostileCDNBrokerRestart: the nats-server goes away mid-stream and
 // comes back on the same port and store; the app's fetches fail meanwhile,
 // then resume where the ordered consumer was; exact totals.

@@ -97,8 +97,8 @@ type App struct {
 	committed, stopAt                                        atomic.Uint64
 	key                                                      string
 	sink                                                     *appkit.Retrier // the sink's operations: back-off, down or not, failed attempts
-	fetchDown                                                atomic.Bool
-	logged                                                   appkit.Seen // the bad records' reasons and "late", for logging the first of each
+	fetchOutage                                              appkit.Outage   // failed fetches, logged once per outage
+	logged                                                   appkit.Seen     // the bad records' reasons and "late", for logging the first of each
 }
 
 // New checks cfg.
@@ -129,6 +129,7 @@ func New(cfg Config) (*App, error) {
 		log = slog.Default()
 	}
 	a := &App{cfg: cfg, log: log.With("app", "features")}
+	a.fetchOutage.Log = a.log
 	a.sink = &appkit.Retrier{Name: "sink", Log: a.log, Quiet: true, // the first failure of an outage is logged
 		Permanent: func(err error) bool { return errors.Is(err, ErrCheckpointMoved) }}
 	a.stopAt.Store(cfg.StopAt)
@@ -206,14 +207,10 @@ func (a *App) Run(ctx context.Context) error {
 		msgs, err := appkit.Fetch(ctx, cons, a.cfg.FetchSize, wait)
 		if err != nil && ctx.Err() == nil {
 			d := backoff.Next()
-			if !a.fetchDown.Swap(true) { // once per outage
-				a.log.Warn("fetch failed; retrying with back-off", "err", err, "backoff", d)
-			}
+			a.fetchOutage.Failed("fetch failed; retrying with back-off", "err", err, "backoff", d)
 			appkit.Sleep(ctx, d)
 		} else if err == nil {
-			if a.fetchDown.Swap(false) {
-				a.log.Info("fetch works again")
-			}
+			a.fetchOutage.Works("fetch works again")
 			backoff.Reset()
 		}
 		if len(msgs) > 0 {

@@ -14,58 +14,6 @@ import (
 	"github.com/pyudf/pyudf/examples/appkit/apptest"
 )
 
-// hookJS hands out consumers whose Fetch goes through hook: a broker that
-// fails (an error), or a Ctrl-C that lands during a fetch (cancel after the
-// batch arrived).
-type hookJS struct {
-	jetstream.JetStream
-	before func() error                // nil, or the error the fetch fails with
-	hook   func(batch []jetstream.Msg) // after the batch arrived
-}
-
-func (h *hookJS) OrderedConsumer(ctx context.Context, stream string, cfg jetstream.OrderedConsumerConfig) (jetstream.Consumer, error) {
-	c, err := h.JetStream.OrderedConsumer(ctx, stream, cfg)
-	return &hookConsumer{Consumer: c, h: h}, err
-}
-
-type hookConsumer struct {
-	jetstream.Consumer
-	h *hookJS
-}
-
-type batch struct {
-	ch  chan jetstream.Msg
-	err error
-}
-
-func (b *batch) Messages() <-chan jetstream.Msg { return b.ch }
-func (b *batch) Error() error                   { return b.err }
-
-func (h *hookConsumer) Fetch(n int, opts ...jetstream.FetchOpt) (jetstream.MessageBatch, error) {
-	if h.h.before != nil {
-		if err := h.h.before(); err != nil {
-			return nil, err
-		}
-	}
-	inner, err := h.Consumer.Fetch(n, opts...)
-	if err != nil {
-		return nil, err
-	}
-	var msgs []jetstream.Msg
-	for m := range inner.Messages() {
-		msgs = append(msgs, m)
-	}
-	if h.h.hook != nil {
-		h.h.hook(msgs)
-	}
-	b := &batch{ch: make(chan jetstream.Msg, len(msgs)), err: inner.Error()}
-	for _, m := range msgs {
-		b.ch <- m
-	}
-	close(b.ch)
-	return b, nil
-}
-
 // TestFeaturesCtrlCDuringFetch: Ctrl-C lands while a fetch with messages
 // is in flight and the flush interval has passed: the app commits them
 // once, in the shutdown commit, with no failed attempt on the cancelled
@@ -77,7 +25,7 @@ func TestFeaturesCtrlCDuringFetch(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var fetches atomic.Int64
-	hj := &hookJS{JetStream: js, hook: func(b []jetstream.Msg) {
+	hj := &apptest.HookJS{JetStream: js, After: func(b []jetstream.Msg) {
 		if len(b) > 0 && fetches.Add(1) == 3 {
 			time.Sleep(5 * time.Millisecond) // the flush interval passes
 			cancel()
@@ -107,7 +55,7 @@ func TestHostileFeaturesFetchOutage(t *testing.T) {
 	last := publish(t, js, msgs)
 	var down atomic.Bool
 	var failures atomic.Int64
-	hj := &hookJS{JetStream: js, before: func() error {
+	hj := &apptest.HookJS{JetStream: js, Before: func() error {
 		if down.Load() {
 			failures.Add(1)
 			return errors.New("nats: connection closed (the test's outage)")
