@@ -13,10 +13,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -137,6 +139,24 @@ func Broker(t testing.TB, stream string, subjects ...string) jetstream.JetStream
 		t.Fatal(err)
 	}
 	return js
+}
+
+// FetchOutage makes a broker's fetches fail for as long as Down is set,
+// counting them in Failures: Wrap gives the JetStream to hand to the app.
+type FetchOutage struct {
+	Down     atomic.Bool
+	Failures atomic.Int64
+}
+
+// Wrap returns js with every fetch failing while o.Down is set.
+func (o *FetchOutage) Wrap(js jetstream.JetStream) *HookJS {
+	return &HookJS{JetStream: js, Before: func() error {
+		if o.Down.Load() {
+			o.Failures.Add(1)
+			return errors.New("nats: connection closed (the test's outage)")
+		}
+		return nil
+	}}
 }
 
 // HookJS hands out ordered consumers whose Fetch goes through Before and

@@ -53,27 +53,19 @@ func TestHostileFeaturesFetchOutage(t *testing.T) {
 	msgs := messages(1500, 499, 89, 22)
 	js := apptest.Broker(t, DefaultStream, DefaultSubject)
 	last := publish(t, js, msgs)
-	var down atomic.Bool
-	var failures atomic.Int64
-	hj := &apptest.HookJS{JetStream: js, Before: func() error {
-		if down.Load() {
-			failures.Add(1)
-			return errors.New("nats: connection closed (the test's outage)")
-		}
-		return nil
-	}}
+	var outage apptest.FetchOutage
 	sink := sqliteSink(t, "")
-	a, logs := newApp(t, engine.Thread, Config{JS: hj, Sink: sink, FetchSize: 100, StopAt: last})
-	down.Store(true)
+	a, logs := newApp(t, engine.Thread, Config{JS: outage.Wrap(js), Sink: sink, FetchSize: 100, StopAt: last})
+	outage.Down.Store(true)
 	done := runInBackground(a)
-	apptest.WaitFor(t, "failed fetches", func() bool { return failures.Load() >= 4 })
-	down.Store(false)
+	apptest.WaitFor(t, "failed fetches", func() bool { return outage.Failures.Load() >= 4 })
+	outage.Down.Store(false)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 	checkTables(t, sink, msgs)
 	if n := strings.Count(logs.String(), "fetch failed"); n != 1 {
-		t.Errorf("%d failed fetches logged %d times, want once:\n%s", failures.Load(), n, logs.String())
+		t.Errorf("%d failed fetches logged %d times, want once:\n%s", outage.Failures.Load(), n, logs.String())
 	}
 	if !strings.Contains(logs.String(), "fetch works again") {
 		t.Errorf("the end of the outage was not logged:\n%s", logs.String())
