@@ -282,8 +282,8 @@ func TestDeadlineInterruptsRunningUDF(t *testing.T) {
 				if !errors.Is(err, context.DeadlineExceeded) {
 					t.Fatalf("want DeadlineExceeded, got %v", err)
 				}
-				if late > 100*time.Millisecond {
-					t.Errorf("returned %v after the deadline, want under 100ms", late)
+				if late > cancelLimit {
+					t.Errorf("returned %v after the deadline, want under %v", late, cancelLimit)
 				}
 				wantMessage(t, err, `function "`+name+`" interrupted`)
 				stillWorks(t, m)
