@@ -75,33 +75,27 @@ def test_export_result_with_row_errors():
     assert errs.to_pylist() == [None, "ConversionError: result: Python str is not a BIGINT", None]
 
 
-def test_evaluate_rows_fails_on_the_first_row_that_fails():
+def _fail_at(bad, raises):
+    """A UDF over 0, 1, 2 that returns a str at row ``bad`` and raises at row ``raises``."""
+    def udf(a):
+        if a == raises:
+            raise ValueError("raised at %d" % a)
+        return "bad" if a == bad else a
+    return udf
+
+
+@pytest.mark.parametrize("bad, raises, row, cause", [
+    (1, 2, 1, "ResultError('result: Python str is not a BIGINT')"),
+    (2, 1, 1, "ValueError('raised at 1')"),
+    (0, 1, 0, "ResultError('result: Python str is not a BIGINT')"),
+])
+def test_evaluate_rows_fails_on_the_first_row_that_fails(bad, raises, row, cause):
     """Without row errors, the first failing row fails the batch, whether its
     result does not convert or it raised (as in the engine's C loops)."""
     ints = pa.RecordBatch.from_pydict({"a": pa.array([0, 1, 2], pa.int64())})
-
-    def bad_then_raise(a):
-        if a == 2:
-            raise ValueError("two")
-        return "one" if a == 1 else a
-
-    with pytest.raises(_batch.RowError) as bad:
-        _batch.evaluate_rows(bad_then_raise, ints, pa.int64())
-    assert bad.value.row == 1 and str(bad.value.__cause__) == "result: Python str is not a BIGINT"
-
-    def raise_then_bad(a):
-        if a == 1:
-            raise ValueError("one")
-        return "two" if a == 2 else a
-
-    with pytest.raises(_batch.RowError) as raised:
-        _batch.evaluate_rows(raise_then_bad, ints, pa.int64())
-    assert raised.value.row == 1 and repr(raised.value.__cause__) == "ValueError('one')"
-
-    # A result the rule refuses before a raising row: that row fails first.
-    with pytest.raises(_batch.RowError) as bad:
-        _batch.evaluate_rows(lambda a: object() if a == 0 else 1 // 0, ints, pa.int64())
-    assert bad.value.row == 0 and str(bad.value.__cause__) == "result: Python object is not a BIGINT"
+    with pytest.raises(_batch.RowError) as failed:
+        _batch.evaluate_rows(_fail_at(bad, raises), ints, pa.int64())
+    assert failed.value.row == row and repr(failed.value.__cause__) == cause
 
 
 def test_evaluate_rows_keeps_the_raised_exception_when_the_check_fails(monkeypatch):
