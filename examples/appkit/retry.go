@@ -33,11 +33,14 @@ func (r *Retrier) Down() bool { return r.down.Load() }
 // Failures is the number of failed attempts so far.
 func (r *Retrier) Failures() int64 { return r.failures.Load() }
 
-func (r *Retrier) log() *slog.Logger {
-	if r.Log == nil {
+func (r *Retrier) log() *slog.Logger { return orDefault(r.Log) }
+
+// orDefault is log, or slog.Default() for nil.
+func orDefault(log *slog.Logger) *slog.Logger {
+	if log == nil {
 		return slog.Default()
 	}
-	return r.Log
+	return log
 }
 
 // Do calls op until it succeeds, returns an error r.Permanent accepts, or
@@ -106,12 +109,7 @@ func (o *Outage) Works(msg string) {
 	}
 }
 
-func (o *Outage) log() *slog.Logger {
-	if o.Log == nil {
-		return slog.Default()
-	}
-	return o.Log
-}
+func (o *Outage) log() *slog.Logger { return orDefault(o.Log) }
 
 // Backoff is a delay that doubles from Min up to Max. The zero value
 // returns 0 from Next; set Min and Max.

@@ -141,23 +141,25 @@ func Broker(t testing.TB, stream string, subjects ...string) jetstream.JetStream
 	return js
 }
 
-// FetchOutage makes a broker's fetches fail for as long as Down is set,
-// counting them in Failures: Wrap gives the JetStream to hand to the app.
+// FetchOutage is a broker whose first Fail fetches fail, an outage that
+// ends by itself: Wrap gives the JetStream to hand to the app.
 type FetchOutage struct {
-	Down     atomic.Bool
-	Failures atomic.Int64
+	Fail    int64 // how many fetches fail, from the first
+	fetches atomic.Int64
 }
 
-// Wrap returns js with every fetch failing while o.Down is set.
+// Wrap returns js with its fetches failing until o.Fail of them have.
 func (o *FetchOutage) Wrap(js jetstream.JetStream) *HookJS {
 	return &HookJS{JetStream: js, Before: func() error {
-		if o.Down.Load() {
-			o.Failures.Add(1)
+		if o.fetches.Add(1) <= o.Fail {
 			return errors.New("nats: connection closed (the test's outage)")
 		}
 		return nil
 	}}
 }
+
+// Failures is how many fetches have failed.
+func (o *FetchOutage) Failures() int64 { return min(o.fetches.Load(), o.Fail) }
 
 // HookJS hands out ordered consumers whose Fetch goes through Before and
 // After: a broker that fails (Before returns an error, and the fetch fails

@@ -243,22 +243,13 @@ func TestHostileCDNFetchOutage(t *testing.T) {
 	js := apptest.Broker(t, DefaultStream, DefaultSubject)
 	lines := generate(3000, 499, 10)
 	last := publish(t, js, lines)
-	var outage apptest.FetchOutage
+	outage := &apptest.FetchOutage{Fail: 4}
 	sink := sqliteSink(t)
 	a, logs := newApp(t, Config{JS: outage.Wrap(js), Function: udf(t, engine.Thread), Sink: sink, FetchSize: 100, StopAt: last})
-	outage.Down.Store(true)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	apptest.WaitFor(t, "failed fetches", func() bool { return outage.Failures.Load() >= 4 })
-	outage.Down.Store(false)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	runToEnd(t, a)
 	checkTable(t, sink, lines)
-	if n := countLogged(logs.String(), "fetch failed"); n != 1 {
-		t.Errorf("%d failed fetches logged %d times, want once:\n%s", outage.Failures.Load(), n, logs)
+	if n := countLogged(logs.String(), "fetch failed"); n != 1 || outage.Failures() != 4 {
+		t.Errorf("%d failed fetches logged %d times, want 4 logged once:\n%s", outage.Failures(), n, logs)
 	}
 	if n := countLogged(logs.String(), "fetch works again"); n != 1 {
 		t.Errorf("the end of the outage logged %d times, want once:\n%s", n, logs)

@@ -53,19 +53,13 @@ func TestHostileFeaturesFetchOutage(t *testing.T) {
 	msgs := messages(1500, 499, 89, 22)
 	js := apptest.Broker(t, DefaultStream, DefaultSubject)
 	last := publish(t, js, msgs)
-	var outage apptest.FetchOutage
+	outage := &apptest.FetchOutage{Fail: 4}
 	sink := sqliteSink(t, "")
 	a, logs := newApp(t, engine.Thread, Config{JS: outage.Wrap(js), Sink: sink, FetchSize: 100, StopAt: last})
-	outage.Down.Store(true)
-	done := runInBackground(a)
-	apptest.WaitFor(t, "failed fetches", func() bool { return outage.Failures.Load() >= 4 })
-	outage.Down.Store(false)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	runToEnd(t, a)
 	checkTables(t, sink, msgs)
-	if n := strings.Count(logs.String(), "fetch failed"); n != 1 {
-		t.Errorf("%d failed fetches logged %d times, want once:\n%s", outage.Failures.Load(), n, logs.String())
+	if n := strings.Count(logs.String(), "fetch failed"); n != 1 || outage.Failures() != 4 {
+		t.Errorf("%d failed fetches logged %d times, want 4 logged once:\n%s", outage.Failures(), n, logs.String())
 	}
 	if !strings.Contains(logs.String(), "fetch works again") {
 		t.Errorf("the end of the outage was not logged:\n%s", logs.String())
